@@ -1,0 +1,80 @@
+"""The surface every fleet cluster offers, whichever cloud built it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import ClusterSpec
+
+
+class FleetCluster(pulumi.ComponentResource):
+    """Base of EksCluster, AksCluster and ExistingCluster: one surface for the rest of the program.
+
+    Subclasses build the cloud resources, then call `_finish` with what they made.
+    """
+
+    spec: ClusterSpec
+    """The validated config this cluster was built from."""
+    provider: k8s.Provider
+    """The Kubernetes provider for this cluster; every Kubernetes resource on it names it."""
+    kubeconfig: pulumi.Output[str]
+    """Admin kubeconfig (a Pulumi secret)."""
+    api_server_url: pulumi.Output[str]
+    """https:// URL of the API server, as other clusters reach it."""
+    ca_data: pulumi.Output[str]
+    """Base64 PEM of the API server's certificate authority."""
+    egress_cidrs: pulumi.Output[list[str]]
+    """Public addresses (as /32 CIDRs) that this cluster's outbound traffic leaves from."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def cloud(self) -> str:
+        return self.spec.cloud
+
+    @property
+    def region(self) -> str:
+        return self.spec.region
+
+    def _finish(
+        self,
+        *,
+        kubeconfig: pulumi.Input[str],
+        api_server_url: pulumi.Input[str],
+        ca_data: pulumi.Input[str],
+        egress_cidrs: pulumi.Input[Sequence[str]],
+        provider_depends_on: Sequence[pulumi.Resource] = (),
+        context: str | None = None,
+    ) -> None:
+        """Create the cluster's Kubernetes provider and register the common outputs.
+
+        The provider depends on the node pool as well as the control plane: every Kubernetes
+        resource then waits for nodes on create and, in reverse, is deleted while nodes still
+        run. That is what lets LoadBalancer Services release their cloud load balancers before
+        the network under them is removed.
+        """
+        self.kubeconfig = pulumi.Output.secret(kubeconfig)
+        self.api_server_url = pulumi.Output.from_input(api_server_url)
+        self.ca_data = pulumi.Output.from_input(ca_data)
+        self.egress_cidrs = pulumi.Output.from_input(egress_cidrs).apply(sorted)
+        self.provider = k8s.Provider(
+            f"{self.name}-k8s",
+            kubeconfig=self.kubeconfig,
+            context=context,
+            # A stable identity: a refreshed kubeconfig (new token, new cert) must not make
+            # the provider, and with it every object on the cluster, look replaced.
+            cluster_identifier=self.name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(provider_depends_on)),
+        )
+        self.register_outputs(
+            {
+                "apiServerUrl": self.api_server_url,
+                "egressCidrs": self.egress_cidrs,
+                "kubeconfig": self.kubeconfig,
+            }
+        )

@@ -1,0 +1,347 @@
+"""The fleet's stack configuration: a typed, validated model of what users write in Pulumi.<stack>.yaml."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+
+NAMESPACE = "ocm-fleet"
+"""The config namespace: every key is `ocm-fleet:<key>`."""
+
+CLOUDS = ("aws", "azure", "existing")
+
+DEFAULT_NODE_SIZE = {"aws": "t3.large", "azure": "Standard_D4s_v5"}
+DEFAULT_NODE_COUNT = 2
+DEFAULT_KUBERNETES_VERSION = "1.35"
+DEFAULT_OCM_VERSION = "1.3.1"
+
+# Names end up inside cloud resource names with suffixes appended (Pulumi's 8-character
+# auto-name suffix, role suffixes such as "-node-role"). IAM role names stop at 64 characters
+# and AKS dnsPrefix at 54; an OCM ManagedCluster name is a DNS-1123 label (63).
+MAX_NAME_LENGTH = {"aws": 32, "azure": 40, "existing": 63}
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_K8S_MINOR = re.compile(r"^1\.(\d{2})$")
+_OCM_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+_AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_AZURE_REGION = re.compile(r"^[a-z][a-z0-9]+$")
+
+CLUSTER_KEYS = frozenset(
+    {
+        "name",
+        "cloud",
+        "region",
+        "nodeCount",
+        "nodeSize",
+        "kubernetesVersion",
+        "context",
+        "kubeconfig",
+        "apiServerUrl",
+        "egressIps",
+    }
+)
+
+EKS_HUB_REASON = (
+    "the hub must run on azure or an existing cluster: EKS does not sign certificate signing "
+    "requests with 'client auth' usage (aws/containers-roadmap#1856), so the OCM hub's CSR "
+    "registration cannot admit any cluster"
+)
+
+
+class FleetConfigError(pulumi.RunError):
+    """Raised with every configuration problem at once, before any resource is registered."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"Invalid ocm-fleet configuration ({len(problems)} problem"
+            f"{'' if len(problems) == 1 else 's'}); fix Pulumi.<stack>.yaml:\n{lines}"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterSpec:
+    """One cluster of the fleet, as validated from config."""
+
+    name: str
+    """DNS-1123 label; the OCM ManagedCluster name and the prefix of every cloud resource."""
+    cloud: str
+    """`aws` (EKS), `azure` (AKS) or `existing` (a cluster you already run)."""
+    region: str
+    """Cloud region; for `existing`, a free-form label (default `existing`)."""
+    node_count: int = DEFAULT_NODE_COUNT
+    """Nodes in the cluster's node group or pool."""
+    node_size: str = ""
+    """Instance type (aws) or VM size (azure)."""
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    """Kubernetes MAJOR.MINOR."""
+    context: str | None = None
+    """existing only: kubeconfig context to use."""
+    kubeconfig: str | None = None
+    """existing only: path to the kubeconfig file."""
+    api_server_url: str | None = None
+    """existing only: the API server URL other clusters use to reach this one."""
+    egress_ips: tuple[str, ...] = ()
+    """existing only: the public addresses this cluster's traffic leaves from."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetConfig:
+    """The whole validated stack configuration."""
+
+    hub: ClusterSpec
+    """The main cluster: OCM hub, database and public load balancer."""
+    clusters: tuple[ClusterSpec, ...]
+    """Application clusters; each becomes an OCM ManagedCluster."""
+    api_allowed_cidrs: tuple[str, ...]
+    """Who may reach the Kubernetes API servers (operators, CI)."""
+    ocm_version: str = DEFAULT_OCM_VERSION
+    """OCM release, also the Helm chart version of cluster-manager and klusterlet."""
+    protect_data: bool = False
+    """Protect the database volume against deletion and replacement."""
+    all_clusters: tuple[ClusterSpec, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "all_clusters", (self.hub, *self.clusters))
+
+
+def _fmt(value: Any) -> str:
+    return repr(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_cidr(key: str, value: Any, problems: list[str]) -> str | None:
+    if not isinstance(value, str):
+        problems.append(f"{key}: {_fmt(value)} is not a CIDR string such as '203.0.113.0/24'")
+        return None
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as err:
+        problems.append(f"{key}: {_fmt(value)} is not a valid CIDR ({err})")
+        return None
+
+
+def _parse_cluster(key: str, raw: Any, problems: list[str], *, is_hub: bool) -> ClusterSpec | None:
+    if not isinstance(raw, Mapping):
+        problems.append(
+            f"{key}: {_fmt(raw)} must be a mapping with at least 'name', 'cloud' and 'region'"
+        )
+        return None
+    before = len(problems)
+    for unknown in sorted(set(raw) - CLUSTER_KEYS):
+        problems.append(
+            f"{key}.{unknown}: unknown key (known keys: {', '.join(sorted(CLUSTER_KEYS))})"
+        )
+
+    cloud = raw.get("cloud")
+    if cloud not in CLOUDS:
+        problems.append(f"{key}.cloud: {_fmt(cloud)} is not one of {', '.join(CLOUDS)}")
+        cloud = None
+    elif is_hub and cloud == "aws":
+        problems.append(f"{key}.cloud: 'aws' is not supported for the hub: {EKS_HUB_REASON}")
+
+    name = raw.get("name")
+    if not isinstance(name, str) or not _DNS_LABEL.match(name):
+        problems.append(
+            f"{key}.name: {_fmt(name)} is not a DNS-1123 label "
+            "(lowercase letters, digits and '-', starting and ending with a letter or digit)"
+        )
+    elif cloud and len(name) > MAX_NAME_LENGTH[cloud]:
+        problems.append(
+            f"{key}.name: {_fmt(name)} is {len(name)} characters; {cloud} clusters allow at "
+            f"most {MAX_NAME_LENGTH[cloud]} (cloud resource names derive from it)"
+        )
+
+    region = raw.get("region")
+    if cloud in ("aws", "azure"):
+        pattern = _AWS_REGION if cloud == "aws" else _AZURE_REGION
+        if not isinstance(region, str) or not region:
+            problems.append(f"{key}.region: missing; {cloud} clusters need a region")
+        elif not pattern.match(region):
+            example = "eu-west-1" if cloud == "aws" else "westeurope"
+            problems.append(
+                f"{key}.region: {_fmt(region)} is not a {cloud} region name (e.g. {example!r})"
+            )
+    elif region is not None and (not isinstance(region, str) or not region):
+        problems.append(f"{key}.region: {_fmt(region)} must be a non-empty string")
+
+    node_count = raw.get("nodeCount", DEFAULT_NODE_COUNT)
+    if not _is_int(node_count) or node_count < 1:
+        problems.append(f"{key}.nodeCount: {_fmt(node_count)} must be an integer of at least 1")
+    elif node_count > 100:
+        problems.append(f"{key}.nodeCount: {_fmt(node_count)} is above the supported 100")
+
+    node_size = raw.get("nodeSize", DEFAULT_NODE_SIZE.get(cloud or "", ""))
+    if not isinstance(node_size, str) or (cloud in DEFAULT_NODE_SIZE and not node_size.strip()):
+        problems.append(f"{key}.nodeSize: {_fmt(node_size)} must be a non-empty string")
+
+    version = raw.get("kubernetesVersion", DEFAULT_KUBERNETES_VERSION)
+    if not isinstance(version, str) or not _K8S_MINOR.match(version):
+        problems.append(
+            f"{key}.kubernetesVersion: {_fmt(version)} must be MAJOR.MINOR, such as "
+            f"'{DEFAULT_KUBERNETES_VERSION}' (quote it in YAML so 1.30 does not become 1.3)"
+        )
+
+    existing_only = ("context", "kubeconfig", "apiServerUrl", "egressIps")
+    egress_ips: list[str] = []
+    api_server_url = raw.get("apiServerUrl")
+    if cloud == "existing":
+        for opt in ("context", "kubeconfig"):
+            if opt in raw and (not isinstance(raw[opt], str) or not raw[opt]):
+                problems.append(f"{key}.{opt}: {_fmt(raw[opt])} must be a non-empty string")
+        if api_server_url is not None and (
+            not isinstance(api_server_url, str) or not api_server_url.startswith("https://")
+        ):
+            problems.append(f"{key}.apiServerUrl: {_fmt(api_server_url)} must be an https:// URL")
+        if is_hub and api_server_url is None:
+            problems.append(
+                f"{key}.apiServerUrl: missing; an existing hub needs the https:// URL at which "
+                "the application clusters reach its API server"
+            )
+        raw_ips = raw.get("egressIps")
+        if not isinstance(raw_ips, list) or not raw_ips:
+            problems.append(
+                f"{key}.egressIps: {_fmt(raw_ips)} must be a non-empty list of the public "
+                "addresses (CIDRs) this cluster's traffic leaves from; the database and edge "
+                "allowlists are built from them"
+            )
+        else:
+            for i, ip in enumerate(raw_ips):
+                cidr = _check_cidr(f"{key}.egressIps[{i}]", ip, problems)
+                if cidr:
+                    egress_ips.append(cidr)
+    elif cloud is not None:
+        for opt in existing_only:
+            if opt in raw:
+                problems.append(
+                    f"{key}.{opt}: only valid with cloud: existing "
+                    f"(a {cloud} cluster's value comes from the cloud)"
+                )
+
+    if len(problems) > before:
+        return None
+    return ClusterSpec(
+        name=name,
+        cloud=cloud,
+        region=region or "existing",
+        node_count=node_count,
+        node_size=node_size,
+        kubernetes_version=version,
+        context=raw.get("context"),
+        kubeconfig=raw.get("kubeconfig"),
+        api_server_url=api_server_url,
+        egress_ips=tuple(egress_ips),
+    )
+
+
+def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
+    """Validate raw config values (keys without the namespace) into a FleetConfig.
+
+    Every problem is collected and raised at once in a FleetConfigError.
+    """
+    problems: list[str] = []
+
+    hub_raw = raw.get("hub")
+    if hub_raw is None:
+        problems.append(f"{NAMESPACE}:hub: missing; set the main cluster (name, cloud, region)")
+        hub = None
+    else:
+        hub = _parse_cluster(f"{NAMESPACE}:hub", hub_raw, problems, is_hub=True)
+
+    clusters: list[ClusterSpec] = []
+    clusters_raw = raw.get("clusters")
+    key = f"{NAMESPACE}:clusters"
+    if not isinstance(clusters_raw, list):
+        problems.append(
+            f"{key}: {_fmt(clusters_raw)} must be a list of application clusters "
+            "(each with name, cloud and region)"
+        )
+    elif not clusters_raw:
+        problems.append(f"{key}: the list is empty; the fleet needs at least one app cluster")
+    else:
+        for i, item in enumerate(clusters_raw):
+            spec = _parse_cluster(f"{key}[{i}]", item, problems, is_hub=False)
+            if spec:
+                clusters.append(spec)
+
+    names: dict[str, str] = {}
+    raw_names = [(f"{NAMESPACE}:hub.name", hub_raw)]
+    if isinstance(clusters_raw, list):
+        raw_names += [(f"{key}[{i}].name", c) for i, c in enumerate(clusters_raw)]
+    for where, item in raw_names:
+        name = item.get("name") if isinstance(item, Mapping) else None
+        if not isinstance(name, str):
+            continue
+        if name in names:
+            problems.append(
+                f"{where}: {name!r} is already used by {names[name]}; cluster names are unique"
+            )
+        else:
+            names[name] = where
+
+    cidrs: list[str] = []
+    cidrs_raw = raw.get("apiAllowedCidrs")
+    key = f"{NAMESPACE}:apiAllowedCidrs"
+    if not isinstance(cidrs_raw, list) or not cidrs_raw:
+        problems.append(
+            f"{key}: {_fmt(cidrs_raw)} must be a non-empty list of CIDRs that may reach the "
+            "Kubernetes API servers (your workstation's and CI's public addresses)"
+        )
+    else:
+        for i, value in enumerate(cidrs_raw):
+            cidr = _check_cidr(f"{key}[{i}]", value, problems)
+            if cidr:
+                cidrs.append(cidr)
+
+    ocm_version = raw.get("ocmVersion", DEFAULT_OCM_VERSION)
+    if not isinstance(ocm_version, str) or not _OCM_VERSION.match(ocm_version):
+        problems.append(
+            f"{NAMESPACE}:ocmVersion: {_fmt(ocm_version)} must be an OCM release such as "
+            f"'{DEFAULT_OCM_VERSION}' (no leading 'v')"
+        )
+
+    protect_data = raw.get("protectData", False)
+    if not isinstance(protect_data, bool):
+        problems.append(f"{NAMESPACE}:protectData: {_fmt(protect_data)} must be true or false")
+
+    if problems:
+        raise FleetConfigError(problems)
+    assert hub is not None
+    return FleetConfig(
+        hub=hub,
+        clusters=tuple(clusters),
+        api_allowed_cidrs=tuple(cidrs),
+        ocm_version=ocm_version,
+        protect_data=protect_data,
+    )
+
+
+def load_fleet_config() -> FleetConfig:
+    """Read and validate the `ocm-fleet:*` stack config."""
+    cfg = pulumi.Config(NAMESPACE)
+    raw: dict[str, Any] = {}
+    problems: list[str] = []
+    for key in ("hub", "clusters", "apiAllowedCidrs"):
+        try:
+            value = cfg.get_object(key)
+        except ValueError as err:  # structured keys arrive as JSON; a bare scalar is an error
+            problems.append(f"{NAMESPACE}:{key}: cannot be parsed as a YAML structure ({err})")
+            continue
+        if value is not None:
+            raw[key] = value
+    if (ocm_version := cfg.get("ocmVersion")) is not None:
+        raw["ocmVersion"] = ocm_version
+    if (protect := cfg.get("protectData")) is not None:
+        raw["protectData"] = {"true": True, "false": False}.get(protect.lower(), protect)
+    if problems:
+        raise FleetConfigError(problems)
+    return parse_fleet_config(raw)

@@ -1,0 +1,75 @@
+"""Shared fixtures: fleet configs, and whole-program runs under mocks (see harness.py)."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import ROOT, Graph, load_stack_config, run_program  # noqa: E402
+
+SHARED_REFERENCE = ROOT.parent / "shared" / "reference" / "ocm-v1.3.1"
+
+
+def dev_config() -> dict[str, Any]:
+    """The config of the dev stack, exactly as Pulumi.dev.yaml has it."""
+    return load_stack_config(ROOT / "Pulumi.dev.yaml")
+
+
+def large_config() -> dict[str, Any]:
+    """Six app clusters over both clouds and four regions."""
+    return {
+        "ocm-fleet:hub": {"name": "main", "cloud": "azure", "region": "westeurope"},
+        "ocm-fleet:clusters": [
+            {"name": "aws-ie", "cloud": "aws", "region": "eu-west-1"},
+            {"name": "aws-us", "cloud": "aws", "region": "us-east-1", "nodeCount": 3},
+            {"name": "aws-jp", "cloud": "aws", "region": "ap-northeast-1", "nodeSize": "m6i.large"},
+            {"name": "az-nl", "cloud": "azure", "region": "westeurope"},
+            {"name": "az-us", "cloud": "azure", "region": "eastus2", "kubernetesVersion": "1.34"},
+            {"name": "az-br", "cloud": "azure", "region": "brazilsouth"},
+        ],
+        "ocm-fleet:apiAllowedCidrs": ["203.0.113.0/24", "198.51.100.7/32"],
+    }
+
+
+FLEETS = {"dev": dev_config, "large": large_config}
+
+_CACHE: dict[tuple[str, bool], Graph] = {}
+
+
+def fleet_graph(fleet: str, preview: bool) -> Graph:
+    """A whole-program run of a named fleet, cached: the graph is read-only for tests."""
+    key = (fleet, preview)
+    if key not in _CACHE:
+        _CACHE[key] = run_program(FLEETS[fleet](), preview=preview)
+    return _CACHE[key]
+
+
+@pytest.fixture(params=[(f, p) for f in FLEETS for p in (False, True)],
+                ids=lambda fp: f"{fp[0]}-{'preview' if fp[1] else 'update'}")
+def any_graph(request) -> Graph:
+    """Each fleet, in update mode and in preview mode (every cloud output unknown)."""
+    fleet, preview = request.param
+    return fleet_graph(fleet, preview)
+
+
+@pytest.fixture
+def dev() -> dict[str, Any]:
+    return copy.deepcopy(dev_config())
+
+
+@pytest.fixture
+def large() -> dict[str, Any]:
+    return copy.deepcopy(large_config())
+
+
+@pytest.fixture
+def shared_reference() -> Path:
+    if not SHARED_REFERENCE.is_dir():
+        pytest.skip(f"upstream reference data not found at {SHARED_REFERENCE} (the shared/ folder)")
+    return SHARED_REFERENCE

@@ -1,0 +1,376 @@
+"""Runs the whole Pulumi program under mocks and records the resource graph it declares."""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+import json
+import runpy
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = ROOT / "__main__.py"
+PROJECT = "ocm-fleet"
+SECRET_SIG = rpc._special_secret_sig  # the marker the SDK puts on secret values on the wire
+UNKNOWN = rpc.UNKNOWN
+
+FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIfake\n-----END CERTIFICATE-----\n")
+
+
+def fake_kubeconfig(server: str) -> str:
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "c",
+                    "cluster": {"server": server, "certificate-authority-data": FAKE_CA.decode()},
+                }
+            ],
+            "users": [{"name": "u", "user": {"token": "fake-admin-token"}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+            "current-context": "c",
+        }
+    )
+
+
+@dataclass
+class Registered:
+    """One resource registration as the engine received it."""
+
+    type: str
+    name: str
+    urn: str
+    parent: str
+    provider: str
+    custom: bool
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    options: dict[str, Any]
+    inputs: dict[str, Any]
+    """Inputs with secrets unwrapped and unknowns as pulumi.runtime.rpc.UNKNOWN."""
+    wire_inputs: dict[str, Any]
+    """Inputs as sent on the wire: secret values are wrapped in the secret signature."""
+
+    @property
+    def provider_urn(self) -> str:
+        return self.provider.rsplit("::", 1)[0] if self.provider else ""
+
+    def __repr__(self) -> str:
+        return f"<{self.type} {self.name}>"
+
+
+@dataclass
+class Graph:
+    """The program's declared graph: resources in registration order, and stack outputs."""
+
+    resources: list[Registered] = field(default_factory=list)
+    stack_outputs: dict[str, Any] = field(default_factory=dict)
+    stack_wire_outputs: dict[str, Any] = field(default_factory=dict)
+    logs: list[str] = field(default_factory=list)
+
+    @property
+    def by_urn(self) -> dict[str, Registered]:
+        return {r.urn: r for r in self.resources}
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str, type_: str | None = None) -> Registered:
+        found = [r for r in self.resources if r.name == name and (type_ is None or r.type == type_)]
+        assert len(found) == 1, f"expected one resource named {name!r} ({type_}), found {found}"
+        return found[0]
+
+    def direct_deps(self, res: Registered) -> set[str]:
+        """Everything the engine orders `res` after: dependencies, property deps, parent, provider."""
+        deps = set(res.dependencies)
+        for urns in res.property_dependencies.values():
+            deps.update(urns)
+        if res.provider_urn:
+            deps.add(res.provider_urn)
+        return deps
+
+    def depends_on(self, res: Registered, target: Registered) -> bool:
+        """True when `res` transitively depends on `target`, so destroy deletes `res` first.
+
+        Children of a component count as depended on through the component: the engine waits
+        for a component's children when something depends on the component.
+        """
+        by_urn = self.by_urn
+        children: dict[str, list[str]] = {}
+        for r in self.resources:
+            children.setdefault(r.parent, []).append(r.urn)
+        seen: set[str] = set()
+        todo = list(self.direct_deps(res))
+        while todo:
+            urn = todo.pop()
+            if urn in seen:
+                continue
+            seen.add(urn)
+            if urn == target.urn:
+                return True
+            node = by_urn.get(urn)
+            if node is None:
+                continue
+            todo.extend(self.direct_deps(node))
+            todo.extend(children.get(urn, []))
+        return False
+
+    def ancestors(self, res: Registered) -> Iterator[Registered]:
+        by_urn = self.by_urn
+        parent = by_urn.get(res.parent)
+        while parent is not None:
+            yield parent
+            parent = by_urn.get(parent.parent)
+
+
+def is_secret(wire_value: Any) -> bool:
+    return isinstance(wire_value, dict) and wire_value.get(rpc._special_sig_key) == SECRET_SIG
+
+
+def is_unknown(value: Any) -> bool:
+    """True for a value the engine does not know yet (preview of a resource not yet created)."""
+    return isinstance(value, pulumi.output.Unknown) or value == UNKNOWN
+
+
+def wire_get(wire: Mapping[str, Any], *path: str) -> Any:
+    """Walk a wire-format dict; a secret wrapper anywhere on the path is reported as secret."""
+    value: Any = wire
+    for key in path:
+        if is_secret(value):
+            return value
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def contains_plain(wire: Any, needle: str) -> bool:
+    """True when `needle` occurs in `wire` outside any secret wrapper."""
+    if is_secret(wire):
+        return False
+    if isinstance(wire, dict):
+        return any(contains_plain(v, needle) for v in wire.values())
+    if isinstance(wire, list):
+        return any(contains_plain(v, needle) for v in wire)
+    return isinstance(wire, str) and needle in wire
+
+
+def _clean_wire(value: Any) -> Any:
+    """Turn protobuf Struct JSON into plain JSON, keeping secret wrappers."""
+    return json.loads(json.dumps(value))
+
+
+class FleetMocks(Mocks):
+    """Realistic cloud outputs by type token; in preview, what the cloud computes is unknown."""
+
+    def __init__(self, preview: bool):
+        self.preview = preview
+        self.counter = 0
+
+    def _computed(self, value: Any) -> Any:
+        return UNKNOWN if self.preview else value
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
+        self.counter += 1
+        n = self.counter
+        state = dict(args.inputs)
+        t, name = args.typ, args.name
+        c = self._computed
+        ip = f"198.51.100.{n % 250 + 1}"
+        if t == "aws:ec2/eip:Eip":
+            state.update(publicIp=c(ip), allocationId=c(f"eipalloc-{n:08x}"))
+        elif t == "aws:eks/cluster:Cluster":
+            state.update(
+                name=state.get("name") or name,
+                endpoint=c(f"https://{n:08X}.gr7.{name}.eks.amazonaws.com"),
+                certificateAuthority=c({"data": FAKE_CA.decode()}),
+                arn=c(f"arn:aws:eks:eu-west-1:123456789012:cluster/{name}"),
+                identities=c([{"oidcs": [{"issuer": f"https://oidc.eks/{n}"}]}]),
+            )
+        elif t.startswith("aws:") and t.endswith(("Role", "Key", "Policy")):
+            state.update(arn=c(f"arn:aws:iam::123456789012:{name}"), name=state.get("name", name))
+        elif t == "azure-native:network:PublicIPAddress":
+            state.update(ipAddress=c(ip))
+        elif t == "azure-native:containerservice:ManagedCluster":
+            state.update(
+                fqdn=c(f"{name}-{n:06x}.hcp.westeurope.azmk8s.io"),
+                identity=c({"principalId": f"00000000-0000-0000-0000-{n:012d}", "type": "x"}),
+            )
+        elif t == "azure-native:resources:ResourceGroup":
+            state.update(name=state.get("resourceGroupName") or f"{name}{n:06x}")
+        elif t == "kubernetes:core/v1:Service" and (state.get("spec") or {}).get(
+            "type"
+        ) == "LoadBalancer":
+            ingress = {"hostname": f"a{n}.elb.amazonaws.com"} if n % 2 else {"ip": ip}
+            state["status"] = c({"loadBalancer": {"ingress": [ingress]}})
+        elif t == "random:index/randomPassword:RandomPassword":
+            state.update(result=c(f"generated-password-{n:04d}"))
+        if t.startswith(("aws:", "azure-native:")) and "arn" not in state:
+            state.setdefault("arn", c(f"arn:aws:mock:::{name}"))
+        return (f"{name}-id" if not self.preview else None, state)
+
+    def call(self, args: MockCallArgs) -> tuple[dict, list] | dict:
+        tok = args.token
+        if tok == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            region = "eu-west-1"
+            return {"names": [f"{region}{z}" for z in "abc"], "zoneIds": ["a", "b", "c"]}
+        if tok == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": "123456789012",
+                "arn": "arn:aws:iam::123456789012:role/deployer",
+                "userId": "AIDAEXAMPLE",
+            }
+        if tok == "aws:iam/getSessionContext:getSessionContext":
+            return {"issuerArn": "arn:aws:iam::123456789012:role/deployer"}
+        if tok == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com"}
+        if tok == "azure-native:containerservice:listManagedClusterAdminCredentials":
+            server = f"https://{args.args.get('resourceName', 'aks')}.hcp.azmk8s.io:443"
+            value = base64.b64encode(fake_kubeconfig(server).encode()).decode()
+            return {"kubeconfigs": [{"name": "clusterAdmin", "value": value}]}
+        if tok == "azure-native:authorization:getClientConfig":
+            return {
+                "clientId": "11111111-1111-1111-1111-111111111111",
+                "objectId": "22222222-2222-2222-2222-222222222222",
+                "subscriptionId": "33333333-3333-3333-3333-333333333333",
+                "tenantId": "44444444-4444-4444-4444-444444444444",
+            }
+        raise NotImplementedError(f"the mocks have no answer for invoke {tok}")
+
+
+class RecordingMonitor(MockMonitor):
+    """A MockMonitor that records every registration's graph edges, options and inputs."""
+
+    def __init__(self, mocks: Mocks, graph: Graph):
+        super().__init__(mocks)
+        self.graph = graph
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        wire = _clean_wire(json_format.MessageToDict(request.object))
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        options: dict[str, Any] = {
+            "protect": request.protect if request.HasField("protect") else False,
+            "retainOnDelete": request.retainOnDelete
+            if request.HasField("retainOnDelete")
+            else False,
+            "deleteBeforeReplace": request.deleteBeforeReplace,
+            "ignoreChanges": list(request.ignoreChanges),
+            "replaceOnChanges": list(request.replaceOnChanges),
+            "additionalSecretOutputs": list(request.additionalSecretOutputs),
+            "deletedWith": request.deletedWith,
+            "customTimeouts": {
+                "create": request.customTimeouts.create,
+                "update": request.customTimeouts.update,
+                "delete": request.customTimeouts.delete,
+            },
+            "version": request.version,
+            "pluginDownloadURL": request.pluginDownloadURL,
+        }
+        self.graph.resources.append(
+            Registered(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                parent=request.parent,
+                provider=request.provider,
+                custom=request.custom,
+                dependencies=list(request.dependencies),
+                property_dependencies={
+                    k: list(v.urns) for k, v in request.propertyDependencies.items()
+                },
+                options=options,
+                inputs=_plain(inputs),
+                wire_inputs=wire,
+            )
+        )
+        return response
+
+    def RegisterResourceOutputs(self, request):
+        if request.urn.split("::")[2] == "pulumi:pulumi:Stack":
+            self.graph.stack_wire_outputs = _clean_wire(json_format.MessageToDict(request.outputs))
+            self.graph.stack_outputs = _plain(
+                rpc.deserialize_properties(request.outputs, keep_unknowns=True)
+            )
+        return super().RegisterResourceOutputs(request)
+
+
+def _plain(value: Any) -> Any:
+    if is_secret(value):
+        return _plain(value["value"])
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _LogCapture:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+
+    def _add(self, msg: str, *args: Any, **_: Any) -> None:
+        self.graph.logs.append(msg % args if args else msg)
+
+    debug = info = warning = error = _add
+
+
+def config_values(config: Mapping[str, Any]) -> dict[str, str]:
+    """Stack config as the engine passes it: `ocm-fleet:key` -> string (JSON for structures)."""
+    out = {}
+    for key, value in config.items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        out[full] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def run_program(
+    config: Mapping[str, Any],
+    *,
+    preview: bool = False,
+    stack: str = "dev",
+    program: Callable[[], Any] | None = None,
+) -> Graph:
+    """Run `__main__.py` (or `program`) once under mocks, in a fresh Pulumi runtime context.
+
+    Raises whatever the program raises (e.g. a FleetConfigError).
+    """
+    graph = Graph()
+
+    def _run() -> None:
+        mocks = FleetMocks(preview)
+        monitor = RecordingMonitor(mocks, graph)
+        pulumi.runtime.mocks.set_mocks(
+            mocks,
+            project=PROJECT,
+            stack=stack,
+            preview=preview,
+            monitor=monitor,
+            logger=_LogCapture(graph),  # type: ignore[arg-type]
+        )
+        pulumi.runtime.set_all_config(config_values(config))
+        pulumi.runtime.settings.ROOT.set(None)  # run_in_stack makes the one root Stack
+        body = program or (lambda: runpy.run_path(str(MAIN), run_name="__main__"))
+        _sync_await(run_in_stack(body))
+
+    contextvars.Context().run(_run)
+    return graph
+
+
+def load_stack_config(path: Path) -> dict[str, Any]:
+    """The `config:` block of a Pulumi.<stack>.yaml, with structured values kept as data."""
+    data = yaml.safe_load(path.read_text())
+    return dict(data.get("config") or {})
