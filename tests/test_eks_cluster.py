@@ -1,0 +1,399 @@
+"""EksCluster built alone under mocks: its graph, security defaults, providers and kubeconfig."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+import harness
+import pulumi
+import pytest
+import yaml
+from harness import Graph, Registered, run_program
+
+from components.config import ClusterSpec
+from components.eks_cluster import (
+    CLUSTER_LOG_TYPES,
+    EBS_CSI_SERVICE_ACCOUNT,
+    EksCluster,
+    EksClusterArgs,
+    ami_type_for,
+)
+
+ALLOWED = ("203.0.113.0/24", "198.51.100.7/32")
+MODES = pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+
+T_ADDON = "aws:eks/addon:Addon"
+T_ATTACH = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+T_CLUSTER = "aws:eks/cluster:Cluster"
+T_EIP = "aws:ec2/eip:Eip"
+T_K8S = "pulumi:providers:kubernetes"
+T_KEY = "aws:kms/key:Key"
+T_LT = "aws:ec2/launchTemplate:LaunchTemplate"
+T_NAT = "aws:ec2/natGateway:NatGateway"
+T_NODES = "aws:eks/nodeGroup:NodeGroup"
+T_AWS = "pulumi:providers:aws"
+T_ROLE = "aws:iam/role:Role"
+T_SUBNET = "aws:ec2/subnet:Subnet"
+
+
+def spec(name: str = "app-ie", region: str = "eu-west-1", **kw) -> ClusterSpec:
+    return ClusterSpec(name=name, cloud="aws", region=region, node_size="t3.large", **kw)
+
+
+def build(*specs: ClusterSpec, preview: bool = False) -> Graph:
+    def program() -> None:
+        for s in specs or (spec(),):
+            cluster = EksCluster(s.name, EksClusterArgs(spec=s, api_allowed_cidrs=ALLOWED))
+            pulumi.export(f"{s.name}-egress", cluster.egress_cidrs)
+
+    return run_program({}, preview=preview, program=program)
+
+
+_GRAPHS: dict[bool, Graph] = {}
+
+
+def graph_for(preview: bool) -> Graph:
+    """One cluster `app-ie`, cached per mode: tests only read the graph."""
+    if preview not in _GRAPHS:
+        _GRAPHS[preview] = build(preview=preview)
+    return _GRAPHS[preview]
+
+
+def one(graph: Graph, type_: str) -> Registered:
+    found = graph.of_type(type_)
+    assert len(found) == 1, f"expected exactly one {type_}, found {found}"
+    return found[0]
+
+
+def pdeps(res: Registered, prop: str) -> set[str]:
+    return set(res.property_dependencies.get(prop, []))
+
+
+def role_of(graph: Graph, name: str) -> Registered:
+    return graph.named(name, T_ROLE)
+
+
+def managed_policies(graph: Graph, role: Registered) -> set[str]:
+    return {
+        a.inputs["policyArn"].rsplit("/", 1)[-1]
+        for a in graph.of_type(T_ATTACH)
+        if role.urn in pdeps(a, "role")
+    }
+
+
+def addons(graph: Graph) -> dict[str, Registered]:
+    return {a.inputs["addonName"]: a for a in graph.of_type(T_ADDON)}
+
+
+# --- what one cluster is made of ------------------------------------------------------------
+
+
+@MODES
+def test_one_cluster_has_a_complete_network_and_control_plane(preview):
+    g = graph_for(preview)
+    assert len(g.of_type("aws:ec2/vpc:Vpc")) == 1, "EksCluster app-ie must create one VPC"
+    subnets = g.of_type(T_SUBNET)
+    assert len(subnets) >= 4, f"EksCluster app-ie needs >= 4 subnets, has {subnets}"
+    zones = {s.inputs["availabilityZone"] for s in subnets}
+    if not preview:
+        assert len(zones) >= 2, f"subnets of app-ie span only the zones {zones}"
+    nats, eips = g.of_type(T_NAT), g.of_type(T_EIP)
+    public = [s for s in subnets if s.inputs["tags"].get("kubernetes.io/role/elb") == "1"]
+    assert len(nats) == len(eips) == len(public) >= 2, (
+        f"app-ie needs one NAT gateway and Elastic IP per zone: {nats} {eips} {public}"
+    )
+    for nat in nats:
+        assert pdeps(nat, "allocationId") & {e.urn for e in eips}, f"{nat} has no Elastic IP"
+        assert pdeps(nat, "subnetId") <= {s.urn for s in public}, f"{nat} is not in a public subnet"
+    one(g, T_NODES)
+    one(g, T_LT)
+    assert one(g, T_KEY).inputs["enableKeyRotation"] is True, "KMS key of app-ie must rotate"
+    one(g, "aws:kms/alias:Alias")
+    assert set(addons(g)) == {
+        "vpc-cni",
+        "kube-proxy",
+        "coredns",
+        "eks-pod-identity-agent",
+        "aws-ebs-csi-driver",
+    }, f"add-ons of app-ie: {sorted(addons(g))}"
+
+
+@MODES
+def test_subnets_carry_the_load_balancer_role_tags(preview):
+    g = graph_for(preview)
+    for s in g.of_type(T_SUBNET):
+        tags = s.inputs["tags"]
+        assert tags.get("kubernetes.io/cluster/app-ie") == "shared", f"{s} lacks the cluster tag"
+        role = "elb" if s.name.startswith("app-ie-public") else "internal-elb"
+        assert tags.get(f"kubernetes.io/role/{role}") == "1", f"{s} lacks kubernetes.io/role/{role}"
+        assert s.inputs.get("mapPublicIpOnLaunch") is not True, f"{s} gives instances public IPs"
+    cidrs = [ipaddress.ip_network(s.inputs["cidrBlock"]) for s in g.of_type(T_SUBNET)]
+    vpc = ipaddress.ip_network(one(g, "aws:ec2/vpc:Vpc").inputs["cidrBlock"])
+    assert all(c.subnet_of(vpc) for c in cidrs), f"subnets {cidrs} outside the VPC {vpc}"
+    assert not any(a.overlaps(b) for i, a in enumerate(cidrs) for b in cidrs[i + 1 :])
+
+
+def test_egress_cidrs_are_the_nat_addresses_as_host_routes():
+    g = graph_for(False)
+    egress = g.stack_outputs["app-ie-egress"]
+    assert len(egress) == len(g.of_type(T_EIP)), f"app-ie egress {egress} vs its Elastic IPs"
+    assert egress == sorted(egress)
+    assert len(set(egress)) == len(egress), f"app-ie egress {egress} repeats an address"
+    for cidr in egress:
+        assert ipaddress.ip_network(cidr).prefixlen == 32, f"egress {cidr} is not a /32"
+
+
+def test_egress_cidrs_are_unknown_in_a_first_preview():
+    assert harness.is_unknown(graph_for(True).stack_outputs["app-ie-egress"])
+
+
+# --- security defaults ----------------------------------------------------------------------
+
+
+@MODES
+def test_control_plane_security_defaults(preview):
+    g = graph_for(preview)
+    eks = one(g, T_CLUSTER)
+    access = eks.inputs["accessConfig"]
+    assert access["authenticationMode"] == "API", "EKS app-ie must use access entries only"
+    assert access["bootstrapClusterCreatorAdminPermissions"] is False
+    enc = eks.inputs["encryptionConfig"]
+    assert enc["resources"] == ["secrets"], "EKS app-ie must encrypt Secrets"
+    assert one(g, T_KEY).urn in pdeps(eks, "encryptionConfig"), (
+        "EKS app-ie secrets encryption must use its own KMS key"
+    )
+    assert sorted(eks.inputs["enabledClusterLogTypes"]) == sorted(CLUSTER_LOG_TYPES)
+    assert len(CLUSTER_LOG_TYPES) == 5
+    vpc_config = eks.inputs["vpcConfig"]
+    assert vpc_config["endpointPrivateAccess"] is True
+    assert vpc_config["endpointPublicAccess"] is True
+    assert vpc_config["publicAccessCidrs"] == list(ALLOWED), (
+        "EKS app-ie public endpoint must be limited to apiAllowedCidrs"
+    )
+    private = {s.urn for s in g.of_type(T_SUBNET) if s.name.startswith("app-ie-private")}
+    assert pdeps(eks, "vpcConfig") >= private
+
+
+@MODES
+def test_deployer_gets_cluster_admin_through_an_access_entry(preview):
+    g = graph_for(preview)
+    entry = one(g, "aws:eks/accessEntry:AccessEntry")
+    assoc = one(g, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    # The role behind the session (from getSessionContext), never the session itself.
+    assert entry.inputs["principalArn"] == "arn:aws:iam::123456789012:role/deployer"
+    assert assoc.inputs["policyArn"].endswith(":cluster-access-policy/AmazonEKSClusterAdminPolicy")
+    assert assoc.inputs["accessScope"] == {"type": "cluster"}
+    assert entry.urn in pdeps(assoc, "principalArn"), "admin policy must follow its access entry"
+
+
+@MODES
+def test_nodes_run_in_private_subnets_with_imdsv2(preview):
+    g = graph_for(preview)
+    nodes, lt = one(g, T_NODES), one(g, T_LT)
+    private = {s.urn for s in g.of_type(T_SUBNET) if s.name.startswith("app-ie-private")}
+    assert pdeps(nodes, "subnetIds") == private, "node group app-ie-nodes must be private-only"
+    assert len(nodes.inputs["subnetIds"]) == len(private)
+    assert lt.urn in pdeps(nodes, "launchTemplate"), "node group must use its launch template"
+    meta = lt.inputs["metadataOptions"]
+    assert meta["httpTokens"] == "required", "launch template app-ie-nodes must require IMDSv2"
+    assert meta["httpEndpoint"] == "enabled"
+    assert 1 <= meta["httpPutResponseHopLimit"] <= 2
+    (root,) = lt.inputs["blockDeviceMappings"]
+    assert root["ebs"]["encrypted"] == "true" and root["ebs"]["volumeType"] == "gp3"
+    scaling = nodes.inputs["scalingConfig"]
+    assert scaling["desiredSize"] == scaling["minSize"] == 2
+    assert scaling["maxSize"] == 3
+    assert nodes.inputs["updateConfig"] == {"maxUnavailable": 1}
+    assert nodes.inputs["instanceTypes"] == ["t3.large"]
+
+
+@MODES
+def test_iam_roles_have_only_the_required_managed_policies(preview):
+    g = graph_for(preview)
+    expected = {
+        "app-ie-cluster-role": {"AmazonEKSClusterPolicy"},
+        "app-ie-node-role": {
+            "AmazonEKSWorkerNodePolicy",
+            "AmazonEKS_CNI_Policy",
+            "AmazonEC2ContainerRegistryReadOnly",
+        },
+        "app-ie-ebs-csi-role": {"AmazonEBSCSIDriverPolicy"},
+    }
+    assert {r.name for r in g.of_type(T_ROLE)} == set(expected)
+    for name, policies in expected.items():
+        role = role_of(g, name)
+        assert managed_policies(g, role) == policies, f"IAM role {name} policies"
+        assert not role.inputs.get("managedPolicyArns"), f"IAM role {name} has extra policies"
+    for attach in g.of_type(T_ATTACH):
+        assert attach.inputs["policyArn"].startswith("arn:aws:iam::aws:policy/"), attach
+
+
+@MODES
+def test_trust_policies(preview):
+    g = graph_for(preview)
+
+    def trust(name: str) -> tuple[str, set[str]]:
+        doc = json.loads(role_of(g, name).inputs["assumeRolePolicy"])
+        (stmt,) = doc["Statement"]
+        actions = stmt["Action"]
+        return stmt["Principal"]["Service"], {actions} if isinstance(actions, str) else set(actions)
+
+    assert trust("app-ie-cluster-role") == ("eks.amazonaws.com", {"sts:AssumeRole"})
+    assert trust("app-ie-node-role") == ("ec2.amazonaws.com", {"sts:AssumeRole"})
+    assert trust("app-ie-ebs-csi-role") == (
+        "pods.eks.amazonaws.com",
+        {"sts:AssumeRole", "sts:TagSession"},
+    )
+
+
+@MODES
+def test_ebs_csi_driver_gets_its_role_through_pod_identity(preview):
+    g = graph_for(preview)
+    assoc = one(g, "aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    assert assoc.inputs["namespace"] == "kube-system"
+    assert assoc.inputs["serviceAccount"] == EBS_CSI_SERVICE_ACCOUNT == "ebs-csi-controller-sa"
+    assert role_of(g, "app-ie-ebs-csi-role").urn in pdeps(assoc, "roleArn")
+    ebs = addons(g)["aws-ebs-csi-driver"]
+    assert g.depends_on(ebs, assoc), "EBS CSI add-on must start after its pod identity"
+    assert g.depends_on(ebs, addons(g)["eks-pod-identity-agent"])
+
+
+@MODES
+def test_addon_ordering_around_the_node_group(preview):
+    g = graph_for(preview)
+    nodes, by_name = one(g, T_NODES), addons(g)
+    for name in ("coredns", "aws-ebs-csi-driver"):
+        assert g.depends_on(by_name[name], nodes), f"add-on {name} must wait for app-ie-nodes"
+    for name in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):
+        assert g.depends_on(nodes, by_name[name]), f"app-ie-nodes must wait for add-on {name}"
+
+
+# --- providers ------------------------------------------------------------------------------
+
+
+@MODES
+def test_every_aws_resource_uses_the_cluster_provider(preview):
+    g = graph_for(preview)
+    prov = one(g, T_AWS)
+    component = one(g, "ocm-fleet:index:EksCluster")
+    assert prov.parent == component.urn
+    assert prov.inputs["region"] == "eu-west-1"
+    # Provider config reaches the engine JSON-encoded.
+    tags = json.loads(prov.inputs["defaultTags"])
+    assert tags["tags"] == {"ocm-fleet/cluster": "app-ie", "ManagedBy": "pulumi"}
+    aws_resources = [r for r in g.resources if r.type.startswith("aws:")]
+    assert aws_resources
+    for r in aws_resources:
+        assert r.provider.startswith(prov.urn + "::"), f"{r} does not use provider {prov.name}"
+        assert r.parent == component.urn, f"{r} is not a child of EksCluster app-ie"
+
+
+def test_every_aws_invoke_uses_the_cluster_provider(monkeypatch):
+    seen: list[tuple[str, str]] = []
+    original = harness.FleetMocks.call
+
+    def recording_call(self, args):
+        seen.append((args.token, args.provider))
+        return original(self, args)
+
+    monkeypatch.setattr(harness.FleetMocks, "call", recording_call)
+    g = build()
+    prov = one(g, T_AWS)
+    aws_calls = [(tok, p) for tok, p in seen if tok.startswith("aws:")]
+    assert {tok for tok, _ in aws_calls} >= {
+        "aws:index/getAvailabilityZones:getAvailabilityZones",
+        "aws:iam/getSessionContext:getSessionContext",
+    }
+    for tok, p in aws_calls:
+        assert p.startswith(prov.urn), f"invoke {tok} does not use provider {prov.name}"
+
+
+@MODES
+def test_two_clusters_in_two_regions_get_two_providers(preview):
+    g = build(spec("app-ie", "eu-west-1"), spec("app-us", "us-east-1"), preview=preview)
+    providers = {p.name: p for p in g.of_type(T_AWS)}
+    assert {n: p.inputs["region"] for n, p in providers.items()} == {
+        "app-ie-aws": "eu-west-1",
+        "app-us-aws": "us-east-1",
+    }
+    for r in g.resources:
+        if r.type.startswith("aws:"):
+            owner = r.name.split("-")[0] + "-" + r.name.split("-")[1]
+            assert r.provider.startswith(providers[f"{owner}-aws"].urn + "::"), (
+                f"{r} must use the provider of {owner}"
+            )
+    assert len(g.of_type(T_CLUSTER)) == 2
+
+
+# --- the Kubernetes provider ----------------------------------------------------------------
+
+
+@MODES
+def test_kubernetes_provider_uses_a_secret_exec_kubeconfig(preview):
+    g = graph_for(preview)
+    prov = one(g, T_K8S)
+    assert harness.is_secret(prov.wire_inputs["kubeconfig"]), "kubeconfig of app-ie must be secret"
+    assert prov.inputs["clusterIdentifier"] == "app-ie"
+    if preview:
+        assert harness.is_unknown(prov.inputs["kubeconfig"])
+        return
+    config = yaml.safe_load(prov.inputs["kubeconfig"])
+    (user,) = config["users"]
+    assert "token" not in user["user"], "kubeconfig of app-ie must not hold a static token"
+    exec_ = user["user"]["exec"]
+    assert exec_["command"] == "aws"
+    assert exec_["args"] == [
+        "eks",
+        "get-token",
+        "--cluster-name",
+        "app-ie",
+        "--region",
+        "eu-west-1",
+        "--output",
+        "json",
+    ]
+    assert exec_["interactiveMode"] == "Never"
+    (cluster,) = config["clusters"]
+    assert cluster["cluster"]["server"].startswith("https://")
+    assert cluster["cluster"]["certificate-authority-data"] == harness.FAKE_CA.decode()
+
+
+@MODES
+def test_kubernetes_provider_waits_for_nodes_and_admin_access(preview):
+    g = graph_for(preview)
+    prov = one(g, T_K8S)
+    for target in (
+        one(g, T_NODES),
+        addons(g)["coredns"],
+        addons(g)["aws-ebs-csi-driver"],
+        one(g, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"),
+    ):
+        assert g.depends_on(prov, target), f"Kubernetes provider app-ie-k8s must wait for {target}"
+
+
+# --- stability ------------------------------------------------------------------------------
+
+
+@MODES
+def test_two_runs_declare_identical_inputs(preview):
+    # Wire form: unknowns are a sentinel string there, so they compare equal across runs.
+    first, second = build(preview=preview), build(preview=preview)
+    runs = [{r.urn: r.wire_inputs for r in g.resources} for g in (first, second)]
+    assert set(runs[0]) == set(runs[1]), "the two runs declared different resources"
+    for urn, inputs in runs[0].items():
+        assert inputs == runs[1][urn], f"{urn} would show a diff on every run"
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "ami_type"),
+    [
+        ("t3.large", "AL2023_x86_64_STANDARD"),
+        ("m6i.large", "AL2023_x86_64_STANDARD"),
+        ("m7g.large", "AL2023_ARM_64_STANDARD"),
+        ("c7gn.xlarge", "AL2023_ARM_64_STANDARD"),
+        ("t4g.medium", "AL2023_ARM_64_STANDARD"),
+    ],
+)
+def test_node_ami_matches_the_instance_architecture(instance_type, ami_type):
+    assert ami_type_for(instance_type) == ami_type
