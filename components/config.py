@@ -105,6 +105,8 @@ class FleetConfig:
     """OCM release, also the Helm chart version of cluster-manager and klusterlet."""
     protect_data: bool = False
     """Protect the database volume against deletion and replacement."""
+    database_password_rotation: int = 0
+    """Bump to generate a new database password for the app and roll it out."""
     all_clusters: tuple[ClusterSpec, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -150,7 +152,7 @@ def _parse_cluster(key: str, raw: Any, problems: list[str], *, is_hub: bool) -> 
         problems.append(f"{key}.cloud: 'aws' is not supported for the hub: {EKS_HUB_REASON}")
 
     name = raw.get("name")
-    if not isinstance(name, str) or not _DNS_LABEL.match(name):
+    if not isinstance(name, str) or not _DNS_LABEL.fullmatch(name):
         problems.append(
             f"{key}.name: {_fmt(name)} is not a DNS-1123 label "
             "(lowercase letters, digits and '-', starting and ending with a letter or digit)"
@@ -164,9 +166,9 @@ def _parse_cluster(key: str, raw: Any, problems: list[str], *, is_hub: bool) -> 
     region = raw.get("region")
     if cloud in ("aws", "azure"):
         pattern = _AWS_REGION if cloud == "aws" else _AZURE_REGION
-        if not isinstance(region, str) or not region:
+        if region is None or region == "":
             problems.append(f"{key}.region: missing; {cloud} clusters need a region")
-        elif not pattern.match(region):
+        elif not isinstance(region, str) or not pattern.fullmatch(region):
             example = "eu-west-1" if cloud == "aws" else "westeurope"
             problems.append(
                 f"{key}.region: {_fmt(region)} is not a {cloud} region name (e.g. {example!r})"
@@ -185,7 +187,7 @@ def _parse_cluster(key: str, raw: Any, problems: list[str], *, is_hub: bool) -> 
         problems.append(f"{key}.nodeSize: {_fmt(node_size)} must be a non-empty string")
 
     version = raw.get("kubernetesVersion", DEFAULT_KUBERNETES_VERSION)
-    if not isinstance(version, str) or not _K8S_MINOR.match(version):
+    if not isinstance(version, str) or not _K8S_MINOR.fullmatch(version):
         problems.append(
             f"{key}.kubernetesVersion: {_fmt(version)} must be MAJOR.MINOR, such as "
             f"'{DEFAULT_KUBERNETES_VERSION}' (quote it in YAML so 1.30 does not become 1.3)"
@@ -303,7 +305,7 @@ def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
                 cidrs.append(cidr)
 
     ocm_version = raw.get("ocmVersion", DEFAULT_OCM_VERSION)
-    if not isinstance(ocm_version, str) or not _OCM_VERSION.match(ocm_version):
+    if not isinstance(ocm_version, str) or not _OCM_VERSION.fullmatch(ocm_version):
         problems.append(
             f"{NAMESPACE}:ocmVersion: {_fmt(ocm_version)} must be an OCM release such as "
             f"'{DEFAULT_OCM_VERSION}' (no leading 'v')"
@@ -312,6 +314,13 @@ def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
     protect_data = raw.get("protectData", False)
     if not isinstance(protect_data, bool):
         problems.append(f"{NAMESPACE}:protectData: {_fmt(protect_data)} must be true or false")
+
+    rotation = raw.get("databasePasswordRotation", 0)
+    if not _is_int(rotation) or rotation < 0:
+        problems.append(
+            f"{NAMESPACE}:databasePasswordRotation: {_fmt(rotation)} must be an integer of at "
+            "least 0 (raise it by one to rotate the app's database password)"
+        )
 
     if problems:
         raise FleetConfigError(problems)
@@ -322,6 +331,7 @@ def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
         api_allowed_cidrs=tuple(cidrs),
         ocm_version=ocm_version,
         protect_data=protect_data,
+        database_password_rotation=rotation,
     )
 
 
@@ -329,19 +339,21 @@ def load_fleet_config() -> FleetConfig:
     """Read and validate the `ocm-fleet:*` stack config."""
     cfg = pulumi.Config(NAMESPACE)
     raw: dict[str, Any] = {}
-    problems: list[str] = []
     for key in ("hub", "clusters", "apiAllowedCidrs"):
         try:
             value = cfg.get_object(key)
-        except ValueError as err:  # structured keys arrive as JSON; a bare scalar is an error
-            problems.append(f"{NAMESPACE}:{key}: cannot be parsed as a YAML structure ({err})")
-            continue
+        except pulumi.config.ConfigTypeError:
+            # Structures arrive as JSON; a bare YAML scalar arrives as its plain text. Validate
+            # that text, so the error names it and says what the key expects, with the others.
+            value = cfg.get(key)
         if value is not None:
             raw[key] = value
     if (ocm_version := cfg.get("ocmVersion")) is not None:
         raw["ocmVersion"] = ocm_version
     if (protect := cfg.get("protectData")) is not None:
         raw["protectData"] = {"true": True, "false": False}.get(protect.lower(), protect)
-    if problems:
-        raise FleetConfigError(problems)
+    if (rotation := cfg.get("databasePasswordRotation")) is not None:
+        # isdigit() alone admits "²", which int() rejects with a ValueError
+        digits = rotation.isascii() and rotation.isdigit()
+        raw["databasePasswordRotation"] = int(rotation) if digits else rotation
     return parse_fleet_config(raw)

@@ -6,6 +6,7 @@ import base64
 import contextvars
 import json
 import runpy
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,14 @@ def fake_kubeconfig(server: str) -> str:
             "current-context": "c",
         }
     )
+
+
+CLUSTER_COMPONENT_TYPES = {
+    "ocm-fleet:index:EksCluster",
+    "ocm-fleet:index:AksCluster",
+    "ocm-fleet:index:ExistingCluster",
+}
+CONTROL_PLANE_TYPES = {"aws:eks/cluster:Cluster", "azure-native:containerservice:ManagedCluster"}
 
 
 @dataclass
@@ -128,6 +137,39 @@ class Graph:
             todo.extend(children.get(urn, []))
         return False
 
+    def descendants(self, res: Registered) -> list[Registered]:
+        found, frontier = [], {res.urn}
+        while frontier:
+            children = [r for r in self.resources if r.parent in frontier]
+            found += children
+            frontier = {r.urn for r in children}
+        return found
+
+    def cluster_component(self, cluster_name: str) -> Registered:
+        found = [
+            r for r in self.resources if r.name == cluster_name and r.type in CLUSTER_COMPONENT_TYPES
+        ]
+        assert len(found) == 1, f"expected one cluster component {cluster_name!r}, found {found}"
+        return found[0]
+
+    def control_plane(self, cluster_name: str) -> Registered:
+        """What "the cluster" is for destroy order: EKS or AKS control plane, else the provider."""
+        component = self.cluster_component(cluster_name)
+        inside = self.descendants(component)
+        planes = [r for r in inside if r.type in CONTROL_PLANE_TYPES]
+        if not planes:
+            planes = [r for r in inside if r.type == "pulumi:providers:kubernetes"]
+        assert len(planes) == 1, f"cluster {cluster_name!r} has control planes {planes}"
+        return planes[0]
+
+    def kubernetes_provider(self, cluster_name: str) -> Registered:
+        component = self.cluster_component(cluster_name)
+        found = [
+            r for r in self.descendants(component) if r.type == "pulumi:providers:kubernetes"
+        ]
+        assert len(found) == 1, f"cluster {cluster_name!r} has Kubernetes providers {found}"
+        return found[0]
+
     def ancestors(self, res: Registered) -> Iterator[Registered]:
         by_urn = self.by_urn
         parent = by_urn.get(res.parent)
@@ -176,34 +218,50 @@ class FleetMocks(Mocks):
 
     def __init__(self, preview: bool):
         self.preview = preview
-        self.counter = 0
 
     def _computed(self, value: Any) -> Any:
         return UNKNOWN if self.preview else value
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
-        self.counter += 1
-        n = self.counter
+        # Values derive from the type and name, never from registration order: resources
+        # register concurrently, and two runs must produce the same inputs downstream.
+        n = zlib.crc32(f"{args.typ}::{args.name}".encode()) % 100_000
         state = dict(args.inputs)
         t, name = args.typ, args.name
         c = self._computed
         ip = f"198.51.100.{n % 250 + 1}"
+        # AWS values derive from the resource name, not the registration counter: resources
+        # register concurrently, and two runs must produce the same inputs downstream.
+        k = sum((i + 1) * b for i, b in enumerate(name.encode())) if t.startswith("aws:") else n
         if t == "aws:ec2/eip:Eip":
-            state.update(publicIp=c(ip), allocationId=c(f"eipalloc-{n:08x}"))
+            state.update(
+                publicIp=c(f"198.51.100.{k % 250 + 1}"), allocationId=c(f"eipalloc-{k:08x}")
+            )
         elif t == "aws:eks/cluster:Cluster":
             state.update(
                 name=state.get("name") or name,
-                endpoint=c(f"https://{n:08X}.gr7.{name}.eks.amazonaws.com"),
+                endpoint=c(f"https://{k:08X}.gr7.{name}.eks.amazonaws.com"),
                 certificateAuthority=c({"data": FAKE_CA.decode()}),
                 arn=c(f"arn:aws:eks:eu-west-1:123456789012:cluster/{name}"),
-                identities=c([{"oidcs": [{"issuer": f"https://oidc.eks/{n}"}]}]),
+                identities=c([{"oidcs": [{"issuer": f"https://oidc.eks/{k}"}]}]),
             )
+        elif t == "aws:kms/key:Key":
+            key_id = f"{k:08x}-0000-4000-8000-{k:012x}"
+            state.update(keyId=c(key_id), arn=c(f"arn:aws:kms:eu-west-1:123456789012:key/{key_id}"))
+        elif t == "aws:ec2/launchTemplate:LaunchTemplate":
+            state.update(latestVersion=c(1), arn=c(f"arn:aws:ec2:::launch-template/lt-{k:08x}"))
+        elif t == "aws:eks/nodeGroup:NodeGroup":
+            state.update(status=c("ACTIVE"), arn=c(f"arn:aws:eks:::nodegroup/{name}"))
         elif t.startswith("aws:") and t.endswith(("Role", "Key", "Policy")):
             state.update(arn=c(f"arn:aws:iam::123456789012:{name}"), name=state.get("name", name))
         elif t == "azure-native:network:PublicIPAddress":
             state.update(ipAddress=c(ip))
         elif t == "azure-native:containerservice:ManagedCluster":
             state.update(
+                # The engine withholds invokes that depend on a resource pending creation
+                # (listManagedClusterAdminCredentials on a new cluster); the mock monitor does
+                # not, so in preview the name the invoke takes is unknown, to the same effect.
+                name=c(state.get("resourceName") or f"{name}{n:06x}"),
                 fqdn=c(f"{name}-{n:06x}.hcp.westeurope.azmk8s.io"),
                 identity=c({"principalId": f"00000000-0000-0000-0000-{n:012d}", "type": "x"}),
             )
@@ -214,6 +272,11 @@ class FleetMocks(Mocks):
         ) == "LoadBalancer":
             ingress = {"hostname": f"a{n}.elb.amazonaws.com"} if n % 2 else {"ip": ip}
             state["status"] = c({"loadBalancer": {"ingress": [ingress]}})
+        elif t == "kubernetes:core/v1:Secret" and state.get("type") == (
+            "kubernetes.io/service-account-token"
+        ):
+            token = base64.b64encode(f"sa-token-{n:04d}".encode()).decode()
+            state["data"] = c({"token": token, "ca.crt": FAKE_CA.decode()})
         elif t == "random:index/randomPassword:RandomPassword":
             state.update(result=c(f"generated-password-{n:04d}"))
         if t.startswith(("aws:", "azure-native:")) and "arn" not in state:
@@ -343,12 +406,14 @@ def run_program(
     preview: bool = False,
     stack: str = "dev",
     program: Callable[[], Any] | None = None,
+    graph: Graph | None = None,
 ) -> Graph:
     """Run `__main__.py` (or `program`) once under mocks, in a fresh Pulumi runtime context.
 
-    Raises whatever the program raises (e.g. a FleetConfigError).
+    Raises whatever the program raises (e.g. a FleetConfigError); pass `graph` to inspect
+    what was registered before the raise.
     """
-    graph = Graph()
+    graph = Graph() if graph is None else graph
 
     def _run() -> None:
         mocks = FleetMocks(preview)

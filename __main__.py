@@ -1,0 +1,102 @@
+"""ocm-fleet: clusters on AWS and Azure, joined to an OCM hub, running the bookstore."""
+
+import pulumi
+
+from components._manifests import load_manifests
+from components.aks_cluster import AksCluster, AksClusterArgs
+from components.app_delivery import AppDelivery, AppDeliveryArgs
+from components.config import ClusterSpec, load_fleet_config
+from components.database import Database, DatabaseArgs
+from components.eks_cluster import EksCluster, EksClusterArgs
+from components.existing_cluster import ExistingCluster, ExistingClusterArgs
+from components.ocm_hub import OcmHub, OcmHubArgs
+from components.ocm_managed_cluster import OcmManagedCluster, OcmManagedClusterArgs
+from components.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
+
+fleet = load_fleet_config()
+manifests = load_manifests()
+
+
+def build_cluster(spec: ClusterSpec, extra_api_cidrs=()):
+    if spec.cloud == "aws":
+        return EksCluster(spec.name, EksClusterArgs(spec=spec, api_allowed_cidrs=fleet.api_allowed_cidrs))
+    if spec.cloud == "azure":
+        return AksCluster(
+            spec.name,
+            AksClusterArgs(
+                spec=spec, api_allowed_cidrs=fleet.api_allowed_cidrs, extra_api_cidrs=extra_api_cidrs
+            ),
+        )
+    return ExistingCluster(spec.name, ExistingClusterArgs(spec=spec))
+
+
+apps = {spec.name: build_cluster(spec) for spec in fleet.clusters}
+# Klusterlets call the hub's API from their cluster's egress addresses.
+app_egress = pulumi.Output.all(*[c.egress_cidrs for c in apps.values()]).apply(
+    lambda lists: sorted({cidr for cidrs in lists for cidr in cidrs})
+)
+hub = build_cluster(fleet.hub, extra_api_cidrs=app_egress)
+
+ocm = OcmHub("ocm-hub", OcmHubArgs(hub=hub, ocm_version=fleet.ocm_version))
+database = Database(
+    "database",
+    DatabaseArgs(
+        hub=hub,
+        allowed_cidrs=app_egress,
+        protect_data=fleet.protect_data,
+        password_rotation=fleet.database_password_rotation,
+    ),
+)
+
+deliveries = {}
+for name, cluster in apps.items():
+    membership = OcmManagedCluster(
+        f"{name}-ocm",
+        OcmManagedClusterArgs(
+            cluster=cluster, hub_cluster=hub, hub=ocm, ocm_version=fleet.ocm_version
+        ),
+    )
+    deliveries[name] = AppDelivery(
+        f"{name}-app",
+        AppDeliveryArgs(
+            cluster=cluster,
+            hub_cluster=hub,
+            membership=membership,
+            objects=manifests,
+            database=database.endpoint,
+            edge_allowed_cidrs=hub.egress_cidrs,
+            ready_after=database.ready,
+        ),
+    )
+
+entry = PublicLoadBalancer(
+    "public-lb",
+    PublicLoadBalancerArgs(
+        hub=hub.provider, upstreams={name: d.edge_address for name, d in deliveries.items()}
+    ),
+)
+
+
+def describe(cluster):
+    return {
+        "cloud": cluster.cloud,
+        "region": cluster.region,
+        "apiServerUrl": cluster.api_server_url,
+        "egressIps": cluster.egress_cidrs,
+    }
+
+
+pulumi.export("url", entry.url)
+pulumi.export("hub", describe(hub))
+pulumi.export(
+    "clusters",
+    {
+        name: {**describe(cluster), "edgeAddress": deliveries[name].edge_address}
+        for name, cluster in apps.items()
+    },
+)
+pulumi.export("databaseHost", database.endpoint.host)
+pulumi.export(
+    "kubeconfigs",
+    pulumi.Output.secret({c.name: c.kubeconfig for c in [hub, *apps.values()]}),
+)

@@ -1,0 +1,90 @@
+"""Loading the app's Kubernetes YAML from manifests/, and what the OCM work agent needs to apply it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
+
+# Kinds manifests/ may hold, with the API group and resource the work agent must be allowed to
+# manage. A kind outside this table fails loudly rather than failing on the cluster later.
+WORK_KINDS: dict[str, tuple[str, str]] = {
+    "ConfigMap": ("", "configmaps"),
+    "Deployment": ("apps", "deployments"),
+    "HorizontalPodAutoscaler": ("autoscaling", "horizontalpodautoscalers"),
+    "NetworkPolicy": ("networking.k8s.io", "networkpolicies"),
+    "PodDisruptionBudget": ("policy", "poddisruptionbudgets"),
+    "Service": ("", "services"),
+    "ServiceAccount": ("", "serviceaccounts"),
+}
+WORK_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+
+
+class ManifestError(ValueError):
+    """An object in manifests/ cannot be delivered safely."""
+
+
+def load_manifests(directory: Path = MANIFESTS_DIR) -> list[dict[str, Any]]:
+    """Every object of every *.yaml/*.yml file, sorted by kind and name so runs are stable.
+
+    Objects must not carry a namespace (the program places them) and must not be Secrets:
+    a ManifestWork is stored in plain text on the hub.
+    """
+    objects: list[dict[str, Any]] = []
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    for path in files:
+        for index, obj in enumerate(yaml.safe_load_all(path.read_text())):
+            if obj is None:
+                continue
+            where = f"{path.name} document {index + 1}"
+            if not isinstance(obj, dict) or "kind" not in obj or "apiVersion" not in obj:
+                raise ManifestError(f"{where}: not a Kubernetes object (no kind/apiVersion)")
+            kind = obj["kind"]
+            name = (obj.get("metadata") or {}).get("name")
+            where = f"{path.name}: {kind} {name!r}"
+            if kind == "Secret":
+                raise ManifestError(
+                    f"{where}: Secrets must not travel in a ManifestWork (stored in plain text "
+                    "on the hub); the program creates them on each cluster directly"
+                )
+            if kind not in WORK_KINDS:
+                raise ManifestError(
+                    f"{where}: kind {kind!r} is not one the work agent is granted "
+                    f"({', '.join(sorted(WORK_KINDS))}); add it to WORK_KINDS"
+                )
+            if not name:
+                raise ManifestError(f"{where}: metadata.name is missing")
+            if "namespace" in obj.get("metadata", {}):
+                raise ManifestError(
+                    f"{where}: remove metadata.namespace; every object goes into the app namespace"
+                )
+            objects.append(obj)
+    if not objects:
+        raise ManifestError(f"no Kubernetes objects found in {directory}")
+    return sorted(objects, key=lambda o: (o["kind"], o["metadata"]["name"]))
+
+
+def place(objects: Iterable[Mapping[str, Any]], namespace: str) -> list[dict[str, Any]]:
+    """Copies of `objects` with `metadata.namespace` set."""
+    placed = []
+    for obj in objects:
+        copy = dict(obj)
+        copy["metadata"] = {**obj["metadata"], "namespace": namespace}
+        placed.append(copy)
+    return placed
+
+
+def work_agent_rules(objects: Iterable[Mapping[str, Any]]) -> list[dict[str, list[str]]]:
+    """RBAC rules covering every kind in `objects`, grouped by API group, sorted."""
+    by_group: dict[str, set[str]] = {}
+    for obj in objects:
+        group, resource = WORK_KINDS[obj["kind"]]
+        by_group.setdefault(group, set()).add(resource)
+    return [
+        {"apiGroups": [group], "resources": sorted(resources), "verbs": list(WORK_VERBS)}
+        for group, resources in sorted(by_group.items())
+    ]

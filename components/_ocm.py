@@ -1,0 +1,53 @@
+"""Facts about Open Cluster Management shared by the hub and agent components."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+CHART_REPO = "https://open-cluster-management.io/helm-charts"
+IMAGE_REGISTRY = "quay.io/open-cluster-management"
+
+OPERATOR_NAMESPACE = "open-cluster-management"
+"""Where both charts install their operator."""
+AGENT_NAMESPACE = "open-cluster-management-agent"
+"""Where the klusterlet runs its agent (Singleton mode) and reads the bootstrap kubeconfig."""
+HUB_WORKLOAD_NAMESPACE = "ocm-fleet"
+"""Hub namespace holding the fleet's Placement and cluster-set binding."""
+
+CLUSTER_SET = "app-clusters"
+CLUSTER_SET_LABEL = "cluster.open-cluster-management.io/clusterset"
+LABEL_PREFIX = "ocm-fleet.io"
+
+BOOTSTRAP_SERVICE_ACCOUNT = "ocm-fleet-bootstrap"
+BOOTSTRAP_IDENTITY = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{BOOTSTRAP_SERVICE_ACCOUNT}"
+"""The user the klusterlets authenticate as until their CSR is signed; auto-approved on the hub."""
+
+CLUSTER_API = "cluster.open-cluster-management.io"
+WORK_API = "work.open-cluster-management.io"
+OPERATOR_API = "operator.open-cluster-management.io/v1"
+
+# OCM's delete paths wait on controllers (finalizers); a slow cloud API makes them take minutes.
+CREATE_TIMEOUT = "20m"
+DELETE_TIMEOUT = "20m"
+
+
+def image(component: str, version: str) -> str:
+    """The upstream image of an OCM component at a release, e.g. registration:v1.3.1."""
+    return f"{IMAGE_REGISTRY}/{component}:v{version}"
+
+
+def wait_for(*conditions: str) -> dict[str, str]:
+    """The pulumi-kubernetes (>= 4.18) annotation that makes `pulumi up` wait for conditions.
+
+    With several conditions, every one must hold (a JSON list is ANDed).
+    """
+    value = conditions[0] if len(conditions) == 1 else json.dumps(list(conditions))
+    return {"pulumi.com/waitFor": value}
+
+
+def feature_gates(*enabled: str, keep: Sequence[str] = ()) -> list[dict[str, str]]:
+    """A featureGates list: Helm and the operator replace lists, so defaults in `keep` are
+    repeated alongside the gates this program turns on."""
+    names = sorted({*keep, *enabled})
+    return [{"feature": name, "mode": "Enable"} for name in names]

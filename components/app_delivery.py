@@ -1,0 +1,210 @@
+"""The bookstore on one app cluster: its ManifestWork, its database credentials and its edge."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import _ocm
+from components._cluster import FleetCluster
+from components._manifests import place, work_agent_rules
+from components.ocm_managed_cluster import OcmManagedCluster
+
+APP_DELIVERY_TYPE = "ocm-fleet:index:AppDelivery"
+
+APP_NAMESPACE = "bookstore"
+DATABASE_CONFIG = "bookstore-database"
+"""Name of the app's database ConfigMap (in the ManifestWork) and Secret (created directly)."""
+WORK_NAME = "bookstore"
+EDGE_PORT = 80
+ROUTER_LABELS = {"app.kubernetes.io/name": "router", "app.kubernetes.io/part-of": "bookstore"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseEndpoint:
+    """How app clusters reach the database on the main cluster."""
+
+    host: pulumi.Output[str]
+    """Address of the database's allowlisted LoadBalancer (IP or DNS name)."""
+    port: int
+    name: str
+    user: str
+    password: pulumi.Output[str]
+    """The app user's password (secret)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppDeliveryArgs:
+    cluster: FleetCluster
+    """The app cluster the bookstore runs on."""
+    hub_cluster: FleetCluster
+    """The main cluster, where the ManifestWork is declared."""
+    membership: OcmManagedCluster
+    """The cluster's OCM registration; the ManifestWork depends on it."""
+    objects: Sequence[Mapping[str, Any]]
+    """The objects of manifests/, without namespace (see _manifests.load_manifests)."""
+    database: DatabaseEndpoint
+    edge_allowed_cidrs: pulumi.Input[Sequence[str]]
+    """Who may reach the edge: the main cluster's egress addresses, where the public LB runs."""
+    ready_after: Sequence[pulumi.Resource] = ()
+    """Resources the app needs before it starts (the database schema migration)."""
+
+
+class AppDelivery(pulumi.ComponentResource):
+    """Creates:
+
+    - on the app cluster, through its provider: the app namespace, the database password
+      Secret (never inside a ManifestWork: the hub stores those in plain text), and a
+      ClusterRole aggregated to the OCM work agent covering every kind in manifests/;
+    - on the hub, in the cluster's namespace: the ManifestWork carrying every object of
+      manifests/ plus the per-cluster database ConfigMap, waited for until Applied and
+      Available;
+    - on the app cluster: the edge, a LoadBalancer Service in front of the router that only
+      the main cluster's egress addresses may reach. It is created after the ManifestWork
+      (its pods must exist) and so deleted before it, while the cluster still runs.
+    """
+
+    manifest_work: k8s.apiextensions.CustomResource
+    edge: k8s.core.v1.Service
+    edge_address: pulumi.Output[str]
+    """The edge's public IP or DNS name, for the main cluster's load balancer."""
+
+    def __init__(
+        self, name: str, args: AppDeliveryArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(APP_DELIVERY_TYPE, name, None, opts)
+        cluster = args.cluster
+        on_app = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": APP_NAMESPACE, "labels": {"app.kubernetes.io/part-of": "bookstore"}},
+            opts=on_app,
+        )
+        secret = k8s.core.v1.Secret(
+            f"{name}-database-secret",
+            metadata={"name": DATABASE_CONFIG, "namespace": namespace.metadata.name},
+            type="Opaque",
+            string_data={"DB_PASSWORD": args.database.password},
+            opts=on_app,
+        )
+        work_role = k8s.rbac.v1.ClusterRole(
+            f"{name}-work-agent-role",
+            metadata={
+                "name": "ocm-fleet:work-agent:bookstore",
+                "labels": {"open-cluster-management.io/aggregate-to-work": "true"},
+            },
+            rules=work_agent_rules(args.objects),
+            opts=on_app,
+        )
+
+        db = args.database
+        manifests = db.host.apply(
+            lambda host: workload_manifests(
+                args.objects,
+                cluster_name=cluster.name,
+                database={
+                    "DB_HOST": host,
+                    "DB_NAME": db.name,
+                    "DB_PORT": str(db.port),
+                    "DB_USER": db.user,
+                },
+            )
+        )
+        self.manifest_work = k8s.apiextensions.CustomResource(
+            f"{name}-manifest-work",
+            api_version=f"{_ocm.WORK_API}/v1",
+            kind="ManifestWork",
+            metadata={
+                "name": WORK_NAME,
+                "namespace": args.membership.managed_cluster.metadata["name"],
+                "annotations": {
+                    **_ocm.wait_for("condition=Applied", "condition=Available"),
+                    "pulumi.com/deletionPropagationPolicy": "foreground",
+                },
+            },
+            spec={
+                "workload": {"manifests": manifests},
+                # The work agent deletes what it applied before the ManifestWork goes away.
+                "deleteOption": {"propagationPolicy": "Foreground"},
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.hub_cluster.provider,
+                depends_on=[
+                    args.membership.managed_cluster,
+                    args.membership.klusterlet,
+                    namespace,
+                    secret,
+                    work_role,
+                    *args.ready_after,
+                ],
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=_ocm.CREATE_TIMEOUT,
+                    update=_ocm.CREATE_TIMEOUT,
+                    delete=_ocm.DELETE_TIMEOUT,
+                ),
+            ),
+        )
+
+        annotations = {}
+        if cluster.cloud == "aws":
+            # A Network Load Balancer passes the client address through, so the source ranges
+            # below are enforced on the nodes' security group.
+            annotations["service.beta.kubernetes.io/aws-load-balancer-type"] = "nlb"
+        self.edge = k8s.core.v1.Service(
+            f"{name}-edge",
+            metadata={
+                "name": "bookstore-edge",
+                "namespace": namespace.metadata.name,
+                "labels": ROUTER_LABELS,
+                "annotations": annotations,
+            },
+            spec={
+                "type": "LoadBalancer",
+                "selector": ROUTER_LABELS,
+                "ports": [
+                    {"name": "http", "port": EDGE_PORT, "targetPort": "http", "protocol": "TCP"}
+                ],
+                "loadBalancerSourceRanges": args.edge_allowed_cidrs,
+            },
+            opts=pulumi.ResourceOptions.merge(
+                on_app, pulumi.ResourceOptions(depends_on=[self.manifest_work])
+            ),
+        )
+        self.edge_address = self.edge.status.apply(load_balancer_address)
+        self.register_outputs({"edgeAddress": self.edge_address})
+
+
+def load_balancer_address(status: Any) -> str:
+    """The first ingress address of a LoadBalancer Service's status: an IP or a DNS name."""
+    ingress = ((status or {}).get("load_balancer") or (status or {}).get("loadBalancer") or {})
+    entries = ingress.get("ingress") or []
+    if not entries:
+        return ""
+    first = entries[0]
+    return first.get("ip") or first.get("hostname") or ""
+
+
+def workload_manifests(
+    objects: Sequence[Mapping[str, Any]], *, cluster_name: str, database: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Everything the ManifestWork carries: manifests/ plus the per-cluster database ConfigMap.
+
+    The password is not here: it is in the Secret the program creates on the cluster.
+    """
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": DATABASE_CONFIG,
+            "labels": {"app.kubernetes.io/part-of": "bookstore", "ocm-fleet.io/cluster": cluster_name},
+        },
+        "data": dict(sorted(database.items())),
+    }
+    everything = sorted([*objects, config], key=lambda o: (o["kind"], o["metadata"]["name"]))
+    return place(everything, APP_NAMESPACE)

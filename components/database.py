@@ -1,0 +1,356 @@
+"""The bookstore's MariaDB on the main cluster, reachable only from the app clusters' egress IPs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components._cluster import FleetCluster
+from components.app_delivery import DatabaseEndpoint, load_balancer_address
+
+DATABASE_TYPE = "ocm-fleet:index:Database"
+
+NAMESPACE = "bookstore-data"
+# MariaDB 11.4 is a long-term-support series. Its default authentication plugin,
+# mysql_native_password, is the one the shopapi's 2019 mysql2 client library can speak.
+MARIADB_IMAGE = "mariadb:11.4.8"
+SHOPAPI_IMAGE = "devteds/demo-bookstore-shopapi:1.0"
+PORT = 3306
+DB_NAME = "bookstore"
+DB_USER = "appuser"
+MARIADB_UID = 999  # the image's mysql user
+LABELS = {"app.kubernetes.io/name": "mariadb", "app.kubernetes.io/part-of": "bookstore"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseArgs:
+    hub: FleetCluster
+    """The main cluster the database runs on."""
+    allowed_cidrs: pulumi.Input[Sequence[str]]
+    """Who may connect: the app clusters' egress addresses. Never 0.0.0.0/0."""
+    protect_data: bool = False
+    """Protect the volume claim: Pulumi then refuses to delete or replace it."""
+    storage_gb: int = 20
+    """Size of the data volume."""
+    password_rotation: int = 0
+    """Bump to generate a new app password and roll it out (see README, "Rotating")."""
+
+
+class Database(pulumi.ComponentResource):
+    """Creates, on the main cluster:
+
+    - a namespace; the root and app passwords (`random.RandomPassword`, generated once, kept in
+      state as secrets) and the Secret holding them;
+    - the data PersistentVolumeClaim, owned by Pulumi so it can be protected, and a one-replica
+      MariaDB StatefulSet that mounts it;
+    - a ClusterIP Service for jobs on the main cluster, and a LoadBalancer Service whose
+      `loadBalancerSourceRanges` are the app clusters' egress addresses;
+    - the schema Job (`rails db:migrate db:seed`), run once after the database is ready;
+    - after a password rotation, a Job that sets the new password on the app user.
+    """
+
+    endpoint: DatabaseEndpoint
+    """What app clusters need to connect (the password is a secret Output)."""
+    schema_job: k8s.batch.v1.Job
+    """Completes once the schema exists; the app's ManifestWorks wait for it."""
+    ready: list[pulumi.Resource]
+    """Everything the app must wait for: schema, and the password set on the database."""
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(DATABASE_TYPE, name, None, opts)
+        on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub.provider)
+
+        def after(*deps: pulumi.Resource, **extra) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions.merge(
+                on_hub, pulumi.ResourceOptions(depends_on=list(deps), **extra)
+            )
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace", metadata={"name": NAMESPACE, "labels": LABELS}, opts=on_hub
+        )
+        ns = namespace.metadata.name
+        # Letters and digits only: the password passes through shell and SQL quoting unharmed.
+        root_password = random.RandomPassword(
+            f"{name}-root-password",
+            length=32,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        app_password = random.RandomPassword(
+            f"{name}-app-password",
+            length=32,
+            special=False,
+            keepers={"rotation": str(args.password_rotation)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        credentials = k8s.core.v1.Secret(
+            f"{name}-credentials",
+            metadata={"name": "mariadb-credentials", "namespace": ns, "labels": LABELS},
+            type="Opaque",
+            string_data={
+                "MARIADB_ROOT_PASSWORD": root_password.result,
+                "MARIADB_PASSWORD": app_password.result,
+                # The shopapi image reads its password from a file of this name.
+                "DB_PASSWORD": app_password.result,
+            },
+            opts=on_hub,
+        )
+        volume = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-data",
+            metadata={
+                "name": "mariadb-data",
+                "namespace": ns,
+                "labels": LABELS,
+                # Storage classes that bind on first use leave the claim Pending until the
+                # StatefulSet's pod exists; the StatefulSet's own readiness covers the volume.
+                "annotations": {"pulumi.com/skipAwait": "true"},
+            },
+            spec={
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": f"{args.storage_gb}Gi"}},
+            },
+            opts=pulumi.ResourceOptions.merge(
+                on_hub,
+                pulumi.ResourceOptions(
+                    protect=args.protect_data,
+                    depends_on=[namespace],
+                ),
+            ),
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={"name": "mariadb", "namespace": ns, "labels": LABELS},
+            spec={
+                "selector": LABELS,
+                "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql"}],
+            },
+            opts=pulumi.ResourceOptions.merge(
+                on_hub, pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create="15m"))
+            ),
+        )
+        statefulset = k8s.apps.v1.StatefulSet(
+            f"{name}-mariadb",
+            metadata={"name": "mariadb", "namespace": ns, "labels": LABELS},
+            spec=mariadb_spec(volume.metadata.name, credentials.metadata.name),
+            opts=after(service, volume, credentials),
+        )
+        public = k8s.core.v1.Service(
+            f"{name}-public",
+            metadata={"name": "mariadb-public", "namespace": ns, "labels": LABELS},
+            spec={
+                "type": "LoadBalancer",
+                "selector": LABELS,
+                "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql"}],
+                "loadBalancerSourceRanges": args.allowed_cidrs,
+            },
+            opts=after(statefulset),
+        )
+        in_cluster_host = pulumi.Output.concat("mariadb.", ns, ".svc.cluster.local")
+        self.schema_job = k8s.batch.v1.Job(
+            f"{name}-schema",
+            metadata={"name": "bookstore-schema", "namespace": ns, "labels": LABELS},
+            spec=shopapi_job_spec(
+                in_cluster_host,
+                credentials.metadata.name,
+                ["sh", "-c", "bundle exec rails db:migrate && bundle exec rails db:seed"],
+            ),
+            opts=after(statefulset, custom_timeouts=pulumi.CustomTimeouts(create="20m")),
+        )
+        self.ready = [self.schema_job]
+        if args.password_rotation > 0:
+            self.ready.append(
+                k8s.batch.v1.Job(
+                    f"{name}-password-rotation-{args.password_rotation}",
+                    metadata={
+                        "name": f"mariadb-password-rotation-{args.password_rotation}",
+                        "namespace": ns,
+                        "labels": LABELS,
+                    },
+                    spec=rotation_job_spec(in_cluster_host, credentials.metadata.name),
+                    opts=after(statefulset, credentials, self.schema_job),
+                )
+            )
+
+        self.endpoint = DatabaseEndpoint(
+            host=public.status.apply(load_balancer_address),
+            port=PORT,
+            name=DB_NAME,
+            user=DB_USER,
+            password=pulumi.Output.secret(app_password.result),
+        )
+        self.register_outputs({"host": self.endpoint.host})
+
+
+def _restricted(uid: int, *, read_only_root: bool = True) -> dict:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def mariadb_spec(claim: pulumi.Input[str], credentials: pulumi.Input[str]) -> dict:
+    env = [
+        {"name": "MARIADB_DATABASE", "value": DB_NAME},
+        {"name": "MARIADB_USER", "value": DB_USER},
+        # Upgrades the system tables when the image moves to a newer patch release.
+        {"name": "MARIADB_AUTO_UPGRADE", "value": "1"},
+    ] + [
+        {
+            "name": key,
+            "valueFrom": {"secretKeyRef": {"name": credentials, "key": key}},
+        }
+        for key in ("MARIADB_PASSWORD", "MARIADB_ROOT_PASSWORD")
+    ]
+    return {
+        "serviceName": "mariadb",
+        "replicas": 1,
+        "selector": {"matchLabels": LABELS},
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+        "template": {
+            "metadata": {"labels": LABELS},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "securityContext": {"fsGroup": MARIADB_UID, "runAsNonRoot": True},
+                "terminationGracePeriodSeconds": 60,
+                "containers": [
+                    {
+                        "name": "mariadb",
+                        "image": MARIADB_IMAGE,
+                        "imagePullPolicy": "IfNotPresent",
+                        "env": env,
+                        "ports": [{"name": "mysql", "containerPort": PORT}],
+                        "readinessProbe": {
+                            "exec": {
+                                "command": ["healthcheck.sh", "--connect", "--innodb_initialized"]
+                            },
+                            "periodSeconds": 10,
+                            "timeoutSeconds": 5,
+                        },
+                        "livenessProbe": {
+                            "tcpSocket": {"port": "mysql"},
+                            "initialDelaySeconds": 60,
+                            "periodSeconds": 20,
+                        },
+                        "resources": {
+                            "requests": {"cpu": "250m", "memory": "512Mi"},
+                            "limits": {"memory": "1Gi"},
+                        },
+                        "securityContext": _restricted(MARIADB_UID),
+                        "volumeMounts": [
+                            {"name": "data", "mountPath": "/var/lib/mysql"},
+                            {"name": "run", "mountPath": "/run/mysqld"},
+                            {"name": "tmp", "mountPath": "/tmp"},
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {"name": "data", "persistentVolumeClaim": {"claimName": claim}},
+                    {"name": "run", "emptyDir": {}},
+                    {"name": "tmp", "emptyDir": {}},
+                ],
+            },
+        },
+    }
+
+
+def shopapi_job_spec(
+    db_host: pulumi.Input[str], credentials: pulumi.Input[str], command: list[str]
+) -> dict:
+    """A Job running the shopapi image against the database, configured as the app is."""
+    return {
+        "backoffLimit": 10,
+        "activeDeadlineSeconds": 1200,
+        "template": {
+            "metadata": {"labels": {"app.kubernetes.io/name": "bookstore-schema"}},
+            "spec": {
+                "restartPolicy": "OnFailure",
+                "automountServiceAccountToken": False,
+                "containers": [
+                    {
+                        "name": "schema",
+                        "image": SHOPAPI_IMAGE,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": command,
+                        "env": [
+                            {"name": "RAILS_ENV", "value": "production"},
+                            {"name": "RAILS_LOG_TO_STDOUT", "value": "1"},
+                            {"name": "DB_HOST", "value": db_host},
+                            {"name": "DB_PORT", "value": str(PORT)},
+                            {"name": "DB_NAME", "value": DB_NAME},
+                            {"name": "DB_USER", "value": DB_USER},
+                        ],
+                        "resources": {
+                            "requests": {"cpu": "100m", "memory": "256Mi"},
+                            "limits": {"memory": "512Mi"},
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                        "volumeMounts": [
+                            {"name": "secret", "mountPath": "/app/config/app_secret", "readOnly": True}
+                        ],
+                    }
+                ],
+                "volumes": [
+                    {
+                        "name": "secret",
+                        "secret": {"secretName": credentials, "items": [{"key": "DB_PASSWORD", "path": "DB_PASSWORD"}]},
+                    }
+                ],
+            },
+        },
+    }
+
+
+def rotation_job_spec(db_host: pulumi.Input[str], credentials: pulumi.Input[str]) -> dict:
+    """Sets the app user's password to the current generated one, as root."""
+    sql = f"ALTER USER '{DB_USER}'@'%' IDENTIFIED BY '$MARIADB_PASSWORD'"
+    return {
+        "backoffLimit": 6,
+        "template": {
+            "spec": {
+                "restartPolicy": "OnFailure",
+                "automountServiceAccountToken": False,
+                "containers": [
+                    {
+                        "name": "rotate",
+                        "image": MARIADB_IMAGE,
+                        "imagePullPolicy": "IfNotPresent",
+                        # The password only ever lives in the environment, from the Secret.
+                        "command": [
+                            "sh",
+                            "-c",
+                            f'mariadb -h "$DB_HOST" -uroot -p"$MARIADB_ROOT_PASSWORD" -e "{sql}"',
+                        ],
+                        "env": [
+                            {"name": "DB_HOST", "value": db_host},
+                            *[
+                                {
+                                    "name": key,
+                                    "valueFrom": {
+                                        "secretKeyRef": {"name": credentials, "key": key}
+                                    },
+                                }
+                                for key in ("MARIADB_PASSWORD", "MARIADB_ROOT_PASSWORD")
+                            ],
+                        ],
+                        "resources": {
+                            "requests": {"cpu": "50m", "memory": "64Mi"},
+                            "limits": {"memory": "128Mi"},
+                        },
+                        "securityContext": _restricted(MARIADB_UID),
+                    }
+                ],
+            },
+        },
+    }

@@ -1,0 +1,248 @@
+"""The OCM hub on the main cluster: cluster-manager, the bootstrap identity and the cluster set."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import _ocm
+from components._cluster import FleetCluster
+from components._kubeconfig import token_kubeconfig
+
+OCM_HUB_TYPE = "ocm-fleet:index:OcmHub"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OcmHubArgs:
+    hub: FleetCluster
+    """The main cluster; everything here is created through its provider."""
+    ocm_version: str
+    """OCM release; the cluster-manager chart version and the image tag of every hub component."""
+
+
+class OcmHub(pulumi.ComponentResource):
+    """Creates, on the hub cluster:
+
+    - the `cluster-manager` Helm chart (operator only, `clusterManager.create=false`);
+    - the ClusterManager CR, waited for until `Applied` (only then do the OCM CRDs exist);
+    - the bootstrap identity: a ServiceAccount bound to a bootstrap ClusterRole, and its
+      long-lived token Secret, from which the bootstrap kubeconfig is assembled;
+    - the ManagedClusterSet of all app clusters, its binding into the fleet namespace, and a
+      Placement over it.
+    """
+
+    cluster_manager: k8s.apiextensions.CustomResource
+    """The ClusterManager CR; anything needing an OCM CRD depends on it."""
+    bootstrap_kubeconfig: pulumi.Output[str]
+    """Kubeconfig (secret) the klusterlets use to register: hub URL, hub CA, bootstrap token."""
+    cluster_set: k8s.apiextensions.CustomResource
+    """ManagedClusterSet holding every app cluster."""
+    placement: k8s.apiextensions.CustomResource
+    """Placement selecting every cluster of the set, in the fleet namespace."""
+
+    def __init__(self, name: str, args: OcmHubArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(OCM_HUB_TYPE, name, None, opts)
+        version = args.ocm_version
+        on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub.provider)
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-operator-namespace",
+            metadata={"name": _ocm.OPERATOR_NAMESPACE},
+            opts=on_hub,
+        )
+        chart = k8s.helm.v3.Release(
+            f"{name}-cluster-manager",
+            name="cluster-manager",
+            chart="cluster-manager",
+            version=version,
+            repository_opts={"repo": _ocm.CHART_REPO},
+            namespace=namespace.metadata.name,
+            # The program declares the ClusterManager CR itself, so that it is deleted (and its
+            # finalizer handled by the still-running operator) before the chart is uninstalled.
+            values={"clusterManager": {"create": False}},
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=600,
+            opts=on_hub,
+        )
+        self.cluster_manager = k8s.apiextensions.CustomResource(
+            f"{name}-cluster-manager-cr",
+            api_version=_ocm.OPERATOR_API,
+            kind="ClusterManager",
+            metadata={"name": "cluster-manager", "annotations": _ocm.wait_for("condition=Applied")},
+            spec=cluster_manager_spec(version),
+            opts=pulumi.ResourceOptions.merge(
+                on_hub,
+                pulumi.ResourceOptions(
+                    depends_on=[chart],
+                    custom_timeouts=pulumi.CustomTimeouts(
+                        create=_ocm.CREATE_TIMEOUT, delete=_ocm.DELETE_TIMEOUT
+                    ),
+                ),
+            ),
+        )
+
+        token = self._bootstrap_identity(name, namespace, on_hub)
+        self.bootstrap_kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(
+                server=args.hub.api_server_url, ca=args.hub.ca_data, token=token
+            ).apply(
+                lambda a: token_kubeconfig(
+                    name="hub", server=a["server"], ca_data=a["ca"], token=a["token"]
+                )
+            )
+        )
+
+        after_hub = pulumi.ResourceOptions.merge(
+            on_hub, pulumi.ResourceOptions(depends_on=[self.cluster_manager])
+        )
+        self.cluster_set = k8s.apiextensions.CustomResource(
+            f"{name}-cluster-set",
+            api_version=f"{_ocm.CLUSTER_API}/v1beta2",
+            kind="ManagedClusterSet",
+            metadata={"name": _ocm.CLUSTER_SET},
+            spec={"clusterSelector": {"selectorType": "ExclusiveClusterSetLabel"}},
+            opts=after_hub,
+        )
+        workload_namespace = k8s.core.v1.Namespace(
+            f"{name}-fleet-namespace",
+            metadata={"name": _ocm.HUB_WORKLOAD_NAMESPACE},
+            opts=on_hub,
+        )
+        binding = k8s.apiextensions.CustomResource(
+            f"{name}-cluster-set-binding",
+            api_version=f"{_ocm.CLUSTER_API}/v1beta2",
+            kind="ManagedClusterSetBinding",
+            metadata={"name": _ocm.CLUSTER_SET, "namespace": workload_namespace.metadata.name},
+            spec={"clusterSet": _ocm.CLUSTER_SET},
+            opts=pulumi.ResourceOptions.merge(
+                after_hub, pulumi.ResourceOptions(depends_on=[self.cluster_set])
+            ),
+        )
+        self.placement = k8s.apiextensions.CustomResource(
+            f"{name}-placement",
+            api_version=f"{_ocm.CLUSTER_API}/v1beta1",
+            kind="Placement",
+            metadata={"name": "all-app-clusters", "namespace": workload_namespace.metadata.name},
+            spec={"clusterSets": [_ocm.CLUSTER_SET]},
+            opts=pulumi.ResourceOptions.merge(
+                after_hub, pulumi.ResourceOptions(depends_on=[binding])
+            ),
+        )
+        self.register_outputs(
+            {"bootstrapKubeconfig": self.bootstrap_kubeconfig, "clusterSet": _ocm.CLUSTER_SET}
+        )
+
+    def _bootstrap_identity(
+        self, name: str, namespace: k8s.core.v1.Namespace, on_hub: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
+        """The identity klusterlets register with; returns its token (secret).
+
+        A token Secret of type service-account-token lives as long as the Secret: unlike the
+        chart's `createBootstrapToken`, it does not change on every run.
+        """
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-bootstrap-sa",
+            metadata={"name": _ocm.BOOTSTRAP_SERVICE_ACCOUNT, "namespace": namespace.metadata.name},
+            automount_service_account_token=False,
+            opts=on_hub,
+        )
+        # What a registration agent does with the bootstrap identity: create its CSR and its
+        # ManagedCluster, and join the cluster set it is labelled with.
+        role = k8s.rbac.v1.ClusterRole(
+            f"{name}-bootstrap-role",
+            metadata={"name": "ocm-fleet:bootstrap"},
+            rules=[
+                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+                {
+                    "apiGroups": ["certificates.k8s.io"],
+                    "resources": ["certificatesigningrequests"],
+                    "verbs": ["create", "get", "list", "watch"],
+                },
+                {
+                    "apiGroups": [_ocm.CLUSTER_API],
+                    "resources": ["managedclusters"],
+                    "verbs": ["create", "get", "list", "watch"],
+                },
+                {
+                    "apiGroups": [_ocm.CLUSTER_API],
+                    "resources": ["managedclustersets/join"],
+                    "verbs": ["create"],
+                },
+            ],
+            opts=on_hub,
+        )
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-bootstrap-binding",
+            metadata={"name": "ocm-fleet:bootstrap"},
+            role_ref={
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": role.metadata.name,
+            },
+            subjects=[
+                {
+                    "kind": "ServiceAccount",
+                    "name": account.metadata.name,
+                    "namespace": namespace.metadata.name,
+                }
+            ],
+            opts=on_hub,
+        )
+        secret = k8s.core.v1.Secret(
+            f"{name}-bootstrap-token",
+            metadata={
+                "name": f"{_ocm.BOOTSTRAP_SERVICE_ACCOUNT}-token",
+                "namespace": namespace.metadata.name,
+                "annotations": {
+                    "kubernetes.io/service-account.name": _ocm.BOOTSTRAP_SERVICE_ACCOUNT,
+                    # The token controller fills `data.token` after creation.
+                    **_ocm.wait_for("jsonpath={.data.token}"),
+                },
+            },
+            type="kubernetes.io/service-account-token",
+            opts=pulumi.ResourceOptions.merge(
+                on_hub,
+                pulumi.ResourceOptions(
+                    depends_on=[account], additional_secret_outputs=["data", "stringData"]
+                ),
+            ),
+        )
+        return pulumi.Output.secret(
+            secret.data.apply(lambda data: base64.b64decode((data or {}).get("token", "")).decode())
+        )
+
+
+def cluster_manager_spec(version: str) -> dict:
+    """The ClusterManager spec: CSR registration with auto-approval of the bootstrap identity."""
+    return {
+        "registrationImagePullSpec": _ocm.image("registration", version),
+        "workImagePullSpec": _ocm.image("work", version),
+        "placementImagePullSpec": _ocm.image("placement", version),
+        "addOnManagerImagePullSpec": _ocm.image("addon-manager", version),
+        "deployOption": {"mode": "Default"},
+        "registrationConfiguration": {
+            # The operator replaces the list: DefaultClusterSet is the chart's default, kept.
+            # ManagedClusterAutoApproval lets the hub approve the first CSR and accept the
+            # cluster without a person running `clusteradm accept`.
+            "featureGates": _ocm.feature_gates(
+                "ManagedClusterAutoApproval", keep=["DefaultClusterSet"]
+            ),
+            "registrationDrivers": [
+                {
+                    "authType": "csr",
+                    "csr": {"autoApprovedIdentities": [_ocm.BOOTSTRAP_IDENTITY]},
+                }
+            ],
+        },
+        "workConfiguration": {
+            "workDriver": "kube",
+            "featureGates": _ocm.feature_gates("ManifestWorkReplicaSet"),
+        },
+        "placementConfiguration": {
+            "featureGates": _ocm.feature_gates(keep=["PlacementDebugServer"]),
+        },
+    }

@@ -1,0 +1,142 @@
+"""One app cluster joined to the OCM hub: its klusterlet, and its ManagedCluster on the hub."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import _ocm
+from components._cluster import FleetCluster
+from components.ocm_hub import OcmHub
+
+OCM_MANAGED_CLUSTER_TYPE = "ocm-fleet:index:OcmManagedCluster"
+
+
+@dataclass(frozen=True, kw_only=True)
+class OcmManagedClusterArgs:
+    cluster: FleetCluster
+    """The app cluster that joins."""
+    hub_cluster: FleetCluster
+    """The main cluster, where the ManagedCluster is declared."""
+    hub: OcmHub
+    """The hub's OCM objects: ClusterManager, cluster set and bootstrap kubeconfig."""
+    ocm_version: str
+    """OCM release; the klusterlet chart version and the agent image tag."""
+
+
+class OcmManagedCluster(pulumi.ComponentResource):
+    """Creates, in this order (destroy runs it backwards):
+
+    1. on the app cluster, the `klusterlet` chart (operator only, `klusterlet.create=false`)
+       with the bootstrap kubeconfig as a secret value;
+    2. on the app cluster, the Klusterlet CR (Singleton mode: one agent for registration
+       and work);
+    3. on the hub, the ManagedCluster with `hubAcceptsClient: true`, labelled into the cluster
+       set and waited for until `HubAcceptedManagedCluster`.
+
+    Deleting the ManagedCluster first lets the hub clean up while the agent still runs;
+    deleting the Klusterlet CR before the chart lets the operator remove the agent and its
+    finalizer. ManifestWorks depend on `managed_cluster`, so they go before all of it.
+    """
+
+    managed_cluster: k8s.apiextensions.CustomResource
+    """The ManagedCluster on the hub; the cluster namespace of the same name exists once it does."""
+    klusterlet: k8s.apiextensions.CustomResource
+    """The Klusterlet CR on the app cluster."""
+    chart: k8s.helm.v3.Release
+    """The klusterlet chart release on the app cluster."""
+
+    def __init__(
+        self, name: str, args: OcmManagedClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(OCM_MANAGED_CLUSTER_TYPE, name, None, opts)
+        cluster, version = args.cluster, args.ocm_version
+        on_app = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-operator-namespace",
+            metadata={"name": _ocm.OPERATOR_NAMESPACE},
+            opts=on_app,
+        )
+        self.chart = k8s.helm.v3.Release(
+            f"{name}-klusterlet",
+            name="klusterlet",
+            chart="klusterlet",
+            version=version,
+            repository_opts={"repo": _ocm.CHART_REPO},
+            namespace=namespace.metadata.name,
+            values=klusterlet_values(cluster.name, args.hub.bootstrap_kubeconfig),
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=600,
+            opts=on_app,
+        )
+        self.klusterlet = k8s.apiextensions.CustomResource(
+            f"{name}-klusterlet-cr",
+            api_version=_ocm.OPERATOR_API,
+            kind="Klusterlet",
+            metadata={"name": "klusterlet"},
+            spec=klusterlet_spec(cluster.name, version),
+            opts=pulumi.ResourceOptions.merge(
+                on_app,
+                pulumi.ResourceOptions(
+                    depends_on=[self.chart],
+                    custom_timeouts=pulumi.CustomTimeouts(delete=_ocm.DELETE_TIMEOUT),
+                ),
+            ),
+        )
+        self.managed_cluster = k8s.apiextensions.CustomResource(
+            f"{name}-managed-cluster",
+            api_version=f"{_ocm.CLUSTER_API}/v1",
+            kind="ManagedCluster",
+            metadata={
+                "name": cluster.name,
+                "labels": managed_cluster_labels(cluster),
+                "annotations": {
+                    **_ocm.wait_for("condition=HubAcceptedManagedCluster"),
+                    # The agent may create its ManagedCluster before this program does (it is
+                    # allowed to); take ownership of the fields declared here either way.
+                    "pulumi.com/patchForce": "true",
+                },
+            },
+            spec={"hubAcceptsClient": True, "leaseDurationSeconds": 60},
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.hub_cluster.provider,
+                depends_on=[args.hub.cluster_manager, args.hub.cluster_set, self.klusterlet],
+                custom_timeouts=pulumi.CustomTimeouts(
+                    create=_ocm.CREATE_TIMEOUT, delete=_ocm.DELETE_TIMEOUT
+                ),
+            ),
+        )
+        self.register_outputs({"clusterName": cluster.name})
+
+
+def managed_cluster_labels(cluster: FleetCluster) -> dict[str, str]:
+    return {
+        _ocm.CLUSTER_SET_LABEL: _ocm.CLUSTER_SET,
+        f"{_ocm.LABEL_PREFIX}/cloud": cluster.cloud,
+        f"{_ocm.LABEL_PREFIX}/region": cluster.region,
+    }
+
+
+def klusterlet_values(cluster_name: str, bootstrap_kubeconfig: pulumi.Input[str]) -> dict:
+    """Values of the klusterlet chart. The chart turns `bootstrapHubKubeConfig` into the agent
+    namespace's `bootstrap-hub-kubeconfig` Secret; the value stays a Pulumi secret."""
+    return {
+        "bootstrapHubKubeConfig": bootstrap_kubeconfig,
+        "klusterlet": {"create": False, "clusterName": cluster_name, "mode": "Singleton"},
+    }
+
+
+def klusterlet_spec(cluster_name: str, version: str) -> dict:
+    return {
+        "clusterName": cluster_name,
+        "deployOption": {"mode": "Singleton"},
+        "namespace": _ocm.AGENT_NAMESPACE,
+        "imagePullSpec": _ocm.image("registration-operator", version),
+        "registrationImagePullSpec": _ocm.image("registration", version),
+        "workImagePullSpec": _ocm.image("work", version),
+    }

@@ -1,0 +1,165 @@
+"""The fleet's single public entry: HAProxy on the main cluster, health-checking every app cluster."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import _haproxy
+from components.app_delivery import load_balancer_address
+
+PUBLIC_LOAD_BALANCER_TYPE = "ocm-fleet:index:PublicLoadBalancer"
+
+NAMESPACE = "ocm-fleet-ingress"
+HAPROXY_IMAGE = "haproxy:3.2-alpine"
+HAPROXY_UID = 99  # the official image's haproxy user
+PUBLIC_ENTRY_LABEL = "ocm-fleet.io/public-entry"
+LABELS = {"app.kubernetes.io/name": "public-lb", "app.kubernetes.io/part-of": "ocm-fleet"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublicLoadBalancerArgs:
+    hub: k8s.Provider
+    """Provider of the main cluster."""
+    upstreams: Mapping[str, pulumi.Output[str]]
+    """App cluster name -> its edge's address (IP or DNS name), from the graph."""
+    replicas: int = 2
+
+
+class PublicLoadBalancer(pulumi.ComponentResource):
+    """Creates, on the main cluster:
+
+    - a namespace and a ConfigMap with the HAProxy config rendered from the app clusters'
+      edge addresses (one health-checked server each, `GET /api/books` every 2 s);
+    - an HAProxy Deployment (rolled whenever the config changes) and its PodDisruptionBudget;
+    - the fleet's one LoadBalancer Service without source ranges, labelled as the public entry.
+    """
+
+    url: pulumi.Output[str]
+    """http:// address of the bookstore."""
+    config: pulumi.Output[str]
+    """The rendered haproxy.cfg."""
+
+    def __init__(
+        self, name: str, args: PublicLoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(PUBLIC_LOAD_BALANCER_TYPE, name, None, opts)
+        on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub)
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace", metadata={"name": NAMESPACE, "labels": LABELS}, opts=on_hub
+        )
+        self.config = pulumi.Output.all(**dict(args.upstreams)).apply(
+            lambda upstreams: _haproxy.render_public_lb_config(upstreams)
+        )
+        config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata={"name": "public-lb", "namespace": namespace.metadata.name, "labels": LABELS},
+            data={"haproxy.cfg": self.config},
+            opts=on_hub,
+        )
+        checksum = self.config.apply(lambda text: hashlib.sha256(text.encode()).hexdigest())
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-haproxy",
+            metadata={"name": "public-lb", "namespace": namespace.metadata.name, "labels": LABELS},
+            spec=haproxy_deployment_spec(config_map.metadata.name, checksum, args.replicas),
+            opts=on_hub,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata={"name": "public-lb", "namespace": namespace.metadata.name, "labels": LABELS},
+            spec={"minAvailable": 1, "selector": {"matchLabels": LABELS}},
+            opts=on_hub,
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={
+                "name": "public-lb",
+                "namespace": namespace.metadata.name,
+                "labels": {**LABELS, PUBLIC_ENTRY_LABEL: "true"},
+            },
+            spec={
+                "type": "LoadBalancer",
+                "selector": LABELS,
+                # Keep the client's address visible to HAProxy and avoid a second hop.
+                "externalTrafficPolicy": "Local",
+                "ports": [
+                    {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+                ],
+            },
+            opts=pulumi.ResourceOptions.merge(
+                on_hub, pulumi.ResourceOptions(depends_on=[deployment])
+            ),
+        )
+        self.url = service.status.apply(
+            lambda status: f"http://{load_balancer_address(status)}"
+        )
+        self.register_outputs({"url": self.url})
+
+
+def haproxy_deployment_spec(
+    config_map: pulumi.Input[str], checksum: pulumi.Input[str], replicas: int
+) -> dict:
+    return {
+        "replicas": replicas,
+        "selector": {"matchLabels": LABELS},
+        "template": {
+            "metadata": {
+                "labels": LABELS,
+                "annotations": {"ocm-fleet.io/config-sha256": checksum},
+            },
+            "spec": {
+                "automountServiceAccountToken": False,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": HAPROXY_UID,
+                    "runAsGroup": HAPROXY_UID,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": key,
+                        "whenUnsatisfiable": "ScheduleAnyway",
+                        "labelSelector": {"matchLabels": LABELS},
+                    }
+                    for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+                ],
+                "containers": [
+                    {
+                        "name": "haproxy",
+                        "image": HAPROXY_IMAGE,
+                        "imagePullPolicy": "IfNotPresent",
+                        "args": ["-f", "/usr/local/etc/haproxy/haproxy.cfg"],
+                        "ports": [{"name": "http", "containerPort": _haproxy.LISTEN_PORT}],
+                        "readinessProbe": {
+                            "httpGet": {"path": _haproxy.HEALTHZ_PATH, "port": "http"},
+                            "periodSeconds": 5,
+                        },
+                        "livenessProbe": {
+                            "httpGet": {"path": _haproxy.HEALTHZ_PATH, "port": "http"},
+                            "periodSeconds": 10,
+                            "failureThreshold": 3,
+                        },
+                        "resources": {
+                            "requests": {"cpu": "100m", "memory": "64Mi"},
+                            "limits": {"memory": "256Mi"},
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                        "volumeMounts": [
+                            {"name": "config", "mountPath": "/usr/local/etc/haproxy", "readOnly": True}
+                        ],
+                    }
+                ],
+                "volumes": [{"name": "config", "configMap": {"name": config_map}}],
+            },
+        },
+    }

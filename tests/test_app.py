@@ -1,0 +1,300 @@
+"""The bookstore end to end on the recorded graph: ManifestWorks, database, edges, public entry.
+
+Golden files: tests/golden/manifestwork-*.yaml hold the exact ManifestWork payloads a reviewer
+sees. Regenerate them with `UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_app.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import FLEETS, fleet_graph
+from harness import Graph, contains_plain, is_secret, is_unknown, run_program
+from schemas import kubernetes_errors
+from test_ocm import MANIFEST_WORK, app_cluster_names, hub_name
+
+from components import _haproxy
+from components._manifests import WORK_KINDS, load_manifests
+from components.app_delivery import workload_manifests
+from components.public_load_balancer import PUBLIC_ENTRY_LABEL
+
+GOLDEN = Path(__file__).parent / "golden"
+SERVICE = "kubernetes:core/v1:Service"
+MODES = [pytest.param(False, id="update"), pytest.param(True, id="preview")]
+GOLDEN_DATABASE = {"DB_HOST": "db.example.test", "DB_NAME": "bookstore", "DB_PORT": "3306",
+                   "DB_USER": "appuser"}
+
+
+class _ReadableDumper(yaml.SafeDumper):
+    """Multi-line strings (config files) as literal blocks, so reviewers read them as text."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ReadableDumper.add_representer(str, _str)
+
+
+def manifest_works(graph: Graph) -> dict[str, list[dict]]:
+    """Cluster name -> the objects its ManifestWork carries."""
+    works = {}
+    for res in graph.of_type(MANIFEST_WORK):
+        cluster = res.name.removesuffix("-app-manifest-work")
+        works[cluster] = res.inputs["spec"]["workload"]["manifests"]
+    return works
+
+
+def load_balancers(graph: Graph):
+    return [r for r in graph.of_type(SERVICE) if r.inputs["spec"].get("type") == "LoadBalancer"]
+
+
+@pytest.mark.parametrize("cluster", ["app-aws", "app-azure"])
+def test_manifest_work_payload_matches_golden(cluster):
+    payload = workload_manifests(load_manifests(), cluster_name=cluster, database=GOLDEN_DATABASE)
+    text = yaml.dump_all(payload, Dumper=_ReadableDumper, sort_keys=True)
+    path = GOLDEN / f"manifestwork-{cluster}.yaml"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(text)
+    assert path.exists(), f"{path} is missing: run UPDATE_GOLDEN=1 pytest tests/test_app.py"
+    assert text == path.read_text(), f"ManifestWork payload of {cluster} changed; review and regenerate"
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_manifest_works_carry_manifests_and_the_graphs_database_address(fleet):
+    graph = fleet_graph(fleet, False)
+    host = graph.stack_outputs["databaseHost"]
+    assert host, "the database address comes from the graph"
+    for cluster, objects in manifest_works(graph).items():
+        expected = workload_manifests(
+            load_manifests(), cluster_name=cluster, database={**GOLDEN_DATABASE, "DB_HOST": host}
+        )
+        assert objects == expected, f"ManifestWork of {cluster} differs from manifests/ + its config"
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+@pytest.mark.parametrize("preview", MODES)
+def test_no_secret_travels_in_a_manifest_work(fleet, preview):
+    graph = fleet_graph(fleet, preview)
+    for res in graph.of_type(MANIFEST_WORK):
+        objects = res.inputs["spec"]["workload"]["manifests"]
+        if is_unknown(objects):
+            continue
+        kinds = {o["kind"] for o in objects}
+        assert "Secret" not in kinds, f"{res} carries a Secret"
+    if not preview:
+        generated = _generated_passwords(graph)
+        assert generated, "the mocks must generate passwords for this check to mean anything"
+        for res in graph.resources:
+            for password in generated:
+                assert not contains_plain(res.wire_inputs, password), (
+                    f"a generated password appears in plain text in the inputs of {res}"
+                )
+        for password in generated:
+            assert not contains_plain(graph.stack_wire_outputs, password), "password in outputs"
+
+
+def _generated_passwords(graph: Graph) -> list[str]:
+    """The passwords the mocks generated, read back where the program uses them (secrets)."""
+    found = []
+    for res in graph.of_type("kubernetes:core/v1:Secret"):
+        data = res.inputs.get("stringData") or {}
+        found += [v for k, v in data.items() if "PASSWORD" in k and isinstance(v, str)]
+    return sorted(set(found))
+
+
+def test_password_check_can_fail():
+    """contains_plain sees a password outside a secret and not inside one."""
+    wire = {"spec": {"a": "x generated-password-1 y"}}
+    assert contains_plain(wire, "generated-password-1")
+    secret = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+              "value": "generated-password-1"}
+    assert not contains_plain({"spec": secret}, "generated-password-1")
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_every_object_in_every_manifest_work_is_valid_for_its_kubernetes_version(fleet):
+    graph = fleet_graph(fleet, False)
+    raw = {k.split(":", 1)[1]: v for k, v in FLEETS[fleet]().items()}
+    from components.config import parse_fleet_config
+
+    versions = {c.name: c.kubernetes_version for c in parse_fleet_config(raw).clusters}
+    for cluster, objects in manifest_works(graph).items():
+        for obj in objects:
+            errors = kubernetes_errors(obj, versions[cluster])
+            assert not errors, (
+                f"{obj['kind']} {obj['metadata']['name']} in the ManifestWork of {cluster} is "
+                f"invalid for Kubernetes {versions[cluster]}: {errors}"
+            )
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_work_agent_may_apply_every_kind_it_is_sent(fleet):
+    graph = fleet_graph(fleet, False)
+    for cluster, objects in manifest_works(graph).items():
+        role = graph.named(f"{cluster}-app-work-agent-role")
+        assert role.inputs["metadata"]["labels"] == {
+            "open-cluster-management.io/aggregate-to-work": "true"
+        }
+        granted = {
+            (group, resource)
+            for rule in role.inputs["rules"]
+            for group in rule["apiGroups"]
+            for resource in rule["resources"]
+            if {"create", "update", "patch", "delete"} <= set(rule["verbs"])
+        }
+        for obj in objects:
+            assert WORK_KINDS[obj["kind"]] in granted, f"{cluster}: no permission for {obj['kind']}"
+        provider = graph.kubernetes_provider(cluster)
+        assert role.provider_urn == provider.urn, f"{role} must be created on {cluster}"
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+@pytest.mark.parametrize("preview", MODES)
+def test_app_secret_is_created_on_each_cluster_directly(fleet, preview):
+    graph = fleet_graph(fleet, preview)
+    for cluster in app_cluster_names(fleet):
+        secret = graph.named(f"{cluster}-app-database-secret")
+        assert secret.provider_urn == graph.kubernetes_provider(cluster).urn, secret
+        assert is_secret(secret.wire_inputs["stringData"]) or is_secret(
+            secret.wire_inputs["stringData"]["DB_PASSWORD"]
+        ), f"{secret}: the password must be a Pulumi secret"
+        work = graph.named(f"{cluster}-app-manifest-work")
+        assert graph.depends_on(work, secret), f"{work} must wait for the password Secret"
+        assert graph.depends_on(work, graph.named("database-schema")), (
+            f"{work} must wait for the schema migration"
+        )
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+@pytest.mark.parametrize("preview", MODES)
+def test_exactly_one_load_balancer_is_open_to_the_internet(fleet, preview):
+    graph = fleet_graph(fleet, preview)
+    open_ones = [r for r in load_balancers(graph) if not r.inputs["spec"].get("loadBalancerSourceRanges")]
+    assert [r.name for r in open_ones] == ["public-lb-service"], (
+        f"only the public entry may have no source ranges, found {open_ones}"
+    )
+    assert open_ones[0].inputs["metadata"]["labels"][PUBLIC_ENTRY_LABEL] == "true"
+    for res in load_balancers(graph):
+        ranges = res.inputs["spec"].get("loadBalancerSourceRanges")
+        if ranges and not is_unknown(ranges):
+            assert "0.0.0.0/0" not in ranges and "::/0" not in ranges, res
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_database_allowlist_equals_app_cluster_egress_ips(fleet):
+    graph = fleet_graph(fleet, False)
+    database = graph.named("database-public")
+    expected = sorted({ip for c in graph.stack_outputs["clusters"].values() for ip in c["egressIps"]})
+    assert expected, "app clusters must have egress IPs"
+    assert database.inputs["spec"]["loadBalancerSourceRanges"] == expected
+    for cidr in expected:
+        assert ipaddress.ip_network(cidr).prefixlen == 32, cidr
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_database_allowlist_comes_from_the_egress_resources_in_preview(fleet):
+    """With every address unknown, the allowlist still follows from each egress IP resource."""
+    graph = fleet_graph(fleet, True)
+    database = graph.named("database-public")
+    deps = set(database.property_dependencies.get("spec", []))
+    for cluster in app_cluster_names(fleet):
+        component = graph.cluster_component(cluster)
+        egress = [
+            r for r in graph.descendants(component)
+            if r.type in ("aws:ec2/eip:Eip", "azure-native:network:PublicIPAddress")
+        ]
+        assert egress and all(r.urn in deps for r in egress), (
+            f"the database allowlist must depend on {cluster}'s egress IP resources"
+        )
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+@pytest.mark.parametrize("preview", MODES)
+def test_edges_admit_only_the_main_cluster(fleet, preview):
+    graph = fleet_graph(fleet, preview)
+    for cluster in app_cluster_names(fleet):
+        edge = graph.named(f"{cluster}-app-edge")
+        assert edge.provider_urn == graph.kubernetes_provider(cluster).urn
+        assert edge.inputs["spec"]["type"] == "LoadBalancer"
+        assert graph.depends_on(edge, graph.named(f"{cluster}-app-manifest-work")), (
+            f"{edge} selects pods the ManifestWork creates: it must come after it"
+        )
+        ranges = edge.inputs["spec"]["loadBalancerSourceRanges"]
+        if preview:
+            assert is_unknown(ranges) or ranges == graph.stack_outputs["hub"]["egressIps"]
+        else:
+            assert ranges == graph.stack_outputs["hub"]["egressIps"], f"{edge} of {cluster}"
+
+
+def test_public_entry_config_passes_haproxy_check(tmp_path):
+    if shutil.which("haproxy") is None:
+        pytest.skip("haproxy is not installed (Debian package: haproxy)")
+    graph = fleet_graph("large", False)
+    config = graph.named("public-lb-config").inputs["data"]["haproxy.cfg"]
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(config)
+    result = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    edges = {n: c["edgeAddress"] for n, c in graph.stack_outputs["clusters"].items()}
+    server_lines = [line.split() for line in config.splitlines() if line.strip().startswith("server ")]
+    assert {line[1]: line[2].rsplit(":", 1)[0] for line in server_lines} == edges
+    assert all("check" in line for line in server_lines)
+    assert config == _haproxy.render_public_lb_config(edges)
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_public_entry_rolls_when_its_config_changes_and_exports_a_url(fleet):
+    graph = fleet_graph(fleet, False)
+    config = graph.named("public-lb-config").inputs["data"]["haproxy.cfg"]
+    deployment = graph.named("public-lb-haproxy")
+    annotation = deployment.inputs["spec"]["template"]["metadata"]["annotations"]
+    assert annotation["ocm-fleet.io/config-sha256"] == hashlib.sha256(config.encode()).hexdigest()
+    assert deployment.inputs["spec"]["replicas"] >= 2
+    assert graph.stack_outputs["url"].startswith("http://")
+    assert graph.stack_outputs["url"] != "http://"
+    assert deployment.provider_urn == graph.kubernetes_provider(hub_name(fleet)).urn
+
+
+def test_data_is_guarded_only_when_asked(dev):
+    graph = fleet_graph("dev", False)
+    assert graph.named("database-data").options["protect"] is False, "dev destroys in one go"
+    dev["ocm-fleet:protectData"] = "true"
+    guarded = run_program(dev)
+    assert guarded.named("database-data").options["protect"] is True
+
+
+def test_password_rotation_sets_and_rolls_out_a_new_password(dev):
+    graph = fleet_graph("dev", False)
+    assert not [r for r in graph.resources if "password-rotation" in r.name]
+    dev["ocm-fleet:databasePasswordRotation"] = "1"
+    rotated = run_program(dev)
+    app_password = rotated.named("database-app-password")
+    assert app_password.inputs["keepers"] == {"rotation": "1"}
+    job = rotated.named("database-password-rotation-1")
+    for work in rotated.of_type(MANIFEST_WORK):
+        assert rotated.depends_on(work, job), f"{work} must wait for the new password to be set"
+
+
+def test_database_runs_mariadb_lts_on_a_pulumi_owned_volume():
+    graph = fleet_graph("dev", False)
+    statefulset = graph.named("database-mariadb")
+    pod = statefulset.inputs["spec"]["template"]["spec"]
+    image = pod["containers"][0]["image"]
+    assert image.startswith("mariadb:11.4."), image
+    claim = graph.named("database-data")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == claim.inputs["metadata"]["name"]
+    schema = graph.named("database-schema")
+    assert graph.depends_on(schema, statefulset), "the schema Job runs after the database is up"
+    command = " ".join(schema.inputs["spec"]["template"]["spec"]["containers"][0]["command"])
+    assert "db:migrate" in command and "db:seed" in command
+    assert statefulset.provider_urn == graph.kubernetes_provider(hub_name("dev")).urn
