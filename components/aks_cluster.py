@@ -1,0 +1,336 @@
+"""An AKS cluster of the fleet: its own network, static egress IP and admin Kubernetes provider."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_azure_native as azure_native
+import yaml
+from pulumi_azure_native import authorization, containerservice, network, resources
+
+from components._azure_zones import zones_for
+from components._cluster import FleetCluster
+from components.config import ClusterSpec
+
+AKS_CLUSTER_TYPE = "ocm-fleet:index:AksCluster"
+
+# Address plan, the same in every cluster: clusters never share a network (they meet over public
+# addresses), so only the ranges inside one cluster must not overlap. The VNet and node subnet
+# follow AKS's own default VNet range. With Azure CNI Overlay the subnet holds nodes only (one
+# address each), pods get addresses from POD_CIDR, which never appears in the VNet, and
+# Services from SERVICE_CIDR.
+VNET_CIDR = "10.224.0.0/16"
+NODE_SUBNET_CIDR = "10.224.0.0/20"
+POD_CIDR = "10.244.0.0/16"
+SERVICE_CIDR = "10.0.0.0/16"
+DNS_SERVICE_IP = "10.0.0.10"
+
+# Kubernetes' own scalability guidance is 110 pods per node; Overlay would allow 250, which only
+# packs more blast radius onto one node of a small pool.
+MAX_PODS = 110
+OS_DISK_SIZE_GB = 128
+
+# Built-in role "Network Contributor" (the same id in every Azure tenant).
+NETWORK_CONTRIBUTOR_ROLE = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+
+OPEN_TO_ALL = "0.0.0.0/0"
+# AKS gives "0.0.0.0/32" a special meaning ("only the cluster's own outbound IP") and rejects it
+# next to any other range (Azure/terraform-azurerm-aks#378).
+OWN_OUTBOUND_ONLY = "0.0.0.0/32"
+
+# AKS caps the node resource group name at 80 characters.
+MAX_NODE_RESOURCE_GROUP_LENGTH = 80
+
+_ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("5b0c7f3e-1d2a-5e7b-9c4d-6f8a0b1c2d3e")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AksClusterArgs:
+    """What an AksCluster is built from."""
+
+    spec: ClusterSpec
+    """The validated cluster config (`cloud: azure`): name, region, node count and size, version."""
+    api_allowed_cidrs: tuple[str, ...]
+    """CIDRs of the operators and CI that may reach the API server. Listing `0.0.0.0/0` opens the
+    API server to every address (no authorized IP ranges at all)."""
+    extra_api_cidrs: pulumi.Input[Sequence[str]] = ()
+    """Addresses that must also reach the API server, e.g. the app clusters' egress IPs when this
+    cluster is the OCM hub. May be unknown until the clusters exist."""
+    workload_identity: bool = False
+    """Enable the OIDC issuer and Microsoft Entra Workload ID. The OIDC issuer cannot be turned
+    off again once on."""
+
+
+def authorized_ip_ranges(
+    configured: Sequence[str], extra: Sequence[str], own_egress: Sequence[str]
+) -> list[str]:
+    """The API server's authorized IP ranges, sorted and without duplicates.
+
+    An empty list means "no restriction": that is how AKS represents an open API server (the
+    documented way to turn authorized IP ranges off is to set them to an empty value), so a
+    `0.0.0.0/0` anywhere yields `[]` instead of a catch-all entry next to narrower ones.
+
+    The cluster's own outbound address is always included: nodes reach the API server through
+    its public endpoint from that address. AKS documents allowing it by itself when ranges are
+    set at cluster creation, but an update replaces the whole list, and clusters whose list
+    lacked it lost their nodes (MicrosoftDocs/azure-docs#72339). `0.0.0.0/32` ("own outbound
+    IP only") is thereby covered and dropped, since AKS refuses it next to other ranges.
+    """
+    ranges = {*configured, *extra}
+    if OPEN_TO_ALL in ranges:
+        return []
+    ranges.discard(OWN_OUTBOUND_ONLY)
+    return sorted(ranges | set(own_egress))
+
+
+def node_resource_group_name(project: str, stack: str, name: str, region: str) -> str:
+    """The resource group AKS creates for nodes; it must not exist yet, so the stack is in it."""
+    full = f"MC_{project}-{stack}_{name}_{region}"
+    # Azure refuses resource group names that end with a period.
+    return full[:MAX_NODE_RESOURCE_GROUP_LENGTH].rstrip(".")
+
+
+def role_assignment_name(subscription_id: str, project: str, stack: str, name: str) -> str:
+    """A stable GUID for the cluster's Network Contributor assignment.
+
+    Role assignment names are GUIDs unique in the whole Entra tenant, not just in their scope, so
+    the seed carries the subscription, project and stack besides the cluster name. Deterministic,
+    so that no run produces a new name (and with it a replacement).
+    """
+    seed = f"{subscription_id}/{project}/{stack}/{name}/network-contributor"
+    return str(uuid.uuid5(_ROLE_ASSIGNMENT_NAMESPACE, seed))
+
+
+def _decode_kubeconfig(creds: containerservice.ListManagedClusterAdminCredentialsResult) -> str:
+    if not creds.kubeconfigs:
+        raise ValueError("AKS returned no admin kubeconfig")
+    return base64.b64decode(creds.kubeconfigs[0].value).decode()
+
+
+def _ca_data(kubeconfig: str) -> str:
+    clusters = (yaml.safe_load(kubeconfig) or {}).get("clusters") or []
+    if not clusters:
+        raise ValueError("the AKS admin kubeconfig lists no cluster")
+    return clusters[0]["cluster"]["certificate-authority-data"]
+
+
+class AksCluster(FleetCluster):
+    """An AKS cluster with its network, a static egress IP and an admin Kubernetes provider.
+
+    Creates, all children of this component and in the cluster's region:
+    - an `azure-native` Provider pinned to the region, used by every Azure resource and invoke;
+    - a resource group, a virtual network and a node subnet (Azure CNI Overlay: pods get
+      addresses outside the VNet);
+    - a Standard, static public IP (zone-redundant where the region has zones): the cluster's
+      only outbound address, exported as `egress_cidrs`;
+    - the ManagedCluster: system-assigned identity, Kubernetes RBAC, authorized IP ranges on the
+      API server, a System-mode VM scale set pool spread over the zones, patch auto-upgrades;
+    - a Network Contributor role assignment for the cluster identity on the resource group;
+    - the Kubernetes provider, from the admin kubeconfig (a secret).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        args: AksClusterArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__(AKS_CLUSTER_TYPE, name, None, opts)
+        self.spec = args.spec
+        spec = args.spec
+        region = spec.region
+        zones = zones_for(region)
+        tags = {"ocm-fleet-cluster": name, "managed-by": "pulumi"}
+        project, stack = pulumi.get_project(), pulumi.get_stack()
+
+        # An explicit provider per cluster: the region is pinned here, and nothing depends on
+        # the ambient `azure-native:location` config of whoever runs the program.
+        azure_provider = azure_native.Provider(
+            f"{name}-azure",
+            location=region,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        child = pulumi.ResourceOptions(parent=self, provider=azure_provider)
+
+        resource_group = resources.ResourceGroup(
+            f"{name}-rg", location=region, tags=tags, opts=child
+        )
+
+        # No `subnets` on the VNet: the node subnet is its own resource, and the provider then
+        # leaves subnets alone when it updates the VNet (pulumi/pulumi-azure-native#611).
+        vnet = network.VirtualNetwork(
+            f"{name}-vnet",
+            resource_group_name=resource_group.name,
+            location=region,
+            address_space=network.AddressSpaceArgs(address_prefixes=[VNET_CIDR]),
+            tags=tags,
+            opts=child,
+        )
+        node_subnet = network.Subnet(
+            f"{name}-nodes",
+            resource_group_name=resource_group.name,
+            virtual_network_name=vnet.name,
+            address_prefix=NODE_SUBNET_CIDR,
+            opts=child,
+        )
+
+        # The egress IP is a resource of the graph, so allowlists elsewhere (hub API, database,
+        # edges) are computed from it and it survives a rebuild of the cluster.
+        egress_ip = network.PublicIPAddress(
+            f"{name}-egress-ip",
+            resource_group_name=resource_group.name,
+            location=region,
+            sku=network.PublicIPAddressSkuArgs(
+                name=network.PublicIPAddressSkuName.STANDARD,
+                tier=network.PublicIPAddressSkuTier.REGIONAL,
+            ),
+            public_ip_allocation_method=network.IPAllocationMethod.STATIC,
+            public_ip_address_version=network.IPVersion.I_PV4,
+            zones=zones,
+            tags=tags,
+            opts=child,
+        )
+        egress_cidrs = egress_ip.ip_address.apply(lambda ip: [f"{ip}/32"])
+
+        api_ranges = pulumi.Output.all(
+            pulumi.Output.from_input(args.extra_api_cidrs), egress_cidrs
+        ).apply(lambda a: authorized_ip_ranges(args.api_allowed_cidrs, a[0], a[1]))
+
+        workload_identity: dict = {}
+        if args.workload_identity:
+            workload_identity = {
+                "oidc_issuer_profile": containerservice.ManagedClusterOIDCIssuerProfileArgs(
+                    enabled=True
+                ),
+                "security_profile": containerservice.ManagedClusterSecurityProfileArgs(
+                    workload_identity=containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(
+                        enabled=True
+                    )
+                ),
+            }
+
+        cluster = containerservice.ManagedCluster(
+            f"{name}-aks",
+            resource_group_name=resource_group.name,
+            location=region,
+            dns_prefix=name,
+            node_resource_group=node_resource_group_name(project, stack, name, region),
+            kubernetes_version=spec.kubernetes_version,
+            identity=containerservice.ManagedClusterIdentityArgs(
+                type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED
+            ),
+            enable_rbac=True,
+            # The program authenticates with the admin (local account) credentials, so local
+            # accounts must stay on; access is narrowed by the authorized IP ranges instead.
+            disable_local_accounts=False,
+            sku=containerservice.ManagedClusterSKUArgs(
+                name=containerservice.ManagedClusterSKUName.BASE,
+                tier=containerservice.ManagedClusterSKUTier.FREE,
+            ),
+            api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
+                authorized_ip_ranges=api_ranges,
+            ),
+            agent_pool_profiles=[
+                containerservice.ManagedClusterAgentPoolProfileArgs(
+                    name="system",
+                    mode=containerservice.AgentPoolMode.SYSTEM,
+                    type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+                    count=spec.node_count,
+                    vm_size=spec.node_size,
+                    orchestrator_version=spec.kubernetes_version,
+                    os_type=containerservice.OSType.LINUX,
+                    # Ephemeral OS disks need a VM size with local storage, which the
+                    # configurable size need not have; managed disks work with all of them.
+                    os_disk_type=containerservice.OSDiskType.MANAGED,
+                    os_disk_size_gb=OS_DISK_SIZE_GB,
+                    max_pods=MAX_PODS,
+                    availability_zones=zones,
+                    vnet_subnet_id=node_subnet.id,
+                    enable_node_public_ip=False,
+                    tags=tags,
+                )
+            ],
+            network_profile=containerservice.ContainerServiceNetworkProfileArgs(
+                network_plugin=containerservice.NetworkPlugin.AZURE,
+                network_plugin_mode=containerservice.NetworkPluginMode.OVERLAY,
+                pod_cidr=POD_CIDR,
+                service_cidr=SERVICE_CIDR,
+                dns_service_ip=DNS_SERVICE_IP,
+                load_balancer_sku=containerservice.LoadBalancerSku.STANDARD,
+                outbound_type=containerservice.OutboundType.LOAD_BALANCER,
+                load_balancer_profile=containerservice.ManagedClusterLoadBalancerProfileArgs(
+                    outbound_ips=containerservice.ManagedClusterLoadBalancerProfileOutboundIPsArgs(
+                        public_ips=[containerservice.ResourceReferenceArgs(id=egress_ip.id)]
+                    ),
+                ),
+            ),
+            auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
+                upgrade_channel=containerservice.UpgradeChannel.PATCH,
+                node_os_upgrade_channel=containerservice.NodeOSUpgradeChannel.NODE_IMAGE,
+            ),
+            tags=tags,
+            opts=child,
+            **workload_identity,
+        )
+
+        # The cluster identity acts on the node subnet (load balancer backends, NIC joins) and on
+        # the BYO outbound IP, both outside the node resource group where AKS grants it rights
+        # itself. `az aks create` adds this assignment on the caller's behalf; ARM, Bicep and
+        # Pulumi callers must do it themselves (Azure/terraform-azurerm-aks role_assignments.tf,
+        # "custom VNET ... needs the Network Contributor role"; AKS docs on BYO outbound IPs).
+        # A system-assigned identity exists only once the cluster does, so the assignment
+        # follows the cluster; the Kubernetes provider waits for it, so no LoadBalancer Service
+        # is created before the cloud provider may act on the network. Scope: the resource
+        # group, which holds only this cluster's network and IP.
+        client = authorization.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=azure_provider)
+        )
+        role_assignment = authorization.RoleAssignment(
+            f"{name}-network-contributor",
+            scope=resource_group.id,
+            principal_id=cluster.identity.apply(lambda i: i.principal_id if i else None),
+            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+            role_definition_id=client.subscription_id.apply(
+                lambda sub: (
+                    f"/subscriptions/{sub}/providers/Microsoft.Authorization"
+                    f"/roleDefinitions/{NETWORK_CONTRIBUTOR_ROLE}"
+                )
+            ),
+            role_assignment_name=client.subscription_id.apply(
+                lambda sub: role_assignment_name(sub, project, stack, name)
+            ),
+            # Assignments cannot be updated in place and the name is fixed: a new principal
+            # (cluster replaced) needs the old assignment gone first.
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(delete_before_replace=True)
+            ),
+        )
+
+        # Depends on the cluster through its name: the engine withholds the call while the
+        # cluster is still to be created, so a first preview sees an unknown kubeconfig.
+        credentials = containerservice.list_managed_cluster_admin_credentials_output(
+            resource_group_name=resource_group.name,
+            resource_name=cluster.name,
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=azure_provider),
+        )
+        kubeconfig = pulumi.Output.secret(credentials.apply(_decode_kubeconfig))
+        # The CA certificate is public (every client is given it); only the kubeconfig's
+        # credentials are secret, so the CA need not stay wrapped.
+        ca_data = pulumi.Output.unsecret(kubeconfig.apply(_ca_data))
+
+        self.resource_group_name: pulumi.Output[str] = resource_group.name
+        """The resource group holding the cluster, its network and egress IP."""
+        self.cluster_name: pulumi.Output[str] = cluster.name
+        """The ManagedCluster's Azure name."""
+
+        self._finish(
+            kubeconfig=kubeconfig,
+            api_server_url=cluster.fqdn.apply(lambda fqdn: f"https://{fqdn}:443"),
+            ca_data=ca_data,
+            egress_cidrs=egress_cidrs,
+            provider_depends_on=[cluster, role_assignment],
+        )
