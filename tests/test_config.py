@@ -1,0 +1,785 @@
+"""The stack config is the user interface: bad config fails with one error naming every
+offending key and value, before any resource is registered; good config parses into
+ClusterSpec/FleetConfig with the documented defaults."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pulumi
+import pytest
+from harness import ROOT, Graph, load_stack_config, run_program
+
+from components.config import (
+    MAX_NAME_LENGTH,
+    ClusterSpec,
+    FleetConfig,
+    FleetConfigError,
+    load_fleet_config,
+    parse_fleet_config,
+)
+
+KNOWN_KEYS = (
+    "apiServerUrl, cloud, context, egressIps, kubeconfig, kubernetesVersion, name, nodeCount, "
+    "nodeSize, region"
+)
+
+VALID: dict[str, Any] = {
+    "hub": {"name": "main", "cloud": "azure", "region": "westeurope"},
+    "clusters": [
+        {"name": "app-aws", "cloud": "aws", "region": "eu-west-1"},
+        {"name": "app-azure", "cloud": "azure", "region": "westeurope"},
+    ],
+    "apiAllowedCidrs": ["203.0.113.0/24"],
+}
+
+EXISTING: dict[str, Any] = {
+    "name": "kind-app",
+    "cloud": "existing",
+    "context": "kind-app",
+    "egressIps": ["192.0.2.1"],
+}
+
+
+def valid() -> dict[str, Any]:
+    return copy.deepcopy(VALID)
+
+
+def with_hub(**changes: Any) -> dict[str, Any]:
+    raw = valid()
+    raw["hub"].update(changes)
+    return raw
+
+
+def with_cluster(index: int, **changes: Any) -> dict[str, Any]:
+    raw = valid()
+    raw["clusters"][index].update(changes)
+    return raw
+
+
+def without(raw: dict[str, Any], path: str, key: str) -> dict[str, Any]:
+    """`raw` with `key` removed from the mapping at `path` ("hub", "clusters[1]" or "")."""
+    node: Any = raw
+    if path == "hub":
+        node = raw["hub"]
+    elif path.startswith("clusters["):
+        node = raw["clusters"][int(path[len("clusters[") : -1])]
+    del node[key]
+    return raw
+
+
+def rejects(raw: dict[str, Any], message: str, *, count: int = 1) -> FleetConfigError:
+    """parse_fleet_config(raw) fails with `message` (literal text) among `count` problems."""
+    with pytest.raises(FleetConfigError, match=re.escape(message)) as info:
+        parse_fleet_config(raw)
+    assert len(info.value.problems) == count, (
+        f"expected {count} problem(s), got {info.value.problems}"
+    )
+    return info.value
+
+
+def pulumi_config(raw: dict[str, Any]) -> dict[str, Any]:
+    """Raw keys as stack config keys (`ocm-fleet:<key>`), for the Pulumi config path."""
+    return {f"ocm-fleet:{k}": v for k, v in raw.items()}
+
+
+def load_through_pulumi(config: dict[str, Any]) -> FleetConfig:
+    """load_fleet_config() run as a Pulumi program under mocks, reading `config`."""
+    loaded: list[FleetConfig] = []
+    run_program(config, program=lambda: loaded.append(load_fleet_config()))
+    assert len(loaded) == 1, "the program must have loaded the config exactly once"
+    return loaded[0]
+
+
+# --- names ---------------------------------------------------------------------------------
+
+
+def test_duplicate_app_cluster_names_name_both_keys():
+    raw = with_cluster(1, name="app-aws")
+    rejects(
+        raw,
+        "ocm-fleet:clusters[1].name: 'app-aws' is already used by ocm-fleet:clusters[0].name; "
+        "cluster names are unique",
+    )
+
+
+def test_app_cluster_named_like_the_hub_is_a_duplicate():
+    rejects(
+        with_cluster(0, name="main"),
+        "ocm-fleet:clusters[0].name: 'main' is already used by ocm-fleet:hub.name",
+    )
+
+
+def test_each_repeat_of_a_name_is_reported_against_its_first_use():
+    raw = valid()
+    raw["clusters"].append({"name": "app-aws", "cloud": "aws", "region": "us-east-1"})
+    raw["clusters"].append({"name": "app-aws", "cloud": "azure", "region": "eastus2"})
+    err = rejects(raw, "ocm-fleet:clusters[2].name: 'app-aws' is already used by", count=2)
+    assert err.problems[1].startswith(
+        "ocm-fleet:clusters[3].name: 'app-aws' is already used by ocm-fleet:clusters[0].name"
+    ), err.problems
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["App-aws", "app_aws", "-app", "app-", "", "app.aws", "app aws", "app\n", 42, True, None],
+    ids=[
+        "uppercase",
+        "underscore",
+        "leading-dash",
+        "trailing-dash",
+        "empty",
+        "dot",
+        "space",
+        "trailing-newline",
+        "int",
+        "bool",
+        "null",
+    ],
+)
+def test_cluster_name_must_be_a_dns_1123_label(name):
+    rejects(
+        with_cluster(1, name=name),
+        f"ocm-fleet:clusters[1].name: {name!r} is not a DNS-1123 label (lowercase letters, "
+        "digits and '-', starting and ending with a letter or digit)",
+    )
+
+
+def test_missing_hub_name_is_reported_as_not_a_label():
+    rejects(without(valid(), "hub", "name"), "ocm-fleet:hub.name: None is not a DNS-1123 label")
+
+
+@pytest.mark.parametrize("cloud", ["aws", "azure", "existing"])
+def test_name_longer_than_the_cloud_allows_is_rejected(cloud):
+    limit = MAX_NAME_LENGTH[cloud]
+    name = "a" * (limit + 1)
+    cluster = {**EXISTING, "name": name} if cloud == "existing" else {"name": name, "cloud": cloud}
+    if cloud == "aws":
+        cluster["region"] = "eu-west-1"
+    elif cloud == "azure":
+        cluster["region"] = "westeurope"
+    raw = valid()
+    raw["clusters"][1] = cluster
+    rejects(
+        raw,
+        f"ocm-fleet:clusters[1].name: {name!r} is {limit + 1} characters; {cloud} clusters "
+        f"allow at most {limit} (cloud resource names derive from it)",
+    )
+
+
+@pytest.mark.parametrize(("cloud", "limit"), [("aws", 32), ("azure", 40), ("existing", 63)])
+def test_name_of_exactly_the_cloud_limit_is_accepted(cloud, limit):
+    assert MAX_NAME_LENGTH[cloud] == limit, f"{cloud} name limit changed: update the docs"
+    name = "b" * limit
+    raw = valid()
+    raw["clusters"][1] = (
+        {**EXISTING, "name": name}
+        if cloud == "existing"
+        else {"name": name, "cloud": cloud, "region": "eu-west-1" if cloud == "aws" else "eastus"}
+    )
+    fleet = parse_fleet_config(raw)
+    assert fleet.clusters[1].name == name
+
+
+# --- clouds --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cloud", ["gcp", "AWS", "", 3, None])
+def test_unknown_cloud_is_rejected_with_the_choices(cloud):
+    rejects(
+        with_cluster(0, cloud=cloud),
+        f"ocm-fleet:clusters[0].cloud: {cloud!r} is not one of aws, azure, existing",
+    )
+
+
+def test_missing_cloud_is_rejected():
+    rejects(
+        without(valid(), "clusters[0]", "cloud"),
+        "ocm-fleet:clusters[0].cloud: None is not one of aws, azure, existing",
+    )
+
+
+def test_hub_on_aws_is_rejected_because_eks_does_not_sign_client_auth_csrs():
+    with pytest.raises(
+        FleetConfigError,
+        match=r"ocm-fleet:hub\.cloud: 'aws' is not supported for the hub: .*"
+        r"EKS does not sign certificate signing requests with 'client auth' usage "
+        r"\(aws/containers-roadmap#1856\)",
+    ) as info:
+        parse_fleet_config(with_hub(cloud="aws", region="eu-west-1"))
+    assert len(info.value.problems) == 1, info.value.problems
+
+
+def test_aws_is_fine_for_an_app_cluster():
+    fleet = parse_fleet_config(valid())
+    assert fleet.clusters[0].cloud == "aws"
+
+
+# --- regions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cloud", ["aws", "azure"])
+@pytest.mark.parametrize("region", ["absent", ""])
+def test_cloud_cluster_without_region_is_rejected(cloud, region):
+    raw = valid()
+    raw["clusters"][1] = {"name": "app-x", "cloud": cloud}
+    if region != "absent":
+        raw["clusters"][1]["region"] = region
+    rejects(raw, f"ocm-fleet:clusters[1].region: missing; {cloud} clusters need a region")
+
+
+@pytest.mark.parametrize(
+    ("cloud", "region", "example"),
+    [
+        ("aws", "eu-west", "eu-west-1"),
+        ("aws", "EU-WEST-1", "eu-west-1"),
+        ("aws", "westeurope", "eu-west-1"),
+        ("aws", "eu-west-1a", "eu-west-1"),
+        ("aws", "eu-west-1\n", "eu-west-1"),
+        ("aws", 5, "eu-west-1"),
+        ("azure", "West Europe", "westeurope"),
+        ("azure", "west-europe", "westeurope"),
+        ("azure", "eu-west-1", "westeurope"),
+        ("azure", "westeurope\n", "westeurope"),
+        ("azure", ["westeurope"], "westeurope"),
+    ],
+)
+def test_malformed_region_names_the_value_and_an_example(cloud, region, example):
+    raw = valid()
+    raw["clusters"][1] = {"name": "app-x", "cloud": cloud, "region": region}
+    rejects(
+        raw,
+        f"ocm-fleet:clusters[1].region: {region!r} is not a {cloud} region name (e.g. {example!r})",
+    )
+
+
+@pytest.mark.parametrize(
+    ("cloud", "region"),
+    [("aws", "us-gov-west-1"), ("aws", "ap-northeast-1"), ("azure", "brazilsouth")],
+)
+def test_real_region_names_are_accepted(cloud, region):
+    raw = with_cluster(1, cloud=cloud, region=region)
+    assert parse_fleet_config(raw).clusters[1].region == region
+
+
+# --- nodeCount, kubernetesVersion, nodeSize ------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [0, -1, "2", True, False, 2.0, None], ids=repr)
+def test_node_count_must_be_a_positive_integer(count):
+    rejects(
+        with_cluster(0, nodeCount=count),
+        f"ocm-fleet:clusters[0].nodeCount: {count!r} must be an integer of at least 1",
+    )
+
+
+def test_node_count_above_100_is_rejected():
+    rejects(
+        with_cluster(0, nodeCount=101),
+        "ocm-fleet:clusters[0].nodeCount: 101 is above the supported 100",
+    )
+
+
+@pytest.mark.parametrize("count", [1, 100])
+def test_node_count_bounds_are_accepted(count):
+    assert parse_fleet_config(with_cluster(0, nodeCount=count)).clusters[0].node_count == count
+
+
+@pytest.mark.parametrize(
+    "version", ["1.35.2", "v1.35", 1.3, 1.35, "latest", "1.9", "2.35", "1.35\n", ""], ids=repr
+)
+def test_kubernetes_version_must_be_major_minor(version):
+    rejects(
+        with_cluster(1, kubernetesVersion=version),
+        f"ocm-fleet:clusters[1].kubernetesVersion: {version!r} must be MAJOR.MINOR, such as "
+        "'1.35' (quote it in YAML so 1.30 does not become 1.3)",
+    )
+
+
+@pytest.mark.parametrize("size", ["", "  ", 4, None], ids=repr)
+def test_node_size_must_be_a_non_empty_string(size):
+    rejects(
+        with_cluster(0, nodeSize=size),
+        f"ocm-fleet:clusters[0].nodeSize: {size!r} must be a non-empty string",
+    )
+
+
+# --- apiAllowedCidrs -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("10.0.0.1/8", "10.0.0.1/8 has host bits set"),
+        ("not-a-cidr", "does not appear to be an IPv4 or IPv6 network"),
+        ("10.0.0.0/33", "10.0.0.0/33"),
+        ("203.0.113.0/24 ", "does not appear to be an IPv4 or IPv6 network"),
+    ],
+)
+def test_malformed_allowed_cidr_names_index_value_and_reason(value, reason):
+    raw = valid()
+    raw["apiAllowedCidrs"].append(value)
+    rejects(raw, f"ocm-fleet:apiAllowedCidrs[1]: {value!r} is not a valid CIDR (")
+    with pytest.raises(FleetConfigError, match=re.escape(reason)):
+        parse_fleet_config(raw)
+
+
+@pytest.mark.parametrize("value", [24, None, ["10.0.0.0/8"]], ids=repr)
+def test_non_string_allowed_cidr_is_rejected(value):
+    raw = valid()
+    raw["apiAllowedCidrs"] = [value]
+    rejects(
+        raw,
+        f"ocm-fleet:apiAllowedCidrs[0]: {value!r} is not a CIDR string such as '203.0.113.0/24'",
+    )
+
+
+@pytest.mark.parametrize("value", ["absent", [], "203.0.113.0/24", {"a": "10.0.0.0/8"}])
+def test_allowed_cidrs_must_be_a_non_empty_list(value):
+    raw = valid()
+    if value == "absent":
+        del raw["apiAllowedCidrs"]
+    else:
+        raw["apiAllowedCidrs"] = value
+    shown = None if value == "absent" else value
+    rejects(
+        raw,
+        f"ocm-fleet:apiAllowedCidrs: {shown!r} must be a non-empty list of CIDRs that may "
+        "reach the Kubernetes API servers",
+    )
+
+
+# --- clusters and hub shapes ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["absent", {"name": "app-aws", "cloud": "aws", "region": "eu-west-1"}, "app-aws", 3],
+    ids=["missing", "mapping", "string", "int"],
+)
+def test_clusters_must_be_a_list(value):
+    raw = valid()
+    if value == "absent":
+        del raw["clusters"]
+    else:
+        raw["clusters"] = value
+    shown = None if value == "absent" else value
+    rejects(
+        raw,
+        f"ocm-fleet:clusters: {shown!r} must be a list of application clusters "
+        "(each with name, cloud and region)",
+    )
+
+
+def test_empty_clusters_list_is_rejected():
+    raw = valid()
+    raw["clusters"] = []
+    rejects(raw, "ocm-fleet:clusters: the list is empty; the fleet needs at least one app cluster")
+
+
+@pytest.mark.parametrize("item", ["app-aws", ["app-aws", "aws"], None, 7], ids=repr)
+def test_a_cluster_that_is_not_a_mapping_is_rejected(item):
+    raw = valid()
+    raw["clusters"][1] = item
+    rejects(
+        raw,
+        f"ocm-fleet:clusters[1]: {item!r} must be a mapping with at least 'name', 'cloud' "
+        "and 'region'",
+    )
+
+
+def test_missing_hub_is_rejected():
+    raw = valid()
+    del raw["hub"]
+    rejects(raw, "ocm-fleet:hub: missing; set the main cluster (name, cloud, region)")
+
+
+def test_hub_that_is_not_a_mapping_is_rejected():
+    raw = valid()
+    raw["hub"] = "main"
+    rejects(raw, "ocm-fleet:hub: 'main' must be a mapping with at least 'name', 'cloud'")
+
+
+@pytest.mark.parametrize("typo", ["nodecount", "Region", "size"])
+def test_unknown_cluster_key_lists_the_known_keys(typo):
+    rejects(
+        with_cluster(0, **{typo: 3}),
+        f"ocm-fleet:clusters[0].{typo}: unknown key (known keys: {KNOWN_KEYS})",
+    )
+
+
+def test_unknown_hub_key_is_rejected():
+    rejects(with_hub(nodes=3), "ocm-fleet:hub.nodes: unknown key (known keys: apiServerUrl,")
+
+
+# --- existing clusters ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cloud", ["aws", "azure"])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("context", "kind-app"),
+        ("kubeconfig", "~/.kube/config"),
+        ("apiServerUrl", "https://203.0.113.10:6443"),
+        ("egressIps", ["192.0.2.1"]),
+    ],
+)
+def test_existing_only_keys_are_rejected_on_cloud_clusters(cloud, key, value):
+    region = "eu-west-1" if cloud == "aws" else "westeurope"
+    rejects(
+        with_cluster(1, cloud=cloud, region=region, **{key: value}),
+        f"ocm-fleet:clusters[1].{key}: only valid with cloud: existing "
+        f"(a {cloud} cluster's value comes from the cloud)",
+    )
+
+
+def test_existing_hub_needs_api_server_url():
+    raw = valid()
+    raw["hub"] = {"name": "main", "cloud": "existing", "egressIps": ["192.0.2.10"]}
+    rejects(
+        raw,
+        "ocm-fleet:hub.apiServerUrl: missing; an existing hub needs the https:// URL at which "
+        "the application clusters reach its API server",
+    )
+
+
+@pytest.mark.parametrize("url", ["http://203.0.113.10:6443", "203.0.113.10:6443", "", 6443])
+def test_existing_api_server_url_must_be_https(url):
+    raw = valid()
+    raw["clusters"][1] = {**EXISTING, "apiServerUrl": url}
+    rejects(raw, f"ocm-fleet:clusters[1].apiServerUrl: {url!r} must be an https:// URL")
+
+
+@pytest.mark.parametrize("ips", ["absent", [], "192.0.2.1", None], ids=repr)
+def test_existing_cluster_needs_egress_ips(ips):
+    raw = valid()
+    raw["clusters"][1] = {k: v for k, v in EXISTING.items() if k != "egressIps"}
+    if ips != "absent":
+        raw["clusters"][1]["egressIps"] = ips
+    shown = None if ips == "absent" else ips
+    rejects(
+        raw,
+        f"ocm-fleet:clusters[1].egressIps: {shown!r} must be a non-empty list of the public "
+        "addresses (CIDRs) this cluster's traffic leaves from",
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("192.0.2.300", "'192.0.2.300' is not a valid CIDR ("),
+        ("10.0.0.1/8", "'10.0.0.1/8' is not a valid CIDR (10.0.0.1/8 has host bits set)"),
+        ("kind-node", "'kind-node' is not a valid CIDR ("),
+        (3232235521, "3232235521 is not a CIDR string such as '203.0.113.0/24'"),
+    ],
+)
+def test_bad_egress_ip_entry_names_its_index(entry, message):
+    raw = valid()
+    raw["clusters"][1] = {**EXISTING, "egressIps": ["192.0.2.1", entry]}
+    rejects(raw, f"ocm-fleet:clusters[1].egressIps[1]: {message}")
+
+
+@pytest.mark.parametrize(("key", "value"), [("context", ""), ("kubeconfig", 5)])
+def test_existing_context_and_kubeconfig_must_be_non_empty_strings(key, value):
+    raw = valid()
+    raw["clusters"][1] = {**EXISTING, key: value}
+    rejects(raw, f"ocm-fleet:clusters[1].{key}: {value!r} must be a non-empty string")
+
+
+# --- fleet-wide settings -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "version", ["v1.3.1", "1.3", "1.3.1.0", "latest", 1.3, "1.3.1\n"], ids=repr
+)
+def test_ocm_version_must_be_x_y_z_without_v(version):
+    rejects(
+        {**valid(), "ocmVersion": version},
+        f"ocm-fleet:ocmVersion: {version!r} must be an OCM release such as '1.3.1' "
+        "(no leading 'v')",
+    )
+
+
+@pytest.mark.parametrize("value", ["true", "yes", 1, 0, None], ids=repr)
+def test_protect_data_must_be_a_bool(value):
+    rejects(
+        {**valid(), "protectData": value},
+        f"ocm-fleet:protectData: {value!r} must be true or false",
+    )
+
+
+@pytest.mark.parametrize("value", [-1, "2", 1.5, True, None], ids=repr)
+def test_database_password_rotation_must_be_a_non_negative_int(value):
+    rejects(
+        {**valid(), "databasePasswordRotation": value},
+        f"ocm-fleet:databasePasswordRotation: {value!r} must be an integer of at least 0 "
+        "(raise it by one to rotate the app's database password)",
+    )
+
+
+# --- every problem at once -----------------------------------------------------------------
+
+
+def test_every_problem_is_reported_in_one_error():
+    raw = {
+        "hub": {"name": "main", "cloud": "aws", "region": "eu-west-1"},
+        "clusters": [
+            {"name": "App", "cloud": "aws", "region": "eu-west-1"},
+            {"name": "app-azure", "cloud": "azure", "region": "West Europe", "nodecount": 3},
+            {"name": "main", "cloud": "gcp", "region": "europe-west1", "nodeCount": True},
+            "app-existing",
+        ],
+        "apiAllowedCidrs": ["10.0.0.1/8"],
+        "ocmVersion": "v1.3.1",
+        "protectData": "yes",
+        "databasePasswordRotation": -1,
+    }
+    expected = [
+        "ocm-fleet:hub.cloud: 'aws' is not supported for the hub",
+        "ocm-fleet:clusters[0].name: 'App' is not a DNS-1123 label",
+        "ocm-fleet:clusters[1].nodecount: unknown key (known keys: ",
+        "ocm-fleet:clusters[1].region: 'West Europe' is not a azure region name",
+        "ocm-fleet:clusters[2].cloud: 'gcp' is not one of aws, azure, existing",
+        "ocm-fleet:clusters[2].nodeCount: True must be an integer of at least 1",
+        "ocm-fleet:clusters[3]: 'app-existing' must be a mapping",
+        "ocm-fleet:clusters[2].name: 'main' is already used by ocm-fleet:hub.name",
+        "ocm-fleet:apiAllowedCidrs[0]: '10.0.0.1/8' is not a valid CIDR",
+        "ocm-fleet:ocmVersion: 'v1.3.1' must be an OCM release",
+        "ocm-fleet:protectData: 'yes' must be true or false",
+        "ocm-fleet:databasePasswordRotation: -1 must be an integer of at least 0",
+    ]
+    with pytest.raises(
+        FleetConfigError, match=r"\(12 problems\); fix Pulumi\.<stack>\.yaml"
+    ) as info:
+        parse_fleet_config(raw)
+    problems = info.value.problems
+    assert len(problems) == len(expected), "\n".join(problems)
+    for start in expected:
+        matching = [p for p in problems if p.startswith(start)]
+        assert len(matching) == 1, f"expected one problem starting {start!r}, got {problems}"
+        assert f"\n  - {matching[0]}" in str(info.value), "the message must list each problem"
+
+
+def test_a_single_problem_is_singular_in_the_message():
+    with pytest.raises(FleetConfigError, match=r"\(1 problem\); fix Pulumi"):
+        parse_fleet_config({**valid(), "protectData": "no"})
+
+
+# --- valid configs -------------------------------------------------------------------------
+
+
+def test_minimal_config_gets_the_documented_defaults():
+    fleet = parse_fleet_config(valid())
+    assert fleet == FleetConfig(
+        hub=ClusterSpec(
+            name="main",
+            cloud="azure",
+            region="westeurope",
+            node_count=2,
+            node_size="Standard_D4s_v5",
+            kubernetes_version="1.35",
+        ),
+        clusters=(
+            ClusterSpec(
+                name="app-aws",
+                cloud="aws",
+                region="eu-west-1",
+                node_count=2,
+                node_size="t3.large",
+                kubernetes_version="1.35",
+            ),
+            ClusterSpec(
+                name="app-azure",
+                cloud="azure",
+                region="westeurope",
+                node_count=2,
+                node_size="Standard_D4s_v5",
+                kubernetes_version="1.35",
+            ),
+        ),
+        api_allowed_cidrs=("203.0.113.0/24",),
+        ocm_version="1.3.1",
+        protect_data=False,
+        database_password_rotation=0,
+    )
+    assert fleet.ocm_version == "1.3.1"
+    assert fleet.protect_data is False
+    assert fleet.database_password_rotation == 0
+
+
+def test_hub_comes_first_in_all_clusters():
+    fleet = parse_fleet_config(valid())
+    assert [c.name for c in fleet.all_clusters] == ["main", "app-aws", "app-azure"]
+    assert fleet.all_clusters[0] is fleet.hub
+
+
+def test_overrides_are_kept():
+    raw = with_cluster(0, nodeCount=5, nodeSize="m6i.xlarge", kubernetesVersion="1.34")
+    raw.update(ocmVersion="1.4.0", protectData=True, databasePasswordRotation=3)
+    fleet = parse_fleet_config(raw)
+    app = fleet.clusters[0]
+    assert (app.node_count, app.node_size, app.kubernetes_version) == (5, "m6i.xlarge", "1.34")
+    assert (fleet.ocm_version, fleet.protect_data, fleet.database_password_rotation) == (
+        "1.4.0",
+        True,
+        3,
+    )
+
+
+def test_existing_clusters_parse_with_normalised_egress_cidrs():
+    raw = valid()
+    raw["hub"] = {
+        "name": "hub",
+        "cloud": "existing",
+        "kubeconfig": "/home/me/.kube/config",
+        "apiServerUrl": "https://203.0.113.10:6443",
+        "egressIps": ["203.0.113.10"],
+    }
+    raw["clusters"][1] = {**EXISTING, "egressIps": ["192.0.2.1", "198.51.100.0/24", "2001:db8::1"]}
+    raw["apiAllowedCidrs"] = ["198.51.100.7"]
+    fleet = parse_fleet_config(raw)
+    assert fleet.hub == ClusterSpec(
+        name="hub",
+        cloud="existing",
+        region="existing",
+        node_count=2,
+        node_size="",
+        kubernetes_version="1.35",
+        kubeconfig="/home/me/.kube/config",
+        api_server_url="https://203.0.113.10:6443",
+        egress_ips=("203.0.113.10/32",),
+    )
+    app = fleet.clusters[1]
+    assert app.egress_ips == ("192.0.2.1/32", "198.51.100.0/24", "2001:db8::1/128")
+    assert (app.context, app.kubeconfig, app.api_server_url) == ("kind-app", None, None)
+    assert app.region == "existing"
+    assert fleet.api_allowed_cidrs == ("198.51.100.7/32",)
+
+
+def test_existing_cluster_keeps_a_region_label():
+    raw = valid()
+    raw["clusters"][1] = {**EXISTING, "region": "lab"}
+    assert parse_fleet_config(raw).clusters[1].region == "lab"
+
+
+# --- through Pulumi config -----------------------------------------------------------------
+
+
+def test_dev_stack_config_loads():
+    fleet = load_through_pulumi(load_stack_config(ROOT / "Pulumi.dev.yaml"))
+    assert [(c.name, c.cloud) for c in fleet.all_clusters] == [
+        ("main", "azure"),
+        ("app-aws", "aws"),
+        ("app-azure", "azure"),
+    ]
+
+
+def test_load_fleet_config_raises_the_config_error_under_pulumi():
+    config = pulumi_config(with_cluster(1, name="App_Azure"))
+    with pytest.raises(
+        FleetConfigError, match=re.escape("ocm-fleet:clusters[1].name: 'App_Azure' is not a")
+    ):
+        run_program(config, program=load_fleet_config)
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "message"),
+    [
+        ("clusters", "app-aws", "ocm-fleet:clusters: 'app-aws' must be a list"),
+        ("hub", "main", "ocm-fleet:hub: 'main' must be a mapping"),
+        ("apiAllowedCidrs", "203.0.113.0/24", "ocm-fleet:apiAllowedCidrs: '203.0.113.0/24' must"),
+    ],
+)
+def test_bare_scalar_for_a_structured_key_is_a_config_error(key, text, message):
+    """`ocm-fleet:clusters: app-aws` in YAML reaches the program as plain text, not JSON."""
+    config = pulumi_config(valid())
+    config[f"ocm-fleet:{key}"] = text
+    config["ocm-fleet:protectData"] = "maybe"
+    with pytest.raises(FleetConfigError, match=re.escape(message)) as info:
+        run_program(config, program=load_fleet_config)
+    assert any("ocm-fleet:protectData: 'maybe'" in p for p in info.value.problems), (
+        f"the other problems must be reported with it: {info.value.problems}"
+    )
+
+
+def test_the_graph_argument_records_what_was_registered_before_a_raise():
+    """Control for the next test: a resource registered before the error is seen."""
+    graph = Graph()
+
+    def program() -> None:
+        pulumi.ComponentResource("test:index:Probe", "probe")
+        load_fleet_config()
+
+    with pytest.raises(FleetConfigError):
+        run_program(pulumi_config(with_hub(cloud="aws")), program=program, graph=graph)
+    assert [(r.type, r.name) for r in graph.resources] == [("test:index:Probe", "probe")]
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+def test_bad_config_fails_the_whole_program_before_any_resource(preview):
+    graph = Graph()
+    config = pulumi_config(with_hub(cloud="aws", region="eu-west-1"))
+    config["ocm-fleet:apiAllowedCidrs"] = ["10.0.0.1/8"]
+    with pytest.raises(FleetConfigError, match=r"\(2 problems\)") as info:
+        run_program(config, preview=preview, graph=graph)
+    assert [p.split(":")[1] for p in info.value.problems] == [
+        "hub.cloud",
+        "apiAllowedCidrs[0]",
+    ]
+    assert graph.resources == [], f"no resource may be registered on bad config: {graph.resources}"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("true", True), ("false", False), ("True", True), ("FALSE", False)]
+)
+def test_protect_data_string_from_pulumi_becomes_a_bool(text, expected):
+    config = pulumi_config(valid())
+    config["ocm-fleet:protectData"] = text
+    assert load_through_pulumi(config).protect_data is expected
+
+
+def test_protect_data_yes_from_pulumi_is_rejected():
+    config = pulumi_config(valid())
+    config["ocm-fleet:protectData"] = "yes"
+    with pytest.raises(FleetConfigError, match=re.escape("ocm-fleet:protectData: 'yes' must be")):
+        run_program(config, program=load_fleet_config)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("2", 2), ("0", 0), ("10", 10)])
+def test_password_rotation_string_from_pulumi_becomes_an_int(text, expected):
+    config = pulumi_config(valid())
+    config["ocm-fleet:databasePasswordRotation"] = text
+    rotation = load_through_pulumi(config).database_password_rotation
+    assert rotation == expected and type(rotation) is int
+
+
+@pytest.mark.parametrize("text", ["-1", "two", "1.5", " 2", "²"])
+def test_bad_password_rotation_from_pulumi_is_a_config_error(text):
+    config = pulumi_config(valid())
+    config["ocm-fleet:databasePasswordRotation"] = text
+    with pytest.raises(
+        FleetConfigError,
+        match=re.escape(f"ocm-fleet:databasePasswordRotation: {text!r} must be an integer"),
+    ):
+        run_program(config, program=load_fleet_config)
+
+
+def test_unset_optional_settings_from_pulumi_get_defaults():
+    fleet = load_through_pulumi(pulumi_config(valid()))
+    assert (fleet.ocm_version, fleet.protect_data, fleet.database_password_rotation) == (
+        "1.3.1",
+        False,
+        0,
+    )
+
+
+def test_ocm_version_from_pulumi_is_validated():
+    config = pulumi_config(valid())
+    config["ocm-fleet:ocmVersion"] = "1.4.0"
+    assert load_through_pulumi(config).ocm_version == "1.4.0"
+    config["ocm-fleet:ocmVersion"] = "v1.4.0"
+    with pytest.raises(FleetConfigError, match=re.escape("ocm-fleet:ocmVersion: 'v1.4.0' must")):
+        run_program(config, program=load_fleet_config)
