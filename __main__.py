@@ -19,12 +19,16 @@ manifests = load_manifests()
 
 def build_cluster(spec: ClusterSpec, extra_api_cidrs=()):
     if spec.cloud == "aws":
-        return EksCluster(spec.name, EksClusterArgs(spec=spec, api_allowed_cidrs=fleet.api_allowed_cidrs))
+        return EksCluster(
+            spec.name, EksClusterArgs(spec=spec, api_allowed_cidrs=fleet.api_allowed_cidrs)
+        )
     if spec.cloud == "azure":
         return AksCluster(
             spec.name,
             AksClusterArgs(
-                spec=spec, api_allowed_cidrs=fleet.api_allowed_cidrs, extra_api_cidrs=extra_api_cidrs
+                spec=spec,
+                api_allowed_cidrs=fleet.api_allowed_cidrs,
+                extra_api_cidrs=extra_api_cidrs,
             ),
         )
     return ExistingCluster(spec.name, ExistingClusterArgs(spec=spec))

@@ -1,4 +1,4 @@
-"""Loading the app's Kubernetes YAML from manifests/, and what the OCM work agent needs to apply it."""
+"""The app's Kubernetes YAML from manifests/, and what the OCM work agent needs to apply it."""
 
 from __future__ import annotations
 

@@ -182,7 +182,7 @@ class AppDelivery(pulumi.ComponentResource):
 
 def load_balancer_address(status: Any) -> str:
     """The first ingress address of a LoadBalancer Service's status: an IP or a DNS name."""
-    ingress = ((status or {}).get("load_balancer") or (status or {}).get("loadBalancer") or {})
+    ingress = (status or {}).get("load_balancer") or (status or {}).get("loadBalancer") or {}
     entries = ingress.get("ingress") or []
     if not entries:
         return ""
@@ -202,7 +202,10 @@ def workload_manifests(
         "kind": "ConfigMap",
         "metadata": {
             "name": DATABASE_CONFIG,
-            "labels": {"app.kubernetes.io/part-of": "bookstore", "ocm-fleet.io/cluster": cluster_name},
+            "labels": {
+                "app.kubernetes.io/part-of": "bookstore",
+                "ocm-fleet.io/cluster": cluster_name,
+            },
         },
         "data": dict(sorted(database.items())),
     }

@@ -1,4 +1,4 @@
-"""The fleet's stack configuration: a typed, validated model of what users write in Pulumi.<stack>.yaml."""
+"""The stack configuration: a typed, validated model of what users write in Pulumi.<stack>.yaml."""
 
 from __future__ import annotations
 

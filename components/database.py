@@ -297,14 +297,21 @@ def shopapi_job_spec(
                             "capabilities": {"drop": ["ALL"]},
                         },
                         "volumeMounts": [
-                            {"name": "secret", "mountPath": "/app/config/app_secret", "readOnly": True}
+                            {
+                                "name": "secret",
+                                "mountPath": "/app/config/app_secret",
+                                "readOnly": True,
+                            }
                         ],
                     }
                 ],
                 "volumes": [
                     {
                         "name": "secret",
-                        "secret": {"secretName": credentials, "items": [{"key": "DB_PASSWORD", "path": "DB_PASSWORD"}]},
+                        "secret": {
+                            "secretName": credentials,
+                            "items": [{"key": "DB_PASSWORD", "path": "DB_PASSWORD"}],
+                        },
                     }
                 ],
             },

@@ -1,4 +1,4 @@
-"""The fleet's single public entry: HAProxy on the main cluster, health-checking every app cluster."""
+"""The fleet's one public entry: HAProxy on the main cluster, health-checking every app cluster."""
 
 from __future__ import annotations
 
@@ -87,17 +87,13 @@ class PublicLoadBalancer(pulumi.ComponentResource):
                 "selector": LABELS,
                 # Keep the client's address visible to HAProxy and avoid a second hop.
                 "externalTrafficPolicy": "Local",
-                "ports": [
-                    {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
-                ],
+                "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
             },
             opts=pulumi.ResourceOptions.merge(
                 on_hub, pulumi.ResourceOptions(depends_on=[deployment])
             ),
         )
-        self.url = service.status.apply(
-            lambda status: f"http://{load_balancer_address(status)}"
-        )
+        self.url = service.status.apply(lambda status: f"http://{load_balancer_address(status)}")
         self.register_outputs({"url": self.url})
 
 
@@ -155,7 +151,11 @@ def haproxy_deployment_spec(
                             "capabilities": {"drop": ["ALL"]},
                         },
                         "volumeMounts": [
-                            {"name": "config", "mountPath": "/usr/local/etc/haproxy", "readOnly": True}
+                            {
+                                "name": "config",
+                                "mountPath": "/usr/local/etc/haproxy",
+                                "readOnly": True,
+                            }
                         ],
                     }
                 ],

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ROOT, Graph, load_stack_config, run_program  # noqa: E402
+from harness import ROOT, Graph, load_stack_config, run_program
 
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference" / "ocm-v1.3.1"
 
@@ -50,8 +50,10 @@ def fleet_graph(fleet: str, preview: bool) -> Graph:
     return _CACHE[key]
 
 
-@pytest.fixture(params=[(f, p) for f in FLEETS for p in (False, True)],
-                ids=lambda fp: f"{fp[0]}-{'preview' if fp[1] else 'update'}")
+@pytest.fixture(
+    params=[(f, p) for f in FLEETS for p in (False, True)],
+    ids=lambda fp: f"{fp[0]}-{'preview' if fp[1] else 'update'}",
+)
 def any_graph(request) -> Graph:
     """Each fleet, in update mode and in preview mode (every cloud output unknown)."""
     fleet, preview = request.param

@@ -103,7 +103,7 @@ class Graph:
         return found[0]
 
     def direct_deps(self, res: Registered) -> set[str]:
-        """Everything the engine orders `res` after: dependencies, property deps, parent, provider."""
+        """What the engine orders `res` after: dependencies, property dependencies, provider."""
         deps = set(res.dependencies)
         for urns in res.property_dependencies.values():
             deps.update(urns)
@@ -147,7 +147,9 @@ class Graph:
 
     def cluster_component(self, cluster_name: str) -> Registered:
         found = [
-            r for r in self.resources if r.name == cluster_name and r.type in CLUSTER_COMPONENT_TYPES
+            r
+            for r in self.resources
+            if r.name == cluster_name and r.type in CLUSTER_COMPONENT_TYPES
         ]
         assert len(found) == 1, f"expected one cluster component {cluster_name!r}, found {found}"
         return found[0]
@@ -164,9 +166,7 @@ class Graph:
 
     def kubernetes_provider(self, cluster_name: str) -> Registered:
         component = self.cluster_component(cluster_name)
-        found = [
-            r for r in self.descendants(component) if r.type == "pulumi:providers:kubernetes"
-        ]
+        found = [r for r in self.descendants(component) if r.type == "pulumi:providers:kubernetes"]
         assert len(found) == 1, f"cluster {cluster_name!r} has Kubernetes providers {found}"
         return found[0]
 
@@ -267,9 +267,10 @@ class FleetMocks(Mocks):
             )
         elif t == "azure-native:resources:ResourceGroup":
             state.update(name=state.get("resourceGroupName") or f"{name}{n:06x}")
-        elif t == "kubernetes:core/v1:Service" and (state.get("spec") or {}).get(
-            "type"
-        ) == "LoadBalancer":
+        elif (
+            t == "kubernetes:core/v1:Service"
+            and (state.get("spec") or {}).get("type") == "LoadBalancer"
+        ):
             ingress = {"hostname": f"a{n}.elb.amazonaws.com"} if n % 2 else {"ip": ip}
             state["status"] = c({"loadBalancer": {"ingress": [ingress]}})
         elif t == "kubernetes:core/v1:Secret" and state.get("type") == (

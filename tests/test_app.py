@@ -28,8 +28,12 @@ from components.public_load_balancer import PUBLIC_ENTRY_LABEL
 GOLDEN = Path(__file__).parent / "golden"
 SERVICE = "kubernetes:core/v1:Service"
 MODES = [pytest.param(False, id="update"), pytest.param(True, id="preview")]
-GOLDEN_DATABASE = {"DB_HOST": "db.example.test", "DB_NAME": "bookstore", "DB_PORT": "3306",
-                   "DB_USER": "appuser"}
+GOLDEN_DATABASE = {
+    "DB_HOST": "db.example.test",
+    "DB_NAME": "bookstore",
+    "DB_PORT": "3306",
+    "DB_USER": "appuser",
+}
 
 
 class _ReadableDumper(yaml.SafeDumper):
@@ -65,7 +69,9 @@ def test_manifest_work_payload_matches_golden(cluster):
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.write_text(text)
     assert path.exists(), f"{path} is missing: run UPDATE_GOLDEN=1 pytest tests/test_app.py"
-    assert text == path.read_text(), f"ManifestWork payload of {cluster} changed; review and regenerate"
+    assert text == path.read_text(), (
+        f"ManifestWork payload of {cluster} changed; review and regenerate"
+    )
 
 
 @pytest.mark.parametrize("fleet", list(FLEETS))
@@ -77,7 +83,9 @@ def test_manifest_works_carry_manifests_and_the_graphs_database_address(fleet):
         expected = workload_manifests(
             load_manifests(), cluster_name=cluster, database={**GOLDEN_DATABASE, "DB_HOST": host}
         )
-        assert objects == expected, f"ManifestWork of {cluster} differs from manifests/ + its config"
+        assert objects == expected, (
+            f"ManifestWork of {cluster} differs from manifests/ + its config"
+        )
 
 
 @pytest.mark.parametrize("fleet", list(FLEETS))
@@ -115,8 +123,10 @@ def test_password_check_can_fail():
     """contains_plain sees a password outside a secret and not inside one."""
     wire = {"spec": {"a": "x generated-password-1 y"}}
     assert contains_plain(wire, "generated-password-1")
-    secret = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
-              "value": "generated-password-1"}
+    secret = {
+        "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+        "value": "generated-password-1",
+    }
     assert not contains_plain({"spec": secret}, "generated-password-1")
 
 
@@ -178,7 +188,9 @@ def test_app_secret_is_created_on_each_cluster_directly(fleet, preview):
 @pytest.mark.parametrize("preview", MODES)
 def test_exactly_one_load_balancer_is_open_to_the_internet(fleet, preview):
     graph = fleet_graph(fleet, preview)
-    open_ones = [r for r in load_balancers(graph) if not r.inputs["spec"].get("loadBalancerSourceRanges")]
+    open_ones = [
+        r for r in load_balancers(graph) if not r.inputs["spec"].get("loadBalancerSourceRanges")
+    ]
     assert [r.name for r in open_ones] == ["public-lb-service"], (
         f"only the public entry may have no source ranges, found {open_ones}"
     )
@@ -193,7 +205,9 @@ def test_exactly_one_load_balancer_is_open_to_the_internet(fleet, preview):
 def test_database_allowlist_equals_app_cluster_egress_ips(fleet):
     graph = fleet_graph(fleet, False)
     database = graph.named("database-public")
-    expected = sorted({ip for c in graph.stack_outputs["clusters"].values() for ip in c["egressIps"]})
+    expected = sorted(
+        {ip for c in graph.stack_outputs["clusters"].values() for ip in c["egressIps"]}
+    )
     assert expected, "app clusters must have egress IPs"
     assert database.inputs["spec"]["loadBalancerSourceRanges"] == expected
     for cidr in expected:
@@ -209,7 +223,8 @@ def test_database_allowlist_comes_from_the_egress_resources_in_preview(fleet):
     for cluster in app_cluster_names(fleet):
         component = graph.cluster_component(cluster)
         egress = [
-            r for r in graph.descendants(component)
+            r
+            for r in graph.descendants(component)
             if r.type in ("aws:ec2/eip:Eip", "azure-native:network:PublicIPAddress")
         ]
         assert egress and all(r.urn in deps for r in egress), (
@@ -245,7 +260,9 @@ def test_public_entry_config_passes_haproxy_check(tmp_path):
     result = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     edges = {n: c["edgeAddress"] for n, c in graph.stack_outputs["clusters"].items()}
-    server_lines = [line.split() for line in config.splitlines() if line.strip().startswith("server ")]
+    server_lines = [
+        line.split() for line in config.splitlines() if line.strip().startswith("server ")
+    ]
     assert {line[1]: line[2].rsplit(":", 1)[0] for line in server_lines} == edges
     assert all("check" in line for line in server_lines)
     assert config == _haproxy.render_public_lb_config(edges)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import yaml
 from conftest import FLEETS, fleet_graph
@@ -48,7 +50,9 @@ def per_cluster(graph: Graph, cluster: str) -> dict[str, Registered]:
 
 def fleet_cases():
     return [
-        pytest.param(fleet, preview, cluster, id=f"{fleet}-{'preview' if preview else 'update'}-{cluster}")
+        pytest.param(
+            fleet, preview, cluster, id=f"{fleet}-{'preview' if preview else 'update'}-{cluster}"
+        )
         for fleet in FLEETS
         for preview in (False, True)
         for cluster in app_cluster_names(fleet)
@@ -60,7 +64,7 @@ def test_destroy_order_of_each_app_cluster_is_encoded_as_dependencies(fleet, pre
     graph = fleet_graph(fleet, preview)
     r = per_cluster(graph, cluster)
     chain = ["work", "managed_cluster", "klusterlet", "chart", "cluster"]
-    for before, after in zip(chain, chain[1:], strict=False):
+    for before, after in itertools.pairwise(chain):
         assert graph.depends_on(r[before], r[after]), (
             f"{r[before]} of {cluster} must depend on {r[after]}, so that destroy deletes it first"
         )
@@ -149,7 +153,7 @@ def test_cluster_manager_auto_approves_the_bootstrap_identity():
     account = graph.named("ocm-hub-bootstrap-sa")
     namespace = account.inputs["metadata"]["namespace"]
     name = account.inputs["metadata"]["name"]
-    assert _ocm.BOOTSTRAP_IDENTITY == f"system:serviceaccount:{namespace}:{name}"
+    assert f"system:serviceaccount:{namespace}:{name}" == _ocm.BOOTSTRAP_IDENTITY
     token = graph.named("ocm-hub-bootstrap-token")
     assert token.inputs["type"] == "kubernetes.io/service-account-token"
     assert token.inputs["metadata"]["annotations"]["kubernetes.io/service-account.name"] == name
@@ -213,7 +217,9 @@ def test_every_ocm_object_is_valid_against_the_upstream_crds(fleet, shared_refer
     for res in graph.resources:
         if not res.type.startswith(OCM_GROUPS):
             continue
-        obj = {k: res.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in res.inputs}
+        obj = {
+            k: res.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in res.inputs
+        }
         errors = crd_errors(shared_reference, obj)
         assert not errors, f"{res} is not valid against its upstream CRD: {errors}"
         checked += 1
@@ -235,7 +241,9 @@ def test_every_helm_value_key_exists_in_the_chart(fleet, shared_reference):
     for res in graph.of_type(RELEASE):
         defaults = chart_values(shared_reference, res.inputs["chart"])
         unknown = unknown_value_keys(res.inputs["values"], defaults)
-        assert not unknown, f"{res} sets keys the chart does not have (Helm ignores them): {unknown}"
+        assert not unknown, (
+            f"{res} sets keys the chart does not have (Helm ignores them): {unknown}"
+        )
 
 
 def test_helm_value_check_catches_a_typo(shared_reference):
