@@ -18,22 +18,28 @@ fi
 echo "==> installing Python dependencies (requirements-dev.txt)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 
-# The HAProxy configs are checked by the real haproxy binary.
-if ! command -v haproxy >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "==> installing haproxy (Debian package)"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
-  elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-    echo "==> installing haproxy (Debian package)"
-    sudo -n env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
+# Real tools check what the program renders: haproxy (proxy configs), shellcheck (scripts).
+missing=()
+for tool in haproxy shellcheck; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  as_root=""
+  if [ "$(id -u)" = 0 ]; then
+    as_root="env"
+  elif sudo -n true 2>/dev/null; then
+    as_root="sudo -n env"
+  fi
+  if command -v apt-get >/dev/null 2>&1 && [ -n "$as_root" ]; then
+    echo "==> installing ${missing[*]} (Debian packages)"
+    $as_root DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $as_root DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   elif [ "${CI:-}" = "true" ]; then
-    echo "error: haproxy is not installed and cannot be installed here; CI must run its checks." >&2
+    echo "error: ${missing[*]} missing and not installable here; CI must run those checks." >&2
     exit 1
   else
-    echo "warning: haproxy not found; the 'haproxy -c' tests will be skipped." >&2
-    echo "         Install it to run them: apt-get install haproxy / brew install haproxy" >&2
+    echo "warning: ${missing[*]} not found; the tests that run them will be skipped." >&2
+    echo "         Install them: apt-get install ${missing[*]} / brew install ${missing[*]}" >&2
   fi
 fi
 
