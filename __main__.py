@@ -11,6 +11,7 @@ from components.eks_cluster import EksCluster, EksClusterArgs
 from components.existing_cluster import ExistingCluster, ExistingClusterArgs
 from components.ocm_hub import OcmHub, OcmHubArgs
 from components.ocm_managed_cluster import OcmManagedCluster, OcmManagedClusterArgs
+from components.ocm_placement import FleetPlacement, FleetPlacementArgs
 from components.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
 
 fleet = load_fleet_config()
@@ -52,7 +53,7 @@ database = Database(
     ),
 )
 
-deliveries = {}
+deliveries, memberships = {}, []
 for name, cluster in apps.items():
     membership = OcmManagedCluster(
         f"{name}-ocm",
@@ -60,6 +61,7 @@ for name, cluster in apps.items():
             cluster=cluster, hub_cluster=hub, hub=ocm, ocm_version=fleet.ocm_version
         ),
     )
+    memberships.append(membership.managed_cluster)
     deliveries[name] = AppDelivery(
         f"{name}-app",
         AppDeliveryArgs(
@@ -73,6 +75,10 @@ for name, cluster in apps.items():
         ),
     )
 
+FleetPlacement(
+    "fleet-placement",
+    FleetPlacementArgs(hub_provider=hub.provider, hub=ocm, managed_clusters=memberships),
+)
 entry = PublicLoadBalancer(
     "public-lb",
     PublicLoadBalancerArgs(

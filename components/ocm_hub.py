@@ -30,8 +30,7 @@ class OcmHub(pulumi.ComponentResource):
     - the ClusterManager CR, waited for until `Applied` (only then do the OCM CRDs exist);
     - the bootstrap identity: a ServiceAccount bound to a bootstrap ClusterRole, and its
       long-lived token Secret, from which the bootstrap kubeconfig is assembled;
-    - the ManagedClusterSet of all app clusters, its binding into the fleet namespace, and a
-      Placement over it.
+    - the ManagedClusterSet of all app clusters (bound and placed by FleetPlacement).
     """
 
     cluster_manager: k8s.apiextensions.CustomResource
@@ -40,8 +39,6 @@ class OcmHub(pulumi.ComponentResource):
     """Kubeconfig (secret) the klusterlets use to register: hub URL, hub CA, bootstrap token."""
     cluster_set: k8s.apiextensions.CustomResource
     """ManagedClusterSet holding every app cluster."""
-    placement: k8s.apiextensions.CustomResource
-    """Placement selecting every cluster of the set, in the fleet namespace."""
 
     def __init__(self, name: str, args: OcmHubArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(OCM_HUB_TYPE, name, None, opts)
@@ -96,40 +93,14 @@ class OcmHub(pulumi.ComponentResource):
             )
         )
 
-        after_hub = pulumi.ResourceOptions.merge(
-            on_hub, pulumi.ResourceOptions(depends_on=[self.cluster_manager])
-        )
         self.cluster_set = k8s.apiextensions.CustomResource(
             f"{name}-cluster-set",
             api_version=f"{_ocm.CLUSTER_API}/v1beta2",
             kind="ManagedClusterSet",
             metadata={"name": _ocm.CLUSTER_SET},
             spec={"clusterSelector": {"selectorType": "ExclusiveClusterSetLabel"}},
-            opts=after_hub,
-        )
-        workload_namespace = k8s.core.v1.Namespace(
-            f"{name}-fleet-namespace",
-            metadata={"name": _ocm.HUB_WORKLOAD_NAMESPACE},
-            opts=on_hub,
-        )
-        binding = k8s.apiextensions.CustomResource(
-            f"{name}-cluster-set-binding",
-            api_version=f"{_ocm.CLUSTER_API}/v1beta2",
-            kind="ManagedClusterSetBinding",
-            metadata={"name": _ocm.CLUSTER_SET, "namespace": workload_namespace.metadata.name},
-            spec={"clusterSet": _ocm.CLUSTER_SET},
             opts=pulumi.ResourceOptions.merge(
-                after_hub, pulumi.ResourceOptions(depends_on=[self.cluster_set])
-            ),
-        )
-        self.placement = k8s.apiextensions.CustomResource(
-            f"{name}-placement",
-            api_version=f"{_ocm.CLUSTER_API}/v1beta1",
-            kind="Placement",
-            metadata={"name": "all-app-clusters", "namespace": workload_namespace.metadata.name},
-            spec={"clusterSets": [_ocm.CLUSTER_SET]},
-            opts=pulumi.ResourceOptions.merge(
-                after_hub, pulumi.ResourceOptions(depends_on=[binding])
+                on_hub, pulumi.ResourceOptions(depends_on=[self.cluster_manager])
             ),
         )
         self.register_outputs(

@@ -68,6 +68,11 @@ def test_destroy_order_of_each_app_cluster_is_encoded_as_dependencies(fleet, pre
         assert graph.depends_on(r[before], r[after]), (
             f"{r[before]} of {cluster} must depend on {r[after]}, so that destroy deletes it first"
         )
+    for placed in ("fleet-placement-placement", "fleet-placement-cluster-set-binding"):
+        res = graph.named(placed)
+        assert graph.depends_on(res, r["managed_cluster"]), (
+            f"{res} must be deleted before the ManagedCluster of {cluster}"
+        )
     assert not graph.depends_on(r["chart"], r["klusterlet"]), (
         f"the klusterlet chart of {cluster} must not depend on its Klusterlet CR"
     )
@@ -204,9 +209,9 @@ def test_managed_clusters_are_labelled_into_the_cluster_set(fleet):
     assert len(graph.of_type(MANAGED_CLUSTER)) == len(specs)
     assert len(graph.of_type(MANIFEST_WORK)) == len(specs)
     assert len(graph.of_type(KLUSTERLET)) == len(specs)
-    placement = graph.named("ocm-hub-placement")
+    placement = graph.named("fleet-placement-placement")
     assert placement.inputs["spec"]["clusterSets"] == [_ocm.CLUSTER_SET]
-    binding = graph.named("ocm-hub-cluster-set-binding")
+    binding = graph.named("fleet-placement-cluster-set-binding")
     assert binding.inputs["metadata"]["namespace"] == placement.inputs["metadata"]["namespace"]
 
 
