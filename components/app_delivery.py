@@ -121,7 +121,8 @@ class AppDelivery(pulumi.ComponentResource):
             kind="ManifestWork",
             metadata={
                 "name": WORK_NAME,
-                "namespace": args.membership.managed_cluster.metadata["name"],
+                # The cluster namespace, which the hub creates with the ManagedCluster.
+                "namespace": cluster.name,
                 "annotations": {
                     **_ocm.wait_for("condition=Applied", "condition=Available"),
                     "pulumi.com/deletionPropagationPolicy": "foreground",

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import yaml
 from conftest import FLEETS, fleet_graph
-from harness import Graph, Registered, is_secret, is_unknown, wire_get
+from harness import Graph, Registered, is_secret, wire_get
 from schemas import chart_values, crd_errors, unknown_value_keys
 
 from components import _ocm
@@ -114,9 +114,10 @@ def test_each_agent_runs_on_its_own_cluster_and_the_hub_on_the_hub(fleet, previe
         assert values["klusterlet"]["clusterName"] == cluster, f"klusterlet chart of {cluster}"
         assert r["klusterlet"].inputs["spec"]["clusterName"] == cluster
         assert r["managed_cluster"].inputs["metadata"]["name"] == cluster
-        assert r["work"].inputs["metadata"]["namespace"] in (cluster,) or is_unknown(
-            r["work"].inputs["metadata"]["namespace"]
-        ), f"ManifestWork of {cluster} must live in the cluster namespace {cluster}"
+        assert r["work"].inputs["metadata"]["namespace"] == cluster, (
+            f"ManifestWork of {cluster} must live in the cluster namespace {cluster}, "
+            "known even in a first preview"
+        )
 
 
 @pytest.mark.parametrize("fleet", list(FLEETS))
