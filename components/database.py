@@ -121,16 +121,17 @@ class Database(pulumi.ComponentResource):
                 ),
             ),
         )
+        # Headless: the StatefulSet's governing Service, and the one Pulumi does not wait on
+        # for endpoints (a selector Service would wait for pods the StatefulSet has yet to make).
         service = k8s.core.v1.Service(
             f"{name}-service",
             metadata={"name": "mariadb", "namespace": ns, "labels": LABELS},
             spec={
+                "clusterIP": "None",
                 "selector": LABELS,
                 "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql"}],
             },
-            opts=pulumi.ResourceOptions.merge(
-                on_hub, pulumi.ResourceOptions(custom_timeouts=pulumi.CustomTimeouts(create="15m"))
-            ),
+            opts=on_hub,
         )
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-mariadb",
@@ -214,7 +215,6 @@ def mariadb_spec(claim: pulumi.Input[str], credentials: pulumi.Input[str]) -> di
         "serviceName": "mariadb",
         "replicas": 1,
         "selector": {"matchLabels": LABELS},
-        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
         "template": {
             "metadata": {"labels": LABELS},
             "spec": {

@@ -162,13 +162,18 @@ class EksCluster(FleetCluster):
         public_rt = aws.ec2.RouteTable(
             f"{name}-public-rt", vpc_id=vpc.id, tags={"Name": f"{name}-public"}, opts=child()
         )
-        aws.ec2.Route(
+        # Everything that carries the nodes' traffic. Nothing references routes, NAT gateways or
+        # associations by value, so without explicit edges destroy would remove them first and
+        # cut the agents off the hub while ManifestWorks still wait for them.
+        network: list[pulumi.Resource] = [igw]
+        public_default = aws.ec2.Route(
             f"{name}-public-default",
             route_table_id=public_rt.id,
             destination_cidr_block="0.0.0.0/0",
             gateway_id=igw.id,
             opts=child(),
         )
+        network.append(public_default)
 
         public_subnets: list[aws.ec2.Subnet] = []
         private_subnets: list[aws.ec2.Subnet] = []
@@ -184,7 +189,7 @@ class EksCluster(FleetCluster):
                 tags={"Name": f"{name}-public-{i}", "kubernetes.io/role/elb": "1", **cluster_tag},
                 opts=child(),
             )
-            aws.ec2.RouteTableAssociation(
+            public_association = aws.ec2.RouteTableAssociation(
                 f"{name}-public-{i}", subnet_id=public.id, route_table_id=public_rt.id, opts=child()
             )
             private = aws.ec2.Subnet(
@@ -217,19 +222,20 @@ class EksCluster(FleetCluster):
                 tags={"Name": f"{name}-private-{i}"},
                 opts=child(),
             )
-            aws.ec2.Route(
+            private_default = aws.ec2.Route(
                 f"{name}-private-{i}-default",
                 route_table_id=private_rt.id,
                 destination_cidr_block="0.0.0.0/0",
                 nat_gateway_id=nat.id,
                 opts=child(),
             )
-            aws.ec2.RouteTableAssociation(
+            private_association = aws.ec2.RouteTableAssociation(
                 f"{name}-private-{i}",
                 subnet_id=private.id,
                 route_table_id=private_rt.id,
                 opts=child(),
             )
+            network += [public, public_association, nat, private_default, private_association]
             public_subnets.append(public)
             private_subnets.append(private)
             eips.append(eip)
@@ -421,7 +427,7 @@ class EksCluster(FleetCluster):
                 "max_size": spec.node_count + 1,
             },
             update_config={"max_unavailable": 1},
-            opts=child(depends_on=[*node_attachments, *before_nodes.values()]),
+            opts=child(depends_on=[*node_attachments, *before_nodes.values(), *network]),
         )
 
         ebs_csi_role = aws.iam.Role(

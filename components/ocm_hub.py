@@ -121,8 +121,11 @@ class OcmHub(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=on_hub,
         )
-        # What a registration agent does with the bootstrap identity: create its CSR and its
-        # ManagedCluster, and join the cluster set it is labelled with.
+        # What a registration agent does with the bootstrap identity: file its CSR, read its
+        # ManagedCluster and join the cluster set it is labelled with. Not `create` on
+        # managedclusters: the program declares each ManagedCluster itself, and an agent that
+        # could create one would race it (and re-register a cluster being destroyed). The agent
+        # skips the create when it is forbidden and waits for the object to exist.
         role = k8s.rbac.v1.ClusterRole(
             f"{name}-bootstrap-role",
             metadata={"name": "ocm-fleet:bootstrap"},
@@ -136,7 +139,7 @@ class OcmHub(pulumi.ComponentResource):
                 {
                     "apiGroups": [_ocm.CLUSTER_API],
                     "resources": ["managedclusters"],
-                    "verbs": ["create", "get", "list", "watch"],
+                    "verbs": ["get", "list", "watch"],
                 },
                 {
                     "apiGroups": [_ocm.CLUSTER_API],
@@ -146,7 +149,7 @@ class OcmHub(pulumi.ComponentResource):
             ],
             opts=on_hub,
         )
-        k8s.rbac.v1.ClusterRoleBinding(
+        binding = k8s.rbac.v1.ClusterRoleBinding(
             f"{name}-bootstrap-binding",
             metadata={"name": "ocm-fleet:bootstrap"},
             role_ref={
@@ -182,8 +185,12 @@ class OcmHub(pulumi.ComponentResource):
                 ),
             ),
         )
+        # The token is only useful once the binding exists: tie them, so that whatever uses the
+        # bootstrap kubeconfig depends on the binding too (and outlives it on destroy).
         return pulumi.Output.secret(
-            secret.data.apply(lambda data: base64.b64decode((data or {}).get("token", "")).decode())
+            pulumi.Output.all(secret.data, binding.metadata.name).apply(
+                lambda a: base64.b64decode((a[0] or {}).get("token", "")).decode()
+            )
         )
 
 

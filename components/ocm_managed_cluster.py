@@ -96,8 +96,8 @@ class OcmManagedCluster(pulumi.ComponentResource):
                 "labels": managed_cluster_labels(cluster),
                 "annotations": {
                     **_ocm.wait_for("condition=HubAcceptedManagedCluster"),
-                    # The agent may create its ManagedCluster before this program does (it is
-                    # allowed to); take ownership of the fields declared here either way.
+                    # The registered agent updates its ManagedCluster (client configs, claims);
+                    # keep ownership of the fields declared here when they overlap.
                     "pulumi.com/patchForce": "true",
                 },
             },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ROOT, Graph, load_stack_config, run_program
+from harness import ROOT, Graph, fake_kubeconfig, load_stack_config, run_program
 
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference" / "ocm-v1.3.1"
 
@@ -21,8 +22,16 @@ def dev_config() -> dict[str, Any]:
     return load_stack_config(ROOT / "Pulumi.dev.yaml")
 
 
+def existing_kubeconfig() -> str:
+    """Path of a kubeconfig for `cloud: existing` clusters in test fleets (written on demand)."""
+    path = Path(tempfile.gettempdir()) / "ocm-fleet-tests" / "lab.kubeconfig"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(fake_kubeconfig("https://lab.example.test:6443"))
+    return str(path)
+
+
 def large_config() -> dict[str, Any]:
-    """Six app clusters over both clouds and four regions."""
+    """Seven app clusters: both clouds over five regions, and one existing cluster."""
     return {
         "ocm-fleet:hub": {"name": "main", "cloud": "azure", "region": "westeurope"},
         "ocm-fleet:clusters": [
@@ -32,6 +41,13 @@ def large_config() -> dict[str, Any]:
             {"name": "az-nl", "cloud": "azure", "region": "westeurope"},
             {"name": "az-us", "cloud": "azure", "region": "eastus2", "kubernetesVersion": "1.34"},
             {"name": "az-br", "cloud": "azure", "region": "brazilsouth"},
+            {
+                "name": "lab",
+                "cloud": "existing",
+                "kubeconfig": existing_kubeconfig(),
+                "context": "c",
+                "egressIps": ["192.0.2.10/32"],
+            },
         ],
         "ocm-fleet:apiAllowedCidrs": ["203.0.113.0/24", "198.51.100.7/32"],
     }

@@ -52,6 +52,14 @@ CLUSTER_COMPONENT_TYPES = {
     "ocm-fleet:index:AksCluster",
     "ocm-fleet:index:ExistingCluster",
 }
+# The input that carries an Azure resource's own name, where the program may set it.
+AZURE_NAME_INPUTS = {
+    "azure-native:resources:ResourceGroup": "resourceGroupName",
+    "azure-native:network:VirtualNetwork": "virtualNetworkName",
+    "azure-native:network:Subnet": "subnetName",
+    "azure-native:network:PublicIPAddress": "publicIpAddressName",
+    "azure-native:authorization:RoleAssignment": "roleAssignmentName",
+}
 CONTROL_PLANE_TYPES = {"aws:eks/cluster:Cluster", "azure-native:containerservice:ManagedCluster"}
 
 
@@ -265,8 +273,6 @@ class FleetMocks(Mocks):
                 fqdn=c(f"{name}-{n:06x}.hcp.westeurope.azmk8s.io"),
                 identity=c({"principalId": f"00000000-0000-0000-0000-{n:012d}", "type": "x"}),
             )
-        elif t == "azure-native:resources:ResourceGroup":
-            state.update(name=state.get("resourceGroupName") or f"{name}{n:06x}")
         elif (
             t == "kubernetes:core/v1:Service"
             and (state.get("spec") or {}).get("type") == "LoadBalancer"
@@ -280,7 +286,14 @@ class FleetMocks(Mocks):
             state["data"] = c({"token": token, "ca.crt": FAKE_CA.decode()})
         elif t == "random:index/randomPassword:RandomPassword":
             state.update(result=c(f"generated-password-{n:04d}"))
-        if t.startswith(("aws:", "azure-native:")) and "arn" not in state:
+        if t.startswith("azure-native:") and t != "azure-native:containerservice:ManagedCluster":
+            # Azure resources output their name: the explicit one, else Pulumi's auto-name,
+            # which is known in preview too.
+            own = AZURE_NAME_INPUTS.get(t)
+            state.setdefault("name", state.get(own) if own else None)
+            if not state["name"]:
+                state["name"] = f"{name}{n:06x}"
+        if t.startswith("aws:") and "arn" not in state:
             state.setdefault("arn", c(f"arn:aws:mock:::{name}"))
         return (f"{name}-id" if not self.preview else None, state)
 

@@ -222,6 +222,8 @@ def test_database_allowlist_comes_from_the_egress_resources_in_preview(fleet):
     deps = set(database.property_dependencies.get("spec", []))
     for cluster in app_cluster_names(fleet):
         component = graph.cluster_component(cluster)
+        if component.type == "ocm-fleet:index:ExistingCluster":
+            continue  # its egress IPs are config, known in preview
         egress = [
             r
             for r in graph.descendants(component)
@@ -315,3 +317,20 @@ def test_database_runs_mariadb_lts_on_a_pulumi_owned_volume():
     command = " ".join(schema.inputs["spec"]["template"]["spec"]["containers"][0]["command"])
     assert "db:migrate" in command and "db:seed" in command
     assert statefulset.provider_urn == graph.kubernetes_provider(hub_name("dev")).urn
+
+
+def test_statefulset_governing_service_is_headless():
+    """A selector Service with a cluster IP waits for endpoints; the StatefulSet that makes them
+    waits for the Service. Headless, the governing Service does not wait."""
+    graph = fleet_graph("dev", False)
+    service = graph.named("database-service")
+    statefulset = graph.named("database-mariadb")
+    assert service.inputs["spec"]["clusterIP"] == "None"
+    assert statefulset.inputs["spec"]["serviceName"] == service.inputs["metadata"]["name"]
+    waiting = [
+        res
+        for res in graph.of_type(SERVICE)
+        if res.inputs["spec"].get("type") != "LoadBalancer"
+        and res.inputs["spec"].get("clusterIP") != "None"
+    ]
+    assert not waiting, f"ClusterIP Services with selectors would wait on pods: {waiting}"

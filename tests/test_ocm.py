@@ -292,3 +292,26 @@ def test_hub_api_allowlist_admits_every_app_cluster(fleet):
     for name, cluster in graph.stack_outputs["clusters"].items():
         missing = set(cluster["egressIps"]) - allowed
         assert not missing, f"hub API allowlist lacks {name}'s egress IPs {missing}"
+
+
+def test_only_the_program_creates_managed_clusters():
+    """The bootstrap identity may not create ManagedClusters: an agent that could would race
+    the program's own ManagedCluster (AlreadyExists) and re-register a cluster being destroyed."""
+    graph = fleet_graph("dev", False)
+    role = graph.named("ocm-hub-bootstrap-role")
+    for rule in role.inputs["rules"]:
+        if "managedclusters" in rule["resources"]:
+            assert "create" not in rule["verbs"], rule
+    csr_rules = [r for r in role.inputs["rules"] if "certificatesigningrequests" in r["resources"]]
+    assert csr_rules and "create" in csr_rules[0]["verbs"], "agents must still file their CSR"
+
+
+@pytest.mark.parametrize("preview", MODES)
+def test_klusterlets_come_after_the_bootstrap_permissions(preview):
+    graph = fleet_graph("dev", preview)
+    binding = graph.named("ocm-hub-bootstrap-binding")
+    for cluster in app_cluster_names("dev"):
+        chart = graph.named(f"{cluster}-ocm-klusterlet", RELEASE)
+        assert graph.depends_on(chart, binding), (
+            f"{chart} must wait for the bootstrap ClusterRoleBinding (and outlive it on destroy)"
+        )

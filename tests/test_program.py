@@ -117,3 +117,26 @@ def test_two_runs_of_one_config_give_identical_inputs():
     assert a.keys() == b.keys()
     changed = [urn for urn in a if a[urn] != b[urn]]
     assert not changed, f"inputs differ between two runs (a perpetual diff): {changed[:5]}"
+
+
+# A KMS alias is a name for the key; nothing on the cluster uses it.
+NOT_UNDER_THE_CLUSTER = {"aws:kms/alias:Alias"}
+
+
+def test_everything_on_a_cluster_goes_before_the_cloud_resources_under_it(any_graph):
+    """The Kubernetes provider depends on every cloud resource of its cluster: objects on the
+    cluster are created after, and deleted before, the network, nodes, NAT and routes that
+    carry their traffic (agents must reach the hub while their ManifestWorks are deleted)."""
+    for component in any_graph.resources:
+        if component.type not in CLUSTER_COMPONENT_TYPES:
+            continue
+        provider = any_graph.kubernetes_provider(component.name)
+        for res in any_graph.descendants(component):
+            if not res.custom or res.type.startswith("pulumi:providers:"):
+                continue
+            if res.type in NOT_UNDER_THE_CLUSTER:
+                continue
+            assert any_graph.depends_on(provider, res), (
+                f"the Kubernetes provider of {component.name} must depend on {res}, or destroy "
+                "removes it while objects on the cluster still need it"
+            )
