@@ -8,13 +8,15 @@ from components.app_delivery import AppDelivery, AppDeliveryArgs
 from components.config import ClusterSpec, load_fleet_config
 from components.database import Database, DatabaseArgs
 from components.eks_cluster import EksCluster, EksClusterArgs
-from components.existing_cluster import ExistingCluster, ExistingClusterArgs
+from components.existing_cluster import ExistingCluster, ExistingClusterArgs, read_kubeconfigs
 from components.ocm_hub import OcmHub, OcmHubArgs
 from components.ocm_managed_cluster import OcmManagedCluster, OcmManagedClusterArgs
 from components.ocm_placement import FleetPlacement, FleetPlacementArgs
 from components.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
 
+# Everything read from config and local files is checked before the first resource exists.
 fleet = load_fleet_config()
+local_kubeconfigs = read_kubeconfigs(fleet.all_clusters)
 manifests = load_manifests()
 
 
@@ -32,7 +34,9 @@ def build_cluster(spec: ClusterSpec, extra_api_cidrs=()):
                 extra_api_cidrs=extra_api_cidrs,
             ),
         )
-    return ExistingCluster(spec.name, ExistingClusterArgs(spec=spec))
+    return ExistingCluster(
+        spec.name, ExistingClusterArgs(spec=spec, kubeconfig=local_kubeconfigs[spec.name])
+    )
 
 
 apps = {spec.name: build_cluster(spec) for spec in fleet.clusters}
