@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
 
 CHART_REPO = "https://open-cluster-management.io/helm-charts"
 IMAGE_REGISTRY = "quay.io/open-cluster-management"
@@ -51,3 +55,31 @@ def feature_gates(*enabled: str, keep: Sequence[str] = ()) -> list[dict[str, str
     repeated alongside the gates this program turns on."""
     names = sorted({*keep, *enabled})
     return [{"feature": name, "mode": "Enable"} for name in names]
+
+
+def operator_chart(
+    name: str, chart: str, version: str, values: Mapping[str, Any], opts: pulumi.ResourceOptions
+) -> tuple[k8s.core.v1.Namespace, k8s.helm.v3.Release]:
+    """The operator namespace and an OCM chart pinned to `version` from the official repo.
+
+    `opts` carries the parent and the cluster's provider. The chart's CR is declared by the
+    caller, depending on the release, so that destroy deletes it while the operator runs.
+    """
+    namespace = k8s.core.v1.Namespace(
+        f"{name}-operator-namespace", metadata={"name": OPERATOR_NAMESPACE}, opts=opts
+    )
+    release = k8s.helm.v3.Release(
+        f"{name}-{chart}",
+        name=chart,
+        chart=chart,
+        version=version,
+        repository_opts={"repo": CHART_REPO},
+        namespace=namespace.metadata.name,
+        values=dict(values),
+        # A failed install or upgrade is rolled back, not left half-applied.
+        atomic=True,
+        cleanup_on_fail=True,
+        timeout=600,
+        opts=opts,
+    )
+    return namespace, release

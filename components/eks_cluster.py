@@ -242,36 +242,34 @@ class EksCluster(FleetCluster):
         private_subnet_ids = [s.id for s in private_subnets]
 
         # --- IAM -----------------------------------------------------------------------------
-        cluster_role = aws.iam.Role(
-            f"{name}-cluster-role",
-            assume_role_policy=_trust_policy("eks.amazonaws.com", ["sts:AssumeRole"]),
-            description=f"EKS control plane of the ocm-fleet cluster {name}",
-            opts=child(),
-        )
-        cluster_attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-cluster-{policy}",
-                role=cluster_role.name,
-                policy_arn=managed_policy(policy),
+        def service_role(role: str, service: str, description: str, policies: list[str]):
+            """A role the AWS service assumes, with exactly the given managed policies."""
+            iam_role = aws.iam.Role(
+                f"{name}-{role}-role",
+                assume_role_policy=_trust_policy(service, ["sts:AssumeRole"]),
+                description=description,
                 opts=child(),
             )
-            for policy in CLUSTER_POLICIES
-        ]
-        node_role = aws.iam.Role(
-            f"{name}-node-role",
-            assume_role_policy=_trust_policy("ec2.amazonaws.com", ["sts:AssumeRole"]),
-            description=f"EKS nodes of the ocm-fleet cluster {name}",
-            opts=child(),
+            attachments = [
+                aws.iam.RolePolicyAttachment(
+                    f"{name}-{role}-{policy}",
+                    role=iam_role.name,
+                    policy_arn=managed_policy(policy),
+                    opts=child(),
+                )
+                for policy in policies
+            ]
+            return iam_role, attachments
+
+        cluster_role, cluster_attachments = service_role(
+            "cluster",
+            "eks.amazonaws.com",
+            f"EKS control plane of the ocm-fleet cluster {name}",
+            CLUSTER_POLICIES,
         )
-        node_attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-node-{policy}",
-                role=node_role.name,
-                policy_arn=managed_policy(policy),
-                opts=child(),
-            )
-            for policy in NODE_POLICIES
-        ]
+        node_role, node_attachments = service_role(
+            "node", "ec2.amazonaws.com", f"EKS nodes of the ocm-fleet cluster {name}", NODE_POLICIES
+        )
 
         # --- Secrets encryption --------------------------------------------------------------
         key = aws.kms.Key(

@@ -45,25 +45,10 @@ class OcmHub(pulumi.ComponentResource):
         version = args.ocm_version
         on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub.provider)
 
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-operator-namespace",
-            metadata={"name": _ocm.OPERATOR_NAMESPACE},
-            opts=on_hub,
-        )
-        chart = k8s.helm.v3.Release(
-            f"{name}-cluster-manager",
-            name="cluster-manager",
-            chart="cluster-manager",
-            version=version,
-            repository_opts={"repo": _ocm.CHART_REPO},
-            namespace=namespace.metadata.name,
-            # The program declares the ClusterManager CR itself, so that it is deleted (and its
-            # finalizer handled by the still-running operator) before the chart is uninstalled.
-            values={"clusterManager": {"create": False}},
-            atomic=True,
-            cleanup_on_fail=True,
-            timeout=600,
-            opts=on_hub,
+        # The program declares the ClusterManager CR itself, so that it is deleted (and its
+        # finalizer handled by the still-running operator) before the chart is uninstalled.
+        namespace, chart = _ocm.operator_chart(
+            name, "cluster-manager", version, {"clusterManager": {"create": False}}, on_hub
         )
         self.cluster_manager = k8s.apiextensions.CustomResource(
             f"{name}-cluster-manager-cr",

@@ -55,23 +55,12 @@ class OcmManagedCluster(pulumi.ComponentResource):
         cluster, version = args.cluster, args.ocm_version
         on_app = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
 
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-operator-namespace",
-            metadata={"name": _ocm.OPERATOR_NAMESPACE},
-            opts=on_app,
-        )
-        self.chart = k8s.helm.v3.Release(
-            f"{name}-klusterlet",
-            name="klusterlet",
-            chart="klusterlet",
-            version=version,
-            repository_opts={"repo": _ocm.CHART_REPO},
-            namespace=namespace.metadata.name,
-            values=klusterlet_values(cluster.name, args.hub.bootstrap_kubeconfig),
-            atomic=True,
-            cleanup_on_fail=True,
-            timeout=600,
-            opts=on_app,
+        _, self.chart = _ocm.operator_chart(
+            name,
+            "klusterlet",
+            version,
+            klusterlet_values(cluster.name, args.hub.bootstrap_kubeconfig),
+            on_app,
         )
         self.klusterlet = k8s.apiextensions.CustomResource(
             f"{name}-klusterlet-cr",
