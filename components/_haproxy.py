@@ -116,9 +116,14 @@ def render_public_lb_config(
     the 10 s budget. A recovered cluster returns after ``rise`` 2 good checks ``downinter`` 2 s
     apart (about 4 s): quick, yet one lucky answer from a flapping cluster is not enough.
 
-    Requests caught between a death and its DOWN mark fail to connect within 1 s and are retried
-    once on another cluster (``retries 1`` with ``option redispatch``);
-    ``on-marked-down shutdown-sessions`` closes connections still open to a DOWN cluster.
+    Requests caught between a death and its DOWN mark are retried once on another cluster
+    (``retries 1`` with ``option redispatch``): those that cannot connect, and, for GET and HEAD
+    only, those that get no answer, a garbled one, or a 502, 503 or 504 (``retry-on``; a POST or
+    PUT is never sent twice). Users thus see no error while a cluster is on its way out.
+    ``on-marked-down shutdown-sessions`` is deliberately not set: it also kills a request that
+    is being retried elsewhere when its first cluster is marked DOWN (seen when the config is
+    run against a dying stand-in cluster), and plain HTTP requests to a dead cluster end by
+    themselves within the timeouts.
 
     Hostnames are resolved at runtime through the pod's nameservers (``parse-resolv-conf``) and
     re-resolved while HAProxy runs, so a cloud load balancer whose IPs change keeps working.
@@ -154,10 +159,11 @@ defaults
     option httplog
     option dontlognull
     option forwardfor
-    # A request whose connection to a cluster fails is retried once on another cluster, which
-    # covers the seconds between a cluster's death and its DOWN mark.
+    # A request that fails on a cluster is retried once on another, which covers the seconds
+    # between a cluster's death and its DOWN mark (the backend limits it to GET and HEAD).
     retries 1
     option redispatch
+    retry-on conn-failure empty-response junk-response 502 503 504
     # Cross-cloud handshakes take well under a second; fail fast and retry elsewhere.
     timeout connect {CONNECT_TIMEOUT_S}s
     timeout client 30s
@@ -187,11 +193,13 @@ backend app_clusters
     option httpchk
     http-check send meth GET uri {health_path}
     http-check expect status 200
+    # Only a request that is safe to send twice is retried after it reached a cluster.
+    http-request disable-l7-retry unless METH_GET
     # A dead cluster is out within about {FAILOVER_BUDGET_S}s (worst cases: see the renderer):
     # inter {CHECK_INTER_S}s * fall {CHECK_FALL} + timeout check {CHECK_TIMEOUT_S}s = \
 {failover_bound_seconds()}s.
     default-server inter {CHECK_INTER_S}s fastinter {CHECK_FASTINTER_S}s \
-downinter {CHECK_DOWNINTER_S}s fall {CHECK_FALL} rise {CHECK_RISE} on-marked-down shutdown-sessions
+downinter {CHECK_DOWNINTER_S}s fall {CHECK_FALL} rise {CHECK_RISE}
     # Hostnames re-resolve at runtime; a name that does not resolve yet does not stop the load.
     default-server resolvers {_RESOLVERS} init-addr last,libc,none resolve-prefer ipv4
 {servers}
