@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import yaml
 
 MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
@@ -24,8 +25,8 @@ WORK_KINDS: dict[str, tuple[str, str]] = {
 WORK_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
-class ManifestError(ValueError):
-    """An object in manifests/ cannot be delivered safely."""
+class ManifestError(pulumi.RunError, ValueError):
+    """An object in manifests/ cannot be delivered safely (reported without a traceback)."""
 
 
 def load_manifests(directory: Path = MANIFESTS_DIR) -> list[dict[str, Any]]:
