@@ -3,12 +3,11 @@
 import pulumi
 
 from components._manifests import load_manifests
-from components.aks_cluster import AksCluster, AksClusterArgs
 from components.app_delivery import AppDelivery, AppDeliveryArgs
-from components.config import ClusterSpec, load_fleet_config
+from components.clusters import build_cluster
+from components.config import load_fleet_config
 from components.database import Database, DatabaseArgs
-from components.eks_cluster import EksCluster, EksClusterArgs
-from components.existing_cluster import ExistingCluster, ExistingClusterArgs, read_kubeconfigs
+from components.existing_cluster import read_kubeconfigs
 from components.ocm_hub import OcmHub, OcmHubArgs
 from components.ocm_managed_cluster import OcmManagedCluster, OcmManagedClusterArgs
 from components.ocm_placement import FleetPlacement, FleetPlacementArgs
@@ -20,37 +19,18 @@ local_kubeconfigs = read_kubeconfigs(fleet.all_clusters)
 manifests = load_manifests()
 
 
-def build_cluster(spec: ClusterSpec, extra_api_cidrs=()):
-    if spec.cloud == "aws":
-        return EksCluster(
-            spec.name, EksClusterArgs(spec=spec, api_allowed_cidrs=fleet.api_allowed_cidrs)
-        )
-    if spec.cloud == "azure":
-        return AksCluster(
-            spec.name,
-            AksClusterArgs(
-                spec=spec,
-                api_allowed_cidrs=fleet.api_allowed_cidrs,
-                extra_api_cidrs=extra_api_cidrs,
-            ),
-        )
-    return ExistingCluster(
-        spec.name, ExistingClusterArgs(spec=spec, kubeconfig=local_kubeconfigs[spec.name])
-    )
-
-
-apps = {spec.name: build_cluster(spec) for spec in fleet.clusters}
+apps = {spec.name: build_cluster(spec, fleet, local_kubeconfigs) for spec in fleet.clusters}
 # Klusterlets call the hub's API from their cluster's egress addresses.
 app_egress = pulumi.Output.all(*[c.egress_cidrs for c in apps.values()]).apply(
     lambda lists: sorted({cidr for cidrs in lists for cidr in cidrs})
 )
-hub = build_cluster(fleet.hub, extra_api_cidrs=app_egress)
+hub = build_cluster(fleet.hub, fleet, local_kubeconfigs, extra_api_cidrs=app_egress)
 
-ocm = OcmHub("ocm-hub", OcmHubArgs(hub=hub, ocm_version=fleet.ocm_version))
+ocm = OcmHub("ocm-hub", OcmHubArgs(hub_cluster=hub, ocm_version=fleet.ocm_version))
 database = Database(
     "database",
     DatabaseArgs(
-        hub=hub,
+        hub_cluster=hub,
         allowed_cidrs=app_egress,
         protect_data=fleet.protect_data,
         password_rotation=fleet.database_password_rotation,
@@ -62,7 +42,7 @@ for name, cluster in apps.items():
     membership = OcmManagedCluster(
         f"{name}-ocm",
         OcmManagedClusterArgs(
-            cluster=cluster, hub_cluster=hub, hub=ocm, ocm_version=fleet.ocm_version
+            cluster=cluster, hub_cluster=hub, ocm_hub=ocm, ocm_version=fleet.ocm_version
         ),
     )
     memberships.append(membership.managed_cluster)
@@ -81,12 +61,13 @@ for name, cluster in apps.items():
 
 FleetPlacement(
     "fleet-placement",
-    FleetPlacementArgs(hub_provider=hub.provider, hub=ocm, managed_clusters=memberships),
+    FleetPlacementArgs(hub_provider=hub.provider, ocm_hub=ocm, managed_clusters=memberships),
 )
 entry = PublicLoadBalancer(
     "public-lb",
     PublicLoadBalancerArgs(
-        hub=hub.provider, upstreams={name: d.edge_address for name, d in deliveries.items()}
+        hub_provider=hub.provider,
+        upstreams={name: d.edge_address for name, d in deliveries.items()},
     ),
 )
 

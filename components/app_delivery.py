@@ -11,7 +11,9 @@ import pulumi_kubernetes as k8s
 
 from components import _ocm
 from components._cluster import FleetCluster
+from components._k8s import load_balancer_address
 from components._manifests import place, work_agent_rules
+from components.database import DatabaseEndpoint
 from components.ocm_managed_cluster import OcmManagedCluster
 
 APP_DELIVERY_TYPE = "ocm-fleet:index:AppDelivery"
@@ -25,19 +27,6 @@ ROUTER_LABELS = {"app.kubernetes.io/name": "router", "app.kubernetes.io/part-of"
 
 
 @dataclass(frozen=True, kw_only=True)
-class DatabaseEndpoint:
-    """How app clusters reach the database on the main cluster."""
-
-    host: pulumi.Output[str]
-    """Address of the database's allowlisted LoadBalancer (IP or DNS name)."""
-    port: int
-    name: str
-    user: str
-    password: pulumi.Output[str]
-    """The app user's password (secret)."""
-
-
-@dataclass(frozen=True, kw_only=True)
 class AppDeliveryArgs:
     cluster: FleetCluster
     """The app cluster the bookstore runs on."""
@@ -48,6 +37,7 @@ class AppDeliveryArgs:
     objects: Sequence[Mapping[str, Any]]
     """The objects of manifests/, without namespace (see _manifests.load_manifests)."""
     database: DatabaseEndpoint
+    """Where the app's database is and how to log in (the password is a secret)."""
     edge_allowed_cidrs: pulumi.Input[Sequence[str]]
     """Who may reach the edge: the main cluster's egress addresses, where the public LB runs."""
     ready_after: Sequence[pulumi.Resource] = ()
@@ -69,7 +59,9 @@ class AppDelivery(pulumi.ComponentResource):
     """
 
     manifest_work: k8s.apiextensions.CustomResource
+    """The ManifestWork on the hub, in the cluster's namespace."""
     edge: k8s.core.v1.Service
+    """The LoadBalancer Service in front of the router on the app cluster."""
     edge_address: pulumi.Output[str]
     """The edge's public IP or DNS name, for the main cluster's load balancer."""
 
@@ -179,16 +171,6 @@ class AppDelivery(pulumi.ComponentResource):
         )
         self.edge_address = self.edge.status.apply(load_balancer_address)
         self.register_outputs({"edgeAddress": self.edge_address})
-
-
-def load_balancer_address(status: Any) -> str:
-    """The first ingress address of a LoadBalancer Service's status: an IP or a DNS name."""
-    ingress = (status or {}).get("load_balancer") or (status or {}).get("loadBalancer") or {}
-    entries = ingress.get("ingress") or []
-    if not entries:
-        return ""
-    first = entries[0]
-    return first.get("ip") or first.get("hostname") or ""
 
 
 def workload_manifests(

@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components._cluster import FleetCluster
-from components.app_delivery import DatabaseEndpoint, load_balancer_address
+from components._k8s import load_balancer_address
 
 DATABASE_TYPE = "ocm-fleet:index:Database"
 
@@ -27,8 +27,21 @@ LABELS = {"app.kubernetes.io/name": "mariadb", "app.kubernetes.io/part-of": "boo
 
 
 @dataclass(frozen=True, kw_only=True)
+class DatabaseEndpoint:
+    """How app clusters reach the database on the main cluster."""
+
+    host: pulumi.Output[str]
+    """Address of the database's allowlisted LoadBalancer (IP or DNS name)."""
+    port: int
+    name: str
+    user: str
+    password: pulumi.Output[str]
+    """The app user's password (secret)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatabaseArgs:
-    hub: FleetCluster
+    hub_cluster: FleetCluster
     """The main cluster the database runs on."""
     allowed_cidrs: pulumi.Input[Sequence[str]]
     """Who may connect: the app clusters' egress addresses. Never 0.0.0.0/0."""
@@ -47,7 +60,8 @@ class Database(pulumi.ComponentResource):
       state as secrets) and the Secret holding them;
     - the data PersistentVolumeClaim, owned by Pulumi so it can be protected, and a one-replica
       MariaDB StatefulSet that mounts it;
-    - a ClusterIP Service for jobs on the main cluster, and a LoadBalancer Service whose
+    - a headless Service (the StatefulSet's, used by jobs on the main cluster) and a
+      LoadBalancer Service whose
       `loadBalancerSourceRanges` are the app clusters' egress addresses;
     - the schema Job (`rails db:migrate db:seed`), run once after the database is ready;
     - after a password rotation, a Job that sets the new password on the app user.
@@ -62,7 +76,7 @@ class Database(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(DATABASE_TYPE, name, None, opts)
-        on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub.provider)
+        on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub_cluster.provider)
 
         def after(*deps: pulumi.Resource, **extra) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions.merge(

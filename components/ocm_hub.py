@@ -17,7 +17,7 @@ OCM_HUB_TYPE = "ocm-fleet:index:OcmHub"
 
 @dataclass(frozen=True, kw_only=True)
 class OcmHubArgs:
-    hub: FleetCluster
+    hub_cluster: FleetCluster
     """The main cluster; everything here is created through its provider."""
     ocm_version: str
     """OCM release; the cluster-manager chart version and the image tag of every hub component."""
@@ -43,7 +43,7 @@ class OcmHub(pulumi.ComponentResource):
     def __init__(self, name: str, args: OcmHubArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(OCM_HUB_TYPE, name, None, opts)
         version = args.ocm_version
-        on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub.provider)
+        on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub_cluster.provider)
 
         # The program declares the ClusterManager CR itself, so that it is deleted (and its
         # finalizer handled by the still-running operator) before the chart is uninstalled.
@@ -70,7 +70,7 @@ class OcmHub(pulumi.ComponentResource):
         token = self._bootstrap_identity(name, namespace, on_hub)
         self.bootstrap_kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(
-                server=args.hub.api_server_url, ca=args.hub.ca_data, token=token
+                server=args.hub_cluster.api_server_url, ca=args.hub_cluster.ca_data, token=token
             ).apply(
                 lambda a: token_kubeconfig(
                     name="hub", server=a["server"], ca_data=a["ca"], token=a["token"]

@@ -20,7 +20,7 @@ class OcmManagedClusterArgs:
     """The app cluster that joins."""
     hub_cluster: FleetCluster
     """The main cluster, where the ManagedCluster is declared."""
-    hub: OcmHub
+    ocm_hub: OcmHub
     """The hub's OCM objects: ClusterManager, cluster set and bootstrap kubeconfig."""
     ocm_version: str
     """OCM release; the klusterlet chart version and the agent image tag."""
@@ -59,7 +59,7 @@ class OcmManagedCluster(pulumi.ComponentResource):
             name,
             "klusterlet",
             version,
-            klusterlet_values(cluster.name, args.hub.bootstrap_kubeconfig),
+            klusterlet_values(cluster.name, args.ocm_hub.bootstrap_kubeconfig),
             on_app,
         )
         self.klusterlet = k8s.apiextensions.CustomResource(
@@ -94,7 +94,11 @@ class OcmManagedCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.hub_cluster.provider,
-                depends_on=[args.hub.cluster_manager, args.hub.cluster_set, self.klusterlet],
+                depends_on=[
+                    args.ocm_hub.cluster_manager,
+                    args.ocm_hub.cluster_set,
+                    self.klusterlet,
+                ],
                 custom_timeouts=pulumi.CustomTimeouts(
                     create=_ocm.CREATE_TIMEOUT, delete=_ocm.DELETE_TIMEOUT
                 ),

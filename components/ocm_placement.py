@@ -18,7 +18,7 @@ FLEET_PLACEMENT_TYPE = "ocm-fleet:index:FleetPlacement"
 class FleetPlacementArgs:
     hub_provider: k8s.Provider
     """Provider of the main cluster."""
-    hub: OcmHub
+    ocm_hub: OcmHub
     """The hub; its ClusterManager and cluster set come first."""
     managed_clusters: Sequence[pulumi.Resource]
     """Every app cluster's ManagedCluster: the binding and Placement are deleted before them."""
@@ -34,14 +34,16 @@ class FleetPlacement(pulumi.ComponentResource):
     """
 
     namespace: pulumi.Output[str]
+    """The fleet namespace on the hub, where fleet-wide workload objects live."""
     placement: k8s.apiextensions.CustomResource
+    """Placement `all-app-clusters`: every cluster of the cluster set."""
 
     def __init__(
         self, name: str, args: FleetPlacementArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__(FLEET_PLACEMENT_TYPE, name, None, opts)
         on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub_provider)
-        after = [args.hub.cluster_manager, args.hub.cluster_set, *args.managed_clusters]
+        after = [args.ocm_hub.cluster_manager, args.ocm_hub.cluster_set, *args.managed_clusters]
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace", metadata={"name": _ocm.HUB_WORKLOAD_NAMESPACE}, opts=on_hub

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import _haproxy
-from components.app_delivery import load_balancer_address
+from components._k8s import load_balancer_address
 
 PUBLIC_LOAD_BALANCER_TYPE = "ocm-fleet:index:PublicLoadBalancer"
 
@@ -23,11 +23,12 @@ LABELS = {"app.kubernetes.io/name": "public-lb", "app.kubernetes.io/part-of": "o
 
 @dataclass(frozen=True, kw_only=True)
 class PublicLoadBalancerArgs:
-    hub: k8s.Provider
+    hub_provider: k8s.Provider
     """Provider of the main cluster."""
     upstreams: Mapping[str, pulumi.Output[str]]
     """App cluster name -> its edge's address (IP or DNS name), from the graph."""
     replicas: int = 2
+    """HAProxy pods, spread over zones and nodes; two keep the entry up through a node loss."""
 
 
 class PublicLoadBalancer(pulumi.ComponentResource):
@@ -48,7 +49,7 @@ class PublicLoadBalancer(pulumi.ComponentResource):
         self, name: str, args: PublicLoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__(PUBLIC_LOAD_BALANCER_TYPE, name, None, opts)
-        on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub)
+        on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub_provider)
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace", metadata={"name": NAMESPACE, "labels": LABELS}, opts=on_hub

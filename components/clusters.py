@@ -1,0 +1,39 @@
+"""Which component builds a cluster: EKS, AKS or an existing cluster, by its `cloud`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pulumi
+
+from components._cluster import FleetCluster
+from components.aks_cluster import AksCluster, AksClusterArgs
+from components.config import ClusterSpec, FleetConfig
+from components.eks_cluster import EksCluster, EksClusterArgs
+from components.existing_cluster import ExistingCluster, ExistingClusterArgs, LocalKubeconfig
+
+
+def build_cluster(
+    spec: ClusterSpec,
+    fleet: FleetConfig,
+    local_kubeconfigs: Mapping[str, LocalKubeconfig],
+    extra_api_cidrs: pulumi.Input[Sequence[str]] = (),
+) -> FleetCluster:
+    """The cluster component for `spec`. `extra_api_cidrs` also reach its API server where the
+    cloud manages an allowlist (AKS; the EKS public endpoint is for operators only)."""
+    if spec.cloud == "aws":
+        return EksCluster(
+            spec.name, EksClusterArgs(spec=spec, api_allowed_cidrs=fleet.api_allowed_cidrs)
+        )
+    if spec.cloud == "azure":
+        return AksCluster(
+            spec.name,
+            AksClusterArgs(
+                spec=spec,
+                api_allowed_cidrs=fleet.api_allowed_cidrs,
+                extra_api_cidrs=extra_api_cidrs,
+            ),
+        )
+    return ExistingCluster(
+        spec.name, ExistingClusterArgs(spec=spec, kubeconfig=local_kubeconfigs[spec.name])
+    )
