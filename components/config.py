@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from pulumi.runtime import config as runtime_config
 
 NAMESPACE = "ocm-fleet"
 """The config namespace: every key is `ocm-fleet:<key>`."""
@@ -45,6 +47,11 @@ CLUSTER_KEYS = frozenset(
         "egressIps",
     }
 )
+
+TOP_LEVEL_KEYS = frozenset(
+    {"hub", "clusters", "apiAllowedCidrs", "ocmVersion", "protectData", "databasePasswordRotation"}
+)
+CLOUD_ONLY_KEYS = ("nodeCount", "nodeSize", "kubernetesVersion")
 
 EKS_HUB_REASON = (
     "the hub must run on azure or an existing cluster: EKS does not sign certificate signing "
@@ -121,6 +128,12 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _unknown_key(where: str, key: str, known: frozenset[str]) -> str:
+    guess = difflib.get_close_matches(key, sorted(known), n=1)
+    hint = f"did you mean {guess[0]!r}? " if guess else ""
+    return f"{where}: unknown key ({hint}known keys: {', '.join(sorted(known))})"
+
+
 def _check_cidr(key: str, value: Any, problems: list[str]) -> str | None:
     if not isinstance(value, str):
         problems.append(f"{key}: {_fmt(value)} is not a CIDR string such as '203.0.113.0/24'")
@@ -139,10 +152,8 @@ def _parse_cluster(key: str, raw: Any, problems: list[str], *, is_hub: bool) -> 
         )
         return None
     before = len(problems)
-    for unknown in sorted(set(raw) - CLUSTER_KEYS):
-        problems.append(
-            f"{key}.{unknown}: unknown key (known keys: {', '.join(sorted(CLUSTER_KEYS))})"
-        )
+    for unknown in sorted(set(raw) - CLUSTER_KEYS, key=str):
+        problems.append(_unknown_key(f"{key}.{unknown}", str(unknown), CLUSTER_KEYS))
 
     cloud = raw.get("cloud")
     if cloud not in CLOUDS:
@@ -221,6 +232,12 @@ def _parse_cluster(key: str, raw: Any, problems: list[str], *, is_hub: bool) -> 
                 cidr = _check_cidr(f"{key}.egressIps[{i}]", ip, problems)
                 if cidr:
                     egress_ips.append(cidr)
+        for opt in CLOUD_ONLY_KEYS:
+            if opt in raw:
+                problems.append(
+                    f"{key}.{opt}: {_fmt(raw[opt])} is only valid with cloud: aws or azure "
+                    "(an existing cluster's nodes and version are its own)"
+                )
     elif cloud is not None:
         for opt in existing_only:
             if opt in raw:
@@ -251,6 +268,8 @@ def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
     Every problem is collected and raised at once in a FleetConfigError.
     """
     problems: list[str] = []
+    for unknown in sorted(set(raw) - TOP_LEVEL_KEYS):
+        problems.append(_unknown_key(f"{NAMESPACE}:{unknown}", unknown, TOP_LEVEL_KEYS))
 
     hub_raw = raw.get("hub")
     if hub_raw is None:
@@ -338,7 +357,14 @@ def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
 def load_fleet_config() -> FleetConfig:
     """Read and validate the `ocm-fleet:*` stack config."""
     cfg = pulumi.Config(NAMESPACE)
-    raw: dict[str, Any] = {}
+    # Every key set under the namespace, so that a misspelt one is reported, not ignored.
+    configured = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    prefix = f"{NAMESPACE}:"
+    raw: dict[str, Any] = {
+        key[len(prefix) :]: cfg.get(key[len(prefix) :])
+        for key in configured
+        if key.startswith(prefix) and key[len(prefix) :] not in TOP_LEVEL_KEYS
+    }
     for key in ("hub", "clusters", "apiAllowedCidrs"):
         try:
             value = cfg.get_object(key)

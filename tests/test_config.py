@@ -402,16 +402,49 @@ def test_hub_that_is_not_a_mapping_is_rejected():
     rejects(raw, "ocm-fleet:hub: 'main' must be a mapping with at least 'name', 'cloud'")
 
 
-@pytest.mark.parametrize("typo", ["nodecount", "Region", "size"])
-def test_unknown_cluster_key_lists_the_known_keys(typo):
+@pytest.mark.parametrize(
+    ("typo", "hint"),
+    [
+        ("nodecount", "did you mean 'nodeCount'? "),
+        ("Region", "did you mean 'region'? "),
+        ("size", ""),
+    ],
+)
+def test_unknown_cluster_key_lists_the_known_keys(typo, hint):
     rejects(
         with_cluster(0, **{typo: 3}),
-        f"ocm-fleet:clusters[0].{typo}: unknown key (known keys: {KNOWN_KEYS})",
+        f"ocm-fleet:clusters[0].{typo}: unknown key ({hint}known keys: {KNOWN_KEYS})",
     )
 
 
 def test_unknown_hub_key_is_rejected():
-    rejects(with_hub(nodes=3), "ocm-fleet:hub.nodes: unknown key (known keys: apiServerUrl,")
+    rejects(
+        with_hub(nodes=3),
+        "ocm-fleet:hub.nodes: unknown key (did you mean 'nodeSize'? known keys: apiServerUrl,",
+    )
+
+
+@pytest.mark.parametrize(
+    ("typo", "hint"),
+    [("protectdata", "'protectData'"), ("databasePasswordRotaton", "'databasePasswordRotation'")],
+)
+def test_a_misspelt_top_level_key_is_reported_not_ignored(typo, hint):
+    """Through the real Pulumi config path: the key is not one the program reads, so without
+    this check the setting would silently not apply."""
+    config = {**pulumi_config(valid()), f"ocm-fleet:{typo}": "true"}
+    with pytest.raises(
+        FleetConfigError, match=re.escape(f"ocm-fleet:{typo}: unknown key (did you mean {hint}?")
+    ):
+        run_program(config, program=load_fleet_config)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("nodeCount", 3), ("nodeSize", "m6i.large"), ("kubernetesVersion", "1.34")]
+)
+def test_cloud_only_keys_are_refused_on_an_existing_cluster(key, value):
+    raw = with_cluster(0, cloud="existing", egressIps=["192.0.2.1/32"], **{key: value})
+    raw["clusters"][0].pop("region", None)
+    rejects(raw, f"ocm-fleet:clusters[0].{key}: {value!r} is only valid with cloud: aws or azure")
 
 
 # --- existing clusters ---------------------------------------------------------------------
@@ -540,7 +573,7 @@ def test_every_problem_is_reported_in_one_error():
     expected = [
         "ocm-fleet:hub.cloud: 'aws' is not supported for the hub",
         "ocm-fleet:clusters[0].name: 'App' is not a DNS-1123 label",
-        "ocm-fleet:clusters[1].nodecount: unknown key (known keys: ",
+        "ocm-fleet:clusters[1].nodecount: unknown key (did you mean 'nodeCount'? known keys: ",
         "ocm-fleet:clusters[1].region: 'West Europe' is not a azure region name",
         "ocm-fleet:clusters[2].cloud: 'gcp' is not one of aws, azure, existing",
         "ocm-fleet:clusters[2].nodeCount: True must be an integer of at least 1",
