@@ -216,6 +216,17 @@ def contains_plain(wire: Any, needle: str) -> bool:
     return isinstance(wire, str) and needle in wire
 
 
+def contains_secret(wire: Any) -> bool:
+    """True when a secret wrapper occurs anywhere in `wire`."""
+    if is_secret(wire):
+        return True
+    if isinstance(wire, dict):
+        return any(contains_secret(v) for v in wire.values())
+    if isinstance(wire, list):
+        return any(contains_secret(v) for v in wire)
+    return False
+
+
 def _clean_wire(value: Any) -> Any:
     """Turn protobuf Struct JSON into plain JSON, keeping secret wrappers."""
     return json.loads(json.dumps(value))

@@ -26,13 +26,37 @@ def crd_schemas(reference: Path) -> dict[tuple[str, str], dict[str, Any]]:
     return schemas
 
 
+def _closed(schema: Any) -> Any:
+    """The schema with unknown fields refused wherever the API server would prune them.
+
+    A structural CRD schema lists an object's fields; the API server silently drops any other
+    (pruning), so a misspelt field is lost without an error. Closing every object that lists
+    properties (and does not preserve unknown fields) turns that loss into a test failure.
+    """
+    if isinstance(schema, list):
+        return [_closed(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    closed = {k: _closed(v) for k, v in schema.items()}
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        closed["additionalProperties"] = False
+    return closed
+
+
 def crd_errors(reference: Path, obj: dict[str, Any]) -> list[str]:
-    """Schema violations of a custom resource, as readable strings (empty when valid)."""
+    """Schema violations of a custom resource, unknown fields included (empty when valid)."""
     key = (obj.get("apiVersion", ""), obj.get("kind", ""))
     schema = crd_schemas(reference).get(key)
     if schema is None:
         return [f"no served CRD version for {key[0]} {key[1]} in {reference}"]
     body = {k: obj[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in obj}
+    schema = _closed(schema)
+    # metadata is validated by the API server, not the CRD: keep it open.
+    schema["properties"]["metadata"] = {"type": "object"}
     validator = jsonschema.Draft7Validator(schema)
     return [
         f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"

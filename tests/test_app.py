@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import FLEETS, fleet_graph
-from harness import Graph, contains_plain, is_secret, is_unknown, run_program
+from harness import Graph, contains_plain, contains_secret, is_secret, is_unknown, run_program
 from schemas import kubernetes_errors
 from test_ocm import MANIFEST_WORK, app_cluster_names, hub_name
 
@@ -88,26 +89,47 @@ def test_manifest_works_carry_manifests_and_the_graphs_database_address(fleet):
         )
 
 
-@pytest.mark.parametrize("fleet", list(FLEETS))
-@pytest.mark.parametrize("preview", MODES)
-def test_no_secret_travels_in_a_manifest_work(fleet, preview):
-    graph = fleet_graph(fleet, preview)
-    for res in graph.of_type(MANIFEST_WORK):
-        objects = res.inputs["spec"]["workload"]["manifests"]
-        if is_unknown(objects):
-            continue
-        kinds = {o["kind"] for o in objects}
+def assert_no_secret_in_manifest_works_or_plain_text(graph: Graph) -> None:
+    """No ManifestWork carries a Secret, a secret value or a generated password, and no
+    generated password appears outside a Pulumi secret in any input or stack output."""
+    generated = _generated_passwords(graph)
+    assert generated, "the mocks must generate passwords for this check to mean anything"
+    works = graph.of_type(MANIFEST_WORK)
+    assert works
+    for res in works:
+        assert not contains_secret(res.wire_inputs), (
+            f"{res} holds a secret value: the hub would store it in plain text"
+        )
+        kinds = {o["kind"] for o in res.inputs["spec"]["workload"]["manifests"]}
         assert "Secret" not in kinds, f"{res} carries a Secret"
-    if not preview:
-        generated = _generated_passwords(graph)
-        assert generated, "the mocks must generate passwords for this check to mean anything"
-        for res in graph.resources:
-            for password in generated:
-                assert not contains_plain(res.wire_inputs, password), (
-                    f"a generated password appears in plain text in the inputs of {res}"
-                )
+        text = json.dumps(res.inputs)
+        assert not [p for p in generated if p in text], f"{res} carries a generated password"
+    for res in graph.resources:
         for password in generated:
-            assert not contains_plain(graph.stack_wire_outputs, password), "password in outputs"
+            assert not contains_plain(res.wire_inputs, password), (
+                f"a generated password appears in plain text in the inputs of {res}"
+            )
+    for password in generated:
+        assert not contains_plain(graph.stack_wire_outputs, password), "password in outputs"
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_no_secret_travels_in_a_manifest_work(fleet):
+    assert_no_secret_in_manifest_works_or_plain_text(fleet_graph(fleet, False))
+
+
+def test_no_secret_travels_when_the_password_is_rotated_and_data_guarded(dev):
+    dev["ocm-fleet:databasePasswordRotation"] = "2"
+    dev["ocm-fleet:protectData"] = "true"
+    graph = run_program(dev)
+    assert graph.named("database-password-rotation-2")
+    assert_no_secret_in_manifest_works_or_plain_text(graph)
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_manifest_works_hold_no_secret_in_preview_either(fleet):
+    for res in fleet_graph(fleet, True).of_type(MANIFEST_WORK):
+        assert not contains_secret(res.wire_inputs), f"{res} holds a secret value in preview"
 
 
 def _generated_passwords(graph: Graph) -> list[str]:

@@ -237,8 +237,11 @@ def test_schema_check_rejects_a_wrong_field(shared_reference):
     graph = fleet_graph("dev", False)
     res = graph.of_type(MANAGED_CLUSTER)[0]
     obj = {k: res.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")}
-    obj["spec"] = {**obj["spec"], "hubAcceptsClient": "yes"}
-    assert crd_errors(shared_reference, obj), "a string hubAcceptsClient must fail the schema"
+    wrong_type = {**obj, "spec": {**obj["spec"], "hubAcceptsClient": "yes"}}
+    assert crd_errors(shared_reference, wrong_type), "a string hubAcceptsClient must fail"
+    misspelt = {**obj, "spec": {**obj["spec"], "hubAcceptClient": True}}
+    errors = crd_errors(shared_reference, misspelt)
+    assert errors and "hubAcceptClient" in errors[0], f"a misspelt field must fail: {errors}"
 
 
 @pytest.mark.parametrize("fleet", list(FLEETS))
