@@ -334,8 +334,12 @@ def shopapi_job_spec(
 
 
 def rotation_job_spec(db_host: pulumi.Input[str], credentials: pulumi.Input[str]) -> dict:
-    """Sets the app user's password to the current generated one, as root."""
-    sql = f"ALTER USER '{DB_USER}'@'%' IDENTIFIED BY '$MARIADB_PASSWORD'"
+    """Sets the app user's password to the current generated one, as root.
+
+    Neither password appears on a command line (visible in the process list): the root one is
+    read from MYSQL_PWD, the new one is piped in by the shell's printf builtin.
+    """
+    sql = f"ALTER USER '{DB_USER}'@'%%' IDENTIFIED BY '%s';\\n"
     return {
         "backoffLimit": 6,
         "template": {
@@ -347,11 +351,10 @@ def rotation_job_spec(db_host: pulumi.Input[str], credentials: pulumi.Input[str]
                         "name": "rotate",
                         "image": MARIADB_IMAGE,
                         "imagePullPolicy": "IfNotPresent",
-                        # The password only ever lives in the environment, from the Secret.
                         "command": [
                             "sh",
                             "-c",
-                            f'mariadb -h "$DB_HOST" -uroot -p"$MARIADB_ROOT_PASSWORD" -e "{sql}"',
+                            f'printf "{sql}" "$MARIADB_PASSWORD" | mariadb -h "$DB_HOST" -uroot',
                         ],
                         "env": [
                             {"name": "DB_HOST", "value": db_host},
@@ -362,8 +365,17 @@ def rotation_job_spec(db_host: pulumi.Input[str], credentials: pulumi.Input[str]
                                         "secretKeyRef": {"name": credentials, "key": key}
                                     },
                                 }
-                                for key in ("MARIADB_PASSWORD", "MARIADB_ROOT_PASSWORD")
+                                for key in ("MARIADB_PASSWORD",)
                             ],
+                            {
+                                "name": "MYSQL_PWD",
+                                "valueFrom": {
+                                    "secretKeyRef": {
+                                        "name": credentials,
+                                        "key": "MARIADB_ROOT_PASSWORD",
+                                    }
+                                },
+                            },
                         ],
                         "resources": {
                             "requests": {"cpu": "50m", "memory": "64Mi"},

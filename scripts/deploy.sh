@@ -24,27 +24,26 @@ python=${PYTHON:-python3}
   fail "Python 3.11 or newer is needed; point PYTHON at one (PYTHON=python3.12 $0)"
 [ -f "$config" ] || fail "$config not found: copy Pulumi.dev.yaml to $config and edit it"
 
-# Credentials for the clouds the stack uses, checked before anything is created.
-if grep -Eq '^[[:space:]]*cloud:[[:space:]]*aws' "$config"; then
-  command -v aws >/dev/null 2>&1 ||
-    fail "the AWS CLI is needed (EKS kubeconfigs call 'aws eks get-token'): https://aws.amazon.com/cli/"
-  aws sts get-caller-identity >/dev/null ||
-    fail "no working AWS credentials: run 'aws configure' or 'aws sso login', or set AWS_PROFILE"
-fi
-if grep -Eq '^[[:space:]]*cloud:[[:space:]]*azure' "$config"; then
-  if [ -z "${ARM_CLIENT_ID:-}" ]; then
-    command -v az >/dev/null 2>&1 ||
-      fail "sign in to Azure: install the Azure CLI and run 'az login', or set ARM_* variables"
-    az account show >/dev/null 2>&1 || fail "no Azure session: run 'az login'"
-  fi
-fi
-
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   "$python" -m venv .venv
 fi
 echo "==> installing Python dependencies (requirements.txt)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+
+# Credentials for the clouds the stack uses, checked before anything is created.
+clouds=$(.venv/bin/python scripts/stack_clouds.py "$config")
+if [[ " $clouds " == *" aws "* ]]; then
+  command -v aws >/dev/null 2>&1 ||
+    fail "the AWS CLI is needed (EKS kubeconfigs call 'aws eks get-token'): https://aws.amazon.com/cli/"
+  aws sts get-caller-identity >/dev/null ||
+    fail "no working AWS credentials: run 'aws configure' or 'aws sso login', or set AWS_PROFILE"
+fi
+if [[ " $clouds " == *" azure "* ]] && [ -z "${ARM_CLIENT_ID:-}" ]; then
+  command -v az >/dev/null 2>&1 ||
+    fail "sign in to Azure: install the Azure CLI and run 'az login', or set ARM_* variables"
+  az account show >/dev/null 2>&1 || fail "no Azure session: run 'az login'"
+fi
 
 if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami >/dev/null 2>&1; then
   mkdir -p .pulumi-state

@@ -12,6 +12,11 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then
+  if ! "$python" -c 'import ensurepip' 2>/dev/null; then
+    echo "error: '$python' cannot create virtual environments (no ensurepip)." >&2
+    echo "       On Debian/Ubuntu: apt-get install python3-venv" >&2
+    exit 1
+  fi
   echo "==> creating .venv"
   "$python" -m venv .venv
 fi

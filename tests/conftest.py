@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -31,7 +32,7 @@ def existing_kubeconfig() -> str:
 
 
 def large_config() -> dict[str, Any]:
-    """Seven app clusters: both clouds over five regions, and one existing cluster."""
+    """Seven app clusters: six on both clouds in six regions, and one existing cluster."""
     return {
         "ocm-fleet:hub": {"name": "main", "cloud": "azure", "region": "westeurope"},
         "ocm-fleet:clusters": [
@@ -89,5 +90,7 @@ def large() -> dict[str, Any]:
 @pytest.fixture
 def shared_reference() -> Path:
     if not SHARED_REFERENCE.is_dir():
+        if os.environ.get("OCM_FLEET_REQUIRE_REFERENCE") == "1":
+            pytest.fail(f"OCM_FLEET_REQUIRE_REFERENCE=1 but {SHARED_REFERENCE} does not exist")
         pytest.skip(f"upstream reference data not found at {SHARED_REFERENCE} (the shared/ folder)")
     return SHARED_REFERENCE

@@ -281,7 +281,13 @@ def test_public_entry_config_passes_haproxy_check(tmp_path):
     config = graph.named("public-lb-config").inputs["data"]["haproxy.cfg"]
     path = tmp_path / "haproxy.cfg"
     path.write_text(config)
-    result = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["haproxy", "-c", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "RES_OPTIONS": "timeout:1 attempts:1"},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     edges = {n: c["edgeAddress"] for n, c in graph.stack_outputs["clusters"].items()}
     server_lines = [
@@ -356,3 +362,28 @@ def test_statefulset_governing_service_is_headless():
         and res.inputs["spec"].get("clusterIP") != "None"
     ]
     assert not waiting, f"ClusterIP Services with selectors would wait on pods: {waiting}"
+
+
+def test_rotation_job_sets_the_password_without_putting_it_on_a_command_line(tmp_path):
+    """Runs the Job's shell command for real with a stand-in `mariadb` client."""
+    from components.database import rotation_job_spec
+
+    container = rotation_job_spec("db.internal", "creds")["template"]["spec"]["containers"][0]
+    client = tmp_path / "mariadb"
+    client.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/argv\ncat > {tmp_path}/stdin\n')
+    client.chmod(0o755)
+    env = {
+        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "DB_HOST": "db.internal",
+        "MARIADB_PASSWORD": "NewPassw0rd",
+        "MYSQL_PWD": "R00tPassw0rd",
+    }
+    subprocess.run(container["command"], env=env, check=True, timeout=10)
+    argv = (tmp_path / "argv").read_text()
+    assert (tmp_path / "stdin").read_text() == (
+        "ALTER USER 'appuser'@'%' IDENTIFIED BY 'NewPassw0rd';\n"
+    )
+    assert "Passw0rd" not in argv, f"a password is on the client's command line: {argv}"
+    assert "-h db.internal -uroot" in argv
+    names = {e["name"]: e for e in container["env"]}
+    assert names["MYSQL_PWD"]["valueFrom"]["secretKeyRef"]["key"] == "MARIADB_ROOT_PASSWORD"

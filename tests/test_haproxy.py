@@ -156,7 +156,9 @@ def haproxy_check(text: str, tmp_path: Path, env: dict[str, str] | None = None) 
         [HAPROXY or "haproxy", "-c", "-f", str(cfg)],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        # Unresolvable edge names are looked up through libc once at check time; a slow or
+        # absent resolver must not stretch the test.
+        env={**os.environ, "RES_OPTIONS": "timeout:1 attempts:1", **(env or {})},
         timeout=60,
         check=False,
     )
@@ -225,7 +227,8 @@ def test_one_checked_server_per_app_cluster(fleet: str) -> None:
 
 
 @pytest.mark.parametrize("fleet", FLEETS, ids=str)
-def test_dead_cluster_is_out_within_the_failover_budget(fleet: str) -> None:
+def test_simple_failover_bound_is_within_the_budget(fleet: str) -> None:
+    """inter * fall + timeout check; bench/failover.py measures the real worst cases."""
     text = render_public_lb_config(FLEETS[fleet])
     for backend, by_name in servers(text).items():
         for name, tokens in by_name.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 
 import pytest
 from harness import ROOT
@@ -35,3 +36,18 @@ def test_deploy_keeps_the_users_login_and_checks_credentials_first():
     deploy = text.index('pulumi up --stack "$stack"')
     assert text.index("aws sts get-caller-identity") < deploy
     assert text.index("az account show") < deploy
+
+
+def test_deploy_finds_every_cloud_the_stack_uses(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from stack_clouds import stack_clouds
+
+    assert stack_clouds(str(ROOT / "Pulumi.dev.yaml")) == ["aws", "azure"]
+    flow = tmp_path / "Pulumi.flow.yaml"
+    flow.write_text(
+        "config:\n"
+        "  ocm-fleet:hub: {name: main, cloud: existing}\n"
+        "  ocm-fleet:clusters:\n"
+        "  - {cloud: aws, name: a, region: eu-west-1}\n"
+    )
+    assert stack_clouds(str(flow)) == ["aws", "existing"]
