@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import _ocm
+from components import _haproxy, _ocm
 from components._cluster import FleetCluster
 from components._k8s import load_balancer_address
 from components._manifests import place, work_agent_rules
@@ -22,7 +22,6 @@ APP_NAMESPACE = "bookstore"
 DATABASE_CONFIG = "bookstore-database"
 """Name of the app's database ConfigMap (in the ManifestWork) and Secret (created directly)."""
 WORK_NAME = "bookstore"
-EDGE_PORT = 80
 ROUTER_LABELS = {"app.kubernetes.io/name": "router", "app.kubernetes.io/part-of": "bookstore"}
 
 
@@ -105,6 +104,7 @@ class AppDelivery(pulumi.ComponentResource):
                     "DB_PORT": str(db.port),
                     "DB_USER": db.user,
                 },
+                password_generation=db.password_generation,
             )
         )
         self.manifest_work = k8s.apiextensions.CustomResource(
@@ -161,7 +161,12 @@ class AppDelivery(pulumi.ComponentResource):
                 "type": "LoadBalancer",
                 "selector": ROUTER_LABELS,
                 "ports": [
-                    {"name": "http", "port": EDGE_PORT, "targetPort": "http", "protocol": "TCP"}
+                    {
+                        "name": "http",
+                        "port": _haproxy.EDGE_PORT,
+                        "targetPort": "http",
+                        "protocol": "TCP",
+                    }
                 ],
                 "loadBalancerSourceRanges": args.edge_allowed_cidrs,
             },
@@ -173,12 +178,21 @@ class AppDelivery(pulumi.ComponentResource):
         self.register_outputs({"edgeAddress": self.edge_address})
 
 
+PASSWORD_GENERATION_ANNOTATION = "ocm-fleet.io/database-password-generation"
+
+
 def workload_manifests(
-    objects: Sequence[Mapping[str, Any]], *, cluster_name: str, database: Mapping[str, str]
+    objects: Sequence[Mapping[str, Any]],
+    *,
+    cluster_name: str,
+    database: Mapping[str, str],
+    password_generation: int = 0,
 ) -> list[dict[str, Any]]:
     """Everything the ManifestWork carries: manifests/ plus the per-cluster database ConfigMap.
 
-    The password is not here: it is in the Secret the program creates on the cluster.
+    The password is not here: it is in the Secret the program creates on the cluster. The pods
+    that read that Secret carry its generation as an annotation, so a rotation restarts them
+    (the app reads its password once, at start).
     """
     config = {
         "apiVersion": "v1",
@@ -192,5 +206,42 @@ def workload_manifests(
         },
         "data": dict(sorted(database.items())),
     }
+    objects = [
+        _annotate_pods(o, {PASSWORD_GENERATION_ANNOTATION: str(password_generation)})
+        if _reads_database_secret(o)
+        else o
+        for o in objects
+    ]
     everything = sorted([*objects, config], key=lambda o: (o["kind"], o["metadata"]["name"]))
     return place(everything, APP_NAMESPACE)
+
+
+def _reads_database_secret(obj: Mapping[str, Any]) -> bool:
+    pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    mounted = any(
+        (v.get("secret") or {}).get("secretName") == DATABASE_CONFIG for v in pod.get("volumes", [])
+    )
+    from_env = any(
+        ((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") == DATABASE_CONFIG
+        for c in pod.get("containers", [])
+        for e in c.get("env", [])
+    )
+    return mounted or from_env
+
+
+def _annotate_pods(obj: Mapping[str, Any], annotations: Mapping[str, str]) -> dict[str, Any]:
+    template = obj["spec"]["template"]
+    metadata = template.get("metadata") or {}
+    return {
+        **obj,
+        "spec": {
+            **obj["spec"],
+            "template": {
+                **template,
+                "metadata": {
+                    **metadata,
+                    "annotations": {**(metadata.get("annotations") or {}), **annotations},
+                },
+            },
+        },
+    }

@@ -37,6 +37,8 @@ class DatabaseEndpoint:
     user: str
     password: pulumi.Output[str]
     """The app user's password (secret)."""
+    password_generation: int = 0
+    """How many times the password was rotated; pods that read it restart when it changes."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,6 +198,7 @@ class Database(pulumi.ComponentResource):
             name=DB_NAME,
             user=DB_USER,
             password=pulumi.Output.secret(app_password.result),
+            password_generation=args.password_rotation,
         )
         self.register_outputs({"host": self.endpoint.host})
 

@@ -23,7 +23,7 @@ from test_ocm import MANIFEST_WORK, app_cluster_names, hub_name
 
 from components import _haproxy
 from components._manifests import WORK_KINDS, load_manifests
-from components.app_delivery import workload_manifests
+from components.app_delivery import PASSWORD_GENERATION_ANNOTATION, workload_manifests
 from components.public_load_balancer import PUBLIC_ENTRY_LABEL
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -329,6 +329,15 @@ def test_password_rotation_sets_and_rolls_out_a_new_password(dev):
     job = rotated.named("database-password-rotation-1")
     for work in rotated.of_type(MANIFEST_WORK):
         assert rotated.depends_on(work, job), f"{work} must wait for the new password to be set"
+        readers = [
+            o
+            for o in work.inputs["spec"]["workload"]["manifests"]
+            if o["kind"] == "Deployment" and o["metadata"]["name"] == "shopapi"
+        ]
+        annotations = readers[0]["spec"]["template"]["metadata"]["annotations"]
+        assert annotations[PASSWORD_GENERATION_ANNOTATION] == "1", (
+            f"{work}: shopapi must restart to read the rotated password"
+        )
 
 
 def test_database_runs_mariadb_lts_on_a_pulumi_owned_volume():
