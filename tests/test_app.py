@@ -38,7 +38,11 @@ GOLDEN_DATABASE = {
 
 
 class _ReadableDumper(yaml.SafeDumper):
-    """Multi-line strings (config files) as literal blocks, so reviewers read them as text."""
+    """Multi-line strings (config files) as literal blocks and no YAML anchors, so reviewers
+    read the payload as the cluster will see it."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
