@@ -7,7 +7,7 @@ import contextvars
 import json
 import runpy
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,13 +177,6 @@ class Graph:
         found = [r for r in self.descendants(component) if r.type == "pulumi:providers:kubernetes"]
         assert len(found) == 1, f"cluster {cluster_name!r} has Kubernetes providers {found}"
         return found[0]
-
-    def ancestors(self, res: Registered) -> Iterator[Registered]:
-        by_urn = self.by_urn
-        parent = by_urn.get(res.parent)
-        while parent is not None:
-            yield parent
-            parent = by_urn.get(parent.parent)
 
 
 def is_secret(wire_value: Any) -> bool:
