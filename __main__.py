@@ -2,16 +2,16 @@
 
 import pulumi
 
-from components._manifests import load_manifests
-from components.app_delivery import AppDelivery, AppDeliveryArgs
+from components.app._manifests import load_manifests
+from components.app.database import Database, DatabaseArgs
+from components.app.delivery import AppDelivery, AppDeliveryArgs
 from components.clusters import build_cluster
+from components.clusters.existing import read_kubeconfigs
 from components.config import load_fleet_config
-from components.database import Database, DatabaseArgs
-from components.existing_cluster import read_kubeconfigs
-from components.ocm_hub import OcmHub, OcmHubArgs
-from components.ocm_managed_cluster import OcmManagedCluster, OcmManagedClusterArgs
-from components.ocm_placement import FleetPlacement, FleetPlacementArgs
-from components.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
+from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
+from components.ocm.hub import OcmHub, OcmHubArgs
+from components.ocm.managed_cluster import OcmManagedCluster, OcmManagedClusterArgs
+from components.ocm.placement import FleetPlacement, FleetPlacementArgs
 
 # Everything read from config and local files is checked before the first resource exists.
 fleet = load_fleet_config()

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/failover.py [--trials 5]
 
-Runs the real rendered HAProxy config (components/_haproxy.py) with the real haproxy binary in
+Runs the real rendered HAProxy config (components/edge/_haproxy.py) with the real haproxy binary in
 front of two stand-in clusters on loopback addresses, breaks one in three ways, and times
 HAProxy's own DOWN and UP decisions. Prints a Markdown table; the budget is about 10 s.
 """

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from components import _haproxy
+from components.edge import _haproxy
 
 HEALTH_PATH = "/api/books"
 

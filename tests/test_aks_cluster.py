@@ -9,8 +9,8 @@ import pulumi
 import pytest
 from harness import FAKE_CA, Graph, Registered, is_secret, is_unknown, run_program
 
-from components._azure_zones import ZONED_REGIONS, zones_for
-from components.aks_cluster import (
+from components.clusters._azure_zones import ZONED_REGIONS, zones_for
+from components.clusters.aks import (
     AKS_CLUSTER_TYPE,
     AksCluster,
     AksClusterArgs,

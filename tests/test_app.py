@@ -21,10 +21,10 @@ from harness import Graph, contains_plain, contains_secret, is_secret, is_unknow
 from schemas import kubernetes_errors
 from test_ocm import MANIFEST_WORK, app_cluster_names, hub_name
 
-from components import _haproxy
-from components._manifests import WORK_KINDS, load_manifests
-from components.app_delivery import PASSWORD_GENERATION_ANNOTATION, workload_manifests
-from components.public_load_balancer import PUBLIC_ENTRY_LABEL
+from components.app._manifests import WORK_KINDS, load_manifests
+from components.app.delivery import PASSWORD_GENERATION_ANNOTATION, workload_manifests
+from components.edge import _haproxy
+from components.edge.public_load_balancer import PUBLIC_ENTRY_LABEL
 
 GOLDEN = Path(__file__).parent / "golden"
 SERVICE = "kubernetes:core/v1:Service"
@@ -379,7 +379,7 @@ def test_statefulset_governing_service_is_headless():
 
 def test_rotation_job_sets_the_password_without_putting_it_on_a_command_line(tmp_path):
     """Runs the Job's shell command for real with a stand-in `mariadb` client."""
-    from components.database import rotation_job_spec
+    from components.app.database import rotation_job_spec
 
     container = rotation_job_spec("db.internal", "creds")["template"]["spec"]["containers"][0]
     client = tmp_path / "mariadb"

@@ -11,14 +11,14 @@ import pytest
 import yaml
 from harness import Graph, Registered, run_program
 
-from components.config import ClusterSpec
-from components.eks_cluster import (
+from components.clusters.eks import (
     CLUSTER_LOG_TYPES,
     EBS_CSI_SERVICE_ACCOUNT,
     EksCluster,
     EksClusterArgs,
     ami_type_for,
 )
+from components.config import ClusterSpec
 
 ALLOWED = ("203.0.113.0/24", "198.51.100.7/32")
 MODES = pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])

@@ -8,14 +8,14 @@ import pytest
 import yaml
 from harness import FAKE_CA, fake_kubeconfig, is_secret, run_program
 
-from components.config import ClusterSpec
-from components.existing_cluster import (
+from components.clusters.existing import (
     ExistingCluster,
     ExistingClusterArgs,
     ExistingClusterError,
     read_kubeconfig,
     read_kubeconfigs,
 )
+from components.config import ClusterSpec
 
 
 def spec(**overrides) -> ClusterSpec:

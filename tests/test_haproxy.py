@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components._haproxy import (
+from components.edge._haproxy import (
     EDGE_PORT,
     FAILOVER_BUDGET_S,
     HEALTHZ_PATH,

@@ -11,7 +11,7 @@ import time
 import pytest
 from haproxy_live import haproxy_binary, live_fleet, render_for_loopback
 
-from components import _haproxy
+from components.edge import _haproxy
 
 pytestmark = pytest.mark.skipif(
     haproxy_binary() is None, reason="haproxy is not installed (Debian package: haproxy)"

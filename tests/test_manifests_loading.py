@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components._manifests import (
+from components.app._manifests import (
     MANIFESTS_DIR,
     WORK_KINDS,
     ManifestError,

@@ -10,8 +10,8 @@ from conftest import FLEETS, fleet_graph
 from harness import Graph, Registered, is_secret, wire_get
 from schemas import chart_values, crd_errors, unknown_value_keys
 
-from components import _ocm
 from components.config import parse_fleet_config
+from components.ocm import _charts as _ocm
 
 MODES = [pytest.param(False, id="update"), pytest.param(True, id="preview")]
 OCM_GROUPS = (

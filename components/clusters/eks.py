@@ -11,8 +11,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components._cluster import FleetCluster
 from components._kubeconfig import exec_kubeconfig
+from components.clusters._base import FleetCluster
 from components.config import ClusterSpec
 
 EKS_CLUSTER_TYPE = "ocm-fleet:index:EksCluster"

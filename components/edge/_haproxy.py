@@ -144,7 +144,7 @@ def render_public_lb_config(
     )
     return f"""\
 # Public load balancer of the bookstore fleet: one server per app cluster edge.
-# Rendered by components/_haproxy.py (render_public_lb_config); edit the renderer, not this text.
+# Rendered by components/edge/_haproxy.py (render_public_lb_config); edit the renderer, not this.
 
 global
     # Container logging: everything to stdout, nothing written to disk.

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import _ocm
-from components._cluster import FleetCluster
 from components._kubeconfig import token_kubeconfig
+from components.clusters._base import FleetCluster
+from components.ocm import _charts as _ocm
 
 OCM_HUB_TYPE = "ocm-fleet:index:OcmHub"
 

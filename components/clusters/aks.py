@@ -12,8 +12,8 @@ import pulumi_azure_native as azure_native
 import yaml
 from pulumi_azure_native import authorization, containerservice, network, resources
 
-from components._azure_zones import zones_for
-from components._cluster import FleetCluster
+from components.clusters._azure_zones import zones_for
+from components.clusters._base import FleetCluster
 from components.config import ClusterSpec
 
 AKS_CLUSTER_TYPE = "ocm-fleet:index:AksCluster"

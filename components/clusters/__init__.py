@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 
 import pulumi
 
-from components._cluster import FleetCluster
-from components.aks_cluster import AksCluster, AksClusterArgs
+from components.clusters._base import FleetCluster
+from components.clusters.aks import AksCluster, AksClusterArgs
+from components.clusters.eks import EksCluster, EksClusterArgs
+from components.clusters.existing import ExistingCluster, ExistingClusterArgs, LocalKubeconfig
 from components.config import ClusterSpec, FleetConfig
-from components.eks_cluster import EksCluster, EksClusterArgs
-from components.existing_cluster import ExistingCluster, ExistingClusterArgs, LocalKubeconfig
 
 
 def build_cluster(

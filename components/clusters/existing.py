@@ -11,7 +11,7 @@ from pathlib import Path
 import pulumi
 import yaml
 
-from components._cluster import FleetCluster
+from components.clusters._base import FleetCluster
 from components.config import ClusterSpec
 
 EXISTING_CLUSTER_TYPE = "ocm-fleet:index:ExistingCluster"

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import _haproxy
 from components._k8s import load_balancer_address
+from components.edge import _haproxy
 
 PUBLIC_LOAD_BALANCER_TYPE = "ocm-fleet:index:PublicLoadBalancer"
 

@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 import yaml
 
-MANIFESTS_DIR = Path(__file__).resolve().parent.parent / "manifests"
+MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
 
 # Kinds manifests/ may hold, with the API group and resource the work agent must be allowed to
 # manage. A kind outside this table fails loudly rather than failing on the cluster later.

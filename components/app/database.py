@@ -9,8 +9,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components._cluster import FleetCluster
 from components._k8s import load_balancer_address
+from components.clusters._base import FleetCluster
 
 DATABASE_TYPE = "ocm-fleet:index:Database"
 

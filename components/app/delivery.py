@@ -9,12 +9,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import _haproxy, _ocm
-from components._cluster import FleetCluster
 from components._k8s import load_balancer_address
-from components._manifests import place, work_agent_rules
-from components.database import DatabaseEndpoint
-from components.ocm_managed_cluster import OcmManagedCluster
+from components.app._manifests import place, work_agent_rules
+from components.app.database import DatabaseEndpoint
+from components.clusters._base import FleetCluster
+from components.edge import _haproxy
+from components.ocm import _charts as _ocm
+from components.ocm.managed_cluster import OcmManagedCluster
 
 APP_DELIVERY_TYPE = "ocm-fleet:index:AppDelivery"
 

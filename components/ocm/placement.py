@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import _ocm
-from components.ocm_hub import OcmHub
+from components.ocm import _charts as _ocm
+from components.ocm.hub import OcmHub
 
 FLEET_PLACEMENT_TYPE = "ocm-fleet:index:FleetPlacement"
 

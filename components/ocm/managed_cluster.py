@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import _ocm
-from components._cluster import FleetCluster
-from components.ocm_hub import OcmHub
+from components.clusters._base import FleetCluster
+from components.ocm import _charts as _ocm
+from components.ocm.hub import OcmHub
 
 OCM_MANAGED_CLUSTER_TYPE = "ocm-fleet:index:OcmManagedCluster"
 
