@@ -4,7 +4,8 @@ import pulumi
 
 from components.app._manifests import load_manifests
 from components.app.database import Database, DatabaseArgs
-from components.app.delivery import AppDelivery, AppDeliveryArgs
+from components.app.delivery import AppDelivery, AppDeliveryArgs, workload_manifests
+from components.app.rollout import AppRollout, AppRolloutArgs
 from components.clusters import build_cluster
 from components.clusters.existing import read_kubeconfigs
 from components.config import load_fleet_config
@@ -37,7 +38,7 @@ database = Database(
     ),
 )
 
-deliveries, memberships = {}, []
+deliveries, managed_clusters, agents = {}, [], []
 for name, cluster in apps.items():
     membership = OcmManagedCluster(
         f"{name}-ocm",
@@ -45,13 +46,12 @@ for name, cluster in apps.items():
             cluster=cluster, hub_cluster=hub, ocm_hub=ocm, ocm_version=fleet.ocm_version
         ),
     )
-    memberships.append(membership.managed_cluster)
+    managed_clusters.append(membership.managed_cluster)
+    agents += [membership.managed_cluster, membership.klusterlet]
     deliveries[name] = AppDelivery(
         f"{name}-app",
         AppDeliveryArgs(
             cluster=cluster,
-            hub_cluster=hub,
-            membership=membership,
             objects=manifests,
             database=database.endpoint,
             edge_allowed_cidrs=hub.egress_cidrs,
@@ -59,9 +59,29 @@ for name, cluster in apps.items():
         ),
     )
 
-FleetPlacement(
+fleet_placement = FleetPlacement(
     "fleet-placement",
-    FleetPlacementArgs(hub_provider=hub.provider, ocm_hub=ocm, managed_clusters=memberships),
+    FleetPlacementArgs(hub_provider=hub.provider, ocm_hub=ocm, managed_clusters=managed_clusters),
+)
+rollout = AppRollout(
+    "app-rollout",
+    AppRolloutArgs(
+        hub_provider=hub.provider,
+        ocm_hub=ocm,
+        namespace=fleet_placement.namespace,
+        binding=fleet_placement.binding,
+        serving=[name for name, c in apps.items() if not c.spec.standby],
+        standby=[name for name, c in apps.items() if c.spec.standby],
+        memberships=agents,
+        cluster_parts=list(deliveries.values()),
+        manifests=workload_manifests(
+            manifests,
+            image_tags=fleet.app.image_tags,
+            password_generation=fleet.database_password_rotation,
+        ),
+        rollout=fleet.rollout,
+        ready_after=database.ready,
+    ),
 )
 entry = PublicLoadBalancer(
     "public-lb",

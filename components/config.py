@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pulumi
@@ -45,12 +45,43 @@ CLUSTER_KEYS = frozenset(
         "kubeconfig",
         "apiServerUrl",
         "egressIps",
+        "standby",
     }
 )
 
 TOP_LEVEL_KEYS = frozenset(
-    {"hub", "clusters", "apiAllowedCidrs", "ocmVersion", "protectData", "databasePasswordRotation"}
+    {
+        "hub",
+        "clusters",
+        "apiAllowedCidrs",
+        "ocmVersion",
+        "protectData",
+        "databasePasswordRotation",
+        "app",
+        "rollout",
+    }
 )
+APP_KEYS = frozenset({"imageTags"})
+ROLLOUT_KEYS = frozenset(
+    {"canary", "maxConcurrency", "minSuccessTime", "progressDeadline", "maxFailures"}
+)
+
+# Rollout defaults a careful team starts from: one cluster at a time after the canary, two
+# minutes of soak per step, and a finite deadline. OCM's own progressDeadline default, "None",
+# never times a cluster out, so a stuck cluster would hold the rollout (and `pulumi up`) forever
+# (sdk-go rollout.go, parseTimeout: "None" or "" is the maximum duration).
+DEFAULT_MAX_CONCURRENCY: int | str = 1
+DEFAULT_MIN_SUCCESS_TIME = "2m"
+DEFAULT_PROGRESS_DEADLINE = "10m"
+DEFAULT_MAX_FAILURES: int | str = 0
+
+# OCM's CRD pattern for maxConcurrency/maxFailures, `^((100|[0-9]{1,2})%|[0-9]+)$`.
+_PERCENT = re.compile(r"^(100|[0-9]{1,2})%$")
+# A plain Go duration of one unit; OCM's own pattern `^(([0-9])+[h|m|s])|None$` is unanchored at
+# the end, so this is the strict part of it.
+_DURATION = re.compile(r"^[0-9]+[hms]$")
+# An image tag (Docker's grammar), optionally pinned to a digest: "1.1" or "1.1@sha256:<hex>".
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$")
 CLOUD_ONLY_KEYS = ("nodeCount", "nodeSize", "kubernetesVersion")
 
 EKS_HUB_REASON = (
@@ -96,6 +127,32 @@ class ClusterSpec:
     """existing only: the API server URL other clusters use to reach this one."""
     egress_ips: tuple[str, ...] = ()
     """existing only: the public addresses this cluster's traffic leaves from."""
+    standby: bool = False
+    """Created, joined and ready, but runs the app only when a serving cluster is lost."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppSpec:
+    """What the app clusters run, beyond the YAML in manifests/."""
+
+    image_tags: Mapping[str, str] = field(default_factory=dict)
+    """Container name in manifests/ -> image tag (optionally `tag@sha256:digest`)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutSpec:
+    """How a change to what the clusters run travels through the fleet (OCM Progressive)."""
+
+    canary: tuple[str, ...] = ()
+    """Clusters that take every change first; empty means the first serving app cluster."""
+    max_concurrency: int | str = DEFAULT_MAX_CONCURRENCY
+    """Clusters updated at once after the canary: a count or a percentage such as "25%"."""
+    min_success_time: str = DEFAULT_MIN_SUCCESS_TIME
+    """Soak time a cluster must stay ready before the next step starts."""
+    progress_deadline: str = DEFAULT_PROGRESS_DEADLINE
+    """How long a cluster may take to become ready before it counts as failed."""
+    max_failures: int | str = DEFAULT_MAX_FAILURES
+    """Failed clusters tolerated outside the canary before the rollout stops."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,10 +171,27 @@ class FleetConfig:
     """Protect the database volume against deletion and replacement."""
     database_password_rotation: int = 0
     """Bump to generate a new database password for the app and roll it out."""
+    app: AppSpec = field(default_factory=AppSpec)
+    """Image tags of the app's containers."""
+    rollout: RolloutSpec = field(default_factory=RolloutSpec)
+    """Progressive rollout settings; the canary defaults to the first serving cluster."""
     all_clusters: tuple[ClusterSpec, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "all_clusters", (self.hub, *self.clusters))
+        if not self.rollout.canary and self.serving_clusters:
+            canary = (self.serving_clusters[0].name,)
+            object.__setattr__(self, "rollout", replace(self.rollout, canary=canary))
+
+    @property
+    def serving_clusters(self) -> tuple[ClusterSpec, ...]:
+        """App clusters that run the bookstore unless they are lost."""
+        return tuple(c for c in self.clusters if not c.standby)
+
+    @property
+    def standby_clusters(self) -> tuple[ClusterSpec, ...]:
+        """App clusters that take over the bookstore from a lost serving cluster."""
+        return tuple(c for c in self.clusters if c.standby)
 
 
 def _fmt(value: Any) -> str:
@@ -246,6 +320,12 @@ def _parse_cluster(key: str, raw: Any, problems: list[str], *, is_hub: bool) -> 
                     f"(a {cloud} cluster's value comes from the cloud)"
                 )
 
+    standby = raw.get("standby", False)
+    if is_hub and "standby" in raw:
+        problems.append(f"{key}.standby: only app clusters can be standbys")
+    elif not isinstance(standby, bool):
+        problems.append(f"{key}.standby: {_fmt(standby)} must be true or false")
+
     if len(problems) > before:
         return None
     return ClusterSpec(
@@ -259,13 +339,154 @@ def _parse_cluster(key: str, raw: Any, problems: list[str], *, is_hub: bool) -> 
         kubeconfig=raw.get("kubeconfig"),
         api_server_url=api_server_url,
         egress_ips=tuple(egress_ips),
+        standby=standby,
     )
 
 
-def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
+def _parse_size(key: str, value: Any, problems: list[str], *, minimum: int) -> int | str | None:
+    """A count or a percentage, as OCM's maxConcurrency and maxFailures take them."""
+    if _is_int(value) and value >= minimum:
+        return value
+    if isinstance(value, str) and _PERCENT.fullmatch(value) and int(value[:-1]) >= minimum:
+        return value
+    problems.append(
+        f"{key}: {_fmt(value)} must be an integer of at least {minimum} or a percentage "
+        f"such as '25%'"
+    )
+    return None
+
+
+def _parse_app(raw: Any, containers: Collection[str] | None, problems: list[str]) -> AppSpec:
+    key = f"{NAMESPACE}:app"
+    if raw is None:
+        return AppSpec()
+    if not isinstance(raw, Mapping):
+        problems.append(f"{key}: {_fmt(raw)} must be a mapping such as {{imageTags: {{...}}}}")
+        return AppSpec()
+    for unknown in sorted(set(raw) - APP_KEYS, key=str):
+        problems.append(_unknown_key(f"{key}.{unknown}", str(unknown), APP_KEYS))
+    tags_raw = raw.get("imageTags", {})
+    if not isinstance(tags_raw, Mapping):
+        problems.append(f"{key}.imageTags: {_fmt(tags_raw)} must map container names to image tags")
+        return AppSpec()
+    tags: dict[str, str] = {}
+    for name, tag in sorted(tags_raw.items(), key=lambda kv: str(kv[0])):
+        where = f"{key}.imageTags.{name}"
+        if containers is not None and name not in containers:
+            problems.append(
+                f"{where}: no container of that name in manifests/ "
+                f"(containers: {', '.join(sorted(containers))})"
+            )
+        elif not isinstance(tag, str) or not _IMAGE_TAG.fullmatch(tag):
+            problems.append(
+                f"{where}: {_fmt(tag)} is not an image tag such as '1.1' or "
+                "'1.1@sha256:<64 hex digits>' (quote it in YAML so 1.10 stays 1.10)"
+            )
+        else:
+            tags[name] = tag
+    return AppSpec(image_tags=tags)
+
+
+def _parse_rollout(raw: Any, clusters: list[ClusterSpec], problems: list[str]) -> RolloutSpec:
+    key = f"{NAMESPACE}:rollout"
+    if raw is None:
+        return RolloutSpec()
+    if not isinstance(raw, Mapping):
+        problems.append(f"{key}: {_fmt(raw)} must be a mapping (canary, maxConcurrency, ...)")
+        return RolloutSpec()
+    for unknown in sorted(set(raw) - ROLLOUT_KEYS, key=str):
+        problems.append(_unknown_key(f"{key}.{unknown}", str(unknown), ROLLOUT_KEYS))
+
+    canary: list[str] = []
+    if "canary" in raw:
+        serving = {c.name for c in clusters if not c.standby}
+        standby = {c.name for c in clusters if c.standby}
+        value = raw["canary"]
+        if not isinstance(value, list) or not value:
+            problems.append(
+                f"{key}.canary: {_fmt(value)} must be a non-empty list of app cluster names"
+            )
+        else:
+            for i, name in enumerate(value):
+                if name in standby:
+                    problems.append(
+                        f"{key}.canary[{i}]: {name!r} is a standby; it runs the app only when "
+                        "a serving cluster is lost, so it cannot take changes first"
+                    )
+                elif name not in serving:
+                    problems.append(
+                        f"{key}.canary[{i}]: {_fmt(name)} is not an app cluster of "
+                        f"{NAMESPACE}:clusters ({', '.join(sorted(serving)) or 'none'})"
+                    )
+                elif name in canary:
+                    problems.append(f"{key}.canary[{i}]: {name!r} is listed twice")
+                else:
+                    canary.append(name)
+
+    concurrency = _parse_size(
+        f"{key}.maxConcurrency",
+        raw.get("maxConcurrency", DEFAULT_MAX_CONCURRENCY),
+        problems,
+        minimum=1,
+    )
+    failures = _parse_size(
+        f"{key}.maxFailures", raw.get("maxFailures", DEFAULT_MAX_FAILURES), problems, minimum=0
+    )
+    soak = raw.get("minSuccessTime", DEFAULT_MIN_SUCCESS_TIME)
+    if not isinstance(soak, str) or not (_DURATION.fullmatch(soak) or soak == "0"):
+        problems.append(
+            f"{key}.minSuccessTime: {_fmt(soak)} must be a duration such as '2m', '90s' or '0'"
+        )
+    deadline = raw.get("progressDeadline", DEFAULT_PROGRESS_DEADLINE)
+    if not isinstance(deadline, str) or not _DURATION.fullmatch(deadline):
+        problems.append(
+            f"{key}.progressDeadline: {_fmt(deadline)} must be a duration such as '10m' "
+            "('None' is refused: a cluster that never becomes ready would hold the rollout "
+            "and `pulumi up` forever)"
+        )
+    elif int(deadline[:-1]) == 0:
+        problems.append(
+            f"{key}.progressDeadline: {deadline!r} would time every cluster out at once"
+        )
+    return RolloutSpec(
+        canary=tuple(canary),
+        max_concurrency=concurrency if concurrency is not None else DEFAULT_MAX_CONCURRENCY,
+        min_success_time=soak if isinstance(soak, str) else DEFAULT_MIN_SUCCESS_TIME,
+        progress_deadline=deadline if isinstance(deadline, str) else DEFAULT_PROGRESS_DEADLINE,
+        max_failures=failures if failures is not None else DEFAULT_MAX_FAILURES,
+    )
+
+
+def _check_standbys(clusters: list[ClusterSpec], problems: list[str]) -> None:
+    """Serving clusters must exist, and every standby must sort after every serving cluster.
+
+    The bookstore Placement scores every cluster 0 (prioritizerPolicy mode Exact with no
+    prioritizer) and breaks ties by name (placement scheduling/schedule.go,
+    pluginScheduler.Schedule step 4), so it picks serving clusters first only if their names
+    sort first. See components/app/rollout.py.
+    """
+    key = f"{NAMESPACE}:clusters"
+    serving = [c for c in clusters if not c.standby]
+    if clusters and not serving:
+        problems.append(f"{key}: every entry is a standby; at least one must serve the app")
+        return
+    last_serving = max(c.name for c in serving) if serving else ""
+    for i, spec in enumerate(clusters):
+        if spec.standby and spec.name < last_serving:
+            problems.append(
+                f"{key}[{i}].name: standby {spec.name!r} sorts before serving cluster "
+                f"{last_serving!r}; OCM's placement breaks ties by name, so a standby's name "
+                "must sort after every serving cluster's (e.g. 'standby-...' or 'zz-...')"
+            )
+
+
+def parse_fleet_config(
+    raw: Mapping[str, Any], *, containers: Collection[str] | None = None
+) -> FleetConfig:
     """Validate raw config values (keys without the namespace) into a FleetConfig.
 
-    Every problem is collected and raised at once in a FleetConfigError.
+    `containers` are the container names of manifests/, which `app.imageTags` may name (not
+    checked when None). Every problem is collected and raised at once in a FleetConfigError.
     """
     problems: list[str] = []
     for unknown in sorted(set(raw) - TOP_LEVEL_KEYS):
@@ -341,6 +562,11 @@ def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
             "least 0 (raise it by one to rotate the app's database password)"
         )
 
+    if isinstance(clusters_raw, list) and len(clusters) == len(clusters_raw):
+        _check_standbys(clusters, problems)
+    app = _parse_app(raw.get("app"), containers, problems)
+    rollout = _parse_rollout(raw.get("rollout"), clusters, problems)
+
     if problems:
         raise FleetConfigError(problems)
     assert hub is not None
@@ -351,6 +577,8 @@ def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
         ocm_version=ocm_version,
         protect_data=protect_data,
         database_password_rotation=rotation,
+        app=app,
+        rollout=rollout,
     )
 
 
@@ -365,7 +593,7 @@ def load_fleet_config() -> FleetConfig:
         for key in configured
         if key.startswith(prefix) and key[len(prefix) :] not in TOP_LEVEL_KEYS
     }
-    for key in ("hub", "clusters", "apiAllowedCidrs"):
+    for key in ("hub", "clusters", "apiAllowedCidrs", "app", "rollout"):
         try:
             value = cfg.get_object(key)
         except pulumi.config.ConfigTypeError:
@@ -382,4 +610,6 @@ def load_fleet_config() -> FleetConfig:
         # isdigit() alone admits "²", which int() rejects with a ValueError
         digits = rotation.isascii() and rotation.isdigit()
         raw["databasePasswordRotation"] = int(rotation) if digits else rotation
-    return parse_fleet_config(raw)
+    from components.app._manifests import container_names, load_manifests
+
+    return parse_fleet_config(raw, containers=container_names(load_manifests()))

@@ -19,6 +19,13 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UnknownValueError
 
 MANIFEST_WORK = "kubernetes:work.open-cluster-management.io/v1:ManifestWork"
+REPLICA_SET = "kubernetes:work.open-cluster-management.io/v1alpha1:ManifestWorkReplicaSet"
+# Where each kind keeps the manifests it sends to managed clusters.
+WORK_MANIFESTS = {
+    MANIFEST_WORK: ("spec", "workload", "manifests"),
+    REPLICA_SET: ("spec", "manifestWorkTemplate", "workload", "manifests"),
+}
+WORK_KIND = {MANIFEST_WORK: "ManifestWork", REPLICA_SET: "ManifestWorkReplicaSet"}
 MANAGED_CLUSTER = "kubernetes:cluster.open-cluster-management.io/v1:ManagedCluster"
 KLUSTERLET = "kubernetes:operator.open-cluster-management.io/v1:Klusterlet"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -86,9 +93,13 @@ def _is_open_cidr(cidr: Any) -> bool:
 # 1. No Secret inside a ManifestWork -----------------------------------------------------------
 
 
-def manifestwork_secret_violations(name: str, props: Mapping[str, Any]) -> list[str]:
-    """Messages for every Kubernetes Secret carried in a ManifestWork's manifests."""
-    manifests = _items(_get(props, "spec", "workload", "manifests"))
+def manifestwork_secret_violations(
+    name: str, props: Mapping[str, Any], resource_type: str = MANIFEST_WORK
+) -> list[str]:
+    """Messages for every Kubernetes Secret carried in a ManifestWork's manifests, or in the
+    template a ManifestWorkReplicaSet stamps into every chosen cluster."""
+    kind = WORK_KIND[resource_type]
+    manifests = _items(_get(props, *WORK_MANIFESTS[resource_type]))
     if manifests is UNKNOWN:
         return []
     violations = []
@@ -97,7 +108,7 @@ def manifestwork_secret_violations(name: str, props: Mapping[str, Any]) -> list[
             continue
         secret_name = _get(manifest, "metadata", "name") or f"manifests[{index}]"
         violations.append(
-            f"ManifestWork {name} carries the Secret {secret_name!r}: everything in a "
+            f"{kind} {name} carries the Secret {secret_name!r}: everything in a "
             "ManifestWork is stored in plain text on the hub. Create the Secret on the managed "
             "cluster directly with that cluster's Kubernetes provider instead."
         )
@@ -105,9 +116,9 @@ def manifestwork_secret_violations(name: str, props: Mapping[str, Any]) -> list[
 
 
 def _validate_manifestwork_secrets(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != MANIFEST_WORK:
+    if args.resource_type not in WORK_MANIFESTS:
         return
-    for message in manifestwork_secret_violations(args.name, args.props):
+    for message in manifestwork_secret_violations(args.name, args.props, args.resource_type):
         report(message, None)
 
 
@@ -299,8 +310,9 @@ def manifestwork_dependency_violations(
     resources: Sequence[PolicyResource],
 ) -> list[StackViolation]:
     """(message, urn) for every ManifestWork that does not depend, transitively, on its
-    cluster's ManagedCluster and klusterlet (which is what makes destroy remove it first)."""
-    violations: list[StackViolation] = []
+    cluster's ManagedCluster and klusterlet (which is what makes destroy remove it first), and
+    for every ManifestWorkReplicaSet that does not depend on those of every cluster."""
+    violations: list[StackViolation] = replica_set_dependency_violations(resources)
     for work in resources:
         if work.resource_type != MANIFEST_WORK:
             continue
@@ -340,6 +352,48 @@ def manifestwork_dependency_violations(
                     work.urn,
                 )
             )
+    return violations
+
+
+def replica_set_dependency_violations(
+    resources: Sequence[PolicyResource],
+) -> list[StackViolation]:
+    """(message, urn) for every ManifestWorkReplicaSet that does not depend on the ManagedCluster
+    and klusterlet of every cluster in the stack: its placement may choose any of them, and
+    with Foreground cascade deletion it is gone only once every ManifestWork it made is."""
+    clusters = sorted(
+        {_managed_cluster_name(r) for r in resources if r.resource_type == MANAGED_CLUSTER}
+        - {UNKNOWN, None}
+    )
+    violations: list[StackViolation] = []
+    for replica_set in resources:
+        if replica_set.resource_type != REPLICA_SET:
+            continue
+        name = _get(replica_set.props, "metadata", "name")
+        label = f"{replica_set.urn} ({name})" if isinstance(name, str) else replica_set.urn
+        deps = transitive_dependencies(replica_set).values()
+        managed = {_managed_cluster_name(d) for d in deps if d.resource_type == MANAGED_CLUSTER}
+        agents = {_klusterlet_cluster_name(d) for d in deps}
+        for cluster in clusters:
+            if cluster not in managed:
+                violations.append(
+                    (
+                        f"ManifestWorkReplicaSet {label} must depend on the "
+                        f"ManagedCluster {cluster!r}: its placement may put a ManifestWork "
+                        "there, and destroy must delete the replica set (which waits for its "
+                        "ManifestWorks) before the cluster's registration.",
+                        replica_set.urn,
+                    )
+                )
+            if cluster not in agents:
+                violations.append(
+                    (
+                        f"ManifestWorkReplicaSet {label} must depend on the klusterlet "
+                        f"of {cluster!r}: only that cluster's work agent removes the finalizer "
+                        "of the ManifestWork the replica set put there.",
+                        replica_set.urn,
+                    )
+                )
     return violations
 
 
@@ -395,8 +449,9 @@ def remediate_kubeconfig_secret(args: ResourceValidationArgs) -> Mapping[str, An
 no_secret_in_manifestwork = ResourceValidationPolicy(
     name="no-secret-in-manifestwork",
     description=(
-        "No Kubernetes Secret inside a ManifestWork: its manifests are stored in plain text on "
-        "the hub. Secrets are created on each managed cluster with that cluster's provider."
+        "No Kubernetes Secret inside a ManifestWork or a ManifestWorkReplicaSet's template: "
+        "manifests are stored in plain text on the hub. Secrets are created on each managed "
+        "cluster with that cluster's provider."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_validate_manifestwork_secrets,
@@ -434,7 +489,8 @@ manifestwork_depends_on_klusterlet = StackValidationPolicy(
     name="manifestwork-depends-on-cluster-and-klusterlet",
     description=(
         "Every ManifestWork depends, directly or not, on the ManagedCluster of its cluster and on "
-        "that cluster's klusterlet, so that destroy deletes it while its work agent still runs."
+        "that cluster's klusterlet, and every ManifestWorkReplicaSet on those of every cluster, "
+        "so that destroy deletes them while the work agents still run."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_validate_manifestwork_dependencies,

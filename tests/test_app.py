@@ -1,7 +1,8 @@
-"""The bookstore end to end on the recorded graph: ManifestWorks, database, edges, public entry.
+"""The bookstore end to end on the recorded graph: its ManifestWork template, per-cluster
+credentials, database, edges, public entry.
 
-Golden files: tests/golden/manifestwork-*.yaml hold the exact ManifestWork payloads a reviewer
-sees. Regenerate them with `UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_app.py`.
+Golden file: tests/golden/manifestwork-template.yaml holds the exact payload every cluster's
+ManifestWork carries. Regenerate it with `UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_app.py`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import yaml
 from conftest import FLEETS, fleet_graph
 from harness import Graph, contains_plain, contains_secret, is_secret, is_unknown, run_program
 from schemas import kubernetes_errors
-from test_ocm import MANIFEST_WORK, app_cluster_names, hub_name
+from test_ocm import REPLICA_SET, app_cluster_names, hub_name
 
 from components.app._manifests import WORK_KINDS, load_manifests
+from components.app.database import DB_USERS
 from components.app.delivery import PASSWORD_GENERATION_ANNOTATION, workload_manifests
 from components.edge import _haproxy
 from components.edge.public_load_balancer import PUBLIC_ENTRY_LABEL
@@ -53,44 +55,48 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _ReadableDumper.add_representer(str, _str)
 
 
-def manifest_works(graph: Graph) -> dict[str, list[dict]]:
-    """Cluster name -> the objects its ManifestWork carries."""
-    works = {}
-    for res in graph.of_type(MANIFEST_WORK):
-        cluster = res.name.removesuffix("-app-manifest-work")
-        works[cluster] = res.inputs["spec"]["workload"]["manifests"]
-    return works
+def template_objects(graph: Graph) -> list[dict]:
+    """The objects every cluster's ManifestWork carries: the replica set's template."""
+    replica_set = graph.named("app-rollout-replica-set", REPLICA_SET)
+    return replica_set.inputs["spec"]["manifestWorkTemplate"]["workload"]["manifests"]
 
 
 def load_balancers(graph: Graph):
     return [r for r in graph.of_type(SERVICE) if r.inputs["spec"].get("type") == "LoadBalancer"]
 
 
-@pytest.mark.parametrize("cluster", ["app-aws", "app-azure"])
-def test_manifest_work_payload_matches_golden(cluster):
-    payload = workload_manifests(load_manifests(), cluster_name=cluster, database=GOLDEN_DATABASE)
+def test_manifest_work_template_matches_golden():
+    payload = workload_manifests(load_manifests())
     text = yaml.dump_all(payload, Dumper=_ReadableDumper, sort_keys=True)
-    path = GOLDEN / f"manifestwork-{cluster}.yaml"
+    path = GOLDEN / "manifestwork-template.yaml"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.write_text(text)
     assert path.exists(), f"{path} is missing: run UPDATE_GOLDEN=1 pytest tests/test_app.py"
-    assert text == path.read_text(), (
-        f"ManifestWork payload of {cluster} changed; review and regenerate"
-    )
+    assert text == path.read_text(), "the ManifestWork template changed; review and regenerate"
 
 
 @pytest.mark.parametrize("fleet", list(FLEETS))
-def test_manifest_works_carry_manifests_and_the_graphs_database_address(fleet):
-    graph = fleet_graph(fleet, False)
+@pytest.mark.parametrize("preview", MODES)
+def test_template_is_manifests_and_per_cluster_data_goes_to_each_cluster(fleet, preview):
+    """One template for all; the database ConfigMap, which names its cluster, is created on each
+    cluster with that cluster's provider and the graph's database address."""
+    graph = fleet_graph(fleet, preview)
+    assert template_objects(graph) == workload_manifests(load_manifests())
+    assert "ConfigMap" not in {
+        o["kind"] for o in template_objects(graph) if o["metadata"]["name"] == "bookstore-database"
+    }, "the per-cluster database ConfigMap must not be in the shared template"
     host = graph.stack_outputs["databaseHost"]
-    assert host, "the database address comes from the graph"
-    for cluster, objects in manifest_works(graph).items():
-        expected = workload_manifests(
-            load_manifests(), cluster_name=cluster, database={**GOLDEN_DATABASE, "DB_HOST": host}
-        )
-        assert objects == expected, (
-            f"ManifestWork of {cluster} differs from manifests/ + its config"
-        )
+    for cluster in app_cluster_names(fleet):
+        config = graph.named(f"{cluster}-app-database-config")
+        assert config.provider_urn == graph.kubernetes_provider(cluster).urn, config
+        assert config.inputs["metadata"]["labels"]["ocm-fleet.io/cluster"] == cluster, config
+        data = config.inputs["data"]
+        if preview:
+            assert is_unknown(data) or is_unknown(data["DB_HOST"]) or data["DB_HOST"] == host
+        else:
+            assert host and data == {**GOLDEN_DATABASE, "DB_HOST": host}, (
+                f"{config} must carry the graph's database address"
+            )
 
 
 def assert_no_secret_in_manifest_works_or_plain_text(graph: Graph) -> None:
@@ -98,13 +104,15 @@ def assert_no_secret_in_manifest_works_or_plain_text(graph: Graph) -> None:
     generated password appears outside a Pulumi secret in any input or stack output."""
     generated = _generated_passwords(graph)
     assert generated, "the mocks must generate passwords for this check to mean anything"
-    works = graph.of_type(MANIFEST_WORK)
+    works = graph.of_type(REPLICA_SET)
     assert works
     for res in works:
         assert not contains_secret(res.wire_inputs), (
             f"{res} holds a secret value: the hub would store it in plain text"
         )
-        kinds = {o["kind"] for o in res.inputs["spec"]["workload"]["manifests"]}
+        kinds = {
+            o["kind"] for o in res.inputs["spec"]["manifestWorkTemplate"]["workload"]["manifests"]
+        }
         assert "Secret" not in kinds, f"{res} carries a Secret"
         text = json.dumps(res.inputs)
         assert not [p for p in generated if p in text], f"{res} carries a generated password"
@@ -132,7 +140,7 @@ def test_no_secret_travels_when_the_password_is_rotated_and_data_guarded(dev):
 
 @pytest.mark.parametrize("fleet", list(FLEETS))
 def test_manifest_works_hold_no_secret_in_preview_either(fleet):
-    for res in fleet_graph(fleet, True).of_type(MANIFEST_WORK):
+    for res in fleet_graph(fleet, True).of_type(REPLICA_SET):
         assert not contains_secret(res.wire_inputs), f"{res} holds a secret value in preview"
 
 
@@ -163,19 +171,20 @@ def test_every_object_in_every_manifest_work_is_valid_for_its_kubernetes_version
     from components.config import parse_fleet_config
 
     versions = {c.name: c.kubernetes_version for c in parse_fleet_config(raw).clusters}
-    for cluster, objects in manifest_works(graph).items():
-        for obj in objects:
+    for cluster in app_cluster_names(fleet):
+        for obj in template_objects(graph):
             errors = kubernetes_errors(obj, versions[cluster])
             assert not errors, (
-                f"{obj['kind']} {obj['metadata']['name']} in the ManifestWork of {cluster} is "
-                f"invalid for Kubernetes {versions[cluster]}: {errors}"
+                f"{obj['kind']} {obj['metadata']['name']} in the ManifestWork template is "
+                f"invalid for Kubernetes {versions[cluster]} of {cluster}: {errors}"
             )
 
 
 @pytest.mark.parametrize("fleet", list(FLEETS))
 def test_work_agent_may_apply_every_kind_it_is_sent(fleet):
     graph = fleet_graph(fleet, False)
-    for cluster, objects in manifest_works(graph).items():
+    objects = template_objects(graph)
+    for cluster in app_cluster_names(fleet):
         role = graph.named(f"{cluster}-app-work-agent-role")
         assert role.inputs["metadata"]["labels"] == {
             "open-cluster-management.io/aggregate-to-work": "true"
@@ -203,8 +212,11 @@ def test_app_secret_is_created_on_each_cluster_directly(fleet, preview):
         assert is_secret(secret.wire_inputs["stringData"]) or is_secret(
             secret.wire_inputs["stringData"]["DB_PASSWORD"]
         ), f"{secret}: the password must be a Pulumi secret"
-        work = graph.named(f"{cluster}-app-manifest-work")
-        assert graph.depends_on(work, secret), f"{work} must wait for the password Secret"
+        work = graph.named("app-rollout-replica-set")
+        assert graph.depends_on(work, secret), f"{work} must wait for {cluster}'s password Secret"
+        assert graph.depends_on(secret, graph.named("database-schema")), (
+            f"{secret} must wait for the schema migration"
+        )
         assert graph.depends_on(work, graph.named("database-schema")), (
             f"{work} must wait for the schema migration"
         )
@@ -268,9 +280,9 @@ def test_edges_admit_only_the_main_cluster(fleet, preview):
         edge = graph.named(f"{cluster}-app-edge")
         assert edge.provider_urn == graph.kubernetes_provider(cluster).urn
         assert edge.inputs["spec"]["type"] == "LoadBalancer"
-        assert graph.depends_on(edge, graph.named(f"{cluster}-app-manifest-work")), (
-            f"{edge} selects pods the ManifestWork creates: it must come after it"
-        )
+        assert edge.inputs["metadata"]["annotations"]["pulumi.com/waitFor"] == (
+            "jsonpath={.status.loadBalancer.ingress[0]}"
+        ), f"{edge} has no pods until OCM delivers them (never on a standby): wait for its address"
         ranges = edge.inputs["spec"]["loadBalancerSourceRanges"]
         if preview:
             assert is_unknown(ranges) or ranges == graph.stack_outputs["hub"]["egressIps"]
@@ -331,17 +343,29 @@ def test_password_rotation_sets_and_rolls_out_a_new_password(dev):
     app_password = rotated.named("database-app-password")
     assert app_password.inputs["keepers"] == {"rotation": "1"}
     job = rotated.named("database-password-rotation-1")
-    for work in rotated.of_type(MANIFEST_WORK):
+    command = " ".join(job.inputs["spec"]["template"]["spec"]["containers"][0]["command"])
+    assert f"'{DB_USERS[1]}'@" in command and f"'{DB_USERS[0]}'@" not in command, (
+        "rotation 1 must set the password of the second user, leaving the first one working"
+    )
+    for work in rotated.of_type(REPLICA_SET):
         assert rotated.depends_on(work, job), f"{work} must wait for the new password to be set"
         readers = [
             o
-            for o in work.inputs["spec"]["workload"]["manifests"]
+            for o in template_objects(rotated)
             if o["kind"] == "Deployment" and o["metadata"]["name"] == "shopapi"
         ]
         annotations = readers[0]["spec"]["template"]["metadata"]["annotations"]
         assert annotations[PASSWORD_GENERATION_ANNOTATION] == "1", (
             f"{work}: shopapi must restart to read the rotated password"
         )
+    for cluster in app_cluster_names("dev"):
+        config = rotated.named(f"{cluster}-app-database-config")
+        secret = rotated.named(f"{cluster}-app-database-secret")
+        assert config.inputs["data"]["DB_USER"] == DB_USERS[1], config
+        for res in (config, secret):
+            assert rotated.depends_on(res, job), (
+                f"{res} must change only once the database accepts the new user and password"
+            )
 
 
 def test_database_runs_mariadb_lts_on_a_pulumi_owned_volume():
@@ -394,7 +418,9 @@ def test_rotation_job_sets_the_password_without_putting_it_on_a_command_line(tmp
     subprocess.run(container["command"], env=env, check=True, timeout=10)
     argv = (tmp_path / "argv").read_text()
     assert (tmp_path / "stdin").read_text() == (
+        "CREATE USER IF NOT EXISTS 'appuser'@'%' IDENTIFIED BY 'NewPassw0rd';\n"
         "ALTER USER 'appuser'@'%' IDENTIFIED BY 'NewPassw0rd';\n"
+        "GRANT ALL PRIVILEGES ON bookstore.* TO 'appuser'@'%';\n"
     )
     assert "Passw0rd" not in argv, f"a password is on the client's command line: {argv}"
     assert "-h db.internal -uroot" in argv

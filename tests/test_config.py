@@ -23,7 +23,7 @@ from components.config import (
 
 KNOWN_KEYS = (
     "apiServerUrl, cloud, context, egressIps, kubeconfig, kubernetesVersion, name, nodeCount, "
-    "nodeSize, region"
+    "nodeSize, region, standby"
 )
 
 VALID: dict[str, Any] = {
@@ -816,3 +816,139 @@ def test_ocm_version_from_pulumi_is_validated():
     config["ocm-fleet:ocmVersion"] = "v1.4.0"
     with pytest.raises(FleetConfigError, match=re.escape("ocm-fleet:ocmVersion: 'v1.4.0' must")):
         run_program(config, program=load_fleet_config)
+
+
+# --- app versions, rollout and standbys ------------------------------------------------------
+
+
+def with_standby(name: str = "standby-eu") -> dict[str, Any]:
+    raw = valid()
+    raw["clusters"] = [
+        *raw["clusters"],
+        {"name": name, "cloud": "azure", "region": "northeurope", "standby": True},
+    ]
+    return raw
+
+
+def test_rollout_and_app_defaults_are_careful():
+    fleet = parse_fleet_config(valid())
+    assert fleet.rollout.canary == ("app-aws",), "the first app cluster is the canary"
+    assert fleet.rollout.max_concurrency == 1
+    assert fleet.rollout.max_failures == 0
+    assert fleet.rollout.min_success_time == "2m"
+    assert fleet.rollout.progress_deadline == "10m", "a finite deadline, unlike OCM's None"
+    assert fleet.app.image_tags == {}
+    assert [c.name for c in fleet.serving_clusters] == ["app-aws", "app-azure"]
+    assert fleet.standby_clusters == ()
+
+
+def test_rollout_and_app_settings_are_kept():
+    raw = with_standby()
+    raw["rollout"] = {
+        "canary": ["app-azure", "app-aws"],
+        "maxConcurrency": "25%",
+        "minSuccessTime": "0",
+        "progressDeadline": "1h",
+        "maxFailures": "10%",
+    }
+    raw["app"] = {"imageTags": {"shopapi": "1.1", "router": "3.2@sha256:" + "a" * 64}}
+    fleet = parse_fleet_config(raw, containers={"shopapi", "router"})
+    assert fleet.rollout.canary == ("app-azure", "app-aws")
+    assert (fleet.rollout.max_concurrency, fleet.rollout.max_failures) == ("25%", "10%")
+    assert (fleet.rollout.min_success_time, fleet.rollout.progress_deadline) == ("0", "1h")
+    assert fleet.app.image_tags == {"shopapi": "1.1", "router": "3.2@sha256:" + "a" * 64}
+    assert [c.name for c in fleet.standby_clusters] == ["standby-eu"]
+    assert fleet.clusters[2].standby is True
+
+
+@pytest.mark.parametrize(
+    ("rollout", "message"),
+    [
+        ({"canary": []}, r"rollout\.canary: \[\] must be a non-empty list"),
+        ({"canary": ["nope"]}, r"rollout\.canary\[0\]: 'nope' is not an app cluster"),
+        ({"canary": ["standby-eu"]}, r"rollout\.canary\[0\]: 'standby-eu' is a standby"),
+        ({"canary": ["app-aws", "app-aws"]}, r"rollout\.canary\[1\]: 'app-aws' is listed twice"),
+        ({"maxConcurrency": 0}, r"rollout\.maxConcurrency: 0 must be an integer of at least 1"),
+        ({"maxConcurrency": "0%"}, r"rollout\.maxConcurrency: '0%' must be"),
+        ({"maxConcurrency": "half"}, r"rollout\.maxConcurrency: 'half' must be"),
+        ({"maxFailures": -1}, r"rollout\.maxFailures: -1 must be an integer of at least 0"),
+        ({"maxFailures": "101%"}, r"rollout\.maxFailures: '101%' must be"),
+        ({"progressDeadline": "None"}, r"rollout\.progressDeadline: 'None' .*forever"),
+        ({"progressDeadline": "0s"}, r"rollout\.progressDeadline: '0s' would time every"),
+        ({"progressDeadline": "10 minutes"}, r"rollout\.progressDeadline: '10 minutes' must be"),
+        ({"minSuccessTime": 5}, r"rollout\.minSuccessTime: 5 must be a duration"),
+        (
+            {"maxConcurency": 2},
+            r"rollout\.maxConcurency: unknown key \(did you mean 'maxConcurrency'",
+        ),
+    ],
+)
+def test_bad_rollout_settings_are_named(rollout, message):
+    raw = with_standby()
+    raw["rollout"] = rollout
+    with pytest.raises(FleetConfigError, match=message):
+        parse_fleet_config(raw)
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [
+        ({"imageTags": {"shopapi": 1.1}}, r"app\.imageTags\.shopapi: 1\.1 is not an image tag"),
+        ({"imageTags": {"shopapi": "1 1"}}, r"app\.imageTags\.shopapi: '1 1' is not an image tag"),
+        ({"imageTags": {"nginx": "1"}}, r"app\.imageTags\.nginx: no container of that name"),
+        ({"imageTags": ["1.1"]}, r"app\.imageTags: \['1\.1'\] must map container names"),
+        ({"images": {}}, r"app\.images: unknown key \(did you mean 'imageTags'"),
+        ("1.1", r"ocm-fleet:app: '1\.1' must be a mapping"),
+    ],
+)
+def test_bad_app_settings_are_named(app, message):
+    raw = valid()
+    raw["app"] = app
+    with pytest.raises(FleetConfigError, match=message):
+        parse_fleet_config(raw, containers={"shopapi", "router", "shopui", "website"})
+
+
+def test_standby_must_sort_after_every_serving_cluster():
+    raw = with_standby("aa-standby")
+    with pytest.raises(
+        FleetConfigError,
+        match=r"clusters\[2\]\.name: standby 'aa-standby' sorts before serving cluster 'app-azure'",
+    ):
+        parse_fleet_config(raw)
+
+
+def test_a_fleet_of_standbys_only_is_refused():
+    raw = valid()
+    for cluster in raw["clusters"]:
+        cluster["standby"] = True
+    with pytest.raises(FleetConfigError, match=r"every entry is a standby"):
+        parse_fleet_config(raw)
+
+
+@pytest.mark.parametrize("value", ["yes", 1])
+def test_standby_must_be_a_bool(value):
+    raw = valid()
+    raw["clusters"][1]["standby"] = value
+    with pytest.raises(
+        FleetConfigError,
+        match=rf"clusters\[1\]\.standby: {re.escape(repr(value))} must be true or false",
+    ):
+        parse_fleet_config(raw)
+
+
+def test_the_hub_cannot_be_a_standby():
+    raw = valid()
+    raw["hub"]["standby"] = False
+    with pytest.raises(FleetConfigError, match=r"ocm-fleet:hub\.standby: only app clusters"):
+        parse_fleet_config(raw)
+
+
+def test_rollout_app_and_standby_from_pulumi_config_are_validated(dev):
+    dev["ocm-fleet:rollout"] = {"maxConcurrency": "0%"}
+    dev["ocm-fleet:app"] = {"imageTags": {"no-such-container": "1"}}
+    with pytest.raises(FleetConfigError) as err:
+        run_program(dev)
+    assert "ocm-fleet:rollout.maxConcurrency: '0%'" in str(err.value)
+    assert "ocm-fleet:app.imageTags.no-such-container: no container of that name in manifests/" in (
+        str(err.value)
+    )

@@ -20,6 +20,8 @@ OCM_GROUPS = (
     "kubernetes:operator.open-cluster-management.io/",
 )
 MANIFEST_WORK = "kubernetes:work.open-cluster-management.io/v1:ManifestWork"
+REPLICA_SET = "kubernetes:work.open-cluster-management.io/v1alpha1:ManifestWorkReplicaSet"
+PLACEMENT = "kubernetes:cluster.open-cluster-management.io/v1beta1:Placement"
 MANAGED_CLUSTER = "kubernetes:cluster.open-cluster-management.io/v1:ManagedCluster"
 KLUSTERLET = "kubernetes:operator.open-cluster-management.io/v1:Klusterlet"
 CLUSTER_MANAGER = "kubernetes:operator.open-cluster-management.io/v1:ClusterManager"
@@ -39,8 +41,10 @@ def hub_name(fleet: str) -> str:
 
 
 def per_cluster(graph: Graph, cluster: str) -> dict[str, Registered]:
+    """The OCM chain of one app cluster; "work" is the replica set that stamps its ManifestWork."""
     return {
-        "work": graph.named(f"{cluster}-app-manifest-work", MANIFEST_WORK),
+        "work": graph.named("app-rollout-replica-set", REPLICA_SET),
+        "app_namespace": graph.named(f"{cluster}-app-namespace"),
         "managed_cluster": graph.named(f"{cluster}-ocm-managed-cluster", MANAGED_CLUSTER),
         "klusterlet": graph.named(f"{cluster}-ocm-klusterlet-cr", KLUSTERLET),
         "chart": graph.named(f"{cluster}-ocm-klusterlet", RELEASE),
@@ -68,7 +72,17 @@ def test_destroy_order_of_each_app_cluster_is_encoded_as_dependencies(fleet, pre
         assert graph.depends_on(r[before], r[after]), (
             f"{r[before]} of {cluster} must depend on {r[after]}, so that destroy deletes it first"
         )
-    for placed in ("fleet-placement-placement", "fleet-placement-cluster-set-binding"):
+    assert graph.depends_on(r["work"], r["klusterlet"]), (
+        f"{r['work']} must be deleted while the Klusterlet CR of {cluster} (its agent) exists"
+    )
+    assert graph.depends_on(r["work"], r["app_namespace"]), (
+        f"{r['work']} must be gone before the app namespace of {cluster} is deleted"
+    )
+    for placed in (
+        "fleet-placement-placement",
+        "fleet-placement-cluster-set-binding",
+        "app-rollout-placement",
+    ):
         res = graph.named(placed)
         assert graph.depends_on(res, r["managed_cluster"]), (
             f"{res} must be deleted before the ManagedCluster of {cluster}"
@@ -110,14 +124,15 @@ def test_each_agent_runs_on_its_own_cluster_and_the_hub_on_the_hub(fleet, previe
             assert r[key].provider_urn == provider.urn, f"{r[key]} must use {cluster}'s provider"
         for key in ("work", "managed_cluster"):
             assert r[key].provider_urn == hub_provider.urn, f"{r[key]} must be declared on the hub"
+        assert r["app_namespace"].provider_urn == provider.urn, f"{r['app_namespace']}"
         values = r["chart"].inputs["values"]
         assert values["klusterlet"]["clusterName"] == cluster, f"klusterlet chart of {cluster}"
         assert r["klusterlet"].inputs["spec"]["clusterName"] == cluster
         assert r["managed_cluster"].inputs["metadata"]["name"] == cluster
-        assert r["work"].inputs["metadata"]["namespace"] == cluster, (
-            f"ManifestWork of {cluster} must live in the cluster namespace {cluster}, "
-            "known even in a first preview"
-        )
+    work = graph.named("app-rollout-replica-set", REPLICA_SET)
+    assert work.inputs["metadata"]["namespace"] == _ocm.HUB_WORKLOAD_NAMESPACE, (
+        f"{work} must live in the fleet namespace, known even in a first preview"
+    )
 
 
 @pytest.mark.parametrize("fleet", list(FLEETS))
@@ -185,13 +200,16 @@ def test_waits_and_timeouts(fleet, preview):
         annotations = res.inputs["metadata"]["annotations"]
         assert annotations["pulumi.com/waitFor"] == "condition=HubAcceptedManagedCluster", res
         assert res.inputs["spec"]["hubAcceptsClient"] is True, res
-    for res in graph.of_type(MANIFEST_WORK):
+    assert not graph.of_type(MANIFEST_WORK), "ManifestWorks come from the replica set only"
+    for res in graph.of_type(REPLICA_SET):
+        spec = res.inputs["spec"]
+        assert spec["cascadeDeletionPolicy"] == "Foreground", (
+            f"{res}: deleting it must wait until every ManifestWork it made is gone"
+        )
+        template = spec["manifestWorkTemplate"]
+        assert template["deleteOption"] == {"propagationPolicy": "Foreground"}, res
         annotations = res.inputs["metadata"]["annotations"]
-        assert yaml.safe_load(annotations["pulumi.com/waitFor"]) == [
-            "condition=Applied",
-            "condition=Available",
-        ], res
-        assert res.inputs["spec"]["deleteOption"] == {"propagationPolicy": "Foreground"}, res
+        assert annotations["pulumi.com/deletionPropagationPolicy"] == "foreground", res
         timeouts = res.options["customTimeouts"]
         assert timeouts["create"] and timeouts["delete"], f"{res} needs generous custom timeouts"
 
@@ -207,8 +225,10 @@ def test_managed_clusters_are_labelled_into_the_cluster_set(fleet):
         assert labels[_ocm.CLUSTER_SET_LABEL] == _ocm.CLUSTER_SET, res
         assert labels["ocm-fleet.io/cloud"] == spec.cloud, res
         assert labels["ocm-fleet.io/region"] == spec.region, res
+        assert labels[_ocm.CLUSTER_NAME_LABEL] == spec.name, res
+        assert labels["ocm-fleet.io/standby"] == ("true" if spec.standby else "false"), res
     assert len(graph.of_type(MANAGED_CLUSTER)) == len(specs)
-    assert len(graph.of_type(MANIFEST_WORK)) == len(specs)
+    assert len(graph.of_type(REPLICA_SET)) == 1
     assert len(graph.of_type(KLUSTERLET)) == len(specs)
     placement = graph.named("fleet-placement-placement")
     assert placement.inputs["spec"]["clusterSets"] == [_ocm.CLUSTER_SET]

@@ -339,17 +339,17 @@ def test_every_policy_reads_every_resource_it_governs(fleet, preview):
     graph = fleet_graph(fleet, preview)
     run = pack_run(fleet, preview)
     governed = {
-        "no-secret-in-manifestwork": {pol.MANIFEST_WORK},
+        "no-secret-in-manifestwork": {pol.REPLICA_SET},
         "no-open-loadbalancer": {pol.SERVICE},
         "no-open-api-server": EKS_AND_AKS,
         "eks-secrets-kms-encrypted": {pol.EKS_CLUSTER},
-        "manifestwork-depends-on-cluster-and-klusterlet": {pol.MANIFEST_WORK},
+        "manifestwork-depends-on-cluster-and-klusterlet": {pol.REPLICA_SET},
         "kubeconfig-is-secret": {pol.KUBERNETES_PROVIDER},
     }
     assert set(governed) == {p.name for p in pol.POLICIES}
     expected_counts = {
-        "dev": {pol.MANIFEST_WORK: 2, pol.SERVICE: 5, pol.EKS_CLUSTER: 1, pol.AKS_CLUSTER: 2},
-        "large": {pol.MANIFEST_WORK: 7, pol.EKS_CLUSTER: 3, pol.AKS_CLUSTER: 4},
+        "dev": {pol.REPLICA_SET: 1, pol.SERVICE: 5, pol.EKS_CLUSTER: 1, pol.AKS_CLUSTER: 2},
+        "large": {pol.REPLICA_SET: 1, pol.EKS_CLUSTER: 3, pol.AKS_CLUSTER: 4},
     }[fleet]
     for type_, count in expected_counts.items():
         assert len(graph.of_type(type_)) == count, f"the {fleet} fleet should have {count} {type_}"
@@ -358,7 +358,7 @@ def test_every_policy_reads_every_resource_it_governs(fleet, preview):
         assert urns, f"the {fleet} fleet has nothing for {policy} to check"
         missed = sorted(urns - run.seen[policy])
         assert not missed, f"{policy} never read the properties of {missed}"
-    # The dependency policy walks from each ManifestWork to its ManagedCluster and klusterlet.
+    # The dependency policy walks from the replica set to every ManagedCluster and klusterlet.
     walked = run.seen["manifestwork-depends-on-cluster-and-klusterlet"]
     for kind in (pol.MANAGED_CLUSTER, pol.KLUSTERLET):
         missed = sorted(r.urn for r in graph.of_type(kind) if r.urn not in walked)
@@ -398,7 +398,7 @@ def test_advisory_findings_are_the_open_api_servers_of_the_dev_fleet(fleet, prev
 
 # What each policy decides on: (resource type, path to the value). All known on the update.
 DECISIVE = {
-    "no-secret-in-manifestwork": [(pol.MANIFEST_WORK, ("spec", "workload", "manifests"))],
+    "no-secret-in-manifestwork": [(pol.REPLICA_SET, pol.WORK_MANIFESTS[pol.REPLICA_SET])],
     "no-open-loadbalancer": [(pol.SERVICE, ("spec", "loadBalancerSourceRanges"))],
     "no-open-api-server": [
         (pol.EKS_CLUSTER, ("vpcConfig", "publicAccessCidrs")),
@@ -406,7 +406,6 @@ DECISIVE = {
     ],
     "eks-secrets-kms-encrypted": [(pol.EKS_CLUSTER, ("encryptionConfig", "provider", "keyArn"))],
     "manifestwork-depends-on-cluster-and-klusterlet": [
-        (pol.MANIFEST_WORK, ("metadata", "namespace")),
         (pol.MANAGED_CLUSTER, ("metadata", "name")),
         (pol.KLUSTERLET, ("spec", "clusterName")),
     ],
@@ -427,19 +426,22 @@ def _unknown_decisive_values(graph: Graph) -> list[str]:
 @pytest.mark.parametrize("fleet", ["dev", "large"])
 def test_update_decides_on_known_values(fleet):
     # The clean update result is not an artefact of unknowns: every value the policies decide
-    # on is known, and every ManifestWork has manifests to look through.
+    # on is known, and the replica set has manifests to look through.
     graph = fleet_graph(fleet, preview=False)
     assert _unknown_decisive_values(graph) == []
-    for work in graph.of_type(pol.MANIFEST_WORK):
-        manifests = wire_get(work.wire_inputs, "spec", "workload", "manifests")
-        assert manifests, f"ManifestWork {work.name} has no manifests to check"
+    works = graph.of_type(pol.REPLICA_SET)
+    assert works
+    for work in works:
+        manifests = wire_get(work.wire_inputs, *pol.WORK_MANIFESTS[pol.REPLICA_SET])
+        assert manifests, f"ManifestWorkReplicaSet {work.name} has no manifests to check"
 
 
 @pytest.mark.parametrize("fleet", ["dev", "large"])
 def test_preview_defers_what_it_cannot_know(fleet):
-    # Preview: manifests, Service allowlists and AKS ranges are computed from cloud outputs,
-    # so the policies let them pass and decide on the update. Listed here so that a change in
-    # what preview can check is seen.
+    # Preview: Service allowlists and AKS ranges are computed from cloud outputs, so the
+    # policies let them pass and decide on the update. The replica set's template is plain
+    # config and is checked in preview too. Listed here so that a change in what preview can
+    # check is seen.
     graph = fleet_graph(fleet, preview=True)
     unknown = _unknown_decisive_values(graph)
     lbs = [
@@ -449,11 +451,7 @@ def test_preview_defers_what_it_cannot_know(fleet):
         and wire_get(s.wire_inputs, "metadata", "labels", pol.PUBLIC_ENTRY_LABEL) != "true"
     ]
     expected = sorted(
-        [
-            f"no-secret-in-manifestwork: {w.name} spec.workload.manifests"
-            for w in graph.of_type(pol.MANIFEST_WORK)
-        ]
-        + [f"no-open-loadbalancer: {n} spec.loadBalancerSourceRanges" for n in lbs]
+        [f"no-open-loadbalancer: {n} spec.loadBalancerSourceRanges" for n in lbs]
         + [
             f"no-open-api-server: {a.name} apiServerAccessProfile.authorizedIPRanges"
             for a in graph.of_type(pol.AKS_CLUSTER)
@@ -512,32 +510,32 @@ def _only_new_mandatory(run: PackRun, policy: str, urn: str) -> list[Violation]:
 
 
 @pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
-def test_manifestwork_cut_off_from_its_cluster_and_klusterlet_is_refused(preview):
+def test_replica_set_cut_off_from_the_clusters_and_klusterlets_is_refused(preview):
     graph = _dev(preview)
-    work = _one(graph, pol.MANIFEST_WORK)
-    cluster = work.wire_inputs["metadata"]["namespace"]
+    work = _one(graph, pol.REPLICA_SET)
+    clusters = sorted(r.wire_inputs["metadata"]["name"] for r in graph.of_type(pol.MANAGED_CLUSTER))
     targets = {r.urn for r in graph.resources if r.type == pol.MANAGED_CLUSTER or _is_klusterlet(r)}
-    assert _reaches(graph, work.urn, targets), f"ManifestWork {work.name} had no path to cut"
+    assert _reaches(graph, work.urn, targets), f"{work.name} had no path to cut"
     work.dependencies = [u for u in work.dependencies if not _reaches(graph, u, targets)]
     work.property_dependencies = {
         key: [u for u in urns if not _reaches(graph, u, targets)]
         for key, urns in work.property_dependencies.items()
     }
-    assert not _reaches(graph, work.urn, targets), f"ManifestWork {work.name} still reaches one"
+    assert not _reaches(graph, work.urn, targets), f"{work.name} still reaches one"
 
     run = run_pack(graph)
     found = _only_new_mandatory(run, "manifestwork-depends-on-cluster-and-klusterlet", work.urn)
     messages = [v.message for v in found]
-    assert len(messages) == 2, (
-        f"ManifestWork {work.name} should be refused for its ManagedCluster and its klusterlet: "
-        f"{messages}"
+    assert len(messages) == 2 * len(clusters), (
+        f"{work.name} should be refused for each ManagedCluster and klusterlet: {messages}"
     )
-    assert any(f"must depend on the ManagedCluster {cluster!r}" in m for m in messages), (
-        f"ManifestWork {work.name}: no ManagedCluster {cluster!r} finding in {messages}"
-    )
-    assert any(f"must depend on the klusterlet of {cluster!r}" in m for m in messages), (
-        f"ManifestWork {work.name}: no klusterlet of {cluster!r} finding in {messages}"
-    )
+    for cluster in clusters:
+        assert any(f"must depend on the ManagedCluster {cluster!r}" in m for m in messages), (
+            f"{work.name}: no ManagedCluster {cluster!r} finding in {messages}"
+        )
+        assert any(f"must depend on the klusterlet of {cluster!r}" in m for m in messages), (
+            f"{work.name}: no klusterlet of {cluster!r} finding in {messages}"
+        )
     assert all(work.urn in m for m in messages), f"messages do not name {work.urn}: {messages}"
 
 
@@ -546,29 +544,28 @@ def _secret_wrapped(value: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("as_secret", [False, True], ids=["plain", "pulumi-secret"])
-def test_secret_added_to_a_manifestwork_is_refused(as_secret):
-    # Update only: in preview a ManifestWork's manifests are one unknown value (see
-    # test_update_decides_on_known_values), so there is no list to add a Secret to.
-    graph = _dev(False)
-    work = _one(graph, pol.MANIFEST_WORK)
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+def test_secret_added_to_the_replica_set_template_is_refused(as_secret, preview):
+    graph = _dev(preview)
+    work = _one(graph, pol.REPLICA_SET)
     manifest = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": {"name": "bookstore-db-credentials", "namespace": "bookstore"},
         "stringData": {"password": _secret_wrapped("hunter2")},
     }
-    manifests = work.wire_inputs["spec"]["workload"]["manifests"]
-    assert isinstance(manifests, list), f"ManifestWork {work.name} manifests: {manifests!r}"
+    manifests = wire_get(work.wire_inputs, *pol.WORK_MANIFESTS[pol.REPLICA_SET])
+    assert isinstance(manifests, list), f"{work.name} manifests: {manifests!r}"
     # A manifest built from a secret Output reaches the engine wrapped as a secret.
     manifests.append(_secret_wrapped(manifest) if as_secret else manifest)
     assert is_secret(manifests[-1]) == as_secret
 
     run = run_pack(graph)
     found = _only_new_mandatory(run, "no-secret-in-manifestwork", work.urn)
-    assert len(found) == 1, f"ManifestWork {work.name} should be refused once: {_listing(found)}"
-    assert f"ManifestWork {work.name} carries the Secret 'bookstore-db-credentials'" in (
+    assert len(found) == 1, f"{work.name} should be refused once: {_listing(found)}"
+    assert f"ManifestWorkReplicaSet {work.name} carries the Secret 'bookstore-db-credentials'" in (
         found[0].message
-    ), f"message for ManifestWork {work.name}: {found[0].message}"
+    ), f"message for {work.name}: {found[0].message}"
 
 
 @pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
@@ -619,18 +616,18 @@ def test_plain_kubeconfig_on_the_real_graph_is_made_secret(preview):
     assert run.mandatory() == [], _listing(run.mandatory())
 
 
-def test_manifestwork_reaching_its_klusterlet_through_the_managed_cluster_passes():
-    # The policy follows edges transitively: the ManagedCluster depends on the Klusterlet CR,
-    # so the ManifestWork's own edge to the Klusterlet is not required.
+def test_replica_set_reaching_the_klusterlets_through_the_managed_clusters_passes():
+    # The policy follows edges transitively: each ManagedCluster depends on its Klusterlet CR,
+    # so the replica set's own edges to the Klusterlets are not required.
     graph = _dev(False)
-    work = _one(graph, pol.MANIFEST_WORK)
+    work = _one(graph, pol.REPLICA_SET)
     klusterlets = {r.urn for r in graph.of_type(pol.KLUSTERLET)}
-    assert set(work.dependencies) & klusterlets, f"ManifestWork {work.name}: no Klusterlet edge"
+    assert set(work.dependencies) & klusterlets, f"{work.name}: no Klusterlet edge"
     work.dependencies = [u for u in work.dependencies if u not in klusterlets]
     work.property_dependencies = {
         key: [u for u in urns if u not in klusterlets]
         for key, urns in work.property_dependencies.items()
     }
-    assert _reaches(graph, work.urn, klusterlets), f"ManifestWork {work.name} lost its path"
+    assert _reaches(graph, work.urn, klusterlets), f"{work.name} lost its path"
     run = run_pack(graph)
-    assert run.mandatory() == [], f"ManifestWork {work.name}:\n{_listing(run.mandatory())}"
+    assert run.mandatory() == [], f"{work.name}:\n{_listing(run.mandatory())}"

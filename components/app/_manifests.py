@@ -89,3 +89,51 @@ def work_agent_rules(objects: Iterable[Mapping[str, Any]]) -> list[dict[str, lis
         {"apiGroups": [group], "resources": sorted(resources), "verbs": list(WORK_VERBS)}
         for group, resources in sorted(by_group.items())
     ]
+
+
+def _pod_spec(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+
+
+def container_names(objects: Iterable[Mapping[str, Any]]) -> set[str]:
+    """Names of every container and init container in `objects`' pod templates."""
+    return {
+        c["name"]
+        for obj in objects
+        for kind in ("containers", "initContainers")
+        for c in _pod_spec(obj).get(kind, [])
+    }
+
+
+def with_image_tag(image: str, tag: str) -> str:
+    """`image` with its tag (and any digest, which pins the old content) replaced by `tag`."""
+    name = image.split("@", 1)[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    return f"{name}:{tag}"
+
+
+def set_image_tags(
+    objects: Iterable[Mapping[str, Any]], tags: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Copies of `objects` whose containers named in `tags` run that tag of their image."""
+    result = []
+    for obj in objects:
+        pod = _pod_spec(obj)
+        if not any(
+            c["name"] in tags for k in ("containers", "initContainers") for c in pod.get(k, [])
+        ):
+            result.append(dict(obj))
+            continue
+        new_pod = dict(pod)
+        for kind in ("containers", "initContainers"):
+            if kind in pod:
+                new_pod[kind] = [
+                    {**c, "image": with_image_tag(c["image"], tags[c["name"]])}
+                    if c["name"] in tags
+                    else c
+                    for c in pod[kind]
+                ]
+        template = obj["spec"]["template"]
+        result.append({**obj, "spec": {**obj["spec"], "template": {**template, "spec": new_pod}}})
+    return result

@@ -22,6 +22,10 @@ SHOPAPI_IMAGE = "devteds/demo-bookstore-shopapi:1.0"
 PORT = 3306
 DB_NAME = "bookstore"
 DB_USER = "appuser"
+# Two app users take turns: rotation N sets a new password on DB_USERS[N % 2] only, so the
+# user of rotation N-1, which pods not yet restarted still use, keeps working. Rotating again
+# before the previous rollout completed would reset the user those pods hold.
+DB_USERS = (DB_USER, "appuser2")
 MARIADB_UID = 999  # the image's mysql user
 LABELS = {"app.kubernetes.io/name": "mariadb", "app.kubernetes.io/part-of": "bookstore"}
 
@@ -35,6 +39,7 @@ class DatabaseEndpoint:
     port: int
     name: str
     user: str
+    """The app user of the current password generation (see DB_USERS)."""
     password: pulumi.Output[str]
     """The app user's password (secret)."""
     password_generation: int = 0
@@ -66,7 +71,8 @@ class Database(pulumi.ComponentResource):
       LoadBalancer Service whose
       `loadBalancerSourceRanges` are the app clusters' egress addresses;
     - the schema Job (`rails db:migrate db:seed`), run once after the database is ready;
-    - after a password rotation, a Job that sets the new password on the app user.
+    - after a password rotation, a Job that sets the new password on the app user whose turn
+      it is (DB_USERS alternate), creating that user on first use.
     """
 
     endpoint: DatabaseEndpoint
@@ -187,7 +193,11 @@ class Database(pulumi.ComponentResource):
                         "namespace": ns,
                         "labels": LABELS,
                     },
-                    spec=rotation_job_spec(in_cluster_host, credentials.metadata.name),
+                    spec=rotation_job_spec(
+                        in_cluster_host,
+                        credentials.metadata.name,
+                        app_user(args.password_rotation),
+                    ),
                     opts=after(statefulset, credentials, self.schema_job),
                 )
             )
@@ -196,11 +206,16 @@ class Database(pulumi.ComponentResource):
             host=public.status.apply(load_balancer_address),
             port=PORT,
             name=DB_NAME,
-            user=DB_USER,
+            user=app_user(args.password_rotation),
             password=pulumi.Output.secret(app_password.result),
             password_generation=args.password_rotation,
         )
         self.register_outputs({"host": self.endpoint.host})
+
+
+def app_user(password_generation: int) -> str:
+    """The database user whose password is generation `password_generation`."""
+    return DB_USERS[password_generation % len(DB_USERS)]
 
 
 def _restricted(uid: int, *, read_only_root: bool = True) -> dict:
@@ -336,13 +351,20 @@ def shopapi_job_spec(
     }
 
 
-def rotation_job_spec(db_host: pulumi.Input[str], credentials: pulumi.Input[str]) -> dict:
-    """Sets the app user's password to the current generated one, as root.
+def rotation_job_spec(
+    db_host: pulumi.Input[str], credentials: pulumi.Input[str], user: str = DB_USER
+) -> dict:
+    """Gives `user` the current generated password, as root, creating the user (with the app's
+    privileges) if this is its first turn.
 
     Neither password appears on a command line (visible in the process list): the root one is
     read from MYSQL_PWD, the new one is piped in by the shell's printf builtin.
     """
-    sql = f"ALTER USER '{DB_USER}'@'%%' IDENTIFIED BY '%s';\\n"
+    sql = (
+        f"CREATE USER IF NOT EXISTS '{user}'@'%%' IDENTIFIED BY '%s';\\n"
+        f"ALTER USER '{user}'@'%%' IDENTIFIED BY '%s';\\n"
+        f"GRANT ALL PRIVILEGES ON {DB_NAME}.* TO '{user}'@'%%';\\n"
+    )
     return {
         "backoffLimit": 6,
         "template": {
@@ -357,7 +379,8 @@ def rotation_job_spec(db_host: pulumi.Input[str], credentials: pulumi.Input[str]
                         "command": [
                             "sh",
                             "-c",
-                            f'printf "{sql}" "$MARIADB_PASSWORD" | mariadb -h "$DB_HOST" -uroot',
+                            f'printf "{sql}" "$MARIADB_PASSWORD" "$MARIADB_PASSWORD" '
+                            '| mariadb -h "$DB_HOST" -uroot',
                         ],
                         "env": [
                             {"name": "DB_HOST", "value": db_host},

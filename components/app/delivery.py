@@ -1,4 +1,4 @@
-"""The bookstore on one app cluster: its ManifestWork, its database credentials and its edge."""
+"""The bookstore's per-cluster part: what differs between clusters, created on each directly."""
 
 from __future__ import annotations
 
@@ -10,56 +10,54 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components._k8s import load_balancer_address
-from components.app._manifests import place, work_agent_rules
+from components.app._manifests import place, set_image_tags, work_agent_rules
 from components.app.database import DatabaseEndpoint
 from components.clusters._base import FleetCluster
 from components.edge import _haproxy
 from components.ocm import _charts as _ocm
-from components.ocm.managed_cluster import OcmManagedCluster
 
 APP_DELIVERY_TYPE = "ocm-fleet:index:AppDelivery"
 
 APP_NAMESPACE = "bookstore"
 DATABASE_CONFIG = "bookstore-database"
-"""Name of the app's database ConfigMap (in the ManifestWork) and Secret (created directly)."""
-WORK_NAME = "bookstore"
+"""Name of the app's database ConfigMap and Secret, both created on each cluster directly."""
 ROUTER_LABELS = {"app.kubernetes.io/name": "router", "app.kubernetes.io/part-of": "bookstore"}
 
 
 @dataclass(frozen=True, kw_only=True)
 class AppDeliveryArgs:
     cluster: FleetCluster
-    """The app cluster the bookstore runs on."""
-    hub_cluster: FleetCluster
-    """The main cluster, where the ManifestWork is declared."""
-    membership: OcmManagedCluster
-    """The cluster's OCM registration; the ManifestWork depends on it."""
+    """The app cluster (serving or standby) this part is for."""
     objects: Sequence[Mapping[str, Any]]
-    """The objects of manifests/, without namespace (see _manifests.load_manifests)."""
+    """The objects of manifests/, for the work agent's permissions."""
     database: DatabaseEndpoint
     """Where the app's database is and how to log in (the password is a secret)."""
     edge_allowed_cidrs: pulumi.Input[Sequence[str]]
     """Who may reach the edge: the main cluster's egress addresses, where the public LB runs."""
     ready_after: Sequence[pulumi.Resource] = ()
-    """Resources the app needs before it starts (the database schema migration)."""
+    """Resources the credentials need first: the schema, and the password set on the database."""
 
 
 class AppDelivery(pulumi.ComponentResource):
-    """Creates:
+    """Creates, on one app cluster through its own provider, everything of the bookstore that is
+    not the same on every cluster, so that one ManifestWork template (components/app/rollout.py)
+    serves the whole fleet:
 
-    - on the app cluster, through its provider: the app namespace, the database password
-      Secret (never inside a ManifestWork: the hub stores those in plain text), and a
-      ClusterRole aggregated to the OCM work agent covering every kind in manifests/;
-    - on the hub, in the cluster's namespace: the ManifestWork carrying every object of
-      manifests/ plus the per-cluster database ConfigMap, waited for until Applied and
-      Available;
-    - on the app cluster: the edge, a LoadBalancer Service in front of the router that only
-      the main cluster's egress addresses may reach. It is created after the ManifestWork
-      (its pods must exist) and so deleted before it, while the cluster still runs.
+    - the app namespace, and a ClusterRole aggregated to the OCM work agent covering every kind
+      in manifests/;
+    - the database credentials: the Secret with the password (never inside a ManifestWork: the
+      hub stores those in plain text) and the ConfigMap with host, port, name and user. Both
+      change together, outside the progressive rollout, so that a pod started anywhere at any
+      moment finds a user and password the database accepts (see database.py, two users);
+    - the edge, a LoadBalancer Service in front of the router that only the main cluster's
+      egress addresses may reach. It exists on standbys too, with no pods behind it: the public
+      load balancer lists it and its health checks start passing once the app arrives.
+
+    A standby gets all of it ahead of time, so taking over needs only the ManifestWork.
     """
 
-    manifest_work: k8s.apiextensions.CustomResource
-    """The ManifestWork on the hub, in the cluster's namespace."""
+    namespace: k8s.core.v1.Namespace
+    """The app namespace on the cluster."""
     edge: k8s.core.v1.Service
     """The LoadBalancer Service in front of the router on the app cluster."""
     edge_address: pulumi.Output[str]
@@ -71,20 +69,37 @@ class AppDelivery(pulumi.ComponentResource):
         super().__init__(APP_DELIVERY_TYPE, name, None, opts)
         cluster = args.cluster
         on_app = pulumi.ResourceOptions(parent=self, provider=cluster.provider)
+        after_database = pulumi.ResourceOptions.merge(
+            on_app, pulumi.ResourceOptions(depends_on=list(args.ready_after))
+        )
 
-        namespace = k8s.core.v1.Namespace(
+        self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={"name": APP_NAMESPACE, "labels": {"app.kubernetes.io/part-of": "bookstore"}},
             opts=on_app,
         )
-        secret = k8s.core.v1.Secret(
+        namespace = self.namespace.metadata.name
+        k8s.core.v1.Secret(
             f"{name}-database-secret",
-            metadata={"name": DATABASE_CONFIG, "namespace": namespace.metadata.name},
+            metadata={"name": DATABASE_CONFIG, "namespace": namespace},
             type="Opaque",
             string_data={"DB_PASSWORD": args.database.password},
-            opts=on_app,
+            opts=after_database,
         )
-        work_role = k8s.rbac.v1.ClusterRole(
+        k8s.core.v1.ConfigMap(
+            f"{name}-database-config",
+            metadata={
+                "name": DATABASE_CONFIG,
+                "namespace": namespace,
+                "labels": {
+                    "app.kubernetes.io/part-of": "bookstore",
+                    f"{_ocm.LABEL_PREFIX}/cluster": cluster.name,
+                },
+            },
+            data=database_config(args.database),
+            opts=after_database,
+        )
+        k8s.rbac.v1.ClusterRole(
             f"{name}-work-agent-role",
             metadata={
                 "name": "ocm-fleet:work-agent:bookstore",
@@ -94,58 +109,11 @@ class AppDelivery(pulumi.ComponentResource):
             opts=on_app,
         )
 
-        db = args.database
-        manifests = db.host.apply(
-            lambda host: workload_manifests(
-                args.objects,
-                cluster_name=cluster.name,
-                database={
-                    "DB_HOST": host,
-                    "DB_NAME": db.name,
-                    "DB_PORT": str(db.port),
-                    "DB_USER": db.user,
-                },
-                password_generation=db.password_generation,
-            )
-        )
-        self.manifest_work = k8s.apiextensions.CustomResource(
-            f"{name}-manifest-work",
-            api_version=f"{_ocm.WORK_API}/v1",
-            kind="ManifestWork",
-            metadata={
-                "name": WORK_NAME,
-                # The cluster namespace, which the hub creates with the ManagedCluster.
-                "namespace": cluster.name,
-                "annotations": {
-                    **_ocm.wait_for("condition=Applied", "condition=Available"),
-                    "pulumi.com/deletionPropagationPolicy": "foreground",
-                },
-            },
-            spec={
-                "workload": {"manifests": manifests},
-                # The work agent deletes what it applied before the ManifestWork goes away.
-                "deleteOption": {"propagationPolicy": "Foreground"},
-            },
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                provider=args.hub_cluster.provider,
-                depends_on=[
-                    args.membership.managed_cluster,
-                    args.membership.klusterlet,
-                    namespace,
-                    secret,
-                    work_role,
-                    *args.ready_after,
-                ],
-                custom_timeouts=pulumi.CustomTimeouts(
-                    create=_ocm.CREATE_TIMEOUT,
-                    update=_ocm.CREATE_TIMEOUT,
-                    delete=_ocm.DELETE_TIMEOUT,
-                ),
-            ),
-        )
-
-        annotations = {}
+        annotations = {
+            # The router pods arrive later through OCM, and never on a standby until it takes
+            # over: wait for the cloud load balancer's address only, not for ready endpoints.
+            "pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress[0]}",
+        }
         if cluster.cloud == "aws":
             # A Network Load Balancer passes the client address through, so the source ranges
             # below are enforced on the nodes' security group.
@@ -154,7 +122,7 @@ class AppDelivery(pulumi.ComponentResource):
             f"{name}-edge",
             metadata={
                 "name": "bookstore-edge",
-                "namespace": namespace.metadata.name,
+                "namespace": namespace,
                 "labels": ROUTER_LABELS,
                 "annotations": annotations,
             },
@@ -171,12 +139,20 @@ class AppDelivery(pulumi.ComponentResource):
                 ],
                 "loadBalancerSourceRanges": args.edge_allowed_cidrs,
             },
-            opts=pulumi.ResourceOptions.merge(
-                on_app, pulumi.ResourceOptions(depends_on=[self.manifest_work])
-            ),
+            opts=on_app,
         )
         self.edge_address = self.edge.status.apply(load_balancer_address)
         self.register_outputs({"edgeAddress": self.edge_address})
+
+
+def database_config(database: DatabaseEndpoint) -> dict[str, pulumi.Input[str]]:
+    """The database ConfigMap's data: where the database is and which user to log in as."""
+    return {
+        "DB_HOST": database.host,
+        "DB_NAME": database.name,
+        "DB_PORT": str(database.port),
+        "DB_USER": database.user,
+    }
 
 
 PASSWORD_GENERATION_ANNOTATION = "ocm-fleet.io/database-password-generation"
@@ -185,35 +161,26 @@ PASSWORD_GENERATION_ANNOTATION = "ocm-fleet.io/database-password-generation"
 def workload_manifests(
     objects: Sequence[Mapping[str, Any]],
     *,
-    cluster_name: str,
-    database: Mapping[str, str],
+    image_tags: Mapping[str, str] | None = None,
     password_generation: int = 0,
 ) -> list[dict[str, Any]]:
-    """Everything the ManifestWork carries: manifests/ plus the per-cluster database ConfigMap.
+    """What the ManifestWork template carries to every cluster: manifests/ with the configured
+    image tags, in the app namespace.
 
-    The password is not here: it is in the Secret the program creates on the cluster. The pods
-    that read that Secret carry its generation as an annotation, so a rotation restarts them
-    (the app reads its password once, at start).
+    The same for every cluster: what differs (the database ConfigMap and Secret) is created on
+    each cluster directly. The pods that read the database Secret carry its generation as an
+    annotation, so a rotation restarts them (the app reads its password once, at start); that
+    restart travels with the progressive rollout, which is safe because the previous
+    generation's user keeps working (database.py).
     """
-    config = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": DATABASE_CONFIG,
-            "labels": {
-                "app.kubernetes.io/part-of": "bookstore",
-                "ocm-fleet.io/cluster": cluster_name,
-            },
-        },
-        "data": dict(sorted(database.items())),
-    }
+    objects = set_image_tags(objects, image_tags or {})
     objects = [
         _annotate_pods(o, {PASSWORD_GENERATION_ANNOTATION: str(password_generation)})
         if _reads_database_secret(o)
         else o
         for o in objects
     ]
-    everything = sorted([*objects, config], key=lambda o: (o["kind"], o["metadata"]["name"]))
+    everything = sorted(objects, key=lambda o: (o["kind"], o["metadata"]["name"]))
     return place(everything, APP_NAMESPACE)
 
 

@@ -13,6 +13,14 @@ from components.ocm.hub import OcmHub
 
 OCM_MANAGED_CLUSTER_TYPE = "ocm-fleet:index:OcmManagedCluster"
 
+LEASE_DURATION_SECONDS = 20
+"""How often the agent renews its lease. The hub marks the cluster's Available condition Unknown
+once the lease is 5 x this old (registration/hub/lease/controller.go, leaseController.sync:
+gracePeriod = leaseDurationTimes * LeaseDurationSeconds), and the taint controller then taints it
+`unreachable` (registration/hub/taint/controller.go, taintController.sync). OCM's default, 60 s,
+makes that 5 minutes before failover can even start; 20 s makes it 100 s, at the cost of one
+Lease update per cluster every 20 s on the hub. See README, "Losing a cluster"."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class OcmManagedClusterArgs:
@@ -90,7 +98,7 @@ class OcmManagedCluster(pulumi.ComponentResource):
                     "pulumi.com/patchForce": "true",
                 },
             },
-            spec={"hubAcceptsClient": True, "leaseDurationSeconds": 60},
+            spec={"hubAcceptsClient": True, "leaseDurationSeconds": LEASE_DURATION_SECONDS},
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.hub_cluster.provider,
@@ -108,10 +116,14 @@ class OcmManagedCluster(pulumi.ComponentResource):
 
 
 def managed_cluster_labels(cluster: FleetCluster) -> dict[str, str]:
+    """Labels placements select on: the cluster set, cloud, region, the cluster's own name
+    (decision groups and the app's candidate list) and whether it is a standby."""
     return {
         _ocm.CLUSTER_SET_LABEL: _ocm.CLUSTER_SET,
         f"{_ocm.LABEL_PREFIX}/cloud": cluster.cloud,
         f"{_ocm.LABEL_PREFIX}/region": cluster.region,
+        _ocm.CLUSTER_NAME_LABEL: cluster.name,
+        f"{_ocm.LABEL_PREFIX}/standby": "true" if cluster.spec.standby else "false",
     }
 
 

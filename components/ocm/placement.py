@@ -37,6 +37,8 @@ class FleetPlacement(pulumi.ComponentResource):
     """The fleet namespace on the hub, where fleet-wide workload objects live."""
     placement: k8s.apiextensions.CustomResource
     """Placement `all-app-clusters`: every cluster of the cluster set."""
+    binding: k8s.apiextensions.CustomResource
+    """The ManagedClusterSetBinding; other Placements in the namespace depend on it."""
 
     def __init__(
         self, name: str, args: FleetPlacementArgs, opts: pulumi.ResourceOptions | None = None
@@ -49,7 +51,7 @@ class FleetPlacement(pulumi.ComponentResource):
             f"{name}-namespace", metadata={"name": _ocm.HUB_WORKLOAD_NAMESPACE}, opts=on_hub
         )
         self.namespace = namespace.metadata.name
-        binding = k8s.apiextensions.CustomResource(
+        self.binding = binding = k8s.apiextensions.CustomResource(
             f"{name}-cluster-set-binding",
             api_version=f"{_ocm.CLUSTER_API}/v1beta2",
             kind="ManagedClusterSetBinding",

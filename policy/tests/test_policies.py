@@ -97,6 +97,16 @@ def test_manifestwork_carrying_a_secret_is_refused_by_name():
     assert "provider" in messages[0]
 
 
+def test_replica_set_template_carrying_a_secret_is_refused_by_name():
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db-credentials"}}
+    props = {"spec": {"manifestWorkTemplate": _work(DEPLOYMENT, secret)["spec"]}}
+    messages = _validate(pol.no_secret_in_manifestwork, pol.REPLICA_SET, "bookstore", props)
+    assert len(messages) == 1
+    assert "ManifestWorkReplicaSet bookstore carries the Secret 'db-credentials'" in messages[0]
+    clean = {"spec": {"manifestWorkTemplate": _work(DEPLOYMENT)["spec"]}}
+    assert _validate(pol.no_secret_in_manifestwork, pol.REPLICA_SET, "bookstore", clean) == []
+
+
 def test_manifestwork_policy_ignores_other_types():
     secret = {"kind": "Secret", "metadata": {"name": "x"}}
     assert _validate(pol.no_secret_in_manifestwork, pol.SERVICE, "s", _work(secret)) == []
@@ -263,6 +273,35 @@ def test_manifestwork_on_the_wrong_cluster_is_refused_twice():
     assert any("must depend on the ManagedCluster 'app-aws'" in m for m in messages)
     assert any("must depend on the klusterlet of 'app-aws'" in m for m in messages)
     assert all(work.urn in m for m in messages)
+
+
+def _replica_set_fleet(*, covers: set[str]):
+    """Two clusters with their klusterlets; a replica set depending on the `covers` ones."""
+    resources, replica_set = [], _resource(pol.REPLICA_SET, "bookstore", {})
+    for name in ("app-aws", "app-azure"):
+        klusterlet = _resource(
+            pol.KLUSTERLET, f"{name}-klusterlet", {"spec": {"clusterName": name}}
+        )
+        managed = _resource(pol.MANAGED_CLUSTER, name, {"metadata": {"name": name}})
+        managed.dependencies = [klusterlet]
+        resources += [klusterlet, managed]
+        if name in covers:
+            replica_set.dependencies = [*replica_set.dependencies, managed]
+    return [*resources, replica_set], replica_set
+
+
+def test_replica_set_depending_on_every_cluster_passes():
+    resources, _ = _replica_set_fleet(covers={"app-aws", "app-azure"})
+    assert _validate_stack(pol.manifestwork_depends_on_klusterlet, resources) == []
+
+
+def test_replica_set_missing_a_cluster_is_refused_for_it():
+    resources, replica_set = _replica_set_fleet(covers={"app-aws"})
+    reported = _validate_stack(pol.manifestwork_depends_on_klusterlet, resources)
+    messages = [m for m, _ in reported]
+    assert [urn for _, urn in reported] == [replica_set.urn] * 2
+    assert "must depend on the ManagedCluster 'app-azure'" in messages[0]
+    assert "must depend on the klusterlet of 'app-azure'" in messages[1]
 
 
 def test_transitive_dependencies_follow_cycles_without_looping():

@@ -1,0 +1,319 @@
+"""The bookstore on every serving cluster through one OCM ManifestWorkReplicaSet, rolled out
+progressively: canary first, then the rest a few at a time, halting on failure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.app.delivery import APP_NAMESPACE
+from components.config import RolloutSpec
+from components.ocm import _charts as _ocm
+from components.ocm.hub import OcmHub
+from components.ocm.managed_cluster import LEASE_DURATION_SECONDS
+
+APP_ROLLOUT_TYPE = "ocm-fleet:index:AppRollout"
+
+PLACEMENT_NAME = "bookstore"
+REPLICA_SET_NAME = "bookstore"
+CANARY_GROUP = "canary"
+REVISION_LABEL = f"{_ocm.LABEL_PREFIX}/revision"
+"""On the replica set, and so on every ManifestWork it stamps: a digest of the template. The
+controller copies the replica set's labels into each ManifestWork when it applies it
+(manifestworkreplicaset_deploy_reconcile.go, buildManifestWork), so a work not yet reached by a
+rollout keeps the previous revision's label."""
+REPLICA_SET_LABEL = "work.open-cluster-management.io/manifestworkreplicaset"
+"""Label the controller puts on every ManifestWork it makes, valued `<namespace>.<name>`
+(buildManifestWork: ManifestWorkReplicaSetControllerNameLabelKey)."""
+
+TOLERATION_SECONDS = 60
+"""How long the app stays on a cluster the hub has tainted unreachable or unavailable.
+
+The taint appears once the lease is 5 x LEASE_DURATION_SECONDS old; tolerating it a further
+minute keeps a short hub-side outage (an API server upgrade, a network blip) from moving the app
+to a standby and back, each move restarting it. Past this the placement drops the cluster
+(placement/plugins/tainttoleration/taint_toleration.go, isTolerationTimeExpired: tolerated
+until taint.TimeAdded + tolerationSeconds, requeued for that moment)."""
+
+TAKEOVER_BUDGET_SECONDS = {
+    "lease lapses (5 x leaseDurationSeconds)": 5 * LEASE_DURATION_SECONDS,
+    "taint tolerated (tolerationSeconds)": TOLERATION_SECONDS,
+    "placement + replica set + work agent apply": 10,
+    "pods ready (image pull, shopapi readiness)": 90,
+    "public LB rise (2 checks x 2 s)": 4,
+}
+"""The expected takeover time of a standby, part by part (README, "Losing a cluster")."""
+
+# A Deployment is still progressing until the controller has seen its latest spec and every
+# replica is updated and available with no old pod left. The rule is on every Deployment and the
+# agent ORs Progressing across manifests (work/spoke/conditions/helpers.go,
+# newAggregateConditionFromRules: Progressing is True if any manifest's is), so the work counts
+# as Progressing=False, "succeeded", only when the whole app is ready. Without a rule the work's
+# Progressing turns False as soon as the objects are applied, before any pod runs.
+# `has(object.status) && ...` keeps a missing field from being an evaluation error, which the
+# agent would report as False (conditions/reader.go, evaluateCelExpressions), i.e. "done".
+DEPLOYMENT_PROGRESSING = (
+    "!(has(object.status)"
+    " && has(object.status.observedGeneration)"
+    " && object.status.observedGeneration >= object.metadata.generation"
+    " && (has(object.status.updatedReplicas) ? object.status.updatedReplicas : 0)"
+    " == object.spec.replicas"
+    " && (has(object.status.availableReplicas) ? object.status.availableReplicas : 0)"
+    " == object.spec.replicas"
+    " && (has(object.status.replicas) ? object.status.replicas : 0) == object.spec.replicas)"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppRolloutArgs:
+    hub_provider: k8s.Provider
+    """Provider of the main cluster, where the Placement and replica set live."""
+    ocm_hub: OcmHub
+    """The hub; its ClusterManager comes first."""
+    namespace: pulumi.Input[str]
+    """The fleet namespace on the hub, bound to the cluster set."""
+    binding: pulumi.Resource
+    """The ManagedClusterSetBinding that makes the cluster set usable in that namespace."""
+    serving: Sequence[str]
+    """Names of the serving app clusters: the Placement picks this many."""
+    standby: Sequence[str] = ()
+    """Names of the standby app clusters: candidates picked only for a lost serving cluster."""
+    memberships: Sequence[pulumi.Resource]
+    """Every candidate's ManagedCluster and Klusterlet CR: the replica set is deleted, and with it
+    every ManifestWork, while each cluster's agent still runs."""
+    cluster_parts: Sequence[pulumi.Resource]
+    """Every candidate's per-cluster app part (namespace, credentials, edge): the works need
+    them, and are gone before them on destroy."""
+    manifests: Sequence[Mapping[str, Any]]
+    """The template's objects, placed in the app namespace (delivery.workload_manifests)."""
+    rollout: RolloutSpec
+    """Canary, concurrency, soak, deadline and failure budget."""
+    ready_after: Sequence[pulumi.Resource] = ()
+    """Resources the app needs before any cluster runs it (the database schema)."""
+
+
+class AppRollout(pulumi.ComponentResource):
+    """Creates, on the hub in the fleet namespace:
+
+    - the Placement `bookstore`: `numberOfClusters` = the serving clusters, every serving and
+      standby cluster a candidate, the canaries a decision group of their own, tolerations of
+      the unreachable/unavailable taints for TOLERATION_SECONDS, and prioritizerPolicy mode
+      Exact with no prioritizer so that serving clusters (which sort first by name) win;
+    - the ManifestWorkReplicaSet `bookstore`: one ManifestWork template for every chosen
+      cluster, rolled out Progressive with the canary group mandatory, and Foreground cascade
+      deletion so that deleting it waits until every ManifestWork is gone.
+
+    Destroy: with cascadeDeletionPolicy Foreground the replica set's finalizer first deletes
+    every ManifestWork it made, then stays until none is left
+    (manifestworkreplicaset_finalize_reconcile.go, finalizeReconciler.reconcile:
+    finalizeManifestWorkReplicaSet, then "remove finalizer until all works are gone if
+    deletionPolicy is Foreground"). A ManifestWork goes only when its cluster's work agent has
+    removed what it applied. So the replica set depends on every candidate's ManagedCluster and
+    Klusterlet CR (and through them the agent's chart and the cluster): destroy deletes it, and
+    waits for it, while every agent still runs. With Background it would vanish at once and
+    Pulumi would go on to remove the agents under ManifestWorks still being deleted.
+    """
+
+    placement: k8s.apiextensions.CustomResource
+    """The Placement choosing which clusters run the app."""
+    replica_set: k8s.apiextensions.CustomResource
+    """The ManifestWorkReplicaSet stamping the app's ManifestWork into each chosen cluster."""
+    revision: str
+    """Digest of the ManifestWork template; each work carries it as REVISION_LABEL."""
+
+    def __init__(self, name: str, args: AppRolloutArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(APP_ROLLOUT_TYPE, name, None, opts)
+        on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub_provider)
+        after_hub = [args.ocm_hub.cluster_manager, args.ocm_hub.cluster_set, args.binding]
+
+        self.placement = k8s.apiextensions.CustomResource(
+            f"{name}-placement",
+            api_version=f"{_ocm.CLUSTER_API}/v1beta1",
+            kind="Placement",
+            metadata={"name": PLACEMENT_NAME, "namespace": args.namespace},
+            spec=placement_spec(
+                serving=args.serving, standby=args.standby, canary=args.rollout.canary
+            ),
+            opts=pulumi.ResourceOptions.merge(
+                on_hub, pulumi.ResourceOptions(depends_on=[*after_hub, *args.memberships])
+            ),
+        )
+        template = manifest_work_template(args.manifests)
+        self.revision = template_revision(template)
+        self.replica_set = k8s.apiextensions.CustomResource(
+            f"{name}-replica-set",
+            api_version=f"{_ocm.WORK_API}/v1alpha1",
+            kind="ManifestWorkReplicaSet",
+            metadata={
+                "name": REPLICA_SET_NAME,
+                "namespace": args.namespace,
+                "labels": {REVISION_LABEL: self.revision, "app.kubernetes.io/part-of": "bookstore"},
+                "annotations": {"pulumi.com/deletionPropagationPolicy": "foreground"},
+            },
+            spec=replica_set_spec(template, args.rollout),
+            opts=pulumi.ResourceOptions.merge(
+                on_hub,
+                pulumi.ResourceOptions(
+                    depends_on=[
+                        *after_hub,
+                        self.placement,
+                        *args.memberships,
+                        *args.cluster_parts,
+                        *args.ready_after,
+                    ],
+                    custom_timeouts=pulumi.CustomTimeouts(
+                        create=_ocm.CREATE_TIMEOUT,
+                        update=_ocm.CREATE_TIMEOUT,
+                        delete=_ocm.DELETE_TIMEOUT,
+                    ),
+                ),
+            ),
+        )
+        self.register_outputs({"revision": self.revision})
+
+
+def _names_in(names: Sequence[str]) -> dict[str, Any]:
+    return {
+        "labelSelector": {
+            "matchExpressions": [
+                {"key": _ocm.CLUSTER_NAME_LABEL, "operator": "In", "values": sorted(names)}
+            ]
+        }
+    }
+
+
+def placement_spec(
+    *, serving: Sequence[str], standby: Sequence[str], canary: Sequence[str]
+) -> dict[str, Any]:
+    """The bookstore Placement.
+
+    Candidates are named explicitly, so a cluster leaving the config (retired) stops being
+    chosen in the same `up`, while its agent still runs to remove the app.
+
+    Which candidates win: in mode Exact the scheduler runs only the prioritizers listed
+    (placement scheduling/schedule.go, getWeights -> mergeWeights(nil, configurations)); with none
+    listed every score is 0 and clusters are sorted by name (Schedule, step 4: "if score is
+    equal, sort by name"), then cut to numberOfClusters (selectClusters). Config validation makes
+    every standby sort after every serving cluster, so the serving clusters are chosen whenever
+    they are not filtered out by a taint, a standby only in place of a lost one, and the lost
+    one again as soon as it returns. The default prioritizers (Balance and Steady, weight 1
+    each, defaultPrioritizerConfig) would instead keep a standby once chosen.
+    """
+    return {
+        "clusterSets": [_ocm.CLUSTER_SET],
+        "numberOfClusters": len(serving),
+        "predicates": [{"requiredClusterSelector": _names_in([*serving, *standby])}],
+        "tolerations": [
+            {"key": taint, "operator": "Exists", "tolerationSeconds": TOLERATION_SECONDS}
+            for taint in (_ocm.UNREACHABLE_TAINT, _ocm.UNAVAILABLE_TAINT)
+        ],
+        "prioritizerPolicy": {"mode": "Exact"},
+        "decisionStrategy": {
+            "groupStrategy": {
+                "decisionGroups": [
+                    {"groupName": CANARY_GROUP, "groupClusterSelector": _names_in(canary)}
+                ]
+            }
+        },
+    }
+
+
+def manifest_configs(manifests: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per Deployment: the well-known status fed back to the hub (ReadyReplicas, Replicas,
+    AvailableReplicas: work/spoke/statusfeedback/rules/rule.go, deploymentRule) and the
+    Progressing condition rule the rollout judges a cluster by."""
+    configs = []
+    for obj in manifests:
+        if obj["kind"] != "Deployment":
+            continue
+        configs.append(
+            {
+                "resourceIdentifier": {
+                    "group": "apps",
+                    "resource": "deployments",
+                    "name": obj["metadata"]["name"],
+                    "namespace": obj["metadata"].get("namespace", APP_NAMESPACE),
+                },
+                "feedbackRules": [{"type": "WellKnownStatus"}],
+                "conditionRules": [
+                    {
+                        "type": "CEL",
+                        "condition": "Progressing",
+                        "celExpressions": [DEPLOYMENT_PROGRESSING],
+                        "messageExpression": (
+                            'result ? "rolling out" : "every replica updated and available"'
+                        ),
+                    }
+                ],
+            }
+        )
+    return sorted(configs, key=lambda c: c["resourceIdentifier"]["name"])
+
+
+def manifest_work_template(manifests: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ManifestWorkSpec every chosen cluster gets."""
+    return {
+        "workload": {"manifests": [dict(m) for m in manifests]},
+        # The work agent deletes what it applied before the ManifestWork goes away.
+        "deleteOption": {"propagationPolicy": "Foreground"},
+        "manifestConfigs": manifest_configs(manifests),
+    }
+
+
+def template_revision(template: Mapping[str, Any]) -> str:
+    """A short digest of the template: equal templates, equal revisions."""
+    text = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def replica_set_spec(template: Mapping[str, Any], rollout: RolloutSpec) -> dict[str, Any]:
+    """The ManifestWorkReplicaSet's spec: one placement, rolled out Progressive.
+
+    How OCM 1.3.1 judges each cluster, and so what the settings below mean:
+
+    - A cluster's ManifestWork is "succeeded" when the agent has applied the latest spec and
+      reports Progressing=False for it; Progressing=True is "progressing", and True together
+      with Degraded=True "failed" (work/hub/controllers/manifestworkreplicasetcontroller/
+      manifestworkreplicaset_deploy_reconcile.go, deployReconciler.clusterRolloutStatusFunc).
+      Progressing comes from DEPLOYMENT_PROGRESSING, so succeeded means every Deployment is
+      updated and available.
+    - A cluster progressing or failed for longer than progressDeadline since its Progressing
+      condition last changed is "timed out" (sdk-go pkg/apis/cluster/v1alpha1/rollout.go,
+      determineRolloutStatus with parseTimeout). OCM's default "None" never times out; the
+      config refuses it.
+    - A succeeded cluster holds its slot until minSuccessTime has passed since it succeeded
+      (determineRolloutStatus, the Succeeded case), which is the soak between steps.
+    - The mandatory decision groups (the canaries) go first and tolerate no failure whatever
+      maxFailures says: getProgressiveClusters rolls them out with progressivePerGroup and a
+      maxFailures of 0, and stops there while any of them is still to apply, progressing,
+      soaking, failed or timed out.
+    - Then the rest, maxConcurrency at a time (calculateRolloutSize, a count or a percentage
+      of the remaining clusters, rounded up), in name order (progressivePerCluster). Failed and
+      timed-out clusters are counted; once they exceed maxFailures no new cluster is started
+      (failureBreach), so the clusters not yet reached keep the previous version.
+    """
+    return {
+        "cascadeDeletionPolicy": "Foreground",
+        "placementRefs": [
+            {
+                "name": PLACEMENT_NAME,
+                "rolloutStrategy": {
+                    "type": "Progressive",
+                    "progressive": {
+                        "mandatoryDecisionGroups": [{"groupName": CANARY_GROUP}],
+                        "maxConcurrency": rollout.max_concurrency,
+                        "minSuccessTime": rollout.min_success_time,
+                        "progressDeadline": rollout.progress_deadline,
+                        "maxFailures": rollout.max_failures,
+                    },
+                },
+            }
+        ],
+        "manifestWorkTemplate": dict(template),
+    }
