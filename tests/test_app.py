@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import FLEETS, fleet_graph
-from harness import Graph, contains_plain, contains_secret, is_secret, is_unknown, run_program
+from harness import (
+    COMMAND,
+    Graph,
+    contains_plain,
+    contains_secret,
+    is_secret,
+    is_unknown,
+    run_program,
+)
 from schemas import kubernetes_errors
 from test_ocm import MANIFEST_WORK, app_cluster_names, hub_name
 
@@ -254,6 +262,8 @@ def test_database_allowlist_comes_from_the_egress_resources_in_preview(fleet):
             r
             for r in graph.descendants(component)
             if r.type in ("aws:ec2/eip:Eip", "azure-native:network:PublicIPAddress")
+            # kind: the command that reads the node containers' addresses
+            or (r.type == COMMAND and r.name == f"{cluster}-node-addresses")
         ]
         assert egress and all(r.urn in deps for r in egress), (
             f"the database allowlist must depend on {cluster}'s egress IP resources"
