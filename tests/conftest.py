@@ -54,7 +54,12 @@ def large_config() -> dict[str, Any]:
     }
 
 
-FLEETS = {"dev": dev_config, "large": large_config}
+def local_config() -> dict[str, Any]:
+    """The config of the local stack (kind), exactly as Pulumi.local.yaml has it."""
+    return load_stack_config(ROOT / "Pulumi.local.yaml")
+
+
+FLEETS = {"dev": dev_config, "large": large_config, "local": local_config}
 
 _CACHE: dict[tuple[str, bool], Graph] = {}
 
