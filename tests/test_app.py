@@ -432,24 +432,35 @@ def test_statefulset_governing_service_is_headless():
 
 def test_rotation_job_sets_the_password_without_putting_it_on_a_command_line(tmp_path):
     """Runs the Job's shell command for real with a stand-in `mariadb` client."""
-    from components.app.database import rotation_job_spec
+    from components.app.database import CREDENTIALS_DIR, ROOT_CLIENT_CONFIG, rotation_job_spec
 
-    container = rotation_job_spec("db.internal", "creds")["template"]["spec"]["containers"][0]
+    spec = rotation_job_spec("db.internal", "creds")["template"]["spec"]
+    (container,) = spec["containers"]
     client = tmp_path / "mariadb"
     client.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/argv\ncat > {tmp_path}/stdin\n')
     client.chmod(0o755)
-    env = {
-        "PATH": f"{tmp_path}:/usr/bin:/bin",
-        "DB_HOST": "db.internal",
-        "MARIADB_PASSWORD": "NewPassw0rd",
-        "MYSQL_PWD": "R00tPassw0rd",
-    }
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "MARIADB_PASSWORD").write_text("NewPassw0rd")
+    (secrets / ROOT_CLIENT_CONFIG).write_text("[client]\nuser=root\npassword=R00tPassw0rd\n")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env == {"DB_HOST": "db.internal", "CREDENTIALS_DIR": CREDENTIALS_DIR}, (
+        "the rotation Job takes no password from its environment"
+    )
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "DB_HOST": "db.internal"}
+    env["CREDENTIALS_DIR"] = str(secrets)
     subprocess.run(container["command"], env=env, check=True, timeout=10)
     argv = (tmp_path / "argv").read_text()
     assert (tmp_path / "stdin").read_text() == (
         "ALTER USER 'appuser'@'%' IDENTIFIED BY 'NewPassw0rd';\n"
     )
     assert "Passw0rd" not in argv, f"a password is on the client's command line: {argv}"
-    assert "-h db.internal -uroot" in argv
-    names = {e["name"]: e for e in container["env"]}
-    assert names["MYSQL_PWD"]["valueFrom"]["secretKeyRef"]["key"] == "MARIADB_ROOT_PASSWORD"
+    assert argv.split() == [
+        f"--defaults-extra-file={secrets}/{ROOT_CLIENT_CONFIG}",
+        "-h",
+        "db.internal",
+    ]
+    (mount,) = container["volumeMounts"]
+    (volume,) = spec["volumes"]
+    assert mount == {"name": volume["name"], "mountPath": CREDENTIALS_DIR, "readOnly": True}
+    assert {i["key"] for i in volume["secret"]["items"]} == {"MARIADB_PASSWORD", ROOT_CLIENT_CONFIG}

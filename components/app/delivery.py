@@ -16,6 +16,7 @@ from components.clusters._base import FleetCluster
 from components.edge import _haproxy
 from components.ocm import _charts as _ocm
 from components.ocm.managed_cluster import OcmManagedCluster
+from components.security import pod_security
 
 APP_DELIVERY_TYPE = "ocm-fleet:index:AppDelivery"
 
@@ -78,7 +79,9 @@ class AppDelivery(pulumi.ComponentResource):
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": APP_NAMESPACE, "labels": {"app.kubernetes.io/part-of": "bookstore"}},
+            metadata=pod_security.namespace_metadata(
+                APP_NAMESPACE, pod_security.APP, {"app.kubernetes.io/part-of": "bookstore"}
+            ),
             opts=on_app,
         )
         secret = k8s.core.v1.Secret(

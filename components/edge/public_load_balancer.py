@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 
 from components._k8s import load_balancer_address
 from components.edge import _haproxy
+from components.security import pod_security
 
 PUBLIC_LOAD_BALANCER_TYPE = "ocm-fleet:index:PublicLoadBalancer"
 
@@ -55,7 +56,9 @@ class PublicLoadBalancer(pulumi.ComponentResource):
         on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub_provider)
 
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": NAMESPACE, "labels": LABELS}, opts=on_hub
+            f"{name}-namespace",
+            metadata=pod_security.namespace_metadata(NAMESPACE, pod_security.PUBLIC_ENTRY, LABELS),
+            opts=on_hub,
         )
         self.config = pulumi.Output.all(**dict(args.upstreams)).apply(
             lambda upstreams: _haproxy.render_public_lb_config(upstreams)
