@@ -15,12 +15,15 @@ from components.app.database import DatabaseEndpoint
 from components.clusters._base import FleetCluster
 from components.edge import _haproxy
 from components.ocm import _charts as _ocm
+from components.security import pod_security
 
 APP_DELIVERY_TYPE = "ocm-fleet:index:AppDelivery"
 
 APP_NAMESPACE = "bookstore"
 DATABASE_CONFIG = "bookstore-database"
 """Name of the app's database ConfigMap and Secret, both created on each cluster directly."""
+EDGE_CREATE_TIMEOUT = "40m"
+"""Cloud load balancers can take many minutes to get an address (NLBs on AWS especially)."""
 ROUTER_LABELS = {"app.kubernetes.io/name": "router", "app.kubernetes.io/part-of": "bookstore"}
 
 
@@ -75,7 +78,9 @@ class AppDelivery(pulumi.ComponentResource):
 
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": APP_NAMESPACE, "labels": {"app.kubernetes.io/part-of": "bookstore"}},
+            metadata=pod_security.namespace_metadata(
+                APP_NAMESPACE, pod_security.APP, {"app.kubernetes.io/part-of": "bookstore"}
+            ),
             opts=on_app,
         )
         namespace = self.namespace.metadata.name
@@ -139,7 +144,12 @@ class AppDelivery(pulumi.ComponentResource):
                 ],
                 "loadBalancerSourceRanges": args.edge_allowed_cidrs,
             },
-            opts=on_app,
+            opts=pulumi.ResourceOptions.merge(
+                on_app,
+                pulumi.ResourceOptions(
+                    custom_timeouts=pulumi.CustomTimeouts(create=EDGE_CREATE_TIMEOUT)
+                ),
+            ),
         )
         self.edge_address = self.edge.status.apply(load_balancer_address)
         self.register_outputs({"edgeAddress": self.edge_address})
