@@ -86,6 +86,8 @@ rollout = AppRollout(
             password_generation=fleet.database_password_rotation,
         ),
         rollout=fleet.rollout,
+        hub_kubeconfig=hub.kubeconfig,
+        hub_context=fleet.hub.context,
         ready_after=database.ready,
     ),
 )
@@ -117,6 +119,10 @@ pulumi.export(
     },
 )
 pulumi.export("databaseHost", database.endpoint.host)
+pulumi.export(
+    "app",
+    {"revision": rollout.revision, "images": rollout.images, "clusters": rollout.status.clusters},
+)
 pulumi.export(
     "kubeconfigs",
     pulumi.Output.secret({c.name: c.kubeconfig for c in [hub, *apps.values()]}),

@@ -15,6 +15,7 @@ from components.app.database import DatabaseEndpoint
 from components.clusters._base import FleetCluster
 from components.edge import _haproxy
 from components.ocm import _charts as _ocm
+from components.security import network_policies as netpol
 from components.security import pod_security
 
 APP_DELIVERY_TYPE = "ocm-fleet:index:AppDelivery"
@@ -114,6 +115,15 @@ class AppDelivery(pulumi.ComponentResource):
             opts=on_app,
         )
 
+        # The flows that depend on addresses; the rest of the app's policies travel with it in
+        # the ManifestWork template (manifests/network-policies.yaml).
+        netpol.declare(
+            name,
+            address_policies(
+                namespace, args.edge_allowed_cidrs, args.database.host, args.database.port
+            ),
+            on_app,
+        )
         annotations = {
             # The router pods arrive later through OCM, and never on a standby until it takes
             # over: wait for the cloud load balancer's address only, not for ready endpoints.
@@ -134,6 +144,9 @@ class AppDelivery(pulumi.ComponentResource):
             spec={
                 "type": "LoadBalancer",
                 "selector": ROUTER_LABELS,
+                # The router's NetworkPolicy admits the main cluster's egress addresses, so they
+                # must reach the pod unchanged (see README, "Network policies").
+                "externalTrafficPolicy": "Local",
                 "ports": [
                     {
                         "name": "http",
@@ -163,6 +176,44 @@ def database_config(database: DatabaseEndpoint) -> dict[str, pulumi.Input[str]]:
         "DB_PORT": str(database.port),
         "DB_USER": database.user,
     }
+
+
+SHOPAPI_LABELS = {"app.kubernetes.io/name": "shopapi", "app.kubernetes.io/part-of": "bookstore"}
+
+
+def address_policies(
+    namespace: pulumi.Input[str],
+    edge_allowed_cidrs: pulumi.Input[Sequence[str]],
+    database_host: pulumi.Input[str],
+    database_port: int,
+) -> list[dict[str, Any]]:
+    """The main cluster's egress addresses may reach the router (through the edge); shopapi may
+    reach the database's load balancer, by its address."""
+    return [
+        netpol.policy(
+            "router-from-main-cluster",
+            namespace,
+            {"matchLabels": ROUTER_LABELS},
+            ingress=[
+                {
+                    "from": pulumi.Output.from_input(edge_allowed_cidrs).apply(netpol.cidr_peers),
+                    # The router's container port, by the name the edge targets too.
+                    "ports": [{"protocol": "TCP", "port": "http"}],
+                }
+            ],
+        ),
+        netpol.policy(
+            "shopapi-to-database",
+            namespace,
+            {"matchLabels": SHOPAPI_LABELS},
+            egress=[
+                {
+                    "to": pulumi.Output.from_input(database_host).apply(netpol.address_peers),
+                    "ports": netpol.tcp(database_port),
+                }
+            ],
+        ),
+    ]
 
 
 PASSWORD_GENERATION_ANNOTATION = "ocm-fleet.io/database-password-generation"

@@ -13,6 +13,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.app.delivery import APP_NAMESPACE
+from components.app.rollout_status import (
+    RolloutStatus,
+    RolloutStatusArgs,
+    rollout_budget_seconds,
+)
 from components.config import RolloutSpec
 from components.ocm import _charts as _ocm
 from components.ocm.hub import OcmHub
@@ -94,6 +99,10 @@ class AppRolloutArgs:
     """The template's objects, placed in the app namespace (delivery.workload_manifests)."""
     rollout: RolloutSpec
     """Canary, concurrency, soak, deadline and failure budget."""
+    hub_kubeconfig: pulumi.Input[str]
+    """Admin kubeconfig of the main cluster (secret), for reading the rollout's outcome."""
+    hub_context: str | None = None
+    """Its context, for a main cluster of `cloud: existing`."""
     ready_after: Sequence[pulumi.Resource] = ()
     """Resources the app needs before any cluster runs it (the database schema)."""
 
@@ -107,7 +116,10 @@ class AppRollout(pulumi.ComponentResource):
       Exact with no prioritizer so that serving clusters (which sort first by name) win;
     - the ManifestWorkReplicaSet `bookstore`: one ManifestWork template for every chosen
       cluster, rolled out Progressive with the canary group mandatory, and Foreground cascade
-      deletion so that deleting it waits until every ManifestWork is gone.
+      deletion so that deleting it waits until every ManifestWork is gone;
+    - a RolloutStatus (rollout_status.py) that holds `pulumi up` until the rollout completed
+      everywhere, or fails it naming the clusters that failed and those still on the previous
+      version.
 
     Destroy: with cascadeDeletionPolicy Foreground the replica set's finalizer first deletes
     every ManifestWork it made, then stays until none is left
@@ -126,6 +138,10 @@ class AppRollout(pulumi.ComponentResource):
     """The ManifestWorkReplicaSet stamping the app's ManifestWork into each chosen cluster."""
     revision: str
     """Digest of the ManifestWork template; each work carries it as REVISION_LABEL."""
+    images: dict[str, str]
+    """Container name -> image of the template: what the revision runs."""
+    status: RolloutStatus
+    """The rollout's outcome; `status.clusters` has each chosen cluster's revision and state."""
 
     def __init__(self, name: str, args: AppRolloutArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(APP_ROLLOUT_TYPE, name, None, opts)
@@ -175,7 +191,32 @@ class AppRollout(pulumi.ComponentResource):
                 ),
             ),
         )
-        self.register_outputs({"revision": self.revision})
+        self.images = template_images(args.manifests)
+        rollout = args.rollout
+        self.status = RolloutStatus(
+            f"{name}-status",
+            RolloutStatusArgs(
+                hub_kubeconfig=args.hub_kubeconfig,
+                hub_context=args.hub_context,
+                namespace=args.namespace,
+                replica_set=REPLICA_SET_NAME,
+                placement=PLACEMENT_NAME,
+                revision=self.revision,
+                revision_label=REVISION_LABEL,
+                canary=rollout.canary,
+                max_failures=rollout.max_failures,
+                progress_deadline=rollout.progress_deadline,
+                budget_seconds=rollout_budget_seconds(
+                    clusters=len(args.serving),
+                    canary=len(rollout.canary),
+                    max_concurrency=rollout.max_concurrency,
+                    progress_deadline=rollout.progress_deadline,
+                    min_success_time=rollout.min_success_time,
+                ),
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[self.replica_set]),
+        )
+        self.register_outputs({"revision": self.revision, "clusters": self.status.clusters})
 
 
 def _names_in(names: Sequence[str]) -> dict[str, Any]:
@@ -263,6 +304,17 @@ def manifest_work_template(manifests: Sequence[Mapping[str, Any]]) -> dict[str, 
         # The work agent deletes what it applied before the ManifestWork goes away.
         "deleteOption": {"propagationPolicy": "Foreground"},
         "manifestConfigs": manifest_configs(manifests),
+    }
+
+
+def template_images(manifests: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Container name -> image, over every pod template of the manifests."""
+    return {
+        c["name"]: c["image"]
+        for obj in manifests
+        for c in ((obj.get("spec") or {}).get("template") or {})
+        .get("spec", {})
+        .get("containers", [])
     }
 
 
