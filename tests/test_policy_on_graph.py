@@ -348,8 +348,8 @@ def test_every_policy_reads_every_resource_it_governs(fleet, preview):
     }
     assert set(governed) == {p.name for p in pol.POLICIES}
     expected_counts = {
-        "dev": {pol.MANIFEST_WORK: 2, pol.SERVICE: 5, pol.EKS_CLUSTER: 1, pol.AKS_CLUSTER: 2},
-        "large": {pol.MANIFEST_WORK: 7, pol.EKS_CLUSTER: 3, pol.AKS_CLUSTER: 4},
+        "dev": {pol.MANIFEST_WORK: 4, pol.SERVICE: 6, pol.EKS_CLUSTER: 1, pol.AKS_CLUSTER: 2},
+        "large": {pol.MANIFEST_WORK: 14, pol.EKS_CLUSTER: 3, pol.AKS_CLUSTER: 4},
     }[fleet]
     for type_, count in expected_counts.items():
         assert len(graph.of_type(type_)) == count, f"the {fleet} fleet should have {count} {type_}"

@@ -18,6 +18,9 @@ NAMESPACE = "ocm-fleet-ingress"
 HAPROXY_IMAGE = "haproxy:3.2-alpine"
 HAPROXY_UID = 99  # the official image's haproxy user
 PUBLIC_ENTRY_LABEL = "ocm-fleet.io/public-entry"
+METRICS_SERVICE = "public-lb-metrics"
+"""Headless Service of HAProxy's exporter: the main cluster's Prometheus finds the pods by its
+DNS name; nothing outside the cluster can reach it."""
 LABELS = {"app.kubernetes.io/name": "public-lb", "app.kubernetes.io/part-of": "ocm-fleet"}
 
 
@@ -37,7 +40,9 @@ class PublicLoadBalancer(pulumi.ComponentResource):
     - a namespace and a ConfigMap with the HAProxy config rendered from the app clusters'
       edge addresses (one health-checked server each, `GET /api/books` every 2 s);
     - an HAProxy Deployment (rolled whenever the config changes) and its PodDisruptionBudget;
-    - the fleet's one LoadBalancer Service without source ranges, labelled as the public entry.
+    - the fleet's one LoadBalancer Service without source ranges, labelled as the public entry;
+      it publishes port 80 only;
+    - a headless Service over the exporter's port, for in-cluster scraping.
     """
 
     url: pulumi.Output[str]
@@ -94,6 +99,22 @@ class PublicLoadBalancer(pulumi.ComponentResource):
                 on_hub, pulumi.ResourceOptions(depends_on=[deployment])
             ),
         )
+        k8s.core.v1.Service(
+            f"{name}-metrics-service",
+            metadata={
+                "name": METRICS_SERVICE,
+                "namespace": namespace.metadata.name,
+                "labels": LABELS,
+            },
+            spec={
+                "clusterIP": "None",
+                "selector": LABELS,
+                "ports": [
+                    {"name": "metrics", "port": _haproxy.METRICS_PORT, "targetPort": "metrics"}
+                ],
+            },
+            opts=on_hub,
+        )
         self.url = service.status.apply(lambda status: f"http://{load_balancer_address(status)}")
         self.register_outputs({"url": self.url})
 
@@ -132,7 +153,11 @@ def haproxy_deployment_spec(
                         "image": HAPROXY_IMAGE,
                         "imagePullPolicy": "IfNotPresent",
                         "args": ["-f", "/usr/local/etc/haproxy/haproxy.cfg"],
-                        "ports": [{"name": "http", "containerPort": _haproxy.LISTEN_PORT}],
+                        "ports": [
+                            {"name": "http", "containerPort": _haproxy.LISTEN_PORT},
+                            # Scraped in-cluster by pod address; the Service leaves it out.
+                            {"name": "metrics", "containerPort": _haproxy.METRICS_PORT},
+                        ],
                         "readinessProbe": {
                             "httpGet": {"path": _haproxy.HEALTHZ_PATH, "port": "http"},
                             "periodSeconds": 5,
