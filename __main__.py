@@ -1,11 +1,11 @@
-"""ocm-fleet: clusters on AWS and Azure, joined to an OCM hub, running the bookstore."""
+"""ocm-fleet: clusters on AWS, Azure or kind, joined to an OCM hub, running the bookstore."""
 
 import pulumi
 
 from components.app._manifests import load_manifests
 from components.app.database import Database, DatabaseArgs
 from components.app.delivery import AppDelivery, AppDeliveryArgs
-from components.clusters import build_cluster
+from components.clusters import build_cluster, kind_load_balancer
 from components.clusters.existing import read_kubeconfigs
 from components.config import load_fleet_config
 from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
@@ -21,12 +21,18 @@ local_kubeconfigs = read_kubeconfigs(fleet.all_clusters)
 manifests = load_manifests()
 
 
-apps = {spec.name: build_cluster(spec, fleet, local_kubeconfigs) for spec in fleet.clusters}
+local_lb = kind_load_balancer(fleet)
+apps = {
+    spec.name: build_cluster(spec, fleet, local_kubeconfigs, local_load_balancer=local_lb)
+    for spec in fleet.clusters
+}
 # Klusterlets call the hub's API from their cluster's egress addresses.
 app_egress = pulumi.Output.all(*[c.egress_cidrs for c in apps.values()]).apply(
     lambda lists: sorted({cidr for cidrs in lists for cidr in cidrs})
 )
-hub = build_cluster(fleet.hub, fleet, local_kubeconfigs, extra_api_cidrs=app_egress)
+hub = build_cluster(
+    fleet.hub, fleet, local_kubeconfigs, extra_api_cidrs=app_egress, local_load_balancer=local_lb
+)
 
 ocm = OcmHub("ocm-hub", OcmHubArgs(hub_cluster=hub, ocm_version=fleet.ocm_version))
 database = Database(

@@ -16,6 +16,7 @@ from components.clusters._base import FleetCluster
 from components.edge import _haproxy
 from components.ocm import _charts as _ocm
 from components.ocm.managed_cluster import OcmManagedCluster
+from components.security import pod_security
 
 APP_DELIVERY_TYPE = "ocm-fleet:index:AppDelivery"
 
@@ -23,6 +24,8 @@ APP_NAMESPACE = "bookstore"
 DATABASE_CONFIG = "bookstore-database"
 """Name of the app's database ConfigMap (in the ManifestWork) and Secret (created directly)."""
 WORK_NAME = "bookstore"
+EDGE_CREATE_TIMEOUT = "40m"
+"""The ManifestWork's own create timeout (20m), plus the agent's registration and the cloud LB."""
 ROUTER_LABELS = {"app.kubernetes.io/name": "router", "app.kubernetes.io/part-of": "bookstore"}
 
 
@@ -54,8 +57,10 @@ class AppDelivery(pulumi.ComponentResource):
       manifests/ plus the per-cluster database ConfigMap, waited for until Applied and
       Available;
     - on the app cluster: the edge, a LoadBalancer Service in front of the router that only
-      the main cluster's egress addresses may reach. It is created after the ManifestWork
-      (its pods must exist) and so deleted before it, while the cluster still runs.
+      the main cluster's egress addresses may reach. It is created alongside the ManifestWork,
+      so the cloud load balancer is provisioned while the agent applies the workload; its
+      create still waits until the router's endpoints are ready. Through the cluster's
+      provider it depends on the nodes, so destroy removes it while the cluster still runs.
     """
 
     manifest_work: k8s.apiextensions.CustomResource
@@ -74,7 +79,9 @@ class AppDelivery(pulumi.ComponentResource):
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": APP_NAMESPACE, "labels": {"app.kubernetes.io/part-of": "bookstore"}},
+            metadata=pod_security.namespace_metadata(
+                APP_NAMESPACE, pod_security.APP, {"app.kubernetes.io/part-of": "bookstore"}
+            ),
             opts=on_app,
         )
         secret = k8s.core.v1.Secret(
@@ -172,7 +179,13 @@ class AppDelivery(pulumi.ComponentResource):
                 "loadBalancerSourceRanges": args.edge_allowed_cidrs,
             },
             opts=pulumi.ResourceOptions.merge(
-                on_app, pulumi.ResourceOptions(depends_on=[self.manifest_work])
+                on_app,
+                # pulumi-kubernetes holds a Service's create until its endpoints are ready, so
+                # the edge's create spans the ManifestWork's whole wait (Applied, Available)
+                # and the agent's registration before it.
+                pulumi.ResourceOptions(
+                    custom_timeouts=pulumi.CustomTimeouts(create=EDGE_CREATE_TIMEOUT)
+                ),
             ),
         )
         self.edge_address = self.edge.status.apply(load_balancer_address)

@@ -11,12 +11,15 @@ import pulumi_kubernetes as k8s
 
 from components._k8s import load_balancer_address
 from components.edge import _haproxy
+from components.security import pod_security
 
 PUBLIC_LOAD_BALANCER_TYPE = "ocm-fleet:index:PublicLoadBalancer"
 
 NAMESPACE = "ocm-fleet-ingress"
 HAPROXY_IMAGE = "haproxy:3.2-alpine"
 HAPROXY_UID = 99  # the official image's haproxy user
+SERVICE_CREATE_TIMEOUT = "90m"
+"""Covers the slowest app cluster's whole creation, its edge, then the HAProxy rollout."""
 PUBLIC_ENTRY_LABEL = "ocm-fleet.io/public-entry"
 METRICS_SERVICE = "public-lb-metrics"
 """Headless Service of HAProxy's exporter: the main cluster's Prometheus finds the pods by its
@@ -40,8 +43,9 @@ class PublicLoadBalancer(pulumi.ComponentResource):
     - a namespace and a ConfigMap with the HAProxy config rendered from the app clusters'
       edge addresses (one health-checked server each, `GET /api/books` every 2 s);
     - an HAProxy Deployment (rolled whenever the config changes) and its PodDisruptionBudget;
-    - the fleet's one LoadBalancer Service without source ranges, labelled as the public entry;
-      it publishes port 80 only;
+    - the fleet's one LoadBalancer Service without source ranges, labelled as the public entry,
+      created with the namespace and complete once the HAProxy pods serve; it publishes port 80
+      only;
     - a headless Service over the exporter's port, for in-cluster scraping.
     """
 
@@ -57,7 +61,9 @@ class PublicLoadBalancer(pulumi.ComponentResource):
         on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub_provider)
 
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": NAMESPACE, "labels": LABELS}, opts=on_hub
+            f"{name}-namespace",
+            metadata=pod_security.namespace_metadata(NAMESPACE, pod_security.PUBLIC_ENTRY, LABELS),
+            opts=on_hub,
         )
         self.config = pulumi.Output.all(**dict(args.upstreams)).apply(
             lambda upstreams: _haproxy.render_public_lb_config(upstreams)
@@ -69,7 +75,7 @@ class PublicLoadBalancer(pulumi.ComponentResource):
             opts=on_hub,
         )
         checksum = self.config.apply(lambda text: hashlib.sha256(text.encode()).hexdigest())
-        deployment = k8s.apps.v1.Deployment(
+        k8s.apps.v1.Deployment(
             f"{name}-haproxy",
             metadata={"name": "public-lb", "namespace": namespace.metadata.name, "labels": LABELS},
             spec=haproxy_deployment_spec(config_map.metadata.name, checksum, args.replicas),
@@ -96,7 +102,13 @@ class PublicLoadBalancer(pulumi.ComponentResource):
                 "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
             },
             opts=pulumi.ResourceOptions.merge(
-                on_hub, pulumi.ResourceOptions(depends_on=[deployment])
+                on_hub,
+                # Started with the namespace, the cloud load balancer is provisioned while the
+                # app clusters come up; pulumi-kubernetes still holds the create until the
+                # HAProxy pods are ready endpoints, which is after every app cluster's edge.
+                pulumi.ResourceOptions(
+                    custom_timeouts=pulumi.CustomTimeouts(create=SERVICE_CREATE_TIMEOUT)
+                ),
             ),
         )
         k8s.core.v1.Service(

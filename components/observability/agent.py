@@ -12,15 +12,15 @@ import pulumi_kubernetes as k8s
 from components.clusters._base import FleetCluster
 from components.observability import _prometheus
 from components.observability.hub import (
+    HOST_LEVEL,
     HOST_NAMESPACE,
     NAMESPACE,
-    POD_SECURITY,
     RECEIVER_PORT,
     FleetMonitoring,
-    pod_security_labels,
 )
 from components.ocm import _charts as _ocm
 from components.ocm.managed_cluster import OcmManagedCluster
+from components.security.pod_security import namespace_metadata
 
 METRICS_AGENT_TYPE = "ocm-fleet:index:MetricsAgent"
 
@@ -33,12 +33,13 @@ NOBODY = 65534
 AGENT_LABELS = {"app.kubernetes.io/name": AGENT, "app.kubernetes.io/part-of": "ocm-fleet"}
 KSM_LABELS = {"app.kubernetes.io/name": KUBE_STATE, "app.kubernetes.io/part-of": "ocm-fleet"}
 NODE_LABELS = {"app.kubernetes.io/name": NODE_EXPORTER, "app.kubernetes.io/part-of": "ocm-fleet"}
-# Namespaces on app clusters: the agent and kube-state-metrics meet `restricted`; node-exporter
-# needs the host, and only it runs in the privileged namespace.
-APP_POD_SECURITY = {
-    NAMESPACE: {"enforce": "restricted", "audit": "restricted", "warn": "restricted"},
-    HOST_NAMESPACE: POD_SECURITY[HOST_NAMESPACE],
-}
+AGENT_LEVEL = (
+    "restricted",
+    "The metrics agent and kube-state-metrics run as non-root with no capabilities, a "
+    "read-only root filesystem and the runtime's seccomp profile.",
+)
+# node-exporter needs the host, and only it runs in the privileged namespace.
+APP_POD_SECURITY = {NAMESPACE: AGENT_LEVEL, HOST_NAMESPACE: HOST_LEVEL}
 
 # Kinds the ManifestWork carries, with what the work agent must be allowed to do with them.
 # RBAC objects are not among them: they are created directly (see MetricsAgent), because an
@@ -94,7 +95,7 @@ class MetricsAgent(pulumi.ComponentResource):
         namespaces = [
             k8s.core.v1.Namespace(
                 f"{name}-namespace" if ns == NAMESPACE else f"{name}-host-namespace",
-                metadata={"name": ns, "labels": pod_security_labels(APP_POD_SECURITY[ns])},
+                metadata=namespace_metadata(ns, APP_POD_SECURITY[ns]),
                 opts=on_app,
             )
             for ns in (NAMESPACE, HOST_NAMESPACE)

@@ -16,22 +16,26 @@ from components._k8s import load_balancer_address
 from components.clusters._base import FleetCluster
 from components.observability import _dashboard, _prometheus, _receiver
 from components.ocm import _charts as _ocm
+from components.security.pod_security import namespace_metadata
 
 FLEET_MONITORING_TYPE = "ocm-fleet:index:FleetMonitoring"
 
 NAMESPACE = "monitoring"
 HOST_NAMESPACE = "monitoring-host"
 """Node exporters only: the one namespace whose pods need the host (see POD_SECURITY)."""
-POD_SECURITY = {
-    # Prometheus, Alertmanager, kube-state-metrics, Grafana and the receiver need nothing from
-    # the host. `baseline`, not `restricted`: the charts' pods do not all set a seccomp profile
-    # and drop every capability, and restricted would refuse them; `restricted` is still
-    # audited and warned about, so a pod that could meet it shows up.
-    NAMESPACE: {"enforce": "baseline", "audit": "restricted", "warn": "restricted"},
-    # node-exporter reads the node's /proc and /sys and shares its network and PID namespaces
-    # (hostNetwork, hostPID, hostPath): only `privileged` admits that.
-    HOST_NAMESPACE: {"enforce": "privileged", "audit": "privileged", "warn": "privileged"},
-}
+MONITORING_LEVEL = (
+    "baseline",
+    "Prometheus, Alertmanager, kube-state-metrics, Grafana and the receiver need nothing from "
+    "the host, but the charts do not give every pod a seccomp profile and drop every "
+    "capability (Grafana's chown init container runs as root), which restricted requires.",
+)
+HOST_LEVEL = (
+    "privileged",
+    "node-exporter alone runs here: it reads the node's /proc, /sys and root filesystem and "
+    "shares the node's network and PID namespaces (hostPath, hostNetwork, hostPID), which only "
+    "privileged admits. Nothing else is deployed to this namespace.",
+)
+POD_SECURITY = {NAMESPACE: MONITORING_LEVEL, HOST_NAMESPACE: HOST_LEVEL}
 
 PROMETHEUS_CHART_REPO = "https://prometheus-community.github.io/helm-charts"
 PROMETHEUS_CHART_VERSION = "29.27.0"
@@ -74,7 +78,7 @@ class FleetMonitoring(pulumi.ComponentResource):
     """Creates, on the main cluster:
 
     - the `monitoring` namespace (Pod Security `baseline`) and `monitoring-host` (`privileged`,
-      node exporters only);
+      node-exporter only; MONITORING_LEVEL and HOST_LEVEL give the reasons);
     - the prometheus chart (pinned): Prometheus 3 with the remote-write receiver on, the public
       entry's HAProxy exporter as a scrape job, the fleet's alert rules, Alertmanager,
       kube-state-metrics (also exporting each ManifestWork's conditions) and node-exporter;
@@ -108,7 +112,7 @@ class FleetMonitoring(pulumi.ComponentResource):
         namespaces = {
             ns: k8s.core.v1.Namespace(
                 f"{name}-namespace" if ns == NAMESPACE else f"{name}-host-namespace",
-                metadata={"name": ns, "labels": pod_security_labels(POD_SECURITY[ns])},
+                metadata=namespace_metadata(ns, POD_SECURITY[ns]),
                 opts=on_hub,
             )
             for ns in (NAMESPACE, HOST_NAMESPACE)
@@ -289,11 +293,6 @@ class FleetMonitoring(pulumi.ComponentResource):
                 on_hub, pulumi.ResourceOptions(depends_on=[deployment])
             ),
         )
-
-
-def pod_security_labels(levels: Mapping[str, str]) -> dict[str, str]:
-    """Pod Security admission labels from {mode: level}."""
-    return {f"pod-security.kubernetes.io/{mode}": level for mode, level in levels.items()}
 
 
 def prometheus_values(

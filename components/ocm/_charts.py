@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.security import pod_security
+
 CHART_REPO = "https://open-cluster-management.io/helm-charts"
 IMAGE_REGISTRY = "quay.io/open-cluster-management"
 
@@ -66,7 +68,9 @@ def operator_chart(
     caller, depending on the release, so that destroy deletes it while the operator runs.
     """
     namespace = k8s.core.v1.Namespace(
-        f"{name}-operator-namespace", metadata={"name": OPERATOR_NAMESPACE}, opts=opts
+        f"{name}-operator-namespace",
+        metadata=pod_security.namespace_metadata(OPERATOR_NAMESPACE, pod_security.OCM_OPERATOR),
+        opts=opts,
     )
     release = k8s.helm.v3.Release(
         f"{name}-{chart}",

@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from components.ocm import _charts as _ocm
 from components.ocm.hub import OcmHub
+from components.security import pod_security
 
 FLEET_PLACEMENT_TYPE = "ocm-fleet:index:FleetPlacement"
 
@@ -46,7 +47,11 @@ class FleetPlacement(pulumi.ComponentResource):
         after = [args.ocm_hub.cluster_manager, args.ocm_hub.cluster_set, *args.managed_clusters]
 
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": _ocm.HUB_WORKLOAD_NAMESPACE}, opts=on_hub
+            f"{name}-namespace",
+            metadata=pod_security.namespace_metadata(
+                _ocm.HUB_WORKLOAD_NAMESPACE, pod_security.NO_PODS
+            ),
+            opts=on_hub,
         )
         self.namespace = namespace.metadata.name
         binding = k8s.apiextensions.CustomResource(
