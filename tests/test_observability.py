@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import FLEETS, fleet_graph
-from harness import contains_plain, is_secret, is_unknown, run_program, wire_get
+from harness import COMMAND, contains_plain, is_secret, is_unknown, run_program, wire_get
 from schemas import chart_values, kubernetes_errors, unknown_value_keys
 from test_ocm import MANIFEST_WORK, RELEASE, app_cluster_names, hub_name, per_cluster
 
@@ -424,6 +424,8 @@ def test_no_agent_password_travels_in_a_manifest_work_or_an_output(fleet):
         assert not contains_plain(graph.stack_wire_outputs, password)
         receiver_config = graph.named("monitoring-receiver-config").inputs["data"]["haproxy.cfg"]
         assert password not in receiver_config, "the receiver's ConfigMap must not hold passwords"
+        users = wire_get(graph.named("monitoring-receiver-secret").wire_inputs, "stringData")
+        assert is_secret(users) or is_secret(users[_receiver.USERS_FILE]), "userlist is secret"
     admin = graph.named("monitoring-grafana-admin", SECRET).inputs["stringData"]["admin-password"]
     assert is_secret(graph.stack_wire_outputs["grafanaAdminPassword"])
     assert not contains_plain(graph.stack_wire_outputs, admin)
@@ -457,6 +459,8 @@ def test_receiver_allowlist_comes_from_the_egress_resources_in_preview(fleet):
             r
             for r in graph.descendants(component)
             if r.type in ("aws:ec2/eip:Eip", "azure-native:network:PublicIPAddress")
+            # kind: the command that reads the node containers' addresses
+            or (r.type == COMMAND and r.name == f"{cluster}-node-addresses")
         ]
         assert egress and all(r.urn in deps for r in egress), (
             f"the receiver's allowlist must depend on {cluster}'s egress IP resources"
@@ -517,12 +521,12 @@ def test_retiring_a_cluster_removes_its_agent_and_its_allowlist_entry(dev):
     dev["ocm-fleet:clusters"] = clusters[:-1]
     graph = run_program(dev)
     assert leaving not in agent_works(graph) and leaving in agent_works(whole)
-    config = graph.named("monitoring-receiver-config").inputs["data"]["haproxy.cfg"]
-    assert (
-        f" user {leaving} " not in config
-        and f" user {leaving} "
-        in whole.named("monitoring-receiver-config").inputs["data"]["haproxy.cfg"]
-    )
+
+    def users(g) -> str:
+        return g.named("monitoring-receiver-secret").inputs["stringData"][_receiver.USERS_FILE]
+
+    assert f" user {leaving} " in users(whole), "the check must see the user before it leaves"
+    assert f" user {leaving} " not in users(graph), f"{leaving} must lose its receiver user"
     ranges = graph.named("monitoring-receiver-service").inputs["spec"]["loadBalancerSourceRanges"]
     leaving_ips = whole.stack_outputs["clusters"][leaving]["egressIps"]
     assert leaving_ips and not set(leaving_ips) & set(ranges), (
@@ -621,6 +625,9 @@ def test_receiver_config_passes_haproxy_check(tmp_path):
         pytest.skip("haproxy is not installed (Debian package: haproxy)")
     graph = fleet_graph("large", False)
     config = graph.named("monitoring-receiver-config").inputs["data"]["haproxy.cfg"]
+    secret = graph.named("monitoring-receiver-secret", SECRET).inputs["stringData"]
+    users = secret[_receiver.USERS_FILE]
+    assert {line.split()[1] for line in users.splitlines()[1:]} == set(app_cluster_names("large"))
     # The certificate exists only in the pod; a throwaway one stands in at a local path.
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
@@ -630,16 +637,11 @@ def test_receiver_config_passes_haproxy_check(tmp_path):
     (tmp_path / _receiver.CERT_FILE).write_text(
         (tmp_path / "c.pem").read_text() + (tmp_path / "k.pem").read_text()
     )
+    (tmp_path / _receiver.USERS_FILE).write_text(users)
     path = tmp_path / "haproxy.cfg"
-    path.write_text(config.replace(_receiver.CERT_DIR, str(tmp_path)))
-    env = {
-        **os.environ,
-        **{_receiver.password_variable(c): "x" for c in app_cluster_names("large")},
-    }
+    path.write_text(config.replace(_receiver.SECRET_DIR, str(tmp_path)))
     result = subprocess.run(
-        ["haproxy", "-c", "-f", str(path)], capture_output=True, text=True, timeout=60, env=env
-    )
+        ["haproxy", "-c", "-f", str(path), "-f", str(tmp_path / _receiver.USERS_FILE)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert set(app_cluster_names("large")) == {
-        line.split()[1] for line in config.splitlines() if line.strip().startswith("user ")
-    }

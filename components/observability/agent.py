@@ -221,6 +221,48 @@ def _restricted(uid: int = NOBODY) -> dict[str, Any]:
     }
 
 
+def _pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": NOBODY,
+        "runAsGroup": NOBODY,
+        "fsGroup": NOBODY,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+API_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def _api_token_volume() -> dict[str, Any]:
+    """The ServiceAccount token, CA and namespace at the usual path, as an explicit projected
+    volume: only the pods that call an API get one (automounting is off everywhere)."""
+    return {
+        "name": "api-token",
+        "projected": {
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                {
+                    "configMap": {
+                        "name": "kube-root-ca.crt",
+                        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                    }
+                },
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}
+                        ]
+                    }
+                },
+            ]
+        },
+    }
+
+
+_API_TOKEN_MOUNT = {"name": "api-token", "mountPath": API_TOKEN_DIR, "readOnly": True}
+
+
 def _account(name: str, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -247,7 +289,8 @@ def agent_manifests(config: str) -> list[dict[str, Any]]:
                 },
                 "spec": {
                     "serviceAccountName": AGENT,
-                    "securityContext": {"fsGroup": NOBODY},
+                    "automountServiceAccountToken": False,
+                    "securityContext": _pod_security(),
                     "containers": [
                         {
                             "name": "prometheus",
@@ -276,6 +319,8 @@ def agent_manifests(config: str) -> list[dict[str, Any]]:
                                     "readOnly": True,
                                 },
                                 {"name": "wal", "mountPath": "/prometheus"},
+                                # The kubelet authenticates the cAdvisor scrape with this token.
+                                _API_TOKEN_MOUNT,
                             ],
                         }
                     ],
@@ -284,6 +329,7 @@ def agent_manifests(config: str) -> list[dict[str, Any]]:
                         {"name": "credentials", "secret": {"secretName": CREDENTIALS_SECRET}},
                         # The write-ahead log only buffers what is not yet shipped.
                         {"name": "wal", "emptyDir": {"sizeLimit": "2Gi"}},
+                        _api_token_volume(),
                     ],
                 },
             },
@@ -306,6 +352,9 @@ def agent_manifests(config: str) -> list[dict[str, Any]]:
                 "metadata": {"labels": KSM_LABELS},
                 "spec": {
                     "serviceAccountName": KUBE_STATE,
+                    "automountServiceAccountToken": False,
+                    "securityContext": _pod_security(),
+                    "volumes": [_api_token_volume()],
                     "containers": [
                         {
                             "name": KUBE_STATE,
@@ -322,6 +371,7 @@ def agent_manifests(config: str) -> list[dict[str, Any]]:
                                 "limits": {"memory": "256Mi"},
                             },
                             "securityContext": _restricted(),
+                            "volumeMounts": [_API_TOKEN_MOUNT],
                         }
                     ],
                 },
@@ -351,6 +401,7 @@ def agent_manifests(config: str) -> list[dict[str, Any]]:
                     # The node's own network, processes and filesystems: what it measures.
                     "hostNetwork": True,
                     "hostPID": True,
+                    "securityContext": _pod_security(),
                     "tolerations": [{"operator": "Exists"}],
                     "containers": [
                         {

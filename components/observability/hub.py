@@ -244,18 +244,18 @@ class FleetMonitoring(pulumi.ComponentResource):
         prometheus: pulumi.Resource,
         on_hub: pulumi.ResourceOptions,
     ) -> k8s.core.v1.Service:
+        users = pulumi.Output.secret(
+            pulumi.Output.all(**dict(self.agent_passwords)).apply(_receiver.render_userlist)
+        )
         secret = k8s.core.v1.Secret(
             f"{name}-receiver-secret",
             metadata={"name": "metrics-receiver", "namespace": ns, "labels": RECEIVER_LABELS},
             type="Opaque",
-            string_data={
-                _receiver.CERT_FILE: server_pem,
-                **{_receiver.password_variable(c): self.agent_passwords[c] for c in clusters},
-            },
+            string_data={_receiver.CERT_FILE: server_pem, _receiver.USERS_FILE: users},
             opts=on_hub,
         )
         config = _receiver.render_receiver_config(
-            clusters, upstream=f"{PROMETHEUS_SERVICE}.{NAMESPACE}.svc.cluster.local:80"
+            upstream=f"{PROMETHEUS_SERVICE}.{NAMESPACE}.svc.cluster.local:80"
         )
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-receiver-config",
@@ -421,24 +421,15 @@ def receiver_deployment_spec(
     config: str,
     replicas: int = 2,
 ) -> dict[str, Any]:
-    mount = "/usr/local/etc/haproxy"
-    env = [
-        {
-            "name": _receiver.password_variable(c),
-            "valueFrom": {"secretKeyRef": {"name": secret, "key": _receiver.password_variable(c)}},
-        }
-        for c in clusters
-    ]
+    # HAProxy reads its files at start: a new config or a new cluster (a new user) rolls it.
+    checksum = hashlib.sha256("\n".join([config, *sorted(clusters)]).encode()).hexdigest()
     return {
         "replicas": replicas,
         "selector": {"matchLabels": RECEIVER_LABELS},
         "template": {
             "metadata": {
                 "labels": RECEIVER_LABELS,
-                # A new cluster changes the config (a new user): roll the pods.
-                "annotations": {
-                    "ocm-fleet.io/config-sha256": hashlib.sha256(config.encode()).hexdigest()
-                },
+                "annotations": {"ocm-fleet.io/config-sha256": checksum},
             },
             "spec": {
                 "automountServiceAccountToken": False,
@@ -453,8 +444,12 @@ def receiver_deployment_spec(
                         "name": "haproxy",
                         "image": RECEIVER_IMAGE,
                         "imagePullPolicy": "IfNotPresent",
-                        "args": ["-f", f"{mount}/haproxy.cfg"],
-                        "env": env,
+                        "args": [
+                            "-f",
+                            f"{_receiver.CONFIG_DIR}/haproxy.cfg",
+                            "-f",
+                            f"{_receiver.SECRET_DIR}/{_receiver.USERS_FILE}",
+                        ],
                         "ports": [{"name": "https", "containerPort": _receiver.LISTEN_PORT}],
                         "readinessProbe": {
                             "httpGet": {
@@ -474,20 +469,14 @@ def receiver_deployment_spec(
                             "capabilities": {"drop": ["ALL"]},
                         },
                         "volumeMounts": [
-                            {"name": "config", "mountPath": mount, "readOnly": True},
-                            {"name": "tls", "mountPath": _receiver.CERT_DIR, "readOnly": True},
+                            {"name": "config", "mountPath": _receiver.CONFIG_DIR, "readOnly": True},
+                            {"name": "secret", "mountPath": _receiver.SECRET_DIR, "readOnly": True},
                         ],
                     }
                 ],
                 "volumes": [
                     {"name": "config", "configMap": {"name": config_map}},
-                    {
-                        "name": "tls",
-                        "secret": {
-                            "secretName": secret,
-                            "items": [{"key": _receiver.CERT_FILE, "path": _receiver.CERT_FILE}],
-                        },
-                    },
+                    {"name": "secret", "secret": {"secretName": secret}},
                 ],
             },
         },
