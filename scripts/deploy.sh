@@ -31,6 +31,9 @@ cd "$(dirname "$0")/.."
 PULUMI_VERSION=3.272.0
 KIND_VERSION=v0.31.0
 TOOLS="$PWD/.tools"
+# One folder per version: bumping a pin installs the new release next to the old one.
+PULUMI_DIR="$TOOLS/pulumi-$PULUMI_VERSION"
+KIND_DIR="$TOOLS/kind-$KIND_VERSION"
 PUBLIC_ADDRESS_URL=${OCM_FLEET_PUBLIC_ADDRESS_URL:-https://checkip.amazonaws.com}
 
 fail() {
@@ -156,10 +159,13 @@ check_clouds() {
 step "checking tools and credentials for: ${clouds:-no clusters}"
 check_clouds
 
+# A pulumi or kind already on PATH is used, unless OCM_FLEET_PINNED_TOOLS=1 (CI) asks for
+# exactly the pinned releases.
+on_path() { [ "${OCM_FLEET_PINNED_TOOLS:-0}" != 1 ] && command -v "$1" >/dev/null 2>&1; }
 downloads=()
-[ -x "$TOOLS/pulumi/pulumi" ] || command -v pulumi >/dev/null 2>&1 || downloads+=(pulumi)
+[ -x "$PULUMI_DIR/pulumi/pulumi" ] || on_path pulumi || downloads+=(pulumi)
 if [[ " $clouds " == *" kind "* ]]; then
-  [ -x "$TOOLS/bin/kind" ] || command -v kind >/dev/null 2>&1 || downloads+=(kind)
+  [ -x "$KIND_DIR/kind" ] || on_path kind || downloads+=(kind)
 fi
 if [ ${#downloads[@]} -gt 0 ]; then
   command -v curl >/dev/null 2>&1 || fail "curl is needed to download ${downloads[*]}"
@@ -228,15 +234,15 @@ install_pulumi() {
   name="pulumi-v${PULUMI_VERSION}-${os}-${pulumi_arch}.tar.gz"
   base="https://github.com/pulumi/pulumi/releases/download/v${PULUMI_VERSION}"
   scratch=$(mktemp -d)
-  step "installing the Pulumi CLI $PULUMI_VERSION into .tools/pulumi"
+  step "installing the Pulumi CLI $PULUMI_VERSION into ${PULUMI_DIR#"$PWD"/}"
   curl -fsSL "$base/$name" -o "$scratch/$name"
   curl -fsSL "$base/pulumi-${PULUMI_VERSION}-checksums.txt" -o "$scratch/checksums.txt"
   verify "$scratch/$name" "$scratch/checksums.txt" "$name"
-  mkdir -p "$TOOLS"
-  rm -rf "$TOOLS/pulumi"
-  tar -xzf "$scratch/$name" -C "$TOOLS"
+  rm -rf "$PULUMI_DIR"
+  mkdir -p "$PULUMI_DIR"
+  tar -xzf "$scratch/$name" -C "$PULUMI_DIR"
   rm -rf "$scratch"
-  [ -x "$TOOLS/pulumi/pulumi" ] || fail "the Pulumi archive has no pulumi/pulumi"
+  [ -x "$PULUMI_DIR/pulumi/pulumi" ] || fail "the Pulumi archive has no pulumi/pulumi"
 }
 install_kind() {
   local os arch name base scratch
@@ -244,12 +250,12 @@ install_kind() {
   name="kind-${os}-${arch}"
   base="https://github.com/kubernetes-sigs/kind/releases/download/${KIND_VERSION}"
   scratch=$(mktemp -d)
-  step "installing kind $KIND_VERSION into .tools/bin"
+  step "installing kind $KIND_VERSION into ${KIND_DIR#"$PWD"/}"
   curl -fsSL "$base/$name" -o "$scratch/$name"
   curl -fsSL "$base/$name.sha256sum" -o "$scratch/$name.sha256sum"
   verify "$scratch/$name" "$scratch/$name.sha256sum" "$name"
-  mkdir -p "$TOOLS/bin"
-  install -m 0755 "$scratch/$name" "$TOOLS/bin/kind"
+  mkdir -p "$KIND_DIR"
+  install -m 0755 "$scratch/$name" "$KIND_DIR/kind"
   rm -rf "$scratch"
 }
 
@@ -272,7 +278,7 @@ for tool in ${downloads[@]+"${downloads[@]}"}; do
   "install_$tool"
 done
 # The project's tools come first, for this script and for the commands Pulumi runs (kind).
-export PATH="$TOOLS/pulumi:$TOOLS/bin:$PATH"
+export PATH="$PULUMI_DIR/pulumi:$KIND_DIR:$PATH"
 
 # --- stack ------------------------------------------------------------------------------------------
 if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami >/dev/null 2>&1; then

@@ -273,9 +273,10 @@ def test_local_path_end_to_end_on_a_fresh_machine(project):
     ]
     positions = [run.index(step) for step in order]
     assert positions == sorted(positions), "steps out of order:\n" + "\n".join(run.log)
-    assert (project / ".tools" / "bin" / "kind").exists(), "kind goes inside the project"
-    assert (project / ".tools" / "pulumi" / "pulumi").exists(), "so does the Pulumi CLI"
-    assert f"path-kind={project}/.tools/bin/kind" in run.log, "Pulumi's commands must find kind"
+    kind = project / ".tools" / f"kind-{KIND_VERSION}" / "kind"
+    assert kind.exists(), "kind goes inside the project"
+    assert (project / ".tools" / f"pulumi-{PULUMI_VERSION}" / "pulumi" / "pulumi").exists()
+    assert f"path-kind={kind}" in run.log, "Pulumi's commands must find the installed kind"
     assert run.ran(
         f"curl https://github.com/kubernetes-sigs/kind/releases/download/{KIND_VERSION}/"
     )
@@ -290,6 +291,17 @@ def test_local_path_uses_tools_already_there(project):
     run = deploy(project, "local", "--yes")
     assert run.code == 0, run.stderr
     assert not run.ran("curl"), "nothing to download when pulumi and kind are on PATH"
+
+
+def test_ci_asks_for_the_pinned_tools_even_with_others_on_path(project):
+    run = deploy(project, "local", "--yes", OCM_FLEET_PINNED_TOOLS="1")
+    assert run.code == 0, run.stderr
+    assert run.ran(f"curl https://github.com/pulumi/pulumi/releases/download/v{PULUMI_VERSION}/")
+    assert run.ran(
+        f"curl https://github.com/kubernetes-sigs/kind/releases/download/{KIND_VERSION}/"
+    )
+    kind = project / ".tools" / f"kind-{KIND_VERSION}" / "kind"
+    assert f"path-kind={kind}" in run.log
 
 
 def test_without_terminal_or_yes_the_preview_is_shown_and_nothing_deployed(project):
@@ -356,7 +368,7 @@ def test_a_checksum_that_does_not_match_installs_nothing(project):
     run = deploy(project, "local", "--yes", fresh=True)
     assert run.code == 1
     assert f"checksum mismatch for kind-{os_}-{arch}" in run.stderr
-    assert not (project / ".tools" / "bin" / "kind").exists()
+    assert not (project / ".tools" / f"kind-{KIND_VERSION}" / "kind").exists()
     assert not run.ran("pulumi preview") and not run.ran("pulumi up")
 
 
