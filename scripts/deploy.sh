@@ -12,7 +12,8 @@
 #                          own address and identity on a first run
 #   --allow-open-api       accept apiAllowedCidrs with 0.0.0.0/0 (API servers open to anyone)
 #   --allow-unresolved-images
-#                          deploy even if a pre-deploy check finds images not pinned by digest
+#                          deploy images that components/images.yaml has no digest for, by tag
+#                          (scripts/check_images.py and the policy pack refuse them otherwise)
 #
 # Order, so that a missing credential or tool costs seconds, not an install: read the stack
 # file; check tools and credentials; settle apiAllowedCidrs; install (Python packages, the
@@ -30,6 +31,9 @@ cd "$(dirname "$0")/.."
 PULUMI_VERSION=3.272.0
 KIND_VERSION=v0.31.0
 TOOLS="$PWD/.tools"
+# One folder per version: bumping a pin installs the new release next to the old one.
+PULUMI_DIR="$TOOLS/pulumi-$PULUMI_VERSION"
+KIND_DIR="$TOOLS/kind-$KIND_VERSION"
 PUBLIC_ADDRESS_URL=${OCM_FLEET_PUBLIC_ADDRESS_URL:-https://checkip.amazonaws.com}
 
 fail() {
@@ -155,10 +159,13 @@ check_clouds() {
 step "checking tools and credentials for: ${clouds:-no clusters}"
 check_clouds
 
+# A pulumi or kind already on PATH is used, unless OCM_FLEET_PINNED_TOOLS=1 (CI) asks for
+# exactly the pinned releases.
+on_path() { [ "${OCM_FLEET_PINNED_TOOLS:-0}" != 1 ] && command -v "$1" >/dev/null 2>&1; }
 downloads=()
-[ -x "$TOOLS/pulumi/pulumi" ] || command -v pulumi >/dev/null 2>&1 || downloads+=(pulumi)
+[ -x "$PULUMI_DIR/pulumi/pulumi" ] || on_path pulumi || downloads+=(pulumi)
 if [[ " $clouds " == *" kind "* ]]; then
-  [ -x "$TOOLS/bin/kind" ] || command -v kind >/dev/null 2>&1 || downloads+=(kind)
+  [ -x "$KIND_DIR/kind" ] || on_path kind || downloads+=(kind)
 fi
 if [ ${#downloads[@]} -gt 0 ]; then
   command -v curl >/dev/null 2>&1 || fail "curl is needed to download ${downloads[*]}"
@@ -227,15 +234,15 @@ install_pulumi() {
   name="pulumi-v${PULUMI_VERSION}-${os}-${pulumi_arch}.tar.gz"
   base="https://github.com/pulumi/pulumi/releases/download/v${PULUMI_VERSION}"
   scratch=$(mktemp -d)
-  step "installing the Pulumi CLI $PULUMI_VERSION into .tools/pulumi"
+  step "installing the Pulumi CLI $PULUMI_VERSION into ${PULUMI_DIR#"$PWD"/}"
   curl -fsSL "$base/$name" -o "$scratch/$name"
   curl -fsSL "$base/pulumi-${PULUMI_VERSION}-checksums.txt" -o "$scratch/checksums.txt"
   verify "$scratch/$name" "$scratch/checksums.txt" "$name"
-  mkdir -p "$TOOLS"
-  rm -rf "$TOOLS/pulumi"
-  tar -xzf "$scratch/$name" -C "$TOOLS"
+  rm -rf "$PULUMI_DIR"
+  mkdir -p "$PULUMI_DIR"
+  tar -xzf "$scratch/$name" -C "$PULUMI_DIR"
   rm -rf "$scratch"
-  [ -x "$TOOLS/pulumi/pulumi" ] || fail "the Pulumi archive has no pulumi/pulumi"
+  [ -x "$PULUMI_DIR/pulumi/pulumi" ] || fail "the Pulumi archive has no pulumi/pulumi"
 }
 install_kind() {
   local os arch name base scratch
@@ -243,12 +250,12 @@ install_kind() {
   name="kind-${os}-${arch}"
   base="https://github.com/kubernetes-sigs/kind/releases/download/${KIND_VERSION}"
   scratch=$(mktemp -d)
-  step "installing kind $KIND_VERSION into .tools/bin"
+  step "installing kind $KIND_VERSION into ${KIND_DIR#"$PWD"/}"
   curl -fsSL "$base/$name" -o "$scratch/$name"
   curl -fsSL "$base/$name.sha256sum" -o "$scratch/$name.sha256sum"
   verify "$scratch/$name" "$scratch/$name.sha256sum" "$name"
-  mkdir -p "$TOOLS/bin"
-  install -m 0755 "$scratch/$name" "$TOOLS/bin/kind"
+  mkdir -p "$KIND_DIR"
+  install -m 0755 "$scratch/$name" "$KIND_DIR/kind"
   rm -rf "$scratch"
 }
 
@@ -271,7 +278,7 @@ for tool in ${downloads[@]+"${downloads[@]}"}; do
   "install_$tool"
 done
 # The project's tools come first, for this script and for the commands Pulumi runs (kind).
-export PATH="$TOOLS/pulumi:$TOOLS/bin:$PATH"
+export PATH="$PULUMI_DIR/pulumi:$KIND_DIR:$PATH"
 
 # --- stack ------------------------------------------------------------------------------------------
 if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami >/dev/null 2>&1; then
@@ -306,20 +313,28 @@ fi
 # --- pre-deploy checks ------------------------------------------------------------------------------
 # Checks that must pass before `pulumi up` and may be overridden with a flag go here, each
 # refusing with the flag's name (--allow-unresolved-images for image references).
-# None is defined yet: the flag is accepted so that callers can pass it ahead of such a check.
+policy_args=(--policy-pack policy)
 pre_deploy_checks() {
-  : "$allow_unresolved_images"
+  # Every image pinned by digest (components/images.yaml); the policy pack checks the same in
+  # the preview and the update, and is told the same when the flag allows images by tag.
+  if [ "$allow_unresolved_images" = 1 ]; then
+    .venv/bin/python scripts/check_images.py --stack-file "$config" --allow-unresolved
+    policy_args+=(--policy-pack-config policy/allow-unresolved-images.json)
+  else
+    .venv/bin/python scripts/check_images.py --stack-file "$config" ||
+      fail "nothing deployed: images not pinned by digest (above); run scripts/resolve_digests.py, or pass --allow-unresolved-images"
+  fi
 }
 pre_deploy_checks
 
 # --- preview, question, up ----------------------------------------------------------------------
 step "pulumi preview --stack $stack (with the policy pack)"
-pulumi preview --stack "$stack" --policy-pack policy
+pulumi preview --stack "$stack" "${policy_args[@]}"
 if [ "$assume_yes" = 0 ]; then
   interactive || fail "no terminal to ask on: rerun with --yes to deploy the preview above"
   ask "Deploy these changes to the stack '$stack'?" || fail "nothing deployed"
 fi
 step "pulumi up --stack $stack"
-pulumi up --stack "$stack" --yes --policy-pack policy ${up_args[@]+"${up_args[@]}"}
+pulumi up --stack "$stack" --yes "${policy_args[@]}" ${up_args[@]+"${up_args[@]}"}
 echo
 echo "The bookstore: $(pulumi stack output url --stack "$stack")"
