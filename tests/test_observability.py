@@ -16,6 +16,7 @@ from harness import COMMAND, contains_plain, is_secret, is_unknown, run_program,
 from schemas import chart_values, kubernetes_errors, unknown_value_keys
 from test_ocm import MANIFEST_WORK, RELEASE, app_cluster_names, hub_name, per_cluster
 
+from components import images
 from components.edge import _haproxy
 from components.observability import _dashboard, _prometheus, _queries, _receiver
 from components.observability import agent as agent_module
@@ -554,7 +555,9 @@ def test_agents_ship_to_the_receiver_over_tls_with_their_own_user(fleet):
         config = yaml.safe_load(agent_config_of(work))
         assert config["global"]["external_labels"] == {"cluster": cluster}
         (write,) = config["remote_write"]
-        assert write["url"] == f"https://{address}:443{_prometheus.WRITE_PATH}"
+        assert (
+            write["url"] == f"https://{address}:{hub_module.RECEIVER_PORT}{_prometheus.WRITE_PATH}"
+        )
         assert write["basic_auth"]["username"] == cluster
         assert "password" not in write["basic_auth"], "the password is a file from the Secret"
         assert write["tls_config"]["server_name"] == _prometheus.RECEIVER_SERVER_NAME
@@ -564,7 +567,7 @@ def test_agents_ship_to_the_receiver_over_tls_with_their_own_user(fleet):
             if m["kind"] == "Deployment" and m["metadata"]["name"] == agent_module.AGENT
         )  # fmt: skip
         container = deployment["spec"]["template"]["spec"]["containers"][0]
-        assert container["image"] == _prometheus.AGENT_IMAGE
+        assert container["image"] == images.pinned(_prometheus.AGENT_IMAGE)
         assert "--agent" in container["args"]
 
 

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from components import images
 from components._k8s import load_balancer_address
 from components.edge import _haproxy
+from components.observability import _names
 from components.security import network_policies as netpol
 from components.security import pod_security
 
@@ -142,7 +143,8 @@ def public_entry_policies(
     namespace: pulumi.Input[str], edges: pulumi.Input[list[str]]
 ) -> list[dict]:
     """HAProxy takes connections from anyone and reaches the app clusters' edges and DNS (to
-    re-resolve the edges' DNS names); nothing else moves in the namespace."""
+    re-resolve the edges' DNS names); the main cluster's Prometheus scrapes its exporter;
+    nothing else moves in the namespace."""
     edge_peers = pulumi.Output.from_input(edges).apply(
         lambda addresses: sorted(
             {
@@ -162,7 +164,11 @@ def public_entry_policies(
                 {
                     "from": netpol.cidr_peers(netpol.ANYWHERE),
                     "ports": netpol.tcp(_haproxy.LISTEN_PORT),
-                }
+                },
+                {
+                    "from": [_names.PROMETHEUS_SERVER_PEER],
+                    "ports": netpol.tcp(_haproxy.METRICS_PORT),
+                },
             ],
             egress=[
                 {

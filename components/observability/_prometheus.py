@@ -22,6 +22,8 @@ so that hub and agents speak the same remote-write protocol version."""
 AGENT_IMAGE = f"quay.io/prometheus/prometheus:v{PROMETHEUS_VERSION}"
 KUBE_STATE_METRICS_IMAGE = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0"
 NODE_EXPORTER_IMAGE = "quay.io/prometheus/node-exporter:v1.12.1"
+AGENT_IMAGES = (AGENT_IMAGE, KUBE_STATE_METRICS_IMAGE, NODE_EXPORTER_IMAGE)
+"""Every image of the agent's ManifestWork (pinned through components/images.yaml)."""
 
 ENTRY_NAMESPACE = public_load_balancer.NAMESPACE
 ENTRY_METRICS_SERVICE = public_load_balancer.METRICS_SERVICE

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from components.observability._prometheus import WRITE_PATH
 
 LISTEN_PORT = 8443
-"""TLS port inside the pod; the receiver's LoadBalancer maps 443 to it."""
+"""TLS port, inside the pod and on the receiver's LoadBalancer."""
 CONFIG_DIR = "/usr/local/etc/haproxy"
 SECRET_DIR = "/usr/local/etc/haproxy-secret"
 """Where the receiver's Secret is mounted: the certificate and the userlist."""

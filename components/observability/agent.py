@@ -15,11 +15,13 @@ from components.observability.hub import (
     HOST_LEVEL,
     HOST_NAMESPACE,
     NAMESPACE,
+    NODE_PORTS,
     RECEIVER_PORT,
     FleetMonitoring,
 )
 from components.ocm import _charts as _ocm
 from components.ocm.managed_cluster import OcmManagedCluster
+from components.security import network_policies as netpol
 from components.security.pod_security import namespace_metadata
 
 METRICS_AGENT_TYPE = "ocm-fleet:index:MetricsAgent"
@@ -100,6 +102,12 @@ class MetricsAgent(pulumi.ComponentResource):
             )
             for ns in (NAMESPACE, HOST_NAMESPACE)
         ]
+        # Pods start after their policies: a pod whose flows are not yet allowed would fail.
+        policies = netpol.declare(
+            name,
+            agent_policies(monitoring.receiver_address),
+            pulumi.ResourceOptions.merge(on_app, pulumi.ResourceOptions(depends_on=namespaces)),
+        )
         credentials = k8s.core.v1.Secret(
             f"{name}-credentials",
             metadata={"name": CREDENTIALS_SECRET, "namespace": NAMESPACE},
@@ -162,6 +170,7 @@ class MetricsAgent(pulumi.ComponentResource):
                     credentials,
                     work_role,
                     *rbac,
+                    *policies,
                     # The receiver outlives the agents on destroy: they can flush until the end.
                     monitoring.receiver_service,
                 ],
@@ -207,6 +216,58 @@ class MetricsAgent(pulumi.ComponentResource):
                 )
             )
         return made
+
+
+def agent_policies(receiver_address: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """The agent ships to the receiver's address on its port, scrapes kube-state-metrics, and the
+    nodes' exporters and kubelets (host addresses: any address, on those ports only);
+    kube-state-metrics reads the API server. Nothing comes in from outside the namespace."""
+    agent = {"podSelector": {"matchLabels": AGENT_LABELS}}
+    receiver = pulumi.Output.from_input(receiver_address).apply(netpol.address_peers)
+    return [
+        netpol.default_deny(NAMESPACE),
+        netpol.default_deny(HOST_NAMESPACE),
+        netpol.policy(
+            AGENT,
+            NAMESPACE,
+            {"matchLabels": AGENT_LABELS},
+            ingress=[],
+            egress=[
+                {"to": receiver, "ports": netpol.tcp(RECEIVER_PORT)},
+                {"to": [{"podSelector": {"matchLabels": KSM_LABELS}}], "ports": netpol.tcp(8080)},
+                {"to": netpol.cidr_peers(netpol.ANYWHERE), "ports": netpol.tcp(*NODE_PORTS)},
+                netpol.dns_rule(),
+            ],
+        ),
+        netpol.policy(
+            KUBE_STATE,
+            NAMESPACE,
+            {"matchLabels": KSM_LABELS},
+            ingress=[{"from": [agent], "ports": netpol.tcp(8080)}],
+            egress=[{"ports": netpol.tcp(*netpol.API_SERVER_PORTS)}],
+        ),
+        # node-exporter uses the host network, which NetworkPolicies do not govern; the rule
+        # states the one flow it serves.
+        netpol.policy(
+            NODE_EXPORTER,
+            HOST_NAMESPACE,
+            {"matchLabels": NODE_LABELS},
+            ingress=[
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}
+                            },
+                            **agent,
+                        }
+                    ],
+                    "ports": netpol.tcp(9100),
+                }
+            ],
+            egress=[],
+        ),
+    ]
 
 
 def _restricted(uid: int = NOBODY) -> dict[str, Any]:

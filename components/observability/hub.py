@@ -12,17 +12,19 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumi_tls as tls
 
+from components import images
 from components._k8s import load_balancer_address
 from components.clusters._base import FleetCluster
-from components.observability import _dashboard, _prometheus, _receiver
+from components.edge import _haproxy, public_load_balancer
+from components.observability import _dashboard, _names, _prometheus, _receiver
 from components.ocm import _charts as _ocm
+from components.security import network_policies as netpol
 from components.security.pod_security import namespace_metadata
 
 FLEET_MONITORING_TYPE = "ocm-fleet:index:FleetMonitoring"
 
-NAMESPACE = "monitoring"
-HOST_NAMESPACE = "monitoring-host"
-"""Node exporters only: the one namespace whose pods need the host (see POD_SECURITY)."""
+NAMESPACE = _names.NAMESPACE
+HOST_NAMESPACE = _names.HOST_NAMESPACE
 MONITORING_LEVEL = (
     "baseline",
     "Prometheus, Alertmanager, kube-state-metrics, Grafana and the receiver need nothing from "
@@ -51,13 +53,21 @@ GRAFANA_RELEASE = "grafana"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
 GRAFANA_LOCAL_PORT = 3000
 
-RECEIVER_IMAGE = "haproxy:3.2-alpine"
+RECEIVER_IMAGE = public_load_balancer.HAPROXY_IMAGE
+"""The public entry's HAProxy: one image to pin and patch."""
 RECEIVER_UID = 99
 RECEIVER_LABELS = {
     "app.kubernetes.io/name": "metrics-receiver",
     "app.kubernetes.io/part-of": "ocm-fleet",
 }
-RECEIVER_PORT = 443
+RECEIVER_PORT = _receiver.LISTEN_PORT
+"""The receiver's LoadBalancer port: not 443, which pods may use towards their API server, so
+that no API-server rule on an app cluster also reaches the receiver."""
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+KUBE_STATE_METRICS_PORT = 8080
+NODE_PORTS = (9100, 10250)
+"""node-exporter and the kubelet, on each node's own address."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,7 +100,7 @@ class FleetMonitoring(pulumi.ComponentResource):
     """
 
     receiver_address: pulumi.Output[str]
-    """IP or DNS name of the receiver's LoadBalancer (port 443)."""
+    """IP or DNS name of the receiver's LoadBalancer (port RECEIVER_PORT)."""
     ca_certificate: pulumi.Output[str]
     """PEM of the CA that signed the receiver's certificate; agents trust only it."""
     agent_passwords: Mapping[str, pulumi.Output[str]]
@@ -118,6 +128,12 @@ class FleetMonitoring(pulumi.ComponentResource):
             for ns in (NAMESPACE, HOST_NAMESPACE)
         }
         ns = namespaces[NAMESPACE].metadata.name
+        # Pods start after their policies: a pod whose flows are not yet allowed would fail.
+        policies = netpol.declare(
+            name,
+            monitoring_policies(ns, namespaces[HOST_NAMESPACE].metadata.name, args.allowed_cidrs),
+            on_hub,
+        )
 
         prometheus = k8s.helm.v3.Release(
             f"{name}-prometheus",
@@ -131,7 +147,8 @@ class FleetMonitoring(pulumi.ComponentResource):
             cleanup_on_fail=True,
             timeout=600,
             opts=pulumi.ResourceOptions.merge(
-                on_hub, pulumi.ResourceOptions(depends_on=list(namespaces.values()))
+                on_hub,
+                pulumi.ResourceOptions(depends_on=[*namespaces.values(), *policies]),
             ),
         )
 
@@ -162,7 +179,7 @@ class FleetMonitoring(pulumi.ComponentResource):
             cleanup_on_fail=True,
             timeout=600,
             opts=pulumi.ResourceOptions.merge(
-                on_hub, pulumi.ResourceOptions(depends_on=[admin, prometheus])
+                on_hub, pulumi.ResourceOptions(depends_on=[admin, prometheus, *policies])
             ),
         )
         self.grafana_access = (
@@ -279,6 +296,8 @@ class FleetMonitoring(pulumi.ComponentResource):
             spec={
                 "type": "LoadBalancer",
                 "selector": RECEIVER_LABELS,
+                # Client addresses reach the pod, so its NetworkPolicy can match the agents'.
+                "externalTrafficPolicy": "Local",
                 "ports": [
                     {
                         "name": "https",
@@ -293,6 +312,98 @@ class FleetMonitoring(pulumi.ComponentResource):
                 on_hub, pulumi.ResourceOptions(depends_on=[deployment])
             ),
         )
+
+
+def monitoring_policies(
+    namespace: pulumi.Input[str],
+    host_namespace: pulumi.Input[str],
+    agent_cidrs: pulumi.Input[Sequence[str]],
+) -> list[dict[str, Any]]:
+    """Who talks to whom in the monitoring namespaces of the main cluster.
+
+    The receiver takes TLS from the app clusters' egress addresses (its Service keeps client
+    addresses) and forwards to Prometheus; Grafana queries Prometheus (the port-forward that
+    reaches Grafana enters the pod directly, through the kubelet, not the pod network);
+    Prometheus scrapes Alertmanager, kube-state-metrics, the public entry's exporter, and the
+    nodes' exporters and kubelets (host addresses: any address, on those ports only), and
+    reads the API server for discovery. node-exporter runs on the host network, outside what
+    NetworkPolicies govern; its namespace still denies by default.
+    """
+    server = {"podSelector": {"matchLabels": _names.PROMETHEUS_SERVER_LABELS}}
+    api = {"ports": netpol.tcp(*netpol.API_SERVER_PORTS)}
+    agents = pulumi.Output.from_input(agent_cidrs).apply(netpol.cidr_peers)
+    return [
+        netpol.default_deny(namespace),
+        netpol.default_deny(host_namespace),
+        netpol.policy(
+            "metrics-receiver",
+            namespace,
+            {"matchLabels": RECEIVER_LABELS},
+            ingress=[{"from": agents, "ports": netpol.tcp(_receiver.LISTEN_PORT)}],
+            egress=[{"to": [server], "ports": netpol.tcp(PROMETHEUS_PORT)}, netpol.dns_rule()],
+        ),
+        netpol.policy(
+            "prometheus-server",
+            namespace,
+            {"matchLabels": _names.PROMETHEUS_SERVER_LABELS},
+            ingress=[
+                {
+                    "from": [
+                        {"podSelector": {"matchLabels": RECEIVER_LABELS}},
+                        {"podSelector": {"matchLabels": _names.GRAFANA_LABELS}},
+                    ],
+                    "ports": netpol.tcp(PROMETHEUS_PORT),
+                }
+            ],
+            egress=[
+                {
+                    "to": [{"podSelector": {"matchLabels": _names.ALERTMANAGER_LABELS}}],
+                    "ports": netpol.tcp(ALERTMANAGER_PORT),
+                },
+                {
+                    "to": [{"podSelector": {"matchLabels": _names.KUBE_STATE_METRICS_LABELS}}],
+                    "ports": netpol.tcp(KUBE_STATE_METRICS_PORT),
+                },
+                {
+                    "to": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {
+                                    "kubernetes.io/metadata.name": public_load_balancer.NAMESPACE
+                                }
+                            },
+                            "podSelector": {"matchLabels": public_load_balancer.LABELS},
+                        }
+                    ],
+                    "ports": netpol.tcp(_haproxy.METRICS_PORT),
+                },
+                {"to": netpol.cidr_peers(netpol.ANYWHERE), "ports": netpol.tcp(*NODE_PORTS)},
+                api,
+                netpol.dns_rule(),
+            ],
+        ),
+        netpol.policy(
+            "alertmanager",
+            namespace,
+            {"matchLabels": _names.ALERTMANAGER_LABELS},
+            ingress=[{"from": [server], "ports": netpol.tcp(ALERTMANAGER_PORT)}],
+            egress=[],
+        ),
+        netpol.policy(
+            "kube-state-metrics",
+            namespace,
+            {"matchLabels": _names.KUBE_STATE_METRICS_LABELS},
+            ingress=[{"from": [server], "ports": netpol.tcp(KUBE_STATE_METRICS_PORT)}],
+            egress=[api],
+        ),
+        netpol.policy(
+            "grafana",
+            namespace,
+            {"matchLabels": _names.GRAFANA_LABELS},
+            ingress=[],
+            egress=[{"to": [server], "ports": netpol.tcp(PROMETHEUS_PORT)}, netpol.dns_rule()],
+        ),
+    ]
 
 
 def prometheus_values(
@@ -442,7 +553,7 @@ def receiver_deployment_spec(
                 "containers": [
                     {
                         "name": "haproxy",
-                        "image": RECEIVER_IMAGE,
+                        "image": images.pinned(RECEIVER_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
                         "args": [
                             "-f",
