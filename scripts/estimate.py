@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     if not path.is_file():
         parser.error(f"{path.name} not found in {ROOT}")
     config = load_stack_config(path)
+    # A stack file may leave the API allowlist to deploy.sh's first run; who may reach the API
+    # servers changes no price, so a documentation address stands in for the estimate.
+    config.setdefault(f"{NAMESPACE}:apiAllowedCidrs", ["192.0.2.1/32"])
     fleet = fleet_of(config)
     graph = run_program(config, stack=args.stack)
     prices = load_prices()

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import fleet_graph
-from harness import ROOT, Graph, Registered, is_secret, is_unknown, wire_get
+from conftest import dev_config
+from conftest import fleet_graph as _fleet_graph
+from harness import ROOT, Graph, Registered, is_secret, is_unknown, run_program, wire_get
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
@@ -52,8 +53,22 @@ sys.path.insert(0, str(ROOT / "policy"))
 import ocm_fleet_policies as pol
 
 STACK_TYPE = "pulumi:pulumi:Stack"
-MODES = [(f, p) for f in ("dev", "large") for p in (False, True)]
+# dev-open: the dev fleet deployed with --allow-open-api (apiAllowedCidrs 0.0.0.0/0).
+OPEN_API = "dev-open"
+MODES = [(f, p) for f in ("dev", "large", "local", OPEN_API) for p in (False, True)]
 MODE_IDS = [f"{f}-{'preview' if p else 'update'}" for f, p in MODES]
+_OPEN_GRAPHS: dict[bool, Graph] = {}
+
+
+def fleet_graph(fleet: str, preview: bool) -> Graph:
+    if fleet != OPEN_API:
+        return _fleet_graph(fleet, preview)
+    if preview not in _OPEN_GRAPHS:
+        config = {**dev_config(), "ocm-fleet:apiAllowedCidrs": ["0.0.0.0/0"]}
+        _OPEN_GRAPHS[preview] = run_program(config, preview=preview)
+    return _OPEN_GRAPHS[preview]
+
+
 EKS_AND_AKS = {pol.EKS_CLUSTER, pol.AKS_CLUSTER}
 KLUSTERLET_RELEASE_CHART = "klusterlet"
 
@@ -347,10 +362,16 @@ def test_every_policy_reads_every_resource_it_governs(fleet, preview):
         "kubeconfig-is-secret": {pol.KUBERNETES_PROVIDER},
     }
     assert set(governed) == {p.name for p in pol.POLICIES}
+    dev_counts = {pol.MANIFEST_WORK: 2, pol.SERVICE: 5, pol.EKS_CLUSTER: 1, pol.AKS_CLUSTER: 2}
     expected_counts = {
-        "dev": {pol.MANIFEST_WORK: 2, pol.SERVICE: 5, pol.EKS_CLUSTER: 1, pol.AKS_CLUSTER: 2},
+        "dev": dev_counts,
+        OPEN_API: dev_counts,
         "large": {pol.MANIFEST_WORK: 7, pol.EKS_CLUSTER: 3, pol.AKS_CLUSTER: 4},
+        "local": {pol.MANIFEST_WORK: 2, pol.SERVICE: 5, pol.EKS_CLUSTER: 0, pol.AKS_CLUSTER: 0},
     }[fleet]
+    if fleet == "local":
+        # kind clusters have no cloud API allowlist or KMS: those policies have nothing here.
+        del governed["no-open-api-server"], governed["eks-secrets-kms-encrypted"]
     for type_, count in expected_counts.items():
         assert len(graph.of_type(type_)) == count, f"the {fleet} fleet should have {count} {type_}"
     for policy, types in governed.items():
@@ -372,11 +393,11 @@ def test_advisory_findings_are_the_open_api_servers_of_the_dev_fleet(fleet, prev
     advisory = [v for v in run.violations if v.level == EnforcementLevel.ADVISORY]
     assert all(v.policy == "no-open-api-server" for v in advisory), _listing(advisory)
     assert pol.no_open_api_server.enforcement_level == EnforcementLevel.ADVISORY
-    if fleet == "large":
+    if fleet != OPEN_API:
         # apiAllowedCidrs are narrow: every API server is limited to them.
         assert advisory == [], f"narrow CIDRs still reported:\n{_listing(advisory)}"
         return
-    # dev has apiAllowedCidrs 0.0.0.0/0. The EKS allowlist is plain config, known in preview
+    # dev-open has apiAllowedCidrs 0.0.0.0/0. The EKS allowlist is plain config, known in preview
     # too. The AKS authorizedIPRanges are computed (the hub's egress IPs join them), so preview
     # cannot know them and the policy, by design, reports AKS only on the update.
     types = EKS_AND_AKS if not preview else {pol.EKS_CLUSTER}
@@ -424,7 +445,7 @@ def _unknown_decisive_values(graph: Graph) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("fleet", ["dev", "large"])
+@pytest.mark.parametrize("fleet", ["dev", "large", "local"])
 def test_update_decides_on_known_values(fleet):
     # The clean update result is not an artefact of unknowns: every value the policies decide
     # on is known, and every ManifestWork has manifests to look through.
@@ -435,7 +456,7 @@ def test_update_decides_on_known_values(fleet):
         assert manifests, f"ManifestWork {work.name} has no manifests to check"
 
 
-@pytest.mark.parametrize("fleet", ["dev", "large"])
+@pytest.mark.parametrize("fleet", ["dev", "large", "local"])
 def test_preview_defers_what_it_cannot_know(fleet):
     # Preview: manifests, Service allowlists and AKS ranges are computed from cloud outputs,
     # so the policies let them pass and decide on the update. Listed here so that a change in

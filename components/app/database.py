@@ -11,6 +11,7 @@ import pulumi_random as random
 
 from components._k8s import load_balancer_address
 from components.clusters._base import FleetCluster
+from components.security import network_policies as netpol
 from components.security import pod_security
 
 DATABASE_TYPE = "ocm-fleet:index:Database"
@@ -167,11 +168,13 @@ class Database(pulumi.ComponentResource):
             },
             opts=on_hub,
         )
+        # Pods start after their policies: a Job whose egress is not yet allowed would fail.
+        policies = netpol.declare(name, database_policies(ns, args.allowed_cidrs), on_hub)
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-mariadb",
             metadata={"name": "mariadb", "namespace": ns, "labels": LABELS},
             spec=mariadb_spec(volume.metadata.name, credentials.metadata.name),
-            opts=after(service, volume, credentials),
+            opts=after(service, volume, credentials, *policies),
         )
         public = k8s.core.v1.Service(
             f"{name}-public",
@@ -179,6 +182,9 @@ class Database(pulumi.ComponentResource):
             spec={
                 "type": "LoadBalancer",
                 "selector": LABELS,
+                # The NetworkPolicy matches the app clusters' egress addresses, so they must
+                # reach the pod unchanged (see README, "Network policies").
+                "externalTrafficPolicy": "Local",
                 "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql"}],
                 "loadBalancerSourceRanges": args.allowed_cidrs,
             },
@@ -193,7 +199,7 @@ class Database(pulumi.ComponentResource):
                 credentials.metadata.name,
                 ["sh", "-c", "bundle exec rails db:migrate && bundle exec rails db:seed"],
             ),
-            opts=after(statefulset, custom_timeouts=pulumi.CustomTimeouts(create="20m")),
+            opts=after(statefulset, *policies, custom_timeouts=pulumi.CustomTimeouts(create="20m")),
         )
         self.ready = [self.schema_job]
         if args.password_rotation > 0:
@@ -206,7 +212,7 @@ class Database(pulumi.ComponentResource):
                         "labels": LABELS,
                     },
                     spec=rotation_job_spec(in_cluster_host, credentials.metadata.name),
-                    opts=after(statefulset, credentials, self.schema_job),
+                    opts=after(statefulset, credentials, self.schema_job, *policies),
                 )
             )
 
@@ -219,6 +225,50 @@ class Database(pulumi.ComponentResource):
             password_generation=args.password_rotation,
         )
         self.register_outputs({"host": self.endpoint.host})
+
+
+def database_policies(
+    namespace: pulumi.Input[str], app_egress: pulumi.Input[Sequence[str]]
+) -> list[dict]:
+    """MariaDB takes connections from the app clusters' egress addresses and from the schema
+    and rotation Jobs; the Jobs reach MariaDB and DNS; nothing else moves."""
+    jobs = {
+        "matchExpressions": [
+            {
+                "key": "app.kubernetes.io/name",
+                "operator": "In",
+                "values": [
+                    SCHEMA_JOB_LABELS["app.kubernetes.io/name"],
+                    ROTATION_JOB_LABELS["app.kubernetes.io/name"],
+                ],
+            }
+        ],
+        "matchLabels": {"app.kubernetes.io/part-of": "bookstore"},
+    }
+    return [
+        netpol.default_deny(namespace),
+        netpol.policy(
+            "mariadb-clients",
+            namespace,
+            {"matchLabels": LABELS},
+            ingress=[
+                {
+                    "from": pulumi.Output.from_input(app_egress).apply(netpol.cidr_peers),
+                    "ports": netpol.tcp(PORT),
+                },
+                {"from": [{"podSelector": jobs}], "ports": netpol.tcp(PORT)},
+            ],
+        ),
+        netpol.policy(
+            "database-jobs",
+            namespace,
+            jobs,
+            egress=[
+                {"to": [{"podSelector": {"matchLabels": LABELS}}], "ports": netpol.tcp(PORT)},
+                netpol.dns_rule(),
+            ],
+        ),
+    ]
 
 
 def _restricted(uid: int, *, read_only_root: bool = True) -> dict:

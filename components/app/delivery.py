@@ -16,6 +16,7 @@ from components.clusters._base import FleetCluster
 from components.edge import _haproxy
 from components.ocm import _charts as _ocm
 from components.ocm.managed_cluster import OcmManagedCluster
+from components.security import network_policies as netpol
 from components.security import pod_security
 
 APP_DELIVERY_TYPE = "ocm-fleet:index:AppDelivery"
@@ -152,6 +153,13 @@ class AppDelivery(pulumi.ComponentResource):
             ),
         )
 
+        # The flows that depend on addresses; the rest of the app's policies travel with it in
+        # manifests/network-policies.yaml.
+        netpol.declare(
+            name,
+            address_policies(namespace.metadata.name, args.edge_allowed_cidrs, db.host, db.port),
+            on_app,
+        )
         annotations = {}
         if cluster.cloud == "aws":
             # A Network Load Balancer passes the client address through, so the source ranges
@@ -168,6 +176,9 @@ class AppDelivery(pulumi.ComponentResource):
             spec={
                 "type": "LoadBalancer",
                 "selector": ROUTER_LABELS,
+                # The router's NetworkPolicy admits the main cluster's egress addresses, so they
+                # must reach the pod unchanged (see README, "Network policies").
+                "externalTrafficPolicy": "Local",
                 "ports": [
                     {
                         "name": "http",
@@ -190,6 +201,44 @@ class AppDelivery(pulumi.ComponentResource):
         )
         self.edge_address = self.edge.status.apply(load_balancer_address)
         self.register_outputs({"edgeAddress": self.edge_address})
+
+
+SHOPAPI_LABELS = {"app.kubernetes.io/name": "shopapi", "app.kubernetes.io/part-of": "bookstore"}
+
+
+def address_policies(
+    namespace: pulumi.Input[str],
+    edge_allowed_cidrs: pulumi.Input[Sequence[str]],
+    database_host: pulumi.Input[str],
+    database_port: int,
+) -> list[dict[str, Any]]:
+    """The main cluster's egress addresses may reach the router (through the edge); shopapi may
+    reach the database's load balancer, by its address."""
+    return [
+        netpol.policy(
+            "router-from-main-cluster",
+            namespace,
+            {"matchLabels": ROUTER_LABELS},
+            ingress=[
+                {
+                    "from": pulumi.Output.from_input(edge_allowed_cidrs).apply(netpol.cidr_peers),
+                    # The router's container port, by the name the edge targets too.
+                    "ports": [{"protocol": "TCP", "port": "http"}],
+                }
+            ],
+        ),
+        netpol.policy(
+            "shopapi-to-database",
+            namespace,
+            {"matchLabels": SHOPAPI_LABELS},
+            egress=[
+                {
+                    "to": pulumi.Output.from_input(database_host).apply(netpol.address_peers),
+                    "ports": netpol.tcp(database_port),
+                }
+            ],
+        ),
+    ]
 
 
 PASSWORD_GENERATION_ANNOTATION = "ocm-fleet.io/database-password-generation"

@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 
 from components._k8s import load_balancer_address
 from components.edge import _haproxy
+from components.security import network_policies as netpol
 from components.security import pod_security
 
 PUBLIC_LOAD_BALANCER_TYPE = "ocm-fleet:index:PublicLoadBalancer"
@@ -70,11 +71,15 @@ class PublicLoadBalancer(pulumi.ComponentResource):
             opts=on_hub,
         )
         checksum = self.config.apply(lambda text: hashlib.sha256(text.encode()).hexdigest())
+        edges = pulumi.Output.all(*args.upstreams.values())
+        policies = netpol.declare(
+            name, public_entry_policies(namespace.metadata.name, edges), on_hub
+        )
         k8s.apps.v1.Deployment(
             f"{name}-haproxy",
             metadata={"name": "public-lb", "namespace": namespace.metadata.name, "labels": LABELS},
             spec=haproxy_deployment_spec(config_map.metadata.name, checksum, args.replicas),
-            opts=on_hub,
+            opts=pulumi.ResourceOptions.merge(on_hub, pulumi.ResourceOptions(depends_on=policies)),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -92,7 +97,8 @@ class PublicLoadBalancer(pulumi.ComponentResource):
             spec={
                 "type": "LoadBalancer",
                 "selector": LABELS,
-                # Keep the client's address visible to HAProxy and avoid a second hop.
+                # Keep the client's address visible to HAProxy and to the NetworkPolicy, and
+                # avoid a second hop (see README, "Network policies").
                 "externalTrafficPolicy": "Local",
                 "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
             },
@@ -108,6 +114,43 @@ class PublicLoadBalancer(pulumi.ComponentResource):
         )
         self.url = service.status.apply(lambda status: f"http://{load_balancer_address(status)}")
         self.register_outputs({"url": self.url})
+
+
+def public_entry_policies(
+    namespace: pulumi.Input[str], edges: pulumi.Input[list[str]]
+) -> list[dict]:
+    """HAProxy takes connections from anyone and reaches the app clusters' edges and DNS (to
+    re-resolve the edges' DNS names); nothing else moves in the namespace."""
+    edge_peers = pulumi.Output.from_input(edges).apply(
+        lambda addresses: sorted(
+            {
+                peer["ipBlock"]["cidr"]
+                for address in addresses
+                for peer in netpol.address_peers(address)
+            }
+        )
+    )
+    return [
+        netpol.default_deny(namespace),
+        netpol.policy(
+            "public-lb",
+            namespace,
+            {"matchLabels": LABELS},
+            ingress=[
+                {
+                    "from": netpol.cidr_peers(netpol.ANYWHERE),
+                    "ports": netpol.tcp(_haproxy.LISTEN_PORT),
+                }
+            ],
+            egress=[
+                {
+                    "to": edge_peers.apply(netpol.cidr_peers),
+                    "ports": netpol.tcp(_haproxy.EDGE_PORT),
+                },
+                netpol.dns_rule(),
+            ],
+        ),
+    ]
 
 
 def haproxy_deployment_spec(

@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.security import network_policies as netpol
 from components.security import pod_security
 
 CHART_REPO = "https://open-cluster-management.io/helm-charts"
@@ -72,6 +73,7 @@ def operator_chart(
         metadata=pod_security.namespace_metadata(OPERATOR_NAMESPACE, pod_security.OCM_OPERATOR),
         opts=opts,
     )
+    policies = netpol.declare(name, operator_policies(namespace.metadata.name), opts)
     release = k8s.helm.v3.Release(
         f"{name}-{chart}",
         name=chart,
@@ -84,6 +86,25 @@ def operator_chart(
         atomic=True,
         cleanup_on_fail=True,
         timeout=600,
-        opts=opts,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=policies)),
     )
     return namespace, release
+
+
+def operator_policies(namespace: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """The operators serve nothing and only call their cluster's API server.
+
+    The API server is not a pod and its address differs by cloud (EKS endpoint interfaces in
+    the VPC, AKS's public endpoint, a kind node), and Cilium's ipBlock does not match an API
+    server on the cluster's nodes (cilium/cilium#20550): the rule names the ports and no peer,
+    i.e. any destination on those ports.
+    """
+    return [
+        netpol.default_deny(namespace),
+        netpol.policy(
+            "operator-to-api-server",
+            namespace,
+            {},
+            egress=[{"ports": netpol.tcp(*netpol.API_SERVER_PORTS)}],
+        ),
+    ]

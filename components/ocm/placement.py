@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from components.ocm import _charts as _ocm
 from components.ocm.hub import OcmHub
+from components.security import network_policies as netpol
 from components.security import pod_security
 
 FLEET_PLACEMENT_TYPE = "ocm-fleet:index:FleetPlacement"
@@ -54,6 +55,8 @@ class FleetPlacement(pulumi.ComponentResource):
             opts=on_hub,
         )
         self.namespace = namespace.metadata.name
+        # No pods run here; the policy keeps it that way for any that are added later.
+        netpol.declare(name, [netpol.default_deny(self.namespace)], on_hub)
         binding = k8s.apiextensions.CustomResource(
             f"{name}-cluster-set-binding",
             api_version=f"{_ocm.CLUSTER_API}/v1beta2",
