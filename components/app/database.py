@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components import images
 from components._k8s import load_balancer_address
 from components.clusters._base import FleetCluster
 from components.security import network_policies as netpol
@@ -358,7 +359,7 @@ def mariadb_spec(claim: pulumi.Input[str], credentials: pulumi.Input[str]) -> di
                 "containers": [
                     {
                         "name": "mariadb",
-                        "image": MARIADB_IMAGE,
+                        "image": images.pinned(MARIADB_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
                         "env": env,
                         "ports": [{"name": "mysql", "containerPort": PORT}],
@@ -416,7 +417,7 @@ def shopapi_job_spec(
                 "containers": [
                     {
                         "name": "schema",
-                        "image": SHOPAPI_IMAGE,
+                        "image": images.pinned(SHOPAPI_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
                         "command": command,
                         "env": [
@@ -481,7 +482,7 @@ def rotation_job_spec(db_host: pulumi.Input[str], credentials: pulumi.Input[str]
                 "containers": [
                     {
                         "name": "rotate",
-                        "image": MARIADB_IMAGE,
+                        "image": images.pinned(MARIADB_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
                         "command": [
                             "sh",

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_command as command
 import yaml
 
+from components import images
 from components.clusters._base import FleetCluster
 from components.config import ClusterSpec
 
@@ -106,7 +107,7 @@ def node_cidrs(stdout: str) -> list[str]:
 
 @dataclass(frozen=True, kw_only=True)
 class KindLoadBalancerArgs:
-    image: str = CLOUD_PROVIDER_KIND_IMAGE
+    image: str = images.pinned(CLOUD_PROVIDER_KIND_IMAGE)
     """cloud-provider-kind image."""
     container_name: str = CLOUD_PROVIDER_KIND_CONTAINER
     """Name of its container; one per host."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import images
 from components._k8s import load_balancer_address
 from components.edge import _haproxy
 from components.security import network_policies as netpol
@@ -184,7 +185,7 @@ def haproxy_deployment_spec(
                 "containers": [
                     {
                         "name": "haproxy",
-                        "image": HAPROXY_IMAGE,
+                        "image": images.pinned(HAPROXY_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
                         "args": ["-f", "/usr/local/etc/haproxy/haproxy.cfg"],
                         "ports": [{"name": "http", "containerPort": _haproxy.LISTEN_PORT}],
