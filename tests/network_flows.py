@@ -10,8 +10,9 @@ Across clusters a pod is reached only through a LoadBalancer Service. The source
 then checked against the load balancer's address and port, the destination's ingress against
 the address the packet arrives with: the source cluster's egress IP when the Service keeps
 client addresses (`externalTrafficPolicy: Local`), a node address of the destination cluster
-otherwise (kube-proxy's SNAT). Load balancer source ranges are not part of the model: the table
-shows what the NetworkPolicies alone allow.
+otherwise (kube-proxy's SNAT), and the load balancer's own address on kind, whose load balancers
+are proxies (cloud-provider-kind's Envoy) that open connections of their own. Load balancer
+source ranges are not part of the model: the table shows what the NetworkPolicies alone allow.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class Network:
     """(cluster, namespace, Service name) -> the load balancer's address (IP or DNS name)."""
     operators: list[Endpoint]
     """Pods of the Helm charts (not rendered by the program): the OCM operators."""
+    proxied: set[str] = field(default_factory=set)
+    """Clusters whose load balancers proxy connections (kind)."""
 
 
 def network_of(graph: Graph) -> Network:
@@ -113,8 +116,15 @@ def network_of(graph: Graph) -> Network:
             operators.append(
                 Endpoint(cluster, namespace, r.inputs["chart"], {"app": r.inputs["chart"]})
             )
+    proxied = {r.name for r in graph.of_type("ocm-fleet:index:KindCluster")}
     return Network(
-        rendered_objects(graph), sorted(providers.values()), hub, egress, load_balancers, operators
+        rendered_objects(graph),
+        sorted(providers.values()),
+        hub,
+        egress,
+        load_balancers,
+        operators,
+        proxied,
     )
 
 
@@ -372,7 +382,9 @@ def _through(
         src, "egress", lb, address, protocol, lb_port, lb
     ):
         return False
-    if service.obj["spec"].get("externalTrafficPolicy") == "Local":
+    if service.cluster in model.network.proxied:
+        source_address = address
+    elif service.obj["spec"].get("externalTrafficPolicy") == "Local":
         source_address = (
             INTERNET_ADDRESS
             if src.cluster == INTERNET
@@ -440,4 +452,12 @@ def needed_flows(network: Network) -> set[tuple[str, str, str]]:
         flows.add((agent, ksm, "TCP/8080"))
         flows.add((agent, f"{app}/monitoring-host/node-exporter", "TCP/9100"))
         flows |= {(ksm, f"{app}/default/kube-apiserver", p) for p in api}
+    # On kind a load balancer is a proxy that hides its client, so the pods behind it admit
+    # whoever reaches it; the kind network is the host's own (README, "Clusters on kind").
+    if hub in network.proxied:
+        flows.add((INTERNET, db, "TCP/3306"))
+        flows.add((INTERNET, f"{mon}/metrics-receiver", "TCP/8443"))
+    flows |= {
+        (INTERNET, f"{app}/bookstore/router", "TCP/8080") for app in network.proxied & set(apps)
+    }
     return flows

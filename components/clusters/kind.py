@@ -175,6 +175,8 @@ class KindCluster(FleetCluster):
 
     kind_name: str
     """The kind cluster's name (`kind get clusters`)."""
+    # Envoy is a TCP proxy: each connection to a pod comes from its container's address.
+    load_balancers_proxy = True
 
     def __init__(
         self, name: str, args: KindClusterArgs, opts: pulumi.ResourceOptions | None = None

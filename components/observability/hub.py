@@ -205,6 +205,25 @@ class FleetMonitoring(pulumi.ComponentResource):
             name, ns, clusters, server_pem, args.allowed_cidrs, prometheus, on_hub
         )
         self.receiver_address = self.receiver_service.status.apply(load_balancer_address)
+        if args.hub_cluster.load_balancers_proxy:
+            # The receiver sees its load balancer's own address (FleetCluster.load_balancers_proxy).
+            netpol.declare(
+                name,
+                [
+                    netpol.policy(
+                        "metrics-receiver-from-load-balancer",
+                        ns,
+                        {"matchLabels": RECEIVER_LABELS},
+                        ingress=[
+                            {
+                                "from": self.receiver_address.apply(netpol.load_balancer_peers),
+                                "ports": netpol.tcp(_receiver.LISTEN_PORT),
+                            }
+                        ],
+                    )
+                ],
+                on_hub,
+            )
         self.register_outputs(
             {"receiverAddress": self.receiver_address, "grafanaAccess": self.grafana_access}
         )
