@@ -103,11 +103,12 @@ class MetricsAgent(pulumi.ComponentResource):
             for ns in (NAMESPACE, HOST_NAMESPACE)
         ]
         # Pods start after their policies: a pod whose flows are not yet allowed would fail.
-        policies = netpol.declare(
-            name,
-            agent_policies(monitoring.receiver_address),
-            pulumi.ResourceOptions.merge(on_app, pulumi.ResourceOptions(depends_on=namespaces)),
+        after_namespaces = pulumi.ResourceOptions.merge(
+            on_app, pulumi.ResourceOptions(depends_on=namespaces)
         )
+        policies = netpol.declare(
+            name, agent_policies(monitoring.receiver_address), after_namespaces
+        ) + netpol.declare(f"{name}-host", node_exporter_policies(), after_namespaces)
         credentials = k8s.core.v1.Secret(
             f"{name}-credentials",
             metadata={"name": CREDENTIALS_SECRET, "namespace": NAMESPACE},
@@ -226,7 +227,6 @@ def agent_policies(receiver_address: pulumi.Input[str]) -> list[dict[str, Any]]:
     receiver = pulumi.Output.from_input(receiver_address).apply(netpol.address_peers)
     return [
         netpol.default_deny(NAMESPACE),
-        netpol.default_deny(HOST_NAMESPACE),
         netpol.policy(
             AGENT,
             NAMESPACE,
@@ -246,8 +246,15 @@ def agent_policies(receiver_address: pulumi.Input[str]) -> list[dict[str, Any]]:
             ingress=[{"from": [agent], "ports": netpol.tcp(8080)}],
             egress=[{"ports": netpol.tcp(*netpol.API_SERVER_PORTS)}],
         ),
-        # node-exporter uses the host network, which NetworkPolicies do not govern; the rule
-        # states the one flow it serves.
+    ]
+
+
+def node_exporter_policies() -> list[dict[str, Any]]:
+    """node-exporter uses the host network, which NetworkPolicies do not govern; the rule states
+    the one flow it serves."""
+    agent = {"podSelector": {"matchLabels": AGENT_LABELS}}
+    return [
+        netpol.default_deny(HOST_NAMESPACE),
         netpol.policy(
             NODE_EXPORTER,
             HOST_NAMESPACE,

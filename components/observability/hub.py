@@ -129,10 +129,11 @@ class FleetMonitoring(pulumi.ComponentResource):
         }
         ns = namespaces[NAMESPACE].metadata.name
         # Pods start after their policies: a pod whose flows are not yet allowed would fail.
-        policies = netpol.declare(
-            name,
-            monitoring_policies(ns, namespaces[HOST_NAMESPACE].metadata.name, args.allowed_cidrs),
-            on_hub,
+        policies = netpol.declare(name, monitoring_policies(ns, args.allowed_cidrs), on_hub)
+        # node-exporter runs on the host network, outside what NetworkPolicies govern; its
+        # namespace still denies by default, like every namespace of the program.
+        policies += netpol.declare(
+            f"{name}-host", [netpol.default_deny(namespaces[HOST_NAMESPACE].metadata.name)], on_hub
         )
 
         prometheus = k8s.helm.v3.Release(
@@ -334,9 +335,7 @@ class FleetMonitoring(pulumi.ComponentResource):
 
 
 def monitoring_policies(
-    namespace: pulumi.Input[str],
-    host_namespace: pulumi.Input[str],
-    agent_cidrs: pulumi.Input[Sequence[str]],
+    namespace: pulumi.Input[str], agent_cidrs: pulumi.Input[Sequence[str]]
 ) -> list[dict[str, Any]]:
     """Who talks to whom in the monitoring namespaces of the main cluster.
 
@@ -345,15 +344,13 @@ def monitoring_policies(
     reaches Grafana enters the pod directly, through the kubelet, not the pod network);
     Prometheus scrapes Alertmanager, kube-state-metrics, the public entry's exporter, and the
     nodes' exporters and kubelets (host addresses: any address, on those ports only), and
-    reads the API server for discovery. node-exporter runs on the host network, outside what
-    NetworkPolicies govern; its namespace still denies by default.
+    reads the API server for discovery.
     """
     server = {"podSelector": {"matchLabels": _names.PROMETHEUS_SERVER_LABELS}}
     api = {"ports": netpol.tcp(*netpol.API_SERVER_PORTS)}
     agents = pulumi.Output.from_input(agent_cidrs).apply(netpol.cidr_peers)
     return [
         netpol.default_deny(namespace),
-        netpol.default_deny(host_namespace),
         netpol.policy(
             "metrics-receiver",
             namespace,
