@@ -351,6 +351,9 @@ def _command_stdout(inputs: Mapping[str, Any], n: int) -> str:
         kubeconfig["current-context"] = f"kind-{env['KIND_CLUSTER']}"
         kubeconfig["contexts"][0]["name"] = kubeconfig["current-context"]
         return yaml.safe_dump(kubeconfig)
+    if "docker network inspect" in create:
+        # The kind network's IPv4 and IPv6 subnets, as Docker creates them for kind.
+        return "172.18.0.0/16\nfc00:f853:ccd:e793::/64\n"
     if "docker inspect" in create:
         # One address per node on the kind network (control plane and one worker).
         return f"172.18.0.{n % 100 + 2}\n172.18.0.{n % 100 + 102}\n"

@@ -35,6 +35,10 @@ INTERNET = "internet"
 INTERNET_ADDRESS = "198.18.0.1"  # benchmark range: nobody's egress address
 API_SERVER_ADDRESS = "192.0.2.1"  # stands for each cluster's API endpoint, cloud-specific
 NODE_ADDRESS = "10.255.255.254"  # the address a pod sees after kube-proxy's SNAT
+# What a pod on a kind cluster sees as the source of a load-balanced connection: the address of
+# cloud-provider-kind's Envoy proxy on the kind network (172.18.0.0/16 in the mocks).
+KIND_PROXY_ADDRESS = "172.18.255.200"
+KIND_CLUSTER_TYPE = "ocm-fleet:index:KindCluster"
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class Network:
     """(cluster, namespace, Service name) -> the load balancer's address (IP or DNS name)."""
     operators: list[Endpoint]
     """Pods of the Helm charts (not rendered by the program): the OCM operators."""
+    proxied: set[str] = field(default_factory=set)
+    """Clusters whose load balancers proxy connections (kind): pods see the proxy's address."""
 
 
 def network_of(graph: Graph) -> Network:
@@ -91,8 +97,15 @@ def network_of(graph: Graph) -> Network:
         )
         for r in graph.of_type("kubernetes:helm.sh/v3:Release")
     ]
+    proxied = {r.name for r in graph.of_type(KIND_CLUSTER_TYPE)}
     return Network(
-        rendered_objects(graph), sorted(providers.values()), hub, egress, load_balancers, operators
+        rendered_objects(graph),
+        sorted(providers.values()),
+        hub,
+        egress,
+        load_balancers,
+        operators,
+        proxied,
     )
 
 
@@ -350,7 +363,9 @@ def _through(
         src, "egress", lb, address, protocol, lb_port, lb
     ):
         return False
-    if service.obj["spec"].get("externalTrafficPolicy") == "Local":
+    if service.cluster in model.network.proxied:
+        source_address = KIND_PROXY_ADDRESS
+    elif service.obj["spec"].get("externalTrafficPolicy") == "Local":
         source_address = (
             INTERNET_ADDRESS
             if src.cluster == INTERNET
@@ -382,8 +397,15 @@ def needed_flows(network: Network) -> set[tuple[str, str, str]]:
         flows |= {(f"{hub}/bookstore-data/{job}", f"{hub}/kube-system/kube-dns", p) for p in dns}
     for operator in network.operators:
         flows |= {(operator.label, f"{operator.cluster}/default/kube-apiserver", p) for p in api}
+    # On kind the load balancers proxy (cloud-provider-kind's Envoy) and apply no source
+    # ranges: a pod cannot tell the main cluster from anyone else who reaches the kind network,
+    # so whoever reaches the edge or the database's load balancer reaches the pod.
+    if hub in network.proxied:
+        flows.add((INTERNET, db, "TCP/3306"))
     for app in apps:
         ns = f"{app}/bookstore"
+        if app in network.proxied:
+            flows.add((INTERNET, f"{ns}/router", "TCP/8080"))
         flows.add((lb, f"{ns}/router", "TCP/8080"))
         flows |= {(f"{ns}/router", f"{ns}/{c}", "TCP/80") for c in ("website", "shopui")}
         flows.add((f"{ns}/router", f"{ns}/shopapi", "TCP/3000"))

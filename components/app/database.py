@@ -170,7 +170,12 @@ class Database(pulumi.ComponentResource):
             opts=on_hub,
         )
         # Pods start after their policies: a Job whose egress is not yet allowed would fail.
-        policies = netpol.declare(name, database_policies(ns, args.allowed_cidrs), on_hub)
+        clients = pulumi.Output.from_input(args.allowed_cidrs)
+        if args.hub_cluster.load_balancer_proxy_cidrs is not None:
+            clients = pulumi.Output.all(clients, args.hub_cluster.load_balancer_proxy_cidrs).apply(
+                lambda a: sorted({*a[0], *a[1]})
+            )
+        policies = netpol.declare(name, database_policies(ns, clients), on_hub)
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-mariadb",
             metadata={"name": "mariadb", "namespace": ns, "labels": LABELS},

@@ -157,7 +157,12 @@ class AppDelivery(pulumi.ComponentResource):
         # manifests/network-policies.yaml.
         netpol.declare(
             name,
-            address_policies(namespace.metadata.name, args.edge_allowed_cidrs, db.host, db.port),
+            address_policies(
+                namespace.metadata.name,
+                netpol.client_sources(args.edge_allowed_cidrs, cluster),
+                db.host,
+                db.port,
+            ),
             on_app,
         )
         annotations = {}

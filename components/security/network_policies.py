@@ -15,6 +15,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.clusters._base import FleetCluster
+
 DEFAULT_DENY = "default-deny"
 DNS_PORT = 53
 API_SERVER_PORTS = (443, 6443)
@@ -90,6 +92,18 @@ def address_peers(address: str) -> list[dict[str, Any]]:
     except ValueError:
         return cidr_peers(ANYWHERE)
     return cidr_peers([f"{ip}/{ip.max_prefixlen}"])
+
+
+def client_sources(
+    cidrs: pulumi.Input[Sequence[str]], cluster: FleetCluster
+) -> pulumi.Output[list[str]]:
+    """Where the clients in `cidrs` seem to come from to pods of `cluster` that they reach
+    through its load balancers: their own addresses, plus the load balancers' proxies on
+    clusters whose load balancers proxy (kind)."""
+    proxies = cluster.load_balancer_proxy_cidrs
+    if proxies is None:
+        return pulumi.Output.from_input(cidrs).apply(sorted)
+    return pulumi.Output.all(cidrs, proxies).apply(lambda a: sorted({*a[0], *a[1]}))
 
 
 def declare(
