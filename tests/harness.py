@@ -239,6 +239,9 @@ class FleetMocks(Mocks):
 
     def __init__(self, preview: bool):
         self.preview = preview
+        # Kubernetes providers of kind clusters (API server on the host's loopback): their
+        # load balancers are cloud-provider-kind's proxy containers on the kind network.
+        self.kind_providers: set[str] = set()
 
     def _computed(self, value: Any) -> Any:
         return UNKNOWN if self.preview else value
@@ -286,11 +289,19 @@ class FleetMocks(Mocks):
                 fqdn=c(f"{name}-{n:06x}.hcp.westeurope.azmk8s.io"),
                 identity=c({"principalId": f"00000000-0000-0000-0000-{n:012d}", "type": "x"}),
             )
+        elif t == "pulumi:providers:kubernetes" and "https://127.0.0.1:" in str(
+            state.get("kubeconfig")
+        ):
+            self.kind_providers.add(name)
         elif (
             t == "kubernetes:core/v1:Service"
             and (state.get("spec") or {}).get("type") == "LoadBalancer"
         ):
             ingress = {"hostname": f"a{n}.elb.amazonaws.com"} if n % 2 else {"ip": ip}
+            # A provider reference is "<urn>::<id>"; the URN ends with the provider's name.
+            parts = (args.provider or "").split("::")
+            if len(parts) > 3 and parts[3] in self.kind_providers:
+                ingress = {"ip": f"172.18.0.{n % 50 + 200}"}
             state["status"] = c({"loadBalancer": {"ingress": [ingress]}})
         elif t == "kubernetes:core/v1:Secret" and state.get("type") == (
             "kubernetes.io/service-account-token"
@@ -351,9 +362,6 @@ def _command_stdout(inputs: Mapping[str, Any], n: int) -> str:
         kubeconfig["current-context"] = f"kind-{env['KIND_CLUSTER']}"
         kubeconfig["contexts"][0]["name"] = kubeconfig["current-context"]
         return yaml.safe_dump(kubeconfig)
-    if "docker network inspect" in create:
-        # The kind network's IPv4 and IPv6 subnets, as Docker creates them for kind.
-        return "172.18.0.0/16\nfc00:f853:ccd:e793::/64\n"
     if "docker inspect" in create:
         # One address per node on the kind network (control plane and one worker).
         return f"172.18.0.{n % 100 + 2}\n172.18.0.{n % 100 + 102}\n"

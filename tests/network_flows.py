@@ -10,8 +10,9 @@ Across clusters a pod is reached only through a LoadBalancer Service. The source
 then checked against the load balancer's address and port, the destination's ingress against
 the address the packet arrives with: the source cluster's egress IP when the Service keeps
 client addresses (`externalTrafficPolicy: Local`), a node address of the destination cluster
-otherwise (kube-proxy's SNAT). Load balancer source ranges are not part of the model: the table
-shows what the NetworkPolicies alone allow.
+otherwise (kube-proxy's SNAT), and the load balancer's own address on kind, whose load balancers
+are proxies (cloud-provider-kind's Envoy) that open connections of their own. Load balancer
+source ranges are not part of the model: the table shows what the NetworkPolicies alone allow.
 """
 
 from __future__ import annotations
@@ -35,10 +36,6 @@ INTERNET = "internet"
 INTERNET_ADDRESS = "198.18.0.1"  # benchmark range: nobody's egress address
 API_SERVER_ADDRESS = "192.0.2.1"  # stands for each cluster's API endpoint, cloud-specific
 NODE_ADDRESS = "10.255.255.254"  # the address a pod sees after kube-proxy's SNAT
-# What a pod on a kind cluster sees as the source of a load-balanced connection: the address of
-# cloud-provider-kind's Envoy proxy on the kind network (172.18.0.0/16 in the mocks).
-KIND_PROXY_ADDRESS = "172.18.255.200"
-KIND_CLUSTER_TYPE = "ocm-fleet:index:KindCluster"
 
 
 @dataclass(frozen=True)
@@ -73,7 +70,7 @@ class Network:
     operators: list[Endpoint]
     """Pods of the Helm charts (not rendered by the program): the OCM operators."""
     proxied: set[str] = field(default_factory=set)
-    """Clusters whose load balancers proxy connections (kind): pods see the proxy's address."""
+    """Clusters whose load balancers proxy connections (kind)."""
 
 
 def network_of(graph: Graph) -> Network:
@@ -97,7 +94,7 @@ def network_of(graph: Graph) -> Network:
         )
         for r in graph.of_type("kubernetes:helm.sh/v3:Release")
     ]
-    proxied = {r.name for r in graph.of_type(KIND_CLUSTER_TYPE)}
+    proxied = {r.name for r in graph.of_type("ocm-fleet:index:KindCluster")}
     return Network(
         rendered_objects(graph),
         sorted(providers.values()),
@@ -364,7 +361,7 @@ def _through(
     ):
         return False
     if service.cluster in model.network.proxied:
-        source_address = KIND_PROXY_ADDRESS
+        source_address = address
     elif service.obj["spec"].get("externalTrafficPolicy") == "Local":
         source_address = (
             INTERNET_ADDRESS
@@ -397,19 +394,19 @@ def needed_flows(network: Network) -> set[tuple[str, str, str]]:
         flows |= {(f"{hub}/bookstore-data/{job}", f"{hub}/kube-system/kube-dns", p) for p in dns}
     for operator in network.operators:
         flows |= {(operator.label, f"{operator.cluster}/default/kube-apiserver", p) for p in api}
-    # On kind the load balancers proxy (cloud-provider-kind's Envoy) and apply no source
-    # ranges: a pod cannot tell the main cluster from anyone else who reaches the kind network,
-    # so whoever reaches the edge or the database's load balancer reaches the pod.
-    if hub in network.proxied:
-        flows.add((INTERNET, db, "TCP/3306"))
     for app in apps:
         ns = f"{app}/bookstore"
-        if app in network.proxied:
-            flows.add((INTERNET, f"{ns}/router", "TCP/8080"))
         flows.add((lb, f"{ns}/router", "TCP/8080"))
         flows |= {(f"{ns}/router", f"{ns}/{c}", "TCP/80") for c in ("website", "shopui")}
         flows.add((f"{ns}/router", f"{ns}/shopapi", "TCP/3000"))
         flows.add((f"{ns}/shopapi", db, "TCP/3306"))
         for pod in ("router", "shopapi"):
             flows |= {(f"{ns}/{pod}", f"{app}/kube-system/kube-dns", p) for p in dns}
+    # On kind a load balancer is a proxy that hides its client, so the pods behind it admit
+    # whoever reaches it; the kind network is the host's own (README, "Clusters on kind").
+    if hub in network.proxied:
+        flows.add((INTERNET, db, "TCP/3306"))
+    flows |= {
+        (INTERNET, f"{app}/bookstore/router", "TCP/8080") for app in network.proxied & set(apps)
+    }
     return flows

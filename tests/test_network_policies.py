@@ -184,35 +184,3 @@ def test_aks_enforces_network_policies_with_cilium():
             f"{cluster.name}: {profile}"
         )
         assert (profile["networkPlugin"], profile["networkPluginMode"]) == ("azure", "overlay")
-
-
-KIND_NETWORK = "172.18.0.0/16"  # the mocks' kind network
-
-
-def without_cidr(policy: dict, cidr: str) -> dict:
-    policy = copy.deepcopy(policy)
-    for direction, peers in (("ingress", "from"), ("egress", "to")):
-        for rule in policy["spec"].get(direction) or []:
-            if peers in rule:
-                rule[peers] = [p for p in rule[peers] if p.get("ipBlock", {}).get("cidr") != cidr]
-    assert cidr not in json.dumps(policy)
-    return policy
-
-
-def test_on_kind_the_address_policies_admit_the_load_balancers_proxies():
-    """cloud-provider-kind's Envoy proxies the edges and the database: without the kind
-    network's subnets in their policies, the main cluster and shopapi are cut off."""
-    net = network("local")
-    assert net.proxied == set(net.clusters), "every cluster of the local fleet is kind"
-    mutated = copy.copy(net)
-    mutated.objects = []
-    trimmed = 0
-    for placed in net.objects:
-        if placed.kind == "NetworkPolicy" and KIND_NETWORK in json.dumps(placed.obj):
-            placed = Placed(placed.cluster, without_cidr(placed.obj, KIND_NETWORK), placed.source)
-            trimmed += 1
-        mutated.objects.append(placed)
-    assert trimmed == 3, "the router's policy on each app cluster and MariaDB's"
-    blocked = [p for p in problems(mutated) if p.startswith("needed but blocked")]
-    assert any("/bookstore/router" in p for p in blocked), blocked
-    assert any("/bookstore-data/mariadb" in p for p in blocked), blocked

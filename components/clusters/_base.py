@@ -28,12 +28,11 @@ class FleetCluster(pulumi.ComponentResource):
     """Base64 PEM of the API server's certificate authority."""
     egress_cidrs: pulumi.Output[list[str]]
     """Public addresses (as /32 CIDRs) that this cluster's outbound traffic leaves from."""
-    load_balancer_proxy_cidrs: pulumi.Output[list[str]] | None = None
-    """Where clients seem to come from, to this cluster's pods, when its load balancers proxy
-    connections instead of passing the client's address on (kind: cloud-provider-kind's Envoy
-    containers on the kind network). None: the client's own address arrives (EKS's NLB and
-    AKS's load balancer, with `externalTrafficPolicy: Local`). NetworkPolicies that admit
-    clients by address admit these too."""
+    load_balancers_proxy: bool = False
+    """True when the cluster's load balancers open connections of their own to the nodes, as
+    cloud-provider-kind's Envoy containers do on kind: pods then see the load balancer's
+    address, not the client's, even with `externalTrafficPolicy: Local`, and NetworkPolicies
+    that admit clients by address must admit that load balancer's address as well."""
     load_balancer_dependencies: tuple[pulumi.Resource, ...] = ()
     """What the cluster's LoadBalancer Services need besides the cluster, such as a controller
     that runs outside it (kind). Folded into the provider's dependencies, so every Service on

@@ -52,13 +52,6 @@ for node in $(kind get nodes --name "$KIND_CLUSTER"); do
 done
 """
 
-# The kind network's subnets: cloud-provider-kind's Envoy proxies get their addresses there, and
-# pods see them, not the client, as the source of load-balanced connections.
-_NETWORK_SUBNETS = """\
-set -eu
-docker network inspect "$KIND_NETWORK" --format '{{range .IPAM.Config}}{{println .Subnet}}{{end}}'
-"""
-
 # Host networking: the controller needs no kind network at start, so it can run before the
 # first cluster exists and be stopped after the last Service is gone.
 _START_CONTROLLER = """\
@@ -182,6 +175,8 @@ class KindCluster(FleetCluster):
 
     kind_name: str
     """The kind cluster's name (`kind get clusters`)."""
+    # Envoy is a TCP proxy: each connection to a pod comes from its container's address.
+    load_balancers_proxy = True
 
     def __init__(
         self, name: str, args: KindClusterArgs, opts: pulumi.ResourceOptions | None = None
@@ -210,29 +205,12 @@ class KindCluster(FleetCluster):
             triggers=[cluster.id],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
         )
-        network = command.local.Command(
-            f"{name}-kind-network",
-            create=_NETWORK_SUBNETS,
-            environment={"KIND_NETWORK": KIND_NETWORK},
-            triggers=[cluster.id],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
-        )
-        self.load_balancer_proxy_cidrs = network.stdout.apply(network_cidrs)
         kubeconfig = pulumi.Output.secret(cluster.stdout)
         self._finish(
             kubeconfig=kubeconfig,
             api_server_url=f"https://{self.kind_name}-control-plane:{API_SERVER_PORT}",
             ca_data=kubeconfig.apply(ca_from_kubeconfig),
             egress_cidrs=addresses.stdout.apply(node_cidrs),
-            provider_depends_on=[cluster, addresses, network],
+            provider_depends_on=[cluster, addresses],
             load_balancer_depends_on=[args.load_balancer],
         )
-
-
-def network_cidrs(stdout: str | None) -> list[str]:
-    """The subnets `docker network inspect` printed, one a line, normalised and sorted."""
-    return sorted(
-        str(ipaddress.ip_network(line.strip(), strict=False))
-        for line in (stdout or "").splitlines()
-        if line.strip()
-    )

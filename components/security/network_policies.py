@@ -15,8 +15,6 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.clusters._base import FleetCluster
-
 DEFAULT_DENY = "default-deny"
 DNS_PORT = 53
 API_SERVER_PORTS = (443, 6443)
@@ -94,16 +92,17 @@ def address_peers(address: str) -> list[dict[str, Any]]:
     return cidr_peers([f"{ip}/{ip.max_prefixlen}"])
 
 
-def client_sources(
-    cidrs: pulumi.Input[Sequence[str]], cluster: FleetCluster
-) -> pulumi.Output[list[str]]:
-    """Where the clients in `cidrs` seem to come from to pods of `cluster` that they reach
-    through its load balancers: their own addresses, plus the load balancers' proxies on
-    clusters whose load balancers proxy (kind)."""
-    proxies = cluster.load_balancer_proxy_cidrs
-    if proxies is None:
-        return pulumi.Output.from_input(cidrs).apply(sorted)
-    return pulumi.Output.all(cidrs, proxies).apply(lambda a: sorted({*a[0], *a[1]}))
+def load_balancer_peers(address: str) -> list[dict[str, Any]]:
+    """The one address of a load balancer that proxies connections (kind); anything else is an
+    error rather than a rule that admits more than that load balancer."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError as err:
+        raise pulumi.RunError(
+            f"load balancer address {address!r} is not an IP; a proxying load balancer's "
+            "connections can only be admitted by its IP"
+        ) from err
+    return cidr_peers([f"{ip}/{ip.max_prefixlen}"])
 
 
 def declare(
