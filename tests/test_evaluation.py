@@ -78,3 +78,13 @@ def test_the_engine_records_the_same_graph_with_and_without_the_evaluation_setti
     assert _recorded(tuned) == _recorded(plain), (
         "URNs, parents, providers, dependencies, inputs and options must not change"
     )
+
+
+def test_manifests_read_with_libyaml_are_those_the_pure_python_loader_reads(monkeypatch):
+    import yaml
+
+    from components.app import _manifests
+
+    fast = _manifests.load_manifests()
+    monkeypatch.setattr(_manifests, "_SAFE_LOADER", yaml.SafeLoader)
+    assert _manifests.load_manifests() == fast
