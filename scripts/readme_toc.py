@@ -1,7 +1,7 @@
 """Rewrites the README's "Contents" from its `##` and `###` headings.
 
-    .venv/bin/python scripts/readme_toc.py           # rewrite README.md in place
-    .venv/bin/python scripts/readme_toc.py --check   # exit 1 if the contents are out of date
+.venv/bin/python scripts/readme_toc.py           # rewrite README.md in place
+.venv/bin/python scripts/readme_toc.py --check   # exit 1 if the contents are out of date
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ def headings(text: str) -> list[tuple[int, str]]:
     for line in text.splitlines():
         if line.startswith("```"):
             in_code = not in_code
-        elif not in_code and (m := re.match(r"^(##|###) (.+)$", line)):
-            if m.group(2) != HEADING[3:]:
-                found.append((len(m.group(1)), m.group(2)))
+        elif (
+            not in_code and (m := re.match(r"^(##|###) (.+)$", line)) and m.group(2) != HEADING[3:]
+        ):
+            found.append((len(m.group(1)), m.group(2)))
     return found
 
 
