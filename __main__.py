@@ -2,6 +2,7 @@
 
 import pulumi
 
+from components._evaluation import prepare_evaluation
 from components.app._manifests import load_manifests
 from components.app.database import Database, DatabaseArgs
 from components.app.delivery import AppDelivery, AppDeliveryArgs, workload_manifests
@@ -10,10 +11,13 @@ from components.clusters import build_cluster, kind_load_balancer
 from components.clusters.existing import read_kubeconfigs
 from components.config import load_fleet_config
 from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
+from components.observability.agent import MetricsAgent, MetricsAgentArgs
+from components.observability.hub import FleetMonitoring, FleetMonitoringArgs
 from components.ocm.hub import OcmHub, OcmHubArgs
 from components.ocm.managed_cluster import OcmManagedCluster, OcmManagedClusterArgs
 from components.ocm.placement import FleetPlacement, FleetPlacementArgs
 
+prepare_evaluation()
 # Everything read from config and local files is checked before the first resource exists.
 fleet = load_fleet_config()
 local_kubeconfigs = read_kubeconfigs(fleet.all_clusters)
@@ -43,6 +47,11 @@ database = Database(
         password_rotation=fleet.database_password_rotation,
     ),
 )
+# The receiver admits the same app clusters, from the same addresses, as everything else.
+monitoring = FleetMonitoring(
+    "monitoring",
+    FleetMonitoringArgs(hub_cluster=hub, app_clusters=list(apps), allowed_cidrs=app_egress),
+)
 
 deliveries, managed_clusters, agents = {}, [], []
 for name, cluster in apps.items():
@@ -62,6 +71,12 @@ for name, cluster in apps.items():
             database=database.endpoint,
             edge_allowed_cidrs=hub.egress_cidrs,
             ready_after=database.ready,
+        ),
+    )
+    MetricsAgent(
+        f"{name}-metrics",
+        MetricsAgentArgs(
+            cluster=cluster, hub_cluster=hub, membership=membership, monitoring=monitoring
         ),
     )
 
@@ -119,6 +134,9 @@ pulumi.export(
     },
 )
 pulumi.export("databaseHost", database.endpoint.host)
+pulumi.export("grafana", monitoring.grafana_access)
+pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
+pulumi.export("metricsReceiver", monitoring.receiver_address)
 pulumi.export(
     "app",
     {"revision": rollout.revision, "images": rollout.images, "clusters": rollout.status.clusters},

@@ -12,7 +12,8 @@
 #                          own address and identity on a first run
 #   --allow-open-api       accept apiAllowedCidrs with 0.0.0.0/0 (API servers open to anyone)
 #   --allow-unresolved-images
-#                          deploy even if a pre-deploy check finds images not pinned by digest
+#                          deploy images that components/images.yaml has no digest for, by tag
+#                          (scripts/check_images.py and the policy pack refuse them otherwise)
 #
 # Order, so that a missing credential or tool costs seconds, not an install: read the stack
 # file; check tools and credentials; settle apiAllowedCidrs; install (Python packages, the
@@ -312,20 +313,28 @@ fi
 # --- pre-deploy checks ------------------------------------------------------------------------------
 # Checks that must pass before `pulumi up` and may be overridden with a flag go here, each
 # refusing with the flag's name (--allow-unresolved-images for image references).
-# None is defined yet: the flag is accepted so that callers can pass it ahead of such a check.
+policy_args=(--policy-pack policy)
 pre_deploy_checks() {
-  : "$allow_unresolved_images"
+  # Every image pinned by digest (components/images.yaml); the policy pack checks the same in
+  # the preview and the update, and is told the same when the flag allows images by tag.
+  if [ "$allow_unresolved_images" = 1 ]; then
+    .venv/bin/python scripts/check_images.py --stack-file "$config" --allow-unresolved
+    policy_args+=(--policy-pack-config policy/allow-unresolved-images.json)
+  else
+    .venv/bin/python scripts/check_images.py --stack-file "$config" ||
+      fail "nothing deployed: images not pinned by digest (above); run scripts/resolve_digests.py, or pass --allow-unresolved-images"
+  fi
 }
 pre_deploy_checks
 
 # --- preview, question, up ----------------------------------------------------------------------
 step "pulumi preview --stack $stack (with the policy pack)"
-pulumi preview --stack "$stack" --policy-pack policy
+pulumi preview --stack "$stack" "${policy_args[@]}"
 if [ "$assume_yes" = 0 ]; then
   interactive || fail "no terminal to ask on: rerun with --yes to deploy the preview above"
   ask "Deploy these changes to the stack '$stack'?" || fail "nothing deployed"
 fi
 step "pulumi up --stack $stack"
-pulumi up --stack "$stack" --yes --policy-pack policy ${up_args[@]+"${up_args[@]}"}
+pulumi up --stack "$stack" --yes "${policy_args[@]}" ${up_args[@]+"${up_args[@]}"}
 echo
 echo "The bookstore: $(pulumi stack output url --stack "$stack")"

@@ -99,6 +99,12 @@ CREATION_SECONDS: dict[str, Figure] = {
         "waited for until Applied and Available: the agent's CSR is approved, then the work "
         "agent applies the app and its pods pull images and become ready",
     ),
+    "pulumi-python:dynamic/ocm-fleet:RolloutStatus": Figure(
+        240,
+        "estimate",
+        "waits for the app's rollout: the agents apply the ManifestWorks and every Deployment "
+        "becomes available; the later steps' soak is added by rollout_soak",
+    ),
     "kubernetes:apps/v1:Deployment": Figure(30, "estimate", "image pull and readiness"),
     "kubernetes:apps/v1:StatefulSet": Figure(
         90, "estimate", "volume attach, image pull, database start"
@@ -116,8 +122,16 @@ LOAD_BALANCER_SECONDS: dict[str, Figure] = {
     "azure": Figure(
         60, "estimate", "a rule and frontend IP on the cluster's existing Standard Load Balancer"
     ),
+    "kind": Figure(
+        10, "estimate", "cloud-provider-kind starts a local proxy container for the Service"
+    ),
     "other": Figure(60, "estimate", "a load balancer controller on a cluster of your own"),
 }
+KIND_CREATE = Figure(
+    60,
+    "estimate",
+    "`kind create cluster` with the node image already pulled; no public measurement found",
+)
 DEFAULT_SECONDS = Figure(2, "estimate", "one Kubernetes or provider API call")
 ZERO_SECONDS_PREFIXES = ("pulumi:providers:", "random:")
 """Providers and random values are local: they take no cloud time."""
@@ -131,10 +145,12 @@ MANIFEST_WORK_REPLICA_SET = (
     "kubernetes:work.open-cluster-management.io/v1alpha1:ManifestWorkReplicaSet"
 )
 MANAGED_CLUSTER = "kubernetes:cluster.open-cluster-management.io/v1:ManagedCluster"
+ROLLOUT_STATUS = "pulumi-python:dynamic/ocm-fleet:RolloutStatus"
 POD_OWNERS = ("Deployment", "StatefulSet", "DaemonSet")
 CLUSTER_COMPONENTS = {
     "ocm-fleet:index:EksCluster": "aws",
     "ocm-fleet:index:AksCluster": "azure",
+    "ocm-fleet:index:KindCluster": "kind",
 }
 
 
@@ -197,6 +213,9 @@ def duration(node: Node, cloud_of_provider: Mapping[str, str]) -> Figure:
         return Figure(0, "docs", "a component takes no time itself")
     if node.type.startswith(ZERO_SECONDS_PREFIXES):
         return Figure(0, "estimate", "local to the engine")
+    create = node.inputs.get("create")
+    if node.type == "command:local:Command" and "kind create cluster" in str(create or ""):
+        return KIND_CREATE
     if node.type == SERVICE and (node.inputs.get("spec") or {}).get("type") == "LoadBalancer":
         return LOAD_BALANCER_SECONDS[cloud_of_provider.get(node.provider, "other")]
     return CREATION_SECONDS.get(node.type, DEFAULT_SECONDS)
@@ -281,17 +300,20 @@ def _seconds(text: Any) -> float:
 def rollout_soak(nodes: Sequence[Node]) -> float:
     """Seconds a progressive rollout keeps `up` waiting after the first clusters are applied.
 
-    Only a ManifestWorkReplicaSet that `up` waits for (pulumi.com/waitFor) holds `up`; each
+    Only a ManifestWorkReplicaSet that `up` waits for (pulumi.com/waitFor, or a rollout status
+    resource) holds `up`; each
     step after the first starts once the previous one has been successful for minSuccessTime.
     On a first `up` every cluster is new and the steps run all the same.
     """
     clusters = sum(1 for n in nodes if n.type == MANAGED_CLUSTER)
+    # A rollout status resource holds `up` for the replica set's rollout as a waitFor would.
+    status_waits = any(n.type == ROLLOUT_STATUS for n in nodes)
     soak = 0.0
     for n in nodes:
         if n.type != MANIFEST_WORK_REPLICA_SET:
             continue
         annotations = (n.inputs.get("metadata") or {}).get("annotations") or {}
-        if "pulumi.com/waitFor" not in annotations:
+        if "pulumi.com/waitFor" not in annotations and not status_waits:
             continue
         for ref in (n.inputs.get("spec") or {}).get("placementRefs") or []:
             strategy = ref.get("rolloutStrategy") or {}
@@ -450,6 +472,9 @@ def sources_table(types: Iterable[str]) -> list[str]:
     for t in sorted(set(types)):
         fig = CREATION_SECONDS.get(t, DEFAULT_SECONDS)
         rows.append(f"| {t} | {fig.seconds:g} | {fig.kind} | {fig.source} |")
+    rows.append(
+        f"| kind cluster command | {KIND_CREATE.seconds:g} | estimate | {KIND_CREATE.source} |"
+    )
     for cloud, fig in LOAD_BALANCER_SECONDS.items():
         rows.append(
             f"| Service type LoadBalancer ({cloud}) | {fig.seconds:g} | {fig.kind} | {fig.source} |"

@@ -239,6 +239,9 @@ class FleetMocks(Mocks):
 
     def __init__(self, preview: bool):
         self.preview = preview
+        # Kubernetes providers of kind clusters (API server on the host's loopback): their
+        # load balancers are cloud-provider-kind's proxy containers on the kind network.
+        self.kind_providers: set[str] = set()
 
     def _computed(self, value: Any) -> Any:
         return UNKNOWN if self.preview else value
@@ -286,11 +289,19 @@ class FleetMocks(Mocks):
                 fqdn=c(f"{name}-{n:06x}.hcp.westeurope.azmk8s.io"),
                 identity=c({"principalId": f"00000000-0000-0000-0000-{n:012d}", "type": "x"}),
             )
+        elif t == "pulumi:providers:kubernetes" and "https://127.0.0.1:" in str(
+            state.get("kubeconfig")
+        ):
+            self.kind_providers.add(name)
         elif (
             t == "kubernetes:core/v1:Service"
             and (state.get("spec") or {}).get("type") == "LoadBalancer"
         ):
             ingress = {"hostname": f"a{n}.elb.amazonaws.com"} if n % 2 else {"ip": ip}
+            # A provider reference is "<urn>::<id>"; the URN ends with the provider's name.
+            parts = (args.provider or "").split("::")
+            if len(parts) > 3 and parts[3] in self.kind_providers:
+                ingress = {"ip": f"172.18.0.{n % 50 + 200}"}
             state["status"] = c({"loadBalancer": {"ingress": [ingress]}})
         elif t == "kubernetes:core/v1:Secret" and state.get("type") == (
             "kubernetes.io/service-account-token"
@@ -299,6 +310,25 @@ class FleetMocks(Mocks):
             state["data"] = c({"token": token, "ca.crt": FAKE_CA.decode()})
         elif t == "random:index/randomPassword:RandomPassword":
             state.update(result=c(f"generated-password-{n:04d}"))
+        elif t == "tls:index/privateKey:PrivateKey":
+            state.update(
+                privateKeyPem=c(
+                    f"-----BEGIN PRIVATE KEY-----\nkey-{n:04d}\n-----END PRIVATE KEY-----\n"
+                )
+            )
+        elif t in (
+            "tls:index/selfSignedCert:SelfSignedCert",
+            "tls:index/locallySignedCert:LocallySignedCert",
+        ):
+            state.update(
+                certPem=c(f"-----BEGIN CERTIFICATE-----\ncert-{n:04d}\n-----END CERTIFICATE-----\n")
+            )
+        elif t == "tls:index/certRequest:CertRequest":
+            state.update(
+                certRequestPem=c(
+                    f"-----BEGIN CERTIFICATE REQUEST-----\n{n}\n-----END CERTIFICATE REQUEST-----\n"
+                )
+            )
         elif t == COMMAND:
             state.update(stdout=c(_command_stdout(state, n)), stderr=c(""))
         if t.startswith("azure-native:") and t != "azure-native:containerservice:ManagedCluster":

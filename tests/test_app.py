@@ -38,6 +38,8 @@ from components.edge import _haproxy
 from components.edge.public_load_balancer import PUBLIC_ENTRY_LABEL
 
 GOLDEN = Path(__file__).parent / "golden"
+
+
 SERVICE = "kubernetes:core/v1:Service"
 MODES = [pytest.param(False, id="update"), pytest.param(True, id="preview")]
 GOLDEN_DATABASE = {

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from harness import ROOT
 
 PULUMI_VERSION = "3.272.0"
@@ -174,7 +175,27 @@ def project(tmp_path: Path) -> Path:
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.local.yaml", "requirements.txt"):
         shutil.copy(ROOT / name, root / name)
     shutil.copy(ROOT / "policy" / "requirements.txt", root / "policy" / "requirements.txt")
+    # The image check runs the program's own code over its images: a project where every image
+    # has a digest (stand-in digests, in this temporary copy only).
+    shutil.copy(ROOT / "scripts" / "check_images.py", root / "scripts" / "check_images.py")
+    for part in ("components", "manifests"):
+        shutil.copytree(ROOT / part, root / part, ignore=shutil.ignore_patterns("__pycache__"))
+    resolve_all_images(root)
     return root
+
+
+def resolve_all_images(root: Path, *, unresolved: tuple[str, ...] = ()) -> None:
+    """Stand-in digests for every image of the project copy, but those in `unresolved`."""
+    path = root / "components" / "images.yaml"
+    entries = yaml.safe_load(path.read_text())["images"]
+    for ref in entries:
+        digest = f"sha256:{hashlib.sha256(ref.encode()).hexdigest()}"
+        entries[ref] = (
+            {"digest": None, "unresolved": "test"}
+            if ref in unresolved
+            else {"digest": digest, "source": "test"}
+        )
+    path.write_text(yaml.safe_dump({"images": entries}))
 
 
 def deploy(project: Path, *args: str, fresh: bool = False, **env: str) -> Run:
@@ -457,3 +478,24 @@ def test_the_question_before_up_decides(project, answer, deployed):
     assert "Deploy these changes to the stack 'local'?" in done.stderr
     assert ("pulumi up --stack local" in log) is deployed, log
     assert done.returncode == (0 if deployed else 1), done.stderr
+
+
+# --- images by digest ----------------------------------------------------------------------------
+
+
+def test_an_image_without_digest_stops_the_deploy_before_the_preview(project):
+    resolve_all_images(project, unresolved=("mariadb:11.4.8",))
+    run = deploy(project, "local", "--yes")
+    assert run.code != 0
+    assert "mariadb:11.4.8" in run.stderr and "--allow-unresolved-images" in run.stderr
+    assert not run.ran("pulumi preview"), "nothing is previewed or deployed"
+
+
+def test_allowing_unresolved_images_tells_the_policy_pack_too(project):
+    resolve_all_images(project, unresolved=("mariadb:11.4.8",))
+    run = deploy(project, "local", "--yes", "--allow-unresolved-images")
+    assert run.code == 0, run.stderr
+    config = "--policy-pack policy --policy-pack-config policy/allow-unresolved-images.json"
+    assert run.ran(f"pulumi preview --stack local {config}"), "\n".join(run.log)
+    assert run.ran(f"pulumi up --stack local --yes {config}")
+    assert "mariadb:11.4.8" in run.stdout, "the images deployed by tag are listed"

@@ -77,11 +77,12 @@ def test_the_bill_of_a_known_fleet_item_by_item(known_bill):
         ("west", "Standard public IPs (egress, Services)"): 10.0,
         ("west", "Standard Load Balancer"): 25.0,
         ("west", "managed OS disks 128 GiB"): 40.0,
-        # The hub: as above with the public entry and the database's Services (3 IPs) and
-        # the database's 20 GiB volume: 400 + 15 + 25 + 40 + 2 = 482
+        # The hub: as above with the public entry's, the database's and the metrics
+        # receiver's Services (4 IPs) and the database's 20 GiB volume: 400 + 20 + 25 + 40 + 2
+        # = 487
         ("main", "AKS control plane (Free tier)"): 0.0,
         ("main", "node VMs Standard_D4s_v5"): 400.0,
-        ("main", "Standard public IPs (egress, Services)"): 15.0,
+        ("main", "Standard public IPs (egress, Services)"): 20.0,
         ("main", "Standard Load Balancer"): 25.0,
         ("main", "managed OS disks 128 GiB"): 40.0,
         ("main", "Standard SSD volumes GiB"): 2.0,
@@ -89,9 +90,9 @@ def test_the_bill_of_a_known_fleet_item_by_item(known_bill):
     assert (known_bill.of("east"), known_bill.of("west"), known_bill.of("main")) == (
         615.0,
         475.0,
-        482.0,
+        487.0,
     )
-    assert known_bill.total == 1572.0
+    assert known_bill.total == 1577.0
     assert known_bill.warnings == [], "every price of this fleet is in the data"
 
 
@@ -149,3 +150,13 @@ def test_the_estimate_reads_the_config_through_the_program_model():
     config["ocm-fleet:clusters"][0]["nodeCount"] = "three"
     with pytest.raises(FleetConfigError, match="nodeCount"):
         estimate.fleet_of(config)
+
+
+def test_a_local_kind_fleet_costs_nothing_and_still_gets_its_up_time(capsys):
+    assert estimate.main(["local"]) == 0
+    out = capsys.readouterr().out
+    assert "**Total counted: $0.00 per month**" in out
+    for cluster in ("hub", "app-1", "app-2"):
+        assert f"- {cluster} (kind): runs on machines you already have" in out
+    assert "WARNINGS" not in out
+    assert "| public-lb-service |" in out

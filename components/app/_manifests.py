@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 import yaml
 
+from components import images
+
 MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
 
 # Kinds manifests/ may hold, with the API group and resource the work agent must be allowed to
@@ -25,12 +27,18 @@ WORK_KINDS: dict[str, tuple[str, str]] = {
 WORK_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
+# libyaml's loader reads the same data as the pure-Python one, about ten times faster; every
+# preview pays for reading manifests/. PyYAML built without libyaml falls back.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class ManifestError(pulumi.RunError, ValueError):
     """An object in manifests/ cannot be delivered safely (reported without a traceback)."""
 
 
 def load_manifests(directory: Path = MANIFESTS_DIR) -> list[dict[str, Any]]:
-    """Every object of every *.yaml/*.yml file, sorted by kind and name so runs are stable.
+    """Every object of every *.yaml/*.yml file, sorted by kind and name so runs are stable,
+    with container images pinned by digest (components/images.py).
 
     Objects must not carry a namespace (the program places them) and must not be Secrets:
     a ManifestWork is stored in plain text on the hub.
@@ -38,7 +46,7 @@ def load_manifests(directory: Path = MANIFESTS_DIR) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
     for path in files:
-        for index, obj in enumerate(yaml.safe_load_all(path.read_text())):
+        for index, obj in enumerate(yaml.load_all(path.read_text(), Loader=_SAFE_LOADER)):
             if obj is None:
                 continue
             where = f"{path.name} document {index + 1}"
@@ -66,6 +74,8 @@ def load_manifests(directory: Path = MANIFESTS_DIR) -> list[dict[str, Any]]:
             objects.append(obj)
     if not objects:
         raise ManifestError(f"no Kubernetes objects found in {directory}")
+    # manifests/ names images by tag; they are deployed by the digest in components/images.yaml.
+    objects = [images.pin_pod_images(o) for o in objects]
     return sorted(objects, key=lambda o: (o["kind"], o["metadata"]["name"]))
 
 
@@ -106,11 +116,13 @@ def container_names(objects: Iterable[Mapping[str, Any]]) -> set[str]:
 
 
 def with_image_tag(image: str, tag: str) -> str:
-    """`image` with its tag (and any digest, which pins the old content) replaced by `tag`."""
+    """`image` with its tag (and any digest, which pins the old content) replaced by `tag`,
+    pinned by the digest components/images.yaml has for the new reference unless `tag` carries
+    its own."""
     name = image.split("@", 1)[0]
     if ":" in name.rsplit("/", 1)[-1]:
         name = name.rsplit(":", 1)[0]
-    return f"{name}:{tag}"
+    return f"{name}:{tag}" if "@" in tag else images.pinned(f"{name}:{tag}")
 
 
 def set_image_tags(

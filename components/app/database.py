@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components import images
 from components._k8s import load_balancer_address
 from components.clusters._base import FleetCluster
 from components.security import network_policies as netpol
@@ -196,6 +197,27 @@ class Database(pulumi.ComponentResource):
             },
             opts=after(statefulset),
         )
+        public_address = public.status.apply(load_balancer_address)
+        proxied = []
+        if args.hub_cluster.load_balancers_proxy:
+            # MariaDB sees its load balancer's own address (FleetCluster.load_balancers_proxy).
+            proxied = netpol.declare(
+                name,
+                [
+                    netpol.policy(
+                        "mariadb-from-load-balancer",
+                        ns,
+                        {"matchLabels": LABELS},
+                        ingress=[
+                            {
+                                "from": public_address.apply(netpol.load_balancer_peers),
+                                "ports": netpol.tcp(PORT),
+                            }
+                        ],
+                    )
+                ],
+                on_hub,
+            )
         in_cluster_host = pulumi.Output.concat("mariadb.", ns, ".svc.cluster.local")
         self.schema_job = k8s.batch.v1.Job(
             f"{name}-schema",
@@ -207,7 +229,8 @@ class Database(pulumi.ComponentResource):
             ),
             opts=after(statefulset, *policies, custom_timeouts=pulumi.CustomTimeouts(create="20m")),
         )
-        self.ready = [self.schema_job]
+        # The app clusters connect once these exist.
+        self.ready = [self.schema_job, *proxied]
         if args.password_rotation > 0:
             self.ready.append(
                 k8s.batch.v1.Job(
@@ -227,7 +250,7 @@ class Database(pulumi.ComponentResource):
             )
 
         self.endpoint = DatabaseEndpoint(
-            host=public.status.apply(load_balancer_address),
+            host=public_address,
             port=PORT,
             name=DB_NAME,
             user=app_user(args.password_rotation),
@@ -351,7 +374,7 @@ def mariadb_spec(claim: pulumi.Input[str], credentials: pulumi.Input[str]) -> di
                 "containers": [
                     {
                         "name": "mariadb",
-                        "image": MARIADB_IMAGE,
+                        "image": images.pinned(MARIADB_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
                         "env": env,
                         "ports": [{"name": "mysql", "containerPort": PORT}],
@@ -409,7 +432,7 @@ def shopapi_job_spec(
                 "containers": [
                     {
                         "name": "schema",
-                        "image": SHOPAPI_IMAGE,
+                        "image": images.pinned(SHOPAPI_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
                         "command": command,
                         "env": [
@@ -481,7 +504,7 @@ def rotation_job_spec(
                 "containers": [
                     {
                         "name": "rotate",
-                        "image": MARIADB_IMAGE,
+                        "image": images.pinned(MARIADB_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
                         "command": [
                             "sh",

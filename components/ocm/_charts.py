@@ -9,11 +9,15 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import images
 from components.security import network_policies as netpol
 from components.security import pod_security
 
 CHART_REPO = "https://open-cluster-management.io/helm-charts"
 IMAGE_REGISTRY = "quay.io/open-cluster-management"
+
+IMAGE_COMPONENTS = ("addon-manager", "placement", "registration", "registration-operator", "work")
+"""Every OCM image the hub and the agents run."""
 
 OPERATOR_NAMESPACE = "open-cluster-management"
 """Where both charts install their operator."""
@@ -44,8 +48,15 @@ DELETE_TIMEOUT = "20m"
 
 
 def image(component: str, version: str) -> str:
-    """The upstream image of an OCM component at a release, e.g. registration:v1.3.1."""
-    return f"{IMAGE_REGISTRY}/{component}:v{version}"
+    """The upstream image of an OCM component at a release, e.g. registration:v1.3.1, pinned
+    by its digest in components/images.yaml when that has it."""
+    return images.pinned(f"{IMAGE_REGISTRY}/{component}:v{version}")
+
+
+def operator_image_values(version: str) -> dict[str, Any]:
+    """Chart values naming the operator's image, so that it is pinned like the rest (the chart
+    would otherwise build `registry/registration-operator:<appVersion>` itself)."""
+    return {"images": {"overrides": {"operatorImage": image("registration-operator", version)}}}
 
 
 def wait_for(*conditions: str) -> dict[str, str]:
