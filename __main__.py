@@ -1,11 +1,11 @@
-"""ocm-fleet: clusters on AWS and Azure, joined to an OCM hub, running the bookstore."""
+"""ocm-fleet: clusters on AWS, Azure or kind, joined to an OCM hub, running the bookstore."""
 
 import pulumi
 
 from components.app._manifests import load_manifests
 from components.app.database import Database, DatabaseArgs
 from components.app.delivery import AppDelivery, AppDeliveryArgs
-from components.clusters import build_cluster
+from components.clusters import build_cluster, kind_load_balancer
 from components.clusters.existing import read_kubeconfigs
 from components.config import load_fleet_config
 from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
@@ -21,9 +21,12 @@ manifests = load_manifests()
 for warning in fleet.elastic_ip_warnings():
     pulumi.log.warn(warning)
 
+local_lb = kind_load_balancer(fleet)
 previous_run = PreviousRun(fleet)
 built = {
-    spec.name: build_cluster(spec, fleet, local_kubeconfigs, previous_run=previous_run)
+    spec.name: build_cluster(
+        spec, fleet, local_kubeconfigs, local_load_balancer=local_lb, previous_run=previous_run
+    )
     for spec in fleet.clusters
 }
 apps = {spec.name: built[spec.name] for spec in fleet.active_clusters}
@@ -35,7 +38,13 @@ app_egress = union_of_egress(*[c.egress_cidrs for c in apps.values()])
 hub_api_egress = union_of_egress(
     app_egress, *[c.egress_cidrs for c in retiring.values()], previous_run.departing_egress()
 )
-hub = build_cluster(fleet.hub, fleet, local_kubeconfigs, extra_api_cidrs=hub_api_egress)
+hub = build_cluster(
+    fleet.hub,
+    fleet,
+    local_kubeconfigs,
+    extra_api_cidrs=hub_api_egress,
+    local_load_balancer=local_lb,
+)
 
 ocm = OcmHub("ocm-hub", OcmHubArgs(hub_cluster=hub, ocm_version=fleet.ocm_version))
 database = Database(

@@ -15,17 +15,21 @@ from pulumi.runtime import config as runtime_config
 NAMESPACE = "ocm-fleet"
 """The config namespace: every key is `ocm-fleet:<key>`."""
 
-CLOUDS = ("aws", "azure", "existing")
+CLOUDS = ("aws", "azure", "existing", "kind")
 
 DEFAULT_NODE_SIZE = {"aws": "t3.large", "azure": "Standard_D4s_v5"}
 DEFAULT_NODE_COUNT = 2
+# kind: worker nodes besides the control plane, which keeps its exclude-from-load-balancers label.
+DEFAULT_KIND_WORKERS = 1
 DEFAULT_KUBERNETES_VERSION = "1.35"
 DEFAULT_OCM_VERSION = "1.3.1"
 
 # Names end up inside cloud resource names with suffixes appended (Pulumi's 8-character
 # auto-name suffix, role suffixes such as "-node-role"). IAM role names stop at 64 characters
 # and AKS dnsPrefix at 54; an OCM ManagedCluster name is a DNS-1123 label (63).
-MAX_NAME_LENGTH = {"aws": 32, "azure": 40, "existing": 63}
+# kind: the cluster is named "<stack>-<name>" and its node containers "<that>-control-plane",
+# which must stay a DNS label too.
+MAX_NAME_LENGTH = {"aws": 32, "azure": 40, "existing": 63, "kind": 32}
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _K8S_MINOR = re.compile(r"^1\.(\d{2})$")
@@ -93,7 +97,7 @@ def stack_scoped_name(stack: str, name: str) -> str:
 
 
 EKS_HUB_REASON = (
-    "the hub must run on azure or an existing cluster: EKS does not sign certificate signing "
+    "the hub must run on azure, kind or an existing cluster: EKS does not sign certificate signing "
     "requests with 'client auth' usage (aws/containers-roadmap#1856), so the OCM hub's CSR "
     "registration cannot admit any cluster"
 )
@@ -118,11 +122,11 @@ class ClusterSpec:
     name: str
     """DNS-1123 label; the OCM ManagedCluster name and the prefix of every cloud resource."""
     cloud: str
-    """`aws` (EKS), `azure` (AKS) or `existing` (a cluster you already run)."""
+    """`aws` (EKS), `azure` (AKS), `kind` (Docker on this machine) or `existing`."""
     region: str
-    """Cloud region; for `existing`, a free-form label (default `existing`)."""
+    """Cloud region; for `existing` and `kind`, a free-form label (default: the cloud)."""
     node_count: int = DEFAULT_NODE_COUNT
-    """Nodes in the cluster's node group or pool."""
+    """Nodes in the cluster's node group or pool; on kind, worker nodes."""
     node_size: str = ""
     """Instance type (aws) or VM size (azure)."""
     kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
@@ -278,7 +282,8 @@ def _parse_cluster(
     elif region is not None and (not isinstance(region, str) or not region):
         problems.append(f"{key}.region: {_fmt(region)} must be a non-empty string")
 
-    node_count = raw.get("nodeCount", DEFAULT_NODE_COUNT)
+    default_count = DEFAULT_KIND_WORKERS if cloud == "kind" else DEFAULT_NODE_COUNT
+    node_count = raw.get("nodeCount", default_count)
     if not _is_int(node_count) or node_count < 1:
         problems.append(f"{key}.nodeCount: {_fmt(node_count)} must be an integer of at least 1")
     elif node_count > 100:
@@ -328,6 +333,19 @@ def _parse_cluster(
                 problems.append(
                     f"{key}.{opt}: {_fmt(raw[opt])} is only valid with cloud: aws or azure "
                     "(an existing cluster's nodes and version are its own)"
+                )
+    elif cloud == "kind":
+        for opt in ("nodeSize", "kubernetesVersion"):
+            if opt in raw:
+                problems.append(
+                    f"{key}.{opt}: {_fmt(raw[opt])} is not valid with cloud: kind (nodes are "
+                    "containers, and their Kubernetes version comes with the pinned kind release)"
+                )
+        for opt in existing_only:
+            if opt in raw:
+                problems.append(
+                    f"{key}.{opt}: only valid with cloud: existing (a kind cluster's value is "
+                    "read from kind and Docker)"
                 )
     elif cloud is not None:
         for opt in existing_only:
@@ -382,7 +400,7 @@ def _parse_cluster(
     return ClusterSpec(
         name=name,
         cloud=cloud,
-        region=region or "existing",
+        region=region or cloud,
         node_count=node_count,
         node_size=node_size,
         kubernetes_version=version,
@@ -487,6 +505,20 @@ def parse_fleet_config(raw: Mapping[str, Any], *, stack: str = "dev") -> FleetCo
             )
         else:
             names[name] = where
+
+    clouds_by_key = {
+        where.removesuffix(".name"): item.get("cloud")
+        for where, item in raw_names
+        if isinstance(item, Mapping) and item.get("cloud") in CLOUDS
+    }
+    on_kind = sorted(k for k, c in clouds_by_key.items() if c == "kind")
+    elsewhere = sorted(k for k, c in clouds_by_key.items() if c != "kind")
+    if on_kind and elsewhere:
+        problems.append(
+            f"{', '.join(f'{k}.cloud' for k in on_kind)}: 'kind' cannot be mixed with other "
+            f"clouds ({', '.join(elsewhere)}): kind clusters reach each other only on this "
+            "machine's Docker network, where no cloud cluster can reach them"
+        )
 
     cidrs: list[str] = []
     cidrs_raw = raw.get("apiAllowedCidrs")

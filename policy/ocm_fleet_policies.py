@@ -8,6 +8,7 @@ from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    PolicyConfigSchema,
     PolicyResource,
     ReportViolation,
     ResourceValidationArgs,
@@ -26,6 +27,17 @@ SERVICE = "kubernetes:core/v1:Service"
 EKS_CLUSTER = "aws:eks/cluster:Cluster"
 AKS_CLUSTER = "azure-native:containerservice:ManagedCluster"
 KUBERNETES_PROVIDER = "pulumi:providers:kubernetes"
+CLUSTER_MANAGER = "kubernetes:operator.open-cluster-management.io/v1:ClusterManager"
+MANIFEST_WORK_REPLICA_SET = (
+    "kubernetes:work.open-cluster-management.io/v1alpha1:ManifestWorkReplicaSet"
+)
+WORKLOADS = {
+    "kubernetes:apps/v1:DaemonSet",
+    "kubernetes:apps/v1:Deployment",
+    "kubernetes:apps/v1:StatefulSet",
+    "kubernetes:batch/v1:Job",
+}
+ALLOW_UNRESOLVED_IMAGES = "allowUnresolvedImages"
 
 PUBLIC_ENTRY_LABEL = "ocm-fleet.io/public-entry"
 
@@ -392,6 +404,67 @@ def remediate_kubeconfig_secret(args: ResourceValidationArgs) -> Mapping[str, An
 
 # Registration -----------------------------------------------------------------------------------
 
+# 7. Images pinned by digest ---------------------------------------------------------------------
+
+
+def _pod_images(obj: Any) -> list[Any]:
+    spec = _get(obj, "spec", "template", "spec")
+    if spec is UNKNOWN:
+        return [UNKNOWN]
+    images: list[Any] = []
+    for field in ("initContainers", "containers"):
+        containers = _items(_get(spec, field))
+        if containers is UNKNOWN:
+            return [UNKNOWN]
+        images += [_get(c, "image") for c in containers]
+    return images
+
+
+def image_references(resource_type: str, props: Mapping[str, Any]) -> list[Any]:
+    """Every image a resource deploys: its pods', those of the manifests it carries, the OCM
+    CRs' image pull specs and the OCM charts' image overrides."""
+    if resource_type in WORKLOADS:
+        return _pod_images(props)
+    if resource_type in (MANIFEST_WORK, MANIFEST_WORK_REPLICA_SET):
+        path = ("spec", "workload", "manifests")
+        if resource_type == MANIFEST_WORK_REPLICA_SET:
+            path = ("spec", "manifestWorkTemplate", "workload", "manifests")
+        manifests = _items(_get(props, *path))
+        if manifests is UNKNOWN:
+            return [UNKNOWN]
+        return [image for manifest in manifests for image in _pod_images(manifest)]
+    if resource_type in (CLUSTER_MANAGER, KLUSTERLET):
+        spec = _get(props, "spec")
+        if not isinstance(spec, Mapping):
+            return []
+        return [_get(spec, key) for key in sorted(spec) if key.endswith("ImagePullSpec")]
+    if resource_type == HELM_RELEASE:
+        overrides = _get(props, "values", "images", "overrides")
+        if not isinstance(overrides, Mapping):
+            return []
+        return [_get(overrides, key) for key in sorted(overrides) if _get(overrides, key)]
+    return []
+
+
+def unpinned_image_violations(name: str, resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """Messages for every image deployed by tag alone (not known yet: not judged)."""
+    return [
+        f"{name} deploys the image {image!r} by tag: a tag can be moved after review. Pin it by "
+        "digest (scripts/resolve_digests.py fills components/images.yaml), or allow unresolved "
+        f"images on purpose (policy config {ALLOW_UNRESOLVED_IMAGES}: true, which deploy.sh "
+        "passes with --allow-unresolved-images)."
+        for image in image_references(resource_type, props)
+        if isinstance(image, str) and "@sha256:" not in image
+    ]
+
+
+def _validate_images(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if (args.get_config() or {}).get(ALLOW_UNRESOLVED_IMAGES) is True:
+        return
+    for message in unpinned_image_violations(args.name, args.resource_type, args.props):
+        report(message, None)
+
+
 no_secret_in_manifestwork = ResourceValidationPolicy(
     name="no-secret-in-manifestwork",
     description=(
@@ -453,6 +526,20 @@ kubeconfig_is_secret = ResourceValidationPolicy(
     remediate=remediate_kubeconfig_secret,
 )
 
+images_pinned_by_digest = ResourceValidationPolicy(
+    name="images-pinned-by-digest",
+    description=(
+        "Every image the stack deploys (pods, ManifestWork payloads, OCM CR image specs, OCM "
+        "chart image overrides) is pinned by digest, unless the policy config sets "
+        f"{ALLOW_UNRESOLVED_IMAGES}: true."
+    ),
+    enforcement_level=EnforcementLevel.MANDATORY,
+    validate=_validate_images,
+    config_schema=PolicyConfigSchema(
+        properties={ALLOW_UNRESOLVED_IMAGES: {"type": "boolean", "default": False}}
+    ),
+)
+
 POLICIES = [
     no_secret_in_manifestwork,
     no_open_loadbalancer,
@@ -460,4 +547,5 @@ POLICIES = [
     eks_secrets_encrypted,
     manifestwork_depends_on_klusterlet,
     kubeconfig_is_secret,
+    images_pinned_by_digest,
 ]

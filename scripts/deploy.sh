@@ -1,7 +1,24 @@
 #!/usr/bin/env bash
-# Sets everything up on a fresh machine and deploys a stack (default: dev) with `pulumi up`.
-#   ./scripts/deploy.sh            # the dev stack, Pulumi.dev.yaml
-#   ./scripts/deploy.sh prod --yes # another stack; arguments after the name go to `pulumi up`
+# Deploys a stack from a fresh machine: checks, installs, preview with the policy pack, `up`.
+#
+#   ./scripts/deploy.sh local            # the whole fleet on kind: needs Docker only
+#   ./scripts/deploy.sh                  # the dev stack (AWS and Azure); offers local without
+#                                        # cloud credentials
+#   ./scripts/deploy.sh prod --yes       # another stack, without the question before `up`
+#   ./scripts/deploy.sh dev -- --refresh # arguments after `--` go to `pulumi up`
+#
+# Options:
+#   --yes                  answer yes: to the question before `up`, and to filling in your
+#                          own address and identity on a first run
+#   --allow-open-api       accept apiAllowedCidrs with 0.0.0.0/0 (API servers open to anyone)
+#   --allow-unresolved-images
+#                          deploy images that components/images.yaml has no digest for, by tag
+#                          (scripts/check_images.py and the policy pack refuse them otherwise)
+#
+# Order, so that a missing credential or tool costs seconds, not an install: read the stack
+# file; check tools and credentials; settle apiAllowedCidrs; install (Python packages, the
+# pinned Pulumi CLI and kind, into .tools/ and verified against the checksum files published
+# with each release); preview with the policy pack; ask; `pulumi up`.
 #
 # State: if you are logged in to a Pulumi backend (`pulumi whoami` works), that backend is used.
 # Otherwise the state goes to the local file backend in .pulumi-state/ (git-ignored), for this
@@ -11,52 +28,313 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-stack=${1:-dev}
-[ $# -gt 0 ] && shift
-config="Pulumi.${stack}.yaml"
+PULUMI_VERSION=3.272.0
+KIND_VERSION=v0.31.0
+TOOLS="$PWD/.tools"
+# One folder per version: bumping a pin installs the new release next to the old one.
+PULUMI_DIR="$TOOLS/pulumi-$PULUMI_VERSION"
+KIND_DIR="$TOOLS/kind-$KIND_VERSION"
+PUBLIC_ADDRESS_URL=${OCM_FLEET_PUBLIC_ADDRESS_URL:-https://checkip.amazonaws.com}
 
-fail() { echo "error: $*" >&2; exit 1; }
+fail() {
+  echo "error: $*" >&2
+  exit 1
+}
+step() { echo "==> $*"; }
+interactive() { [ -t 0 ]; }
+# ask QUESTION: true on yes. --yes answers yes; without a terminal the answer is no.
+ask() {
+  local reply
+  if [ "$assume_yes" = 1 ]; then
+    echo "$1 yes (--yes)"
+    return 0
+  fi
+  interactive || return 1
+  read -r -p "$1 [y/N] " reply
+  [[ "$reply" =~ ^[Yy] ]]
+}
 
-command -v pulumi >/dev/null 2>&1 ||
-  fail "the Pulumi CLI is not installed: https://www.pulumi.com/docs/iac/download-install/"
+# --- arguments --------------------------------------------------------------------------------
+stack=""
+assume_yes=0
+allow_open_api=0
+allow_unresolved_images=0
+up_args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --yes | -y) assume_yes=1 ;;
+    --allow-open-api) allow_open_api=1 ;;
+    --allow-unresolved-images) allow_unresolved_images=1 ;;
+    -h | --help)
+      sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+    --)
+      shift
+      up_args=("$@")
+      break
+      ;;
+    -*) fail "unknown option $1 (see $0 --help)" ;;
+    *)
+      [ -z "$stack" ] || fail "one stack at a time: got '$stack' and '$1'"
+      stack=$1
+      ;;
+  esac
+  shift
+done
+
 python=${PYTHON:-python3}
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
   fail "Python 3.11 or newer is needed; point PYTHON at one (PYTHON=python3.12 $0)"
+
+# --- credentials and tools (nothing is installed before these pass) ---------------------------
+aws_ready() { command -v aws >/dev/null 2>&1 && aws sts get-caller-identity >/dev/null 2>&1; }
+azure_ready() {
+  [ -n "${ARM_CLIENT_ID:-}" ] || { command -v az >/dev/null 2>&1 && az account show >/dev/null 2>&1; }
+}
+
+if [ -z "$stack" ]; then
+  if aws_ready || azure_ready; then
+    stack=dev
+  else
+    echo "No AWS or Azure credentials on this machine: the dev stack needs both clouds."
+    echo "The local fleet needs only Docker: a hub and two app clusters on kind, free, on this"
+    echo "machine (./scripts/deploy.sh local)."
+    ask "Deploy the local fleet now?" ||
+      fail "nothing deployed; run ./scripts/deploy.sh local, or sign in to AWS and Azure"
+    stack=local
+  fi
+fi
+config="Pulumi.${stack}.yaml"
 [ -f "$config" ] || fail "$config not found: copy Pulumi.dev.yaml to $config and edit it"
 
+# read_stack PYTHON: the stack file's facts (stack_config.py), or its one-line error.
+# Plain variables, not an associative array: macOS still ships bash 3.2.
+clouds="" api_cidrs="" open_api=no eks_admin_principals=no
+read_stack() {
+  local out key value
+  out=$("$1" scripts/stack_config.py "$config") || exit 1
+  while IFS='=' read -r key value; do
+    case "$key" in
+      clouds) clouds=$value ;;
+      api_cidrs) api_cidrs=$value ;;
+      open_api) open_api=$value ;;
+      eks_admin_principals) eks_admin_principals=$value ;;
+    esac
+  done <<<"$out"
+}
+read_stack "$python"
+
+checked_clouds=" "
+check_cloud() {
+  case "$1" in
+    aws)
+      command -v aws >/dev/null 2>&1 ||
+        fail "the AWS CLI is needed (EKS kubeconfigs call 'aws eks get-token'): https://aws.amazon.com/cli/"
+      aws sts get-caller-identity >/dev/null ||
+        fail "no working AWS credentials: run 'aws configure' or 'aws sso login', or set AWS_PROFILE"
+      ;;
+    azure)
+      if [ -z "${ARM_CLIENT_ID:-}" ]; then
+        command -v az >/dev/null 2>&1 ||
+          fail "sign in to Azure: install the Azure CLI and run 'az login', or set ARM_* variables"
+        az account show >/dev/null 2>&1 || fail "no Azure session: run 'az login'"
+      fi
+      ;;
+    kind)
+      command -v docker >/dev/null 2>&1 ||
+        fail "Docker is needed for kind clusters: https://docs.docker.com/engine/install/"
+      docker info >/dev/null 2>&1 ||
+        fail "Docker is installed but not running, or this user may not use it ('docker info' fails)"
+      ;;
+  esac
+  checked_clouds+="$1 "
+}
+check_clouds() {
+  local cloud
+  for cloud in $clouds; do
+    [[ "$checked_clouds" == *" $cloud "* ]] || check_cloud "$cloud"
+  done
+}
+step "checking tools and credentials for: ${clouds:-no clusters}"
+check_clouds
+
+# A pulumi or kind already on PATH is used, unless OCM_FLEET_PINNED_TOOLS=1 (CI) asks for
+# exactly the pinned releases.
+on_path() { [ "${OCM_FLEET_PINNED_TOOLS:-0}" != 1 ] && command -v "$1" >/dev/null 2>&1; }
+downloads=()
+[ -x "$PULUMI_DIR/pulumi/pulumi" ] || on_path pulumi || downloads+=(pulumi)
+if [[ " $clouds " == *" kind "* ]]; then
+  [ -x "$KIND_DIR/kind" ] || on_path kind || downloads+=(kind)
+fi
+if [ ${#downloads[@]} -gt 0 ]; then
+  command -v curl >/dev/null 2>&1 || fail "curl is needed to download ${downloads[*]}"
+  command -v sha256sum >/dev/null 2>&1 || command -v shasum >/dev/null 2>&1 ||
+    fail "sha256sum or shasum is needed to verify ${downloads[*]}"
+fi
+"$python" -c 'import ensurepip' 2>/dev/null || [ -x .venv/bin/python ] ||
+  fail "'$python' cannot create virtual environments (no ensurepip); on Debian/Ubuntu: apt-get install python3-venv"
+
+# --- who may reach the API servers ---------------------------------------------------------------
+# Settled before any install; written into the stack once the Pulumi CLI is there.
+new_api_cidr=""
+public_address() { curl -fsS --max-time 10 "$PUBLIC_ADDRESS_URL" | tr -d '[:space:]'; }
+if [ "$open_api" = yes ] || [ -z "$api_cidrs" ]; then
+  address=$(public_address 2>/dev/null || true)
+  [[ "$address" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || address=""
+fi
+if [ "$open_api" = yes ] && [ "$allow_open_api" = 0 ]; then
+  echo "$config opens the Kubernetes API servers to everyone (apiAllowedCidrs: 0.0.0.0/0)."
+  if [ -n "$address" ] && interactive && ask "Allow only your address, $address/32, instead?"; then
+    new_api_cidr="$address/32"
+  else
+    fail "refusing to deploy API servers open to 0.0.0.0/0. Put your address${address:+ ($address/32)} in ocm-fleet:apiAllowedCidrs, or pass --allow-open-api"
+  fi
+elif [ -z "$api_cidrs" ]; then
+  [ -n "$address" ] ||
+    fail "ocm-fleet:apiAllowedCidrs is not set in $config and your public address is unknown; set it to your address as a /32"
+  echo "ocm-fleet:apiAllowedCidrs is not set: the Kubernetes API servers need to know who may reach them."
+  ask "Allow your address, $address/32?" ||
+    fail "nothing deployed; set ocm-fleet:apiAllowedCidrs in $config"
+  new_api_cidr="$address/32"
+fi
+
+# --- installs ---------------------------------------------------------------------------------------
+sha256_of() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1"; else shasum -a 256 "$1"; fi |
+    cut -d' ' -f1
+}
+# verify FILE CHECKSUM_FILE NAME: FILE's SHA-256 is the one CHECKSUM_FILE lists for NAME.
+verify() {
+  local expected actual
+  expected=$(awk -v name="$3" '{ sub(/^\*/, "", $2) } $2 == name { print $1 }' "$2")
+  # kind publishes one checksum per file, for the file's own name.
+  [ -n "$expected" ] || expected=$(awk 'NR == 1 && NF <= 2 { print $1 }' "$2")
+  [ -n "$expected" ] || fail "$2 lists no checksum for $3"
+  actual=$(sha256_of "$1")
+  [ "$expected" = "$actual" ] ||
+    fail "checksum mismatch for $3: expected $expected, got $actual; nothing installed"
+}
+platform() {
+  local os arch
+  os=$(uname -s | tr '[:upper:]' '[:lower:]')
+  arch=$(uname -m)
+  case "$arch" in
+    x86_64 | amd64) arch=amd64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) fail "no $os build for $arch" ;;
+  esac
+  echo "$os $arch"
+}
+install_pulumi() {
+  local os arch pulumi_arch name base scratch
+  read -r os arch <<<"$(platform)"
+  pulumi_arch=$arch
+  [ "$arch" = amd64 ] && pulumi_arch=x64
+  name="pulumi-v${PULUMI_VERSION}-${os}-${pulumi_arch}.tar.gz"
+  base="https://github.com/pulumi/pulumi/releases/download/v${PULUMI_VERSION}"
+  scratch=$(mktemp -d)
+  step "installing the Pulumi CLI $PULUMI_VERSION into ${PULUMI_DIR#"$PWD"/}"
+  curl -fsSL "$base/$name" -o "$scratch/$name"
+  curl -fsSL "$base/pulumi-${PULUMI_VERSION}-checksums.txt" -o "$scratch/checksums.txt"
+  verify "$scratch/$name" "$scratch/checksums.txt" "$name"
+  rm -rf "$PULUMI_DIR"
+  mkdir -p "$PULUMI_DIR"
+  tar -xzf "$scratch/$name" -C "$PULUMI_DIR"
+  rm -rf "$scratch"
+  [ -x "$PULUMI_DIR/pulumi/pulumi" ] || fail "the Pulumi archive has no pulumi/pulumi"
+}
+install_kind() {
+  local os arch name base scratch
+  read -r os arch <<<"$(platform)"
+  name="kind-${os}-${arch}"
+  base="https://github.com/kubernetes-sigs/kind/releases/download/${KIND_VERSION}"
+  scratch=$(mktemp -d)
+  step "installing kind $KIND_VERSION into ${KIND_DIR#"$PWD"/}"
+  curl -fsSL "$base/$name" -o "$scratch/$name"
+  curl -fsSL "$base/$name.sha256sum" -o "$scratch/$name.sha256sum"
+  verify "$scratch/$name" "$scratch/$name.sha256sum" "$name"
+  mkdir -p "$KIND_DIR"
+  install -m 0755 "$scratch/$name" "$KIND_DIR/kind"
+  rm -rf "$scratch"
+}
+
 if [ ! -x .venv/bin/python ]; then
-  echo "==> creating .venv"
+  step "creating .venv"
   "$python" -m venv .venv
 fi
-echo "==> installing Python dependencies (requirements.txt)"
+step "installing Python dependencies (requirements.txt, policy/requirements.txt)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-
-# Credentials for the clouds the stack uses, checked before anything is created.
-clouds=$(.venv/bin/python scripts/stack_clouds.py "$config")
-if [[ " $clouds " == *" aws "* ]]; then
-  command -v aws >/dev/null 2>&1 ||
-    fail "the AWS CLI is needed (EKS kubeconfigs call 'aws eks get-token'): https://aws.amazon.com/cli/"
-  aws sts get-caller-identity >/dev/null ||
-    fail "no working AWS credentials: run 'aws configure' or 'aws sso login', or set AWS_PROFILE"
+if [ ! -x policy/.venv/bin/python ]; then
+  "$python" -m venv policy/.venv
 fi
-if [[ " $clouds " == *" azure "* ]] && [ -z "${ARM_CLIENT_ID:-}" ]; then
-  command -v az >/dev/null 2>&1 ||
-    fail "sign in to Azure: install the Azure CLI and run 'az login', or set ARM_* variables"
-  az account show >/dev/null 2>&1 || fail "no Azure session: run 'az login'"
-fi
+policy/.venv/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt
 
+# The file again, now with PyYAML: a cloud the first scan missed is checked before anything runs.
+read_stack .venv/bin/python
+check_clouds
+
+for tool in ${downloads[@]+"${downloads[@]}"}; do
+  "install_$tool"
+done
+# The project's tools come first, for this script and for the commands Pulumi runs (kind).
+export PATH="$PULUMI_DIR/pulumi:$KIND_DIR:$PATH"
+
+# --- stack ------------------------------------------------------------------------------------------
 if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami >/dev/null 2>&1; then
   mkdir -p .pulumi-state
   export PULUMI_BACKEND_URL="file://$PWD/.pulumi-state"
-  echo "==> no Pulumi backend logged in: keeping state in $PULUMI_BACKEND_URL"
+  step "no Pulumi backend logged in: keeping state in $PULUMI_BACKEND_URL"
   if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
-    [ -t 0 ] || fail "set PULUMI_CONFIG_PASSPHRASE: the local backend encrypts secrets with it"
+    interactive || fail "set PULUMI_CONFIG_PASSPHRASE: the local backend encrypts secrets with it"
     echo "    Pulumi will ask for a passphrase; it encrypts this stack's secrets. Keep it safe."
   fi
 fi
-
 pulumi stack select "$stack" 2>/dev/null || pulumi stack init "$stack"
-echo "==> pulumi up --stack $stack"
-pulumi up --stack "$stack" "$@"
+
+if [ -n "$new_api_cidr" ]; then
+  step "apiAllowedCidrs: $new_api_cidr"
+  pulumi config rm --stack "$stack" ocm-fleet:apiAllowedCidrs >/dev/null 2>&1 || true
+  pulumi config set --stack "$stack" --path 'ocm-fleet:apiAllowedCidrs[0]' "$new_api_cidr"
+fi
+
+# EKS access entries are granted to the principals in the stack config; a first run fills in
+# the IAM role (or user) behind the caller's credentials, after asking.
+if [[ " $clouds " == *" aws "* ]] && [ "$eks_admin_principals" = no ]; then
+  caller=$(aws sts get-caller-identity --query Arn --output text)
+  principal=$(.venv/bin/python scripts/caller_role_arn.py "$caller") ||
+    fail "cannot derive an IAM principal from $caller; set ocm-fleet:eksAdminPrincipals in $config"
+  echo "ocm-fleet:eksAdminPrincipals is not set: EKS admits only the principals listed there."
+  ask "Make $principal an EKS cluster admin?" ||
+    fail "nothing deployed; set ocm-fleet:eksAdminPrincipals in $config"
+  pulumi config set --stack "$stack" --path 'ocm-fleet:eksAdminPrincipals[0]' "$principal"
+fi
+
+# --- pre-deploy checks ------------------------------------------------------------------------------
+# Checks that must pass before `pulumi up` and may be overridden with a flag go here, each
+# refusing with the flag's name (--allow-unresolved-images for image references).
+policy_args=(--policy-pack policy)
+pre_deploy_checks() {
+  # Every image pinned by digest (components/images.yaml); the policy pack checks the same in
+  # the preview and the update, and is told the same when the flag allows images by tag.
+  if [ "$allow_unresolved_images" = 1 ]; then
+    .venv/bin/python scripts/check_images.py --stack-file "$config" --allow-unresolved
+    policy_args+=(--policy-pack-config policy/allow-unresolved-images.json)
+  else
+    .venv/bin/python scripts/check_images.py --stack-file "$config" ||
+      fail "nothing deployed: images not pinned by digest (above); run scripts/resolve_digests.py, or pass --allow-unresolved-images"
+  fi
+}
+pre_deploy_checks
+
+# --- preview, question, up ----------------------------------------------------------------------
+step "pulumi preview --stack $stack (with the policy pack)"
+pulumi preview --stack "$stack" "${policy_args[@]}"
+if [ "$assume_yes" = 0 ]; then
+  interactive || fail "no terminal to ask on: rerun with --yes to deploy the preview above"
+  ask "Deploy these changes to the stack '$stack'?" || fail "nothing deployed"
+fi
+step "pulumi up --stack $stack"
+pulumi up --stack "$stack" --yes "${policy_args[@]}" ${up_args[@]+"${up_args[@]}"}
 echo
 echo "The bookstore: $(pulumi stack output url --stack "$stack")"

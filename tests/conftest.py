@@ -18,9 +18,16 @@ from harness import ROOT, Graph, fake_kubeconfig, load_stack_config, run_program
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference" / "ocm-v1.3.1"
 
 
+# What deploy.sh writes into a stack on its first run: the caller's address.
+FIRST_RUN_API_CIDRS = ["203.0.113.7/32"]
+
+
 def dev_config() -> dict[str, Any]:
-    """The config of the dev stack, exactly as Pulumi.dev.yaml has it."""
-    return load_stack_config(ROOT / "Pulumi.dev.yaml")
+    """The config of the dev stack as Pulumi.dev.yaml has it, plus the apiAllowedCidrs that
+    deploy.sh fills in on a first run (the file ships without them)."""
+    config = load_stack_config(ROOT / "Pulumi.dev.yaml")
+    config.setdefault("ocm-fleet:apiAllowedCidrs", FIRST_RUN_API_CIDRS)
+    return config
 
 
 def existing_kubeconfig() -> str:
@@ -54,7 +61,12 @@ def large_config() -> dict[str, Any]:
     }
 
 
-FLEETS = {"dev": dev_config, "large": large_config}
+def local_config() -> dict[str, Any]:
+    """The config of the local stack (kind), exactly as Pulumi.local.yaml has it."""
+    return load_stack_config(ROOT / "Pulumi.local.yaml")
+
+
+FLEETS = {"dev": dev_config, "large": large_config, "local": local_config}
 
 _CACHE: dict[tuple[str, bool], Graph] = {}
 

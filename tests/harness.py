@@ -59,7 +59,9 @@ CLUSTER_COMPONENT_TYPES = {
     "ocm-fleet:index:EksCluster",
     "ocm-fleet:index:AksCluster",
     "ocm-fleet:index:ExistingCluster",
+    "ocm-fleet:index:KindCluster",
 }
+COMMAND = "command:local:Command"
 # The input that carries an Azure resource's own name, where the program may set it.
 AZURE_NAME_INPUTS = {
     "azure-native:resources:ResourceGroup": "resourceGroupName",
@@ -69,6 +71,12 @@ AZURE_NAME_INPUTS = {
     "azure-native:authorization:RoleAssignment": "roleAssignmentName",
 }
 CONTROL_PLANE_TYPES = {"aws:eks/cluster:Cluster", "azure-native:containerservice:ManagedCluster"}
+
+
+def is_kind_cluster_command(res: Registered) -> bool:
+    """The command whose create and delete are the kind cluster's."""
+    create = res.inputs.get("create")
+    return res.type == COMMAND and isinstance(create, str) and "kind create cluster" in create
 
 
 @dataclass
@@ -173,10 +181,11 @@ class Graph:
         return found[0]
 
     def control_plane(self, cluster_name: str) -> Registered:
-        """What "the cluster" is for destroy order: EKS or AKS control plane, else the provider."""
+        """What "the cluster" is for destroy order: EKS or AKS control plane, the command that
+        creates a kind cluster, else (an existing cluster) the provider."""
         component = self.cluster_component(cluster_name)
         inside = self.descendants(component)
-        planes = [r for r in inside if r.type in CONTROL_PLANE_TYPES]
+        planes = [r for r in inside if r.type in CONTROL_PLANE_TYPES or is_kind_cluster_command(r)]
         if not planes:
             planes = [r for r in inside if r.type == "pulumi:providers:kubernetes"]
         assert len(planes) == 1, f"cluster {cluster_name!r} has control planes {planes}"
@@ -313,6 +322,8 @@ class FleetMocks(Mocks):
             state["data"] = c({"token": token, "ca.crt": FAKE_CA.decode()})
         elif t == "random:index/randomPassword:RandomPassword":
             state.update(result=c(f"generated-password-{n:04d}"))
+        elif t == COMMAND:
+            state.update(stdout=c(_command_stdout(state, n)), stderr=c(""))
         if t.startswith("azure-native:") and t != "azure-native:containerservice:ManagedCluster":
             # Azure resources output their name: the explicit one, else Pulumi's auto-name,
             # which is known in preview too.
@@ -353,6 +364,24 @@ class FleetMocks(Mocks):
                 "tenantId": "44444444-4444-4444-4444-444444444444",
             }
         raise NotImplementedError(f"the mocks have no answer for invoke {tok}")
+
+
+def _command_stdout(inputs: Mapping[str, Any], n: int) -> str:
+    """What the local commands print on a machine with kind and Docker."""
+    create = inputs.get("create") or ""
+    env = inputs.get("environment") or {}
+    if "kind create cluster" in create:
+        # `kind get kubeconfig`: the API server on a port of the host's loopback.
+        kubeconfig = yaml.safe_load(fake_kubeconfig(f"https://127.0.0.1:{32768 + n % 20000}"))
+        kubeconfig["current-context"] = f"kind-{env['KIND_CLUSTER']}"
+        kubeconfig["contexts"][0]["name"] = kubeconfig["current-context"]
+        return yaml.safe_dump(kubeconfig)
+    if "docker inspect" in create:
+        # One address per node on the kind network (control plane and one worker).
+        return f"172.18.0.{n % 100 + 2}\n172.18.0.{n % 100 + 102}\n"
+    if "docker run" in create:
+        return f"{n:064x}\n"
+    raise NotImplementedError(f"the mocks have no output for the command {create!r}")
 
 
 class RecordingMonitor(MockMonitor):

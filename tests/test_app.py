@@ -10,6 +10,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,7 +18,15 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import FLEETS, fleet_graph
-from harness import Graph, contains_plain, contains_secret, is_secret, is_unknown, run_program
+from harness import (
+    COMMAND,
+    Graph,
+    contains_plain,
+    contains_secret,
+    is_secret,
+    is_unknown,
+    run_program,
+)
 from schemas import kubernetes_errors
 from test_ocm import MANIFEST_WORK, app_cluster_names, hub_name
 
@@ -254,6 +263,8 @@ def test_database_allowlist_comes_from_the_egress_resources_in_preview(fleet):
             r
             for r in graph.descendants(component)
             if r.type in ("aws:ec2/eip:Eip", "azure-native:network:PublicIPAddress")
+            # kind: the command that reads the node containers' addresses
+            or (r.type == COMMAND and r.name == f"{cluster}-node-addresses")
         ]
         assert egress and all(r.urn in deps for r in egress), (
             f"the database allowlist must depend on {cluster}'s egress IP resources"
@@ -268,14 +279,56 @@ def test_edges_admit_only_the_main_cluster(fleet, preview):
         edge = graph.named(f"{cluster}-app-edge")
         assert edge.provider_urn == graph.kubernetes_provider(cluster).urn
         assert edge.inputs["spec"]["type"] == "LoadBalancer"
-        assert graph.depends_on(edge, graph.named(f"{cluster}-app-manifest-work")), (
-            f"{edge} selects pods the ManifestWork creates: it must come after it"
+        work = graph.named(f"{cluster}-app-manifest-work")
+        # The edge starts with the ManifestWork and waits for the router's endpoints inside
+        # its own create: its timeout must outlast the ManifestWork's whole wait.
+        assert _minutes(edge.options["customTimeouts"]["create"]) > _minutes(
+            work.options["customTimeouts"]["create"]
+        ), f"{edge} must wait for its endpoints longer than {work} may take to be Available"
+        nodes = [
+            r
+            for r in graph.descendants(graph.cluster_component(cluster))
+            if r.type
+            in ("aws:eks/nodeGroup:NodeGroup", "azure-native:containerservice:ManagedCluster")
+        ]
+        assert all(graph.depends_on(edge, n) for n in nodes), (
+            f"{edge} creates a cloud load balancer: destroy must remove it before {nodes}"
         )
         ranges = edge.inputs["spec"]["loadBalancerSourceRanges"]
         if preview:
             assert is_unknown(ranges) or ranges == graph.stack_outputs["hub"]["egressIps"]
         else:
             assert ranges == graph.stack_outputs["hub"]["egressIps"], f"{edge} of {cluster}"
+
+
+def _minutes(timeout: str) -> float:
+    """A Pulumi custom timeout such as "40m" or "1h30m", in minutes."""
+    assert re.fullmatch(r"(\d+h)?(\d+m)?(\d+s)?", timeout) and timeout, timeout
+    hours = re.search(r"(\d+)h", timeout)
+    minutes = re.search(r"(\d+)m", timeout)
+    seconds = re.search(r"(\d+)s", timeout)
+    return (
+        (int(hours.group(1)) * 60 if hours else 0)
+        + (int(minutes.group(1)) if minutes else 0)
+        + (int(seconds.group(1)) / 60 if seconds else 0)
+    )
+
+
+@pytest.mark.parametrize("preview", MODES)
+def test_public_entry_waits_for_haproxy_within_its_create(preview):
+    graph = fleet_graph("large", preview)
+    service = graph.named("public-lb-service")
+    haproxy = graph.named("public-lb-haproxy")
+    assert (
+        service.inputs["spec"]["selector"]
+        == (haproxy.inputs["spec"]["template"]["metadata"]["labels"])
+    ), f"{service} must select the HAProxy pods, so its create waits for them to be ready"
+    edges = [r for r in load_balancers(graph) if r.name.endswith("-app-edge")]
+    slowest_edge = max(_minutes(e.options["customTimeouts"]["create"]) for e in edges)
+    assert _minutes(service.options["customTimeouts"]["create"]) > slowest_edge, (
+        f"{service} starts with the main cluster and waits for HAProxy, which comes after "
+        "every app cluster's edge: its create timeout must outlast theirs"
+    )
 
 
 def test_public_entry_config_passes_haproxy_check(tmp_path):
@@ -379,24 +432,35 @@ def test_statefulset_governing_service_is_headless():
 
 def test_rotation_job_sets_the_password_without_putting_it_on_a_command_line(tmp_path):
     """Runs the Job's shell command for real with a stand-in `mariadb` client."""
-    from components.app.database import rotation_job_spec
+    from components.app.database import CREDENTIALS_DIR, ROOT_CLIENT_CONFIG, rotation_job_spec
 
-    container = rotation_job_spec("db.internal", "creds")["template"]["spec"]["containers"][0]
+    spec = rotation_job_spec("db.internal", "creds")["template"]["spec"]
+    (container,) = spec["containers"]
     client = tmp_path / "mariadb"
     client.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/argv\ncat > {tmp_path}/stdin\n')
     client.chmod(0o755)
-    env = {
-        "PATH": f"{tmp_path}:/usr/bin:/bin",
-        "DB_HOST": "db.internal",
-        "MARIADB_PASSWORD": "NewPassw0rd",
-        "MYSQL_PWD": "R00tPassw0rd",
-    }
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "MARIADB_PASSWORD").write_text("NewPassw0rd")
+    (secrets / ROOT_CLIENT_CONFIG).write_text("[client]\nuser=root\npassword=R00tPassw0rd\n")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env == {"DB_HOST": "db.internal", "CREDENTIALS_DIR": CREDENTIALS_DIR}, (
+        "the rotation Job takes no password from its environment"
+    )
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "DB_HOST": "db.internal"}
+    env["CREDENTIALS_DIR"] = str(secrets)
     subprocess.run(container["command"], env=env, check=True, timeout=10)
     argv = (tmp_path / "argv").read_text()
     assert (tmp_path / "stdin").read_text() == (
         "ALTER USER 'appuser'@'%' IDENTIFIED BY 'NewPassw0rd';\n"
     )
     assert "Passw0rd" not in argv, f"a password is on the client's command line: {argv}"
-    assert "-h db.internal -uroot" in argv
-    names = {e["name"]: e for e in container["env"]}
-    assert names["MYSQL_PWD"]["valueFrom"]["secretKeyRef"]["key"] == "MARIADB_ROOT_PASSWORD"
+    assert argv.split() == [
+        f"--defaults-extra-file={secrets}/{ROOT_CLIENT_CONFIG}",
+        "-h",
+        "db.internal",
+    ]
+    (mount,) = container["volumeMounts"]
+    (volume,) = spec["volumes"]
+    assert mount == {"name": volume["name"], "mountPath": CREDENTIALS_DIR, "readOnly": True}
+    assert {i["key"] for i in volume["secret"]["items"]} == {"MARIADB_PASSWORD", ROOT_CLIENT_CONFIG}

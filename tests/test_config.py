@@ -10,6 +10,7 @@ from typing import Any
 
 import pulumi
 import pytest
+from conftest import dev_config
 from harness import ROOT, Graph, load_stack_config, run_program
 
 from components.config import (
@@ -706,8 +707,13 @@ def test_existing_cluster_keeps_a_region_label():
 # --- through Pulumi config -----------------------------------------------------------------
 
 
-def test_dev_stack_config_loads():
-    fleet = load_through_pulumi(load_stack_config(ROOT / "Pulumi.dev.yaml"))
+def test_dev_stack_ships_no_api_allowlist_and_loads_once_deploy_fills_it_in():
+    shipped = load_stack_config(ROOT / "Pulumi.dev.yaml")
+    assert "ocm-fleet:apiAllowedCidrs" not in shipped, (
+        "Pulumi.dev.yaml must not ship an API allowlist (deploy.sh offers the caller's address)"
+    )
+    fleet = load_through_pulumi(dev_config())
+    assert "0.0.0.0/0" not in fleet.api_allowed_cidrs
     assert [(c.name, c.cloud) for c in fleet.all_clusters] == [
         ("main", "azure"),
         ("app-aws", "aws"),

@@ -20,7 +20,7 @@ MANIFESTS = ROOT / "manifests"
 K8S_VERSIONS = ["1.33.0", "1.34.0", "1.35.0"]
 # What the OCM work agent may apply on an app cluster (its default RBAC plus what the program
 # grants it).
-ALLOWED_KINDS = {"ConfigMap", "Deployment", "PodDisruptionBudget", "Service"}
+ALLOWED_KINDS = {"ConfigMap", "Deployment", "NetworkPolicy", "PodDisruptionBudget", "Service"}
 COMPONENTS = {"website", "shopui", "shopapi", "router"}
 ROUTER_CONFIG_ANNOTATION = "bookstore.ocm-fleet.io/router-config-sha256"
 # Created on every app cluster by the program, never shipped in manifests/.
@@ -92,7 +92,8 @@ def test_object_is_an_allowed_kind_without_namespace(item: tuple[str, dict[str, 
     )
     labels = obj["metadata"].get("labels", {})
     assert labels.get("app.kubernetes.io/part-of") == "bookstore", f"{ident(item)}: part-of"
-    assert labels.get("app.kubernetes.io/name") in COMPONENTS, f"{ident(item)}: name label"
+    if obj["kind"] != "NetworkPolicy":  # policies span components
+        assert labels.get("app.kubernetes.io/name") in COMPONENTS, f"{ident(item)}: name label"
 
 
 def test_database_config_and_secret_are_not_in_manifests() -> None:

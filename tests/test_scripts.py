@@ -9,7 +9,7 @@ import sys
 import pytest
 from harness import ROOT
 
-SCRIPTS = [ROOT / "scripts" / "test.sh", ROOT / "scripts" / "deploy.sh", ROOT / ".ci" / "run"]
+SCRIPTS = [*sorted((ROOT / "scripts").glob("*.sh")), ROOT / ".ci" / "run"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
@@ -40,7 +40,7 @@ def test_deploy_keeps_the_users_login_and_checks_credentials_first():
 
 def test_deploy_finds_every_cloud_the_stack_uses(tmp_path):
     sys.path.insert(0, str(ROOT / "scripts"))
-    from stack_clouds import stack_clouds
+    from stack_config import stack_clouds
 
     assert stack_clouds(str(ROOT / "Pulumi.dev.yaml")) == ["aws", "azure"]
     flow = tmp_path / "Pulumi.flow.yaml"
@@ -51,3 +51,29 @@ def test_deploy_finds_every_cloud_the_stack_uses(tmp_path):
         "  - {cloud: aws, name: a, region: eu-west-1}\n"
     )
     assert stack_clouds(str(flow)) == ["aws", "existing"]
+
+
+@pytest.mark.parametrize("name", ["dev", "local"])
+def test_the_scan_without_pyyaml_finds_what_the_parser_finds(name):
+    """deploy.sh reads a stack file before PyYAML is installed; the scan must agree with it on
+    the clouds (which credentials to check) and the API allowlist (whether to refuse it)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from stack_config import describe
+
+    path = str(ROOT / f"Pulumi.{name}.yaml")
+    parsed, scanned = describe(path, use_yaml=True), describe(path, use_yaml=False)
+    for key in ("clouds", "api_cidrs", "open_api"):
+        assert scanned[key] == parsed[key], f"{name}: {key} scanned {scanned[key]!r}"
+
+
+def test_the_scan_sees_an_open_allowlist_in_either_style(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from stack_config import describe
+
+    block = tmp_path / "Pulumi.a.yaml"
+    block.write_text("config:\n  ocm-fleet:apiAllowedCidrs:\n    - 10.0.0.0/8\n    - 0.0.0.0/0\n")
+    flow = tmp_path / "Pulumi.b.yaml"
+    flow.write_text('config:\n  ocm-fleet:apiAllowedCidrs: ["0.0.0.0/0"]\n')
+    for path in (block, flow):
+        assert describe(str(path), use_yaml=False)["open_api"] == "yes", path.name
+        assert describe(str(path), use_yaml=True)["open_api"] == "yes", path.name

@@ -10,7 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = ROOT / ".github" / "workflows"
-NAMES = ("test", "preview", "up", "destroy")
+NAMES = ("test", "preview", "up", "destroy", "e2e")
 PULUMI_ACTION = "pulumi/actions@"
 
 
@@ -166,3 +166,39 @@ def test_cloud_logins_use_oidc_roles_and_no_stored_keys(name):
     assert env["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
     assert env["PULUMI_BACKEND_URL"] == "${{ vars.PULUMI_BACKEND_URL }}"
     assert env["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
+
+
+def test_e2e_runs_the_local_stack_on_pull_requests_and_nightly_and_checks_it_end_to_end():
+    workflow = _load("e2e")
+    assert {"pull_request", "schedule"} <= set(workflow["on"])
+    assert workflow["on"]["schedule"][0]["cron"].split()[2:] == ["*", "*", "*"], "every night"
+    [job] = workflow["jobs"].values()
+    assert job["env"]["PULUMI_BACKEND_URL"].startswith("file://"), "a local backend"
+    assert job["env"]["OCM_FLEET_PINNED_TOOLS"] == "1", "the pinned pulumi and kind"
+    text = (WORKFLOWS / "e2e.yml").read_text()
+    assert "secrets." not in text and "id-token" not in text, "no cloud and no secret"
+    steps = job["steps"]
+    runs = [s.get("run", "") for s in steps]
+
+    def at(command: str) -> int:
+        found = [i for i, run in enumerate(runs) if command in run]
+        assert found, f"e2e never runs {command!r}"
+        return found[0]
+
+    order = [
+        './scripts/deploy.sh "$STACK" --yes',
+        "./scripts/e2e.sh fleet-ready",
+        "./scripts/e2e.sh serves",
+        "./scripts/e2e.sh failover",
+        "--expect-no-changes",
+        'pulumi destroy --stack "$STACK" --yes',
+        "./scripts/e2e.sh no-leftovers",
+    ]
+    positions = [at(command) for command in order]
+    assert positions == sorted(positions), order
+    assert "--policy-pack policy" in runs[at("--expect-no-changes")]
+    collect = steps[at("./scripts/e2e.sh collect")]
+    [upload] = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert collect["if"] == upload["if"] == "failure()", "logs are uploaded when a step fails"
+    assert upload["with"]["path"] == "${{ runner.temp }}/e2e-logs"
+    assert "$RUNNER_TEMP/e2e-logs" in collect["run"]

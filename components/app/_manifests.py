@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 import yaml
 
+from components import images
+
 MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
 
 # Kinds manifests/ may hold, with the API group and resource the work agent must be allowed to
@@ -30,7 +32,8 @@ class ManifestError(pulumi.RunError, ValueError):
 
 
 def load_manifests(directory: Path = MANIFESTS_DIR) -> list[dict[str, Any]]:
-    """Every object of every *.yaml/*.yml file, sorted by kind and name so runs are stable.
+    """Every object of every *.yaml/*.yml file, sorted by kind and name so runs are stable,
+    with container images pinned by digest (components/images.py).
 
     Objects must not carry a namespace (the program places them) and must not be Secrets:
     a ManifestWork is stored in plain text on the hub.
@@ -66,6 +69,8 @@ def load_manifests(directory: Path = MANIFESTS_DIR) -> list[dict[str, Any]]:
             objects.append(obj)
     if not objects:
         raise ManifestError(f"no Kubernetes objects found in {directory}")
+    # manifests/ names images by tag; they are deployed by the digest in components/images.yaml.
+    objects = [images.pin_pod_images(o) for o in objects]
     return sorted(objects, key=lambda o: (o["kind"], o["metadata"]["name"]))
 
 

@@ -9,8 +9,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components import images
 from components._k8s import load_balancer_address
 from components.clusters._base import FleetCluster
+from components.security import network_policies as netpol
+from components.security import pod_security
 
 DATABASE_TYPE = "ocm-fleet:index:Database"
 
@@ -23,7 +26,19 @@ PORT = 3306
 DB_NAME = "bookstore"
 DB_USER = "appuser"
 MARIADB_UID = 999  # the image's mysql user
+CREDENTIALS_DIR = "/run/secrets/mariadb"
+"""Where MariaDB and the rotation Job read the passwords, as files."""
+ROOT_CLIENT_CONFIG = "root-client.cnf"
+"""Secret key: a client option file logging in as root, so no password is in an environment."""
 LABELS = {"app.kubernetes.io/name": "mariadb", "app.kubernetes.io/part-of": "bookstore"}
+SCHEMA_JOB_LABELS = {
+    "app.kubernetes.io/name": "bookstore-schema",
+    "app.kubernetes.io/part-of": "bookstore",
+}
+ROTATION_JOB_LABELS = {
+    "app.kubernetes.io/name": "mariadb-password-rotation",
+    "app.kubernetes.io/part-of": "bookstore",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,7 +101,9 @@ class Database(pulumi.ComponentResource):
             )
 
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": NAMESPACE, "labels": LABELS}, opts=on_hub
+            f"{name}-namespace",
+            metadata=pod_security.namespace_metadata(NAMESPACE, pod_security.DATABASE, LABELS),
+            opts=on_hub,
         )
         ns = namespace.metadata.name
         # Letters and digits only: the password passes through shell and SQL quoting unharmed.
@@ -112,6 +129,9 @@ class Database(pulumi.ComponentResource):
                 "MARIADB_PASSWORD": app_password.result,
                 # The shopapi image reads its password from a file of this name.
                 "DB_PASSWORD": app_password.result,
+                ROOT_CLIENT_CONFIG: root_password.result.apply(
+                    lambda password: f"[client]\nuser=root\npassword={password}\n"
+                ),
             },
             opts=on_hub,
         )
@@ -149,11 +169,13 @@ class Database(pulumi.ComponentResource):
             },
             opts=on_hub,
         )
+        # Pods start after their policies: a Job whose egress is not yet allowed would fail.
+        policies = netpol.declare(name, database_policies(ns, args.allowed_cidrs), on_hub)
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-mariadb",
             metadata={"name": "mariadb", "namespace": ns, "labels": LABELS},
             spec=mariadb_spec(volume.metadata.name, credentials.metadata.name),
-            opts=after(service, volume, credentials),
+            opts=after(service, volume, credentials, *policies),
         )
         public = k8s.core.v1.Service(
             f"{name}-public",
@@ -161,6 +183,9 @@ class Database(pulumi.ComponentResource):
             spec={
                 "type": "LoadBalancer",
                 "selector": LABELS,
+                # The NetworkPolicy matches the app clusters' egress addresses, so they must
+                # reach the pod unchanged (see README, "Network policies").
+                "externalTrafficPolicy": "Local",
                 "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql"}],
                 "loadBalancerSourceRanges": args.allowed_cidrs,
             },
@@ -175,7 +200,7 @@ class Database(pulumi.ComponentResource):
                 credentials.metadata.name,
                 ["sh", "-c", "bundle exec rails db:migrate && bundle exec rails db:seed"],
             ),
-            opts=after(statefulset, custom_timeouts=pulumi.CustomTimeouts(create="20m")),
+            opts=after(statefulset, *policies, custom_timeouts=pulumi.CustomTimeouts(create="20m")),
         )
         self.ready = [self.schema_job]
         if args.password_rotation > 0:
@@ -188,7 +213,7 @@ class Database(pulumi.ComponentResource):
                         "labels": LABELS,
                     },
                     spec=rotation_job_spec(in_cluster_host, credentials.metadata.name),
-                    opts=after(statefulset, credentials, self.schema_job),
+                    opts=after(statefulset, credentials, self.schema_job, *policies),
                 )
             )
 
@@ -203,6 +228,50 @@ class Database(pulumi.ComponentResource):
         self.register_outputs({"host": self.endpoint.host})
 
 
+def database_policies(
+    namespace: pulumi.Input[str], app_egress: pulumi.Input[Sequence[str]]
+) -> list[dict]:
+    """MariaDB takes connections from the app clusters' egress addresses and from the schema
+    and rotation Jobs; the Jobs reach MariaDB and DNS; nothing else moves."""
+    jobs = {
+        "matchExpressions": [
+            {
+                "key": "app.kubernetes.io/name",
+                "operator": "In",
+                "values": [
+                    SCHEMA_JOB_LABELS["app.kubernetes.io/name"],
+                    ROTATION_JOB_LABELS["app.kubernetes.io/name"],
+                ],
+            }
+        ],
+        "matchLabels": {"app.kubernetes.io/part-of": "bookstore"},
+    }
+    return [
+        netpol.default_deny(namespace),
+        netpol.policy(
+            "mariadb-clients",
+            namespace,
+            {"matchLabels": LABELS},
+            ingress=[
+                {
+                    "from": pulumi.Output.from_input(app_egress).apply(netpol.cidr_peers),
+                    "ports": netpol.tcp(PORT),
+                },
+                {"from": [{"podSelector": jobs}], "ports": netpol.tcp(PORT)},
+            ],
+        ),
+        netpol.policy(
+            "database-jobs",
+            namespace,
+            jobs,
+            egress=[
+                {"to": [{"podSelector": {"matchLabels": LABELS}}], "ports": netpol.tcp(PORT)},
+                netpol.dns_rule(),
+            ],
+        ),
+    ]
+
+
 def _restricted(uid: int, *, read_only_root: bool = True) -> dict:
     return {
         "runAsNonRoot": True,
@@ -215,17 +284,44 @@ def _restricted(uid: int, *, read_only_root: bool = True) -> dict:
     }
 
 
+def _restricted_pod(uid: int) -> dict:
+    # fsGroup gives the image's user the data volume and the credential files.
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _credentials_mount() -> dict:
+    return {"name": "credentials", "mountPath": CREDENTIALS_DIR, "readOnly": True}
+
+
+def _credentials_volume(credentials: pulumi.Input[str], keys: list[str]) -> dict:
+    return {
+        "name": "credentials",
+        "secret": {
+            "secretName": credentials,
+            "items": [{"key": key, "path": key} for key in keys],
+            # 0440: the owner and the pod's fsGroup (the image's mysql group) may read.
+            "defaultMode": 0o440,
+        },
+    }
+
+
 def mariadb_spec(claim: pulumi.Input[str], credentials: pulumi.Input[str]) -> dict:
+    # The image reads each *_FILE variable's file (docker-entrypoint.sh, file_env): the
+    # passwords stay out of the container's environment, which `kubectl describe` and crash
+    # reporters show.
     env = [
         {"name": "MARIADB_DATABASE", "value": DB_NAME},
         {"name": "MARIADB_USER", "value": DB_USER},
         # Upgrades the system tables when the image moves to a newer patch release.
         {"name": "MARIADB_AUTO_UPGRADE", "value": "1"},
     ] + [
-        {
-            "name": key,
-            "valueFrom": {"secretKeyRef": {"name": credentials, "key": key}},
-        }
+        {"name": f"{key}_FILE", "value": f"{CREDENTIALS_DIR}/{key}"}
         for key in ("MARIADB_PASSWORD", "MARIADB_ROOT_PASSWORD")
     ]
     return {
@@ -236,12 +332,12 @@ def mariadb_spec(claim: pulumi.Input[str], credentials: pulumi.Input[str]) -> di
             "metadata": {"labels": LABELS},
             "spec": {
                 "automountServiceAccountToken": False,
-                "securityContext": {"fsGroup": MARIADB_UID, "runAsNonRoot": True},
+                "securityContext": _restricted_pod(MARIADB_UID),
                 "terminationGracePeriodSeconds": 60,
                 "containers": [
                     {
                         "name": "mariadb",
-                        "image": MARIADB_IMAGE,
+                        "image": images.pinned(MARIADB_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
                         "env": env,
                         "ports": [{"name": "mysql", "containerPort": PORT}],
@@ -266,6 +362,7 @@ def mariadb_spec(claim: pulumi.Input[str], credentials: pulumi.Input[str]) -> di
                             {"name": "data", "mountPath": "/var/lib/mysql"},
                             {"name": "run", "mountPath": "/run/mysqld"},
                             {"name": "tmp", "mountPath": "/tmp"},
+                            _credentials_mount(),
                         ],
                     }
                 ],
@@ -273,6 +370,7 @@ def mariadb_spec(claim: pulumi.Input[str], credentials: pulumi.Input[str]) -> di
                     {"name": "data", "persistentVolumeClaim": {"claimName": claim}},
                     {"name": "run", "emptyDir": {}},
                     {"name": "tmp", "emptyDir": {}},
+                    _credentials_volume(credentials, ["MARIADB_PASSWORD", "MARIADB_ROOT_PASSWORD"]),
                 ],
             },
         },
@@ -287,14 +385,17 @@ def shopapi_job_spec(
         "backoffLimit": 10,
         "activeDeadlineSeconds": 1200,
         "template": {
-            "metadata": {"labels": {"app.kubernetes.io/name": "bookstore-schema"}},
+            "metadata": {"labels": SCHEMA_JOB_LABELS},
             "spec": {
                 "restartPolicy": "OnFailure",
                 "automountServiceAccountToken": False,
+                # The shopapi image runs as root (its files are root-owned): the namespace is
+                # baseline for this reason. It gets no capability and no way to gain one.
+                "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                 "containers": [
                     {
                         "name": "schema",
-                        "image": SHOPAPI_IMAGE,
+                        "image": images.pinned(SHOPAPI_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
                         "command": command,
                         "env": [
@@ -312,6 +413,7 @@ def shopapi_job_spec(
                         "securityContext": {
                             "allowPrivilegeEscalation": False,
                             "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"},
                         },
                         "volumeMounts": [
                             {
@@ -328,6 +430,8 @@ def shopapi_job_spec(
                         "secret": {
                             "secretName": credentials,
                             "items": [{"key": "DB_PASSWORD", "path": "DB_PASSWORD"}],
+                            # 0400: readable by the container's user (root) only.
+                            "defaultMode": 0o400,
                         },
                     }
                 ],
@@ -339,53 +443,45 @@ def shopapi_job_spec(
 def rotation_job_spec(db_host: pulumi.Input[str], credentials: pulumi.Input[str]) -> dict:
     """Sets the app user's password to the current generated one, as root.
 
-    Neither password appears on a command line (visible in the process list): the root one is
-    read from MYSQL_PWD, the new one is piped in by the shell's printf builtin.
+    Neither password is on a command line (visible in the process list) or in the environment:
+    the client logs in as root with the mounted option file, and the new password is read from
+    its mounted file and piped in by the shell's printf builtin.
     """
     sql = f"ALTER USER '{DB_USER}'@'%%' IDENTIFIED BY '%s';\\n"
+    login = f'--defaults-extra-file="$CREDENTIALS_DIR/{ROOT_CLIENT_CONFIG}"'
     return {
         "backoffLimit": 6,
         "template": {
+            "metadata": {"labels": ROTATION_JOB_LABELS},
             "spec": {
                 "restartPolicy": "OnFailure",
                 "automountServiceAccountToken": False,
+                "securityContext": _restricted_pod(MARIADB_UID),
                 "containers": [
                     {
                         "name": "rotate",
-                        "image": MARIADB_IMAGE,
+                        "image": images.pinned(MARIADB_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
                         "command": [
                             "sh",
                             "-c",
-                            f'printf "{sql}" "$MARIADB_PASSWORD" | mariadb -h "$DB_HOST" -uroot',
+                            f'printf "{sql}" "$(cat "$CREDENTIALS_DIR/MARIADB_PASSWORD")" | '
+                            f'mariadb {login} -h "$DB_HOST"',
                         ],
                         "env": [
                             {"name": "DB_HOST", "value": db_host},
-                            *[
-                                {
-                                    "name": key,
-                                    "valueFrom": {
-                                        "secretKeyRef": {"name": credentials, "key": key}
-                                    },
-                                }
-                                for key in ("MARIADB_PASSWORD",)
-                            ],
-                            {
-                                "name": "MYSQL_PWD",
-                                "valueFrom": {
-                                    "secretKeyRef": {
-                                        "name": credentials,
-                                        "key": "MARIADB_ROOT_PASSWORD",
-                                    }
-                                },
-                            },
+                            {"name": "CREDENTIALS_DIR", "value": CREDENTIALS_DIR},
                         ],
                         "resources": {
                             "requests": {"cpu": "50m", "memory": "64Mi"},
                             "limits": {"memory": "128Mi"},
                         },
                         "securityContext": _restricted(MARIADB_UID),
+                        "volumeMounts": [_credentials_mount()],
                     }
+                ],
+                "volumes": [
+                    _credentials_volume(credentials, ["MARIADB_PASSWORD", ROOT_CLIENT_CONFIG])
                 ],
             },
         },

@@ -16,6 +16,8 @@ from components.clusters._base import FleetCluster
 from components.edge import _haproxy
 from components.ocm import _charts as _ocm
 from components.ocm.managed_cluster import OcmManagedCluster
+from components.security import network_policies as netpol
+from components.security import pod_security
 
 APP_DELIVERY_TYPE = "ocm-fleet:index:AppDelivery"
 
@@ -23,6 +25,8 @@ APP_NAMESPACE = "bookstore"
 DATABASE_CONFIG = "bookstore-database"
 """Name of the app's database ConfigMap (in the ManifestWork) and Secret (created directly)."""
 WORK_NAME = "bookstore"
+EDGE_CREATE_TIMEOUT = "40m"
+"""The ManifestWork's own create timeout (20m), plus the agent's registration and the cloud LB."""
 ROUTER_LABELS = {"app.kubernetes.io/name": "router", "app.kubernetes.io/part-of": "bookstore"}
 
 
@@ -54,8 +58,10 @@ class AppDelivery(pulumi.ComponentResource):
       manifests/ plus the per-cluster database ConfigMap, waited for until Applied and
       Available;
     - on the app cluster: the edge, a LoadBalancer Service in front of the router that only
-      the main cluster's egress addresses may reach. It is created after the ManifestWork
-      (its pods must exist) and so deleted before it, while the cluster still runs.
+      the main cluster's egress addresses may reach. It is created alongside the ManifestWork,
+      so the cloud load balancer is provisioned while the agent applies the workload; its
+      create still waits until the router's endpoints are ready. Through the cluster's
+      provider it depends on the nodes, so destroy removes it while the cluster still runs.
     """
 
     manifest_work: k8s.apiextensions.CustomResource
@@ -74,7 +80,9 @@ class AppDelivery(pulumi.ComponentResource):
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata={"name": APP_NAMESPACE, "labels": {"app.kubernetes.io/part-of": "bookstore"}},
+            metadata=pod_security.namespace_metadata(
+                APP_NAMESPACE, pod_security.APP, {"app.kubernetes.io/part-of": "bookstore"}
+            ),
             opts=on_app,
         )
         secret = k8s.core.v1.Secret(
@@ -145,6 +153,13 @@ class AppDelivery(pulumi.ComponentResource):
             ),
         )
 
+        # The flows that depend on addresses; the rest of the app's policies travel with it in
+        # manifests/network-policies.yaml.
+        netpol.declare(
+            name,
+            address_policies(namespace.metadata.name, args.edge_allowed_cidrs, db.host, db.port),
+            on_app,
+        )
         annotations = {}
         if cluster.cloud == "aws":
             # A Network Load Balancer passes the client address through, so the source ranges
@@ -161,6 +176,9 @@ class AppDelivery(pulumi.ComponentResource):
             spec={
                 "type": "LoadBalancer",
                 "selector": ROUTER_LABELS,
+                # The router's NetworkPolicy admits the main cluster's egress addresses, so they
+                # must reach the pod unchanged (see README, "Network policies").
+                "externalTrafficPolicy": "Local",
                 "ports": [
                     {
                         "name": "http",
@@ -172,11 +190,55 @@ class AppDelivery(pulumi.ComponentResource):
                 "loadBalancerSourceRanges": args.edge_allowed_cidrs,
             },
             opts=pulumi.ResourceOptions.merge(
-                on_app, pulumi.ResourceOptions(depends_on=[self.manifest_work])
+                on_app,
+                # pulumi-kubernetes holds a Service's create until its endpoints are ready, so
+                # the edge's create spans the ManifestWork's whole wait (Applied, Available)
+                # and the agent's registration before it.
+                pulumi.ResourceOptions(
+                    custom_timeouts=pulumi.CustomTimeouts(create=EDGE_CREATE_TIMEOUT)
+                ),
             ),
         )
         self.edge_address = self.edge.status.apply(load_balancer_address)
         self.register_outputs({"edgeAddress": self.edge_address})
+
+
+SHOPAPI_LABELS = {"app.kubernetes.io/name": "shopapi", "app.kubernetes.io/part-of": "bookstore"}
+
+
+def address_policies(
+    namespace: pulumi.Input[str],
+    edge_allowed_cidrs: pulumi.Input[Sequence[str]],
+    database_host: pulumi.Input[str],
+    database_port: int,
+) -> list[dict[str, Any]]:
+    """The main cluster's egress addresses may reach the router (through the edge); shopapi may
+    reach the database's load balancer, by its address."""
+    return [
+        netpol.policy(
+            "router-from-main-cluster",
+            namespace,
+            {"matchLabels": ROUTER_LABELS},
+            ingress=[
+                {
+                    "from": pulumi.Output.from_input(edge_allowed_cidrs).apply(netpol.cidr_peers),
+                    # The router's container port, by the name the edge targets too.
+                    "ports": [{"protocol": "TCP", "port": "http"}],
+                }
+            ],
+        ),
+        netpol.policy(
+            "shopapi-to-database",
+            namespace,
+            {"matchLabels": SHOPAPI_LABELS},
+            egress=[
+                {
+                    "to": pulumi.Output.from_input(database_host).apply(netpol.address_peers),
+                    "ports": netpol.tcp(database_port),
+                }
+            ],
+        ),
+    ]
 
 
 PASSWORD_GENERATION_ANNOTATION = "ocm-fleet.io/database-password-generation"

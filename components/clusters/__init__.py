@@ -1,4 +1,4 @@
-"""Which component builds a cluster: EKS, AKS or an existing cluster, by its `cloud`."""
+"""Which component builds a cluster: EKS, AKS, kind or an existing cluster, by its `cloud`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,16 @@ from components.clusters._base import FleetCluster
 from components.clusters.aks import AksCluster, AksClusterArgs
 from components.clusters.eks import EksCluster, EksClusterArgs
 from components.clusters.existing import ExistingCluster, ExistingClusterArgs, LocalKubeconfig
+from components.clusters.kind import KindCluster, KindClusterArgs, KindLoadBalancer
 from components.config import ClusterSpec, FleetConfig
 from components.lifecycle.previous_run import PreviousRun
+
+
+def kind_load_balancer(fleet: FleetConfig) -> KindLoadBalancer | None:
+    """The host's cloud-provider-kind when the fleet runs on kind, else None."""
+    if any(spec.cloud == "kind" for spec in fleet.all_clusters):
+        return KindLoadBalancer("kind-load-balancer")
+    return None
 
 
 def build_cluster(
@@ -19,10 +27,12 @@ def build_cluster(
     fleet: FleetConfig,
     local_kubeconfigs: Mapping[str, LocalKubeconfig],
     extra_api_cidrs: pulumi.Input[Sequence[str]] = (),
+    local_load_balancer: KindLoadBalancer | None = None,
     previous_run: PreviousRun | None = None,
 ) -> FleetCluster:
     """The cluster component for `spec`. `extra_api_cidrs` also reach its API server where the
     cloud manages an allowlist (AKS; the EKS public endpoint is for operators only).
+    `local_load_balancer` is the host's cloud-provider-kind, needed by kind clusters.
     `previous_run` guards an EKS cluster's name against a change that would replace it."""
     if spec.cloud == "aws":
         return EksCluster(
@@ -42,6 +52,13 @@ def build_cluster(
                 api_allowed_cidrs=fleet.api_allowed_cidrs,
                 extra_api_cidrs=extra_api_cidrs,
             ),
+        )
+    if spec.cloud == "kind":
+        if local_load_balancer is None:
+            raise ValueError(f"kind cluster {spec.name!r} needs the host's load balancer")
+        return KindCluster(
+            spec.name,
+            KindClusterArgs(spec=spec, load_balancer=local_load_balancer, stack=pulumi.get_stack()),
         )
     return ExistingCluster(
         spec.name, ExistingClusterArgs(spec=spec, kubeconfig=local_kubeconfigs[spec.name])

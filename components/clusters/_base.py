@@ -11,7 +11,7 @@ from components.config import ClusterSpec
 
 
 class FleetCluster(pulumi.ComponentResource):
-    """Base of EksCluster, AksCluster and ExistingCluster: one surface for the rest of the program.
+    """Base of every cluster component (EKS, AKS, kind, existing): one surface for the program.
 
     Subclasses build the cloud resources, then call `_finish` with what they made.
     """
@@ -28,6 +28,10 @@ class FleetCluster(pulumi.ComponentResource):
     """Base64 PEM of the API server's certificate authority."""
     egress_cidrs: pulumi.Output[list[str]]
     """Public addresses (as /32 CIDRs) that this cluster's outbound traffic leaves from."""
+    load_balancer_dependencies: tuple[pulumi.Resource, ...] = ()
+    """What the cluster's LoadBalancer Services need besides the cluster, such as a controller
+    that runs outside it (kind). Folded into the provider's dependencies, so every Service on
+    the cluster is created after it and deleted before it."""
 
     @property
     def name(self) -> str:
@@ -49,6 +53,7 @@ class FleetCluster(pulumi.ComponentResource):
         ca_data: pulumi.Input[str],
         egress_cidrs: pulumi.Input[Sequence[str]],
         provider_depends_on: Sequence[pulumi.Resource] = (),
+        load_balancer_depends_on: Sequence[pulumi.Resource] = (),
         context: str | None = None,
     ) -> None:
         """Create the cluster's Kubernetes provider and register the common outputs.
@@ -56,8 +61,10 @@ class FleetCluster(pulumi.ComponentResource):
         The provider depends on the node pool as well as the control plane: every Kubernetes
         resource then waits for nodes on create and, in reverse, is deleted while nodes still
         run. That is what lets LoadBalancer Services release their cloud load balancers before
-        the network under them is removed.
+        the network under them is removed. `load_balancer_depends_on` is ordered the same way
+        for the same reason.
         """
+        self.load_balancer_dependencies = tuple(load_balancer_depends_on)
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
         self.api_server_url = pulumi.Output.from_input(api_server_url)
         self.ca_data = pulumi.Output.from_input(ca_data)
@@ -69,7 +76,10 @@ class FleetCluster(pulumi.ComponentResource):
             # A stable identity: a refreshed kubeconfig (new token, new cert) must not make
             # the provider, and with it every object on the cluster, look replaced.
             cluster_identifier=self.name,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(provider_depends_on)),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*provider_depends_on, *self.load_balancer_dependencies],
+            ),
         )
         self.register_outputs(
             {

@@ -257,6 +257,11 @@ class AksCluster(FleetCluster):
             network_profile=containerservice.ContainerServiceNetworkProfileArgs(
                 network_plugin=containerservice.NetworkPlugin.AZURE,
                 network_plugin_mode=containerservice.NetworkPluginMode.OVERLAY,
+                # Azure CNI powered by Cilium enforces NetworkPolicies in eBPF at no extra
+                # charge. An existing overlay cluster switches in place, reimaging every node
+                # pool at once (AKS docs, "Upgrade Azure CNI IPAM modes and data plane").
+                network_dataplane=containerservice.NetworkDataplane.CILIUM,
+                network_policy=containerservice.NetworkPolicy.CILIUM,
                 pod_cidr=POD_CIDR,
                 service_cidr=SERVICE_CIDR,
                 dns_service_ip=DNS_SERVICE_IP,

@@ -45,6 +45,12 @@ CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
 # Daemon add-ons that nodes need to become Ready (network, service routing, pod credentials):
 # created before the node group because EKS installs no self-managed copies of them here.
 ADDONS_BEFORE_NODES = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]
+ADDON_CONFIGURATION = {
+    # The VPC CNI enforces NetworkPolicies only with its network policy agent, which is off by
+    # default (EKS user guide, "Configure your cluster for Kubernetes network policies"). The
+    # add-on's schema takes the flag as the string "true".
+    "vpc-cni": json.dumps({"enableNetworkPolicy": "true"}),
+}
 # Add-ons with Deployments: they only become healthy once nodes can run them.
 ADDONS_AFTER_NODES = ["coredns", "aws-ebs-csi-driver"]
 
@@ -511,7 +517,10 @@ class EksCluster(FleetCluster):
         """Add-ons nodes need, the launch template and node group, then the other add-ons.
         Returns what the Kubernetes provider must wait for."""
         name, child, spec = self._name, self._child, self.spec
-        before_nodes = {a: self._addon(cluster, a) for a in ADDONS_BEFORE_NODES}
+        before_nodes = {
+            a: self._addon(cluster, a, configuration_values=ADDON_CONFIGURATION.get(a))
+            for a in ADDONS_BEFORE_NODES
+        }
         launch_template = aws.ec2.LaunchTemplate(
             f"{name}-nodes",
             description=f"Nodes of the EKS cluster {name}",

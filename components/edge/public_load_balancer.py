@@ -9,14 +9,19 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import images
 from components._k8s import load_balancer_address
 from components.edge import _haproxy
+from components.security import network_policies as netpol
+from components.security import pod_security
 
 PUBLIC_LOAD_BALANCER_TYPE = "ocm-fleet:index:PublicLoadBalancer"
 
 NAMESPACE = "ocm-fleet-ingress"
 HAPROXY_IMAGE = "haproxy:3.2-alpine"
 HAPROXY_UID = 99  # the official image's haproxy user
+SERVICE_CREATE_TIMEOUT = "90m"
+"""Covers the slowest app cluster's whole creation, its edge, then the HAProxy rollout."""
 PUBLIC_ENTRY_LABEL = "ocm-fleet.io/public-entry"
 LABELS = {"app.kubernetes.io/name": "public-lb", "app.kubernetes.io/part-of": "ocm-fleet"}
 
@@ -37,7 +42,8 @@ class PublicLoadBalancer(pulumi.ComponentResource):
     - a namespace and a ConfigMap with the HAProxy config rendered from the app clusters'
       edge addresses (one health-checked server each, `GET /api/books` every 2 s);
     - an HAProxy Deployment (rolled whenever the config changes) and its PodDisruptionBudget;
-    - the fleet's one LoadBalancer Service without source ranges, labelled as the public entry.
+    - the fleet's one LoadBalancer Service without source ranges, labelled as the public entry,
+      created with the namespace and complete once the HAProxy pods serve.
     """
 
     url: pulumi.Output[str]
@@ -52,7 +58,9 @@ class PublicLoadBalancer(pulumi.ComponentResource):
         on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub_provider)
 
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": NAMESPACE, "labels": LABELS}, opts=on_hub
+            f"{name}-namespace",
+            metadata=pod_security.namespace_metadata(NAMESPACE, pod_security.PUBLIC_ENTRY, LABELS),
+            opts=on_hub,
         )
         self.config = pulumi.Output.all(**dict(args.upstreams)).apply(
             lambda upstreams: _haproxy.render_public_lb_config(upstreams)
@@ -64,11 +72,15 @@ class PublicLoadBalancer(pulumi.ComponentResource):
             opts=on_hub,
         )
         checksum = self.config.apply(lambda text: hashlib.sha256(text.encode()).hexdigest())
-        deployment = k8s.apps.v1.Deployment(
+        edges = pulumi.Output.all(*args.upstreams.values())
+        policies = netpol.declare(
+            name, public_entry_policies(namespace.metadata.name, edges), on_hub
+        )
+        k8s.apps.v1.Deployment(
             f"{name}-haproxy",
             metadata={"name": "public-lb", "namespace": namespace.metadata.name, "labels": LABELS},
             spec=haproxy_deployment_spec(config_map.metadata.name, checksum, args.replicas),
-            opts=on_hub,
+            opts=pulumi.ResourceOptions.merge(on_hub, pulumi.ResourceOptions(depends_on=policies)),
         )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -86,16 +98,60 @@ class PublicLoadBalancer(pulumi.ComponentResource):
             spec={
                 "type": "LoadBalancer",
                 "selector": LABELS,
-                # Keep the client's address visible to HAProxy and avoid a second hop.
+                # Keep the client's address visible to HAProxy and to the NetworkPolicy, and
+                # avoid a second hop (see README, "Network policies").
                 "externalTrafficPolicy": "Local",
                 "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
             },
             opts=pulumi.ResourceOptions.merge(
-                on_hub, pulumi.ResourceOptions(depends_on=[deployment])
+                on_hub,
+                # Started with the namespace, the cloud load balancer is provisioned while the
+                # app clusters come up; pulumi-kubernetes still holds the create until the
+                # HAProxy pods are ready endpoints, which is after every app cluster's edge.
+                pulumi.ResourceOptions(
+                    custom_timeouts=pulumi.CustomTimeouts(create=SERVICE_CREATE_TIMEOUT)
+                ),
             ),
         )
         self.url = service.status.apply(lambda status: f"http://{load_balancer_address(status)}")
         self.register_outputs({"url": self.url})
+
+
+def public_entry_policies(
+    namespace: pulumi.Input[str], edges: pulumi.Input[list[str]]
+) -> list[dict]:
+    """HAProxy takes connections from anyone and reaches the app clusters' edges and DNS (to
+    re-resolve the edges' DNS names); nothing else moves in the namespace."""
+    edge_peers = pulumi.Output.from_input(edges).apply(
+        lambda addresses: sorted(
+            {
+                peer["ipBlock"]["cidr"]
+                for address in addresses
+                for peer in netpol.address_peers(address)
+            }
+        )
+    )
+    return [
+        netpol.default_deny(namespace),
+        netpol.policy(
+            "public-lb",
+            namespace,
+            {"matchLabels": LABELS},
+            ingress=[
+                {
+                    "from": netpol.cidr_peers(netpol.ANYWHERE),
+                    "ports": netpol.tcp(_haproxy.LISTEN_PORT),
+                }
+            ],
+            egress=[
+                {
+                    "to": edge_peers.apply(netpol.cidr_peers),
+                    "ports": netpol.tcp(_haproxy.EDGE_PORT),
+                },
+                netpol.dns_rule(),
+            ],
+        ),
+    ]
 
 
 def haproxy_deployment_spec(
@@ -129,7 +185,7 @@ def haproxy_deployment_spec(
                 "containers": [
                     {
                         "name": "haproxy",
-                        "image": HAPROXY_IMAGE,
+                        "image": images.pinned(HAPROXY_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
                         "args": ["-f", "/usr/local/etc/haproxy/haproxy.cfg"],
                         "ports": [{"name": "http", "containerPort": _haproxy.LISTEN_PORT}],

@@ -9,8 +9,15 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import images
+from components.security import network_policies as netpol
+from components.security import pod_security
+
 CHART_REPO = "https://open-cluster-management.io/helm-charts"
 IMAGE_REGISTRY = "quay.io/open-cluster-management"
+
+IMAGE_COMPONENTS = ("addon-manager", "placement", "registration", "registration-operator", "work")
+"""Every OCM image the hub and the agents run."""
 
 OPERATOR_NAMESPACE = "open-cluster-management"
 """Where both charts install their operator."""
@@ -37,8 +44,15 @@ DELETE_TIMEOUT = "20m"
 
 
 def image(component: str, version: str) -> str:
-    """The upstream image of an OCM component at a release, e.g. registration:v1.3.1."""
-    return f"{IMAGE_REGISTRY}/{component}:v{version}"
+    """The upstream image of an OCM component at a release, e.g. registration:v1.3.1, pinned
+    by its digest in components/images.yaml when that has it."""
+    return images.pinned(f"{IMAGE_REGISTRY}/{component}:v{version}")
+
+
+def operator_image_values(version: str) -> dict[str, Any]:
+    """Chart values naming the operator's image, so that it is pinned like the rest (the chart
+    would otherwise build `registry/registration-operator:<appVersion>` itself)."""
+    return {"images": {"overrides": {"operatorImage": image("registration-operator", version)}}}
 
 
 def wait_for(*conditions: str) -> dict[str, str]:
@@ -66,8 +80,11 @@ def operator_chart(
     caller, depending on the release, so that destroy deletes it while the operator runs.
     """
     namespace = k8s.core.v1.Namespace(
-        f"{name}-operator-namespace", metadata={"name": OPERATOR_NAMESPACE}, opts=opts
+        f"{name}-operator-namespace",
+        metadata=pod_security.namespace_metadata(OPERATOR_NAMESPACE, pod_security.OCM_OPERATOR),
+        opts=opts,
     )
+    policies = netpol.declare(name, operator_policies(namespace.metadata.name), opts)
     release = k8s.helm.v3.Release(
         f"{name}-{chart}",
         name=chart,
@@ -80,6 +97,25 @@ def operator_chart(
         atomic=True,
         cleanup_on_fail=True,
         timeout=600,
-        opts=opts,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=policies)),
     )
     return namespace, release
+
+
+def operator_policies(namespace: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """The operators serve nothing and only call their cluster's API server.
+
+    The API server is not a pod and its address differs by cloud (EKS endpoint interfaces in
+    the VPC, AKS's public endpoint, a kind node), and Cilium's ipBlock does not match an API
+    server on the cluster's nodes (cilium/cilium#20550): the rule names the ports and no peer,
+    i.e. any destination on those ports.
+    """
+    return [
+        netpol.default_deny(namespace),
+        netpol.policy(
+            "operator-to-api-server",
+            namespace,
+            {},
+            egress=[{"ports": netpol.tcp(*netpol.API_SERVER_PORTS)}],
+        ),
+    ]

@@ -48,7 +48,11 @@ class OcmHub(pulumi.ComponentResource):
         # The program declares the ClusterManager CR itself, so that it is deleted (and its
         # finalizer handled by the still-running operator) before the chart is uninstalled.
         namespace, chart = _ocm.operator_chart(
-            name, "cluster-manager", version, {"clusterManager": {"create": False}}, on_hub
+            name,
+            "cluster-manager",
+            version,
+            {"clusterManager": {"create": False}, **_ocm.operator_image_values(version)},
+            on_hub,
         )
         self.cluster_manager = k8s.apiextensions.CustomResource(
             f"{name}-cluster-manager-cr",

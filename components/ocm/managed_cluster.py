@@ -59,7 +59,7 @@ class OcmManagedCluster(pulumi.ComponentResource):
             name,
             "klusterlet",
             version,
-            klusterlet_values(cluster.name, args.ocm_hub.bootstrap_kubeconfig),
+            klusterlet_values(cluster.name, args.ocm_hub.bootstrap_kubeconfig, version),
             on_app,
         )
         self.klusterlet = k8s.apiextensions.CustomResource(
@@ -115,12 +115,15 @@ def managed_cluster_labels(cluster: FleetCluster) -> dict[str, str]:
     }
 
 
-def klusterlet_values(cluster_name: str, bootstrap_kubeconfig: pulumi.Input[str]) -> dict:
+def klusterlet_values(
+    cluster_name: str, bootstrap_kubeconfig: pulumi.Input[str], version: str
+) -> dict:
     """Values of the klusterlet chart. The chart turns `bootstrapHubKubeConfig` into the agent
     namespace's `bootstrap-hub-kubeconfig` Secret; the value stays a Pulumi secret."""
     return {
         "bootstrapHubKubeConfig": bootstrap_kubeconfig,
         "klusterlet": {"create": False, "clusterName": cluster_name, "mode": "Singleton"},
+        **_ocm.operator_image_values(version),
     }
 
 

@@ -10,6 +10,8 @@ import pulumi_kubernetes as k8s
 
 from components.ocm import _charts as _ocm
 from components.ocm.hub import OcmHub
+from components.security import network_policies as netpol
+from components.security import pod_security
 
 FLEET_PLACEMENT_TYPE = "ocm-fleet:index:FleetPlacement"
 
@@ -46,9 +48,15 @@ class FleetPlacement(pulumi.ComponentResource):
         after = [args.ocm_hub.cluster_manager, args.ocm_hub.cluster_set, *args.managed_clusters]
 
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": _ocm.HUB_WORKLOAD_NAMESPACE}, opts=on_hub
+            f"{name}-namespace",
+            metadata=pod_security.namespace_metadata(
+                _ocm.HUB_WORKLOAD_NAMESPACE, pod_security.NO_PODS
+            ),
+            opts=on_hub,
         )
         self.namespace = namespace.metadata.name
+        # No pods run here; the policy keeps it that way for any that are added later.
+        netpol.declare(name, [netpol.default_deny(self.namespace)], on_hub)
         binding = k8s.apiextensions.CustomResource(
             f"{name}-cluster-set-binding",
             api_version=f"{_ocm.CLUSTER_API}/v1beta2",

@@ -53,7 +53,7 @@ def _validate_stack(policy, resources: list[PolicyResource]) -> list[tuple[str, 
     return reported
 
 
-def test_pack_registers_six_policies_with_their_levels():
+def test_pack_registers_seven_policies_with_their_levels():
     levels = {p.name: p.enforcement_level for p in pol.POLICIES}
     assert levels == {
         "no-secret-in-manifestwork": EnforcementLevel.MANDATORY,
@@ -62,6 +62,7 @@ def test_pack_registers_six_policies_with_their_levels():
         "eks-secrets-kms-encrypted": EnforcementLevel.MANDATORY,
         "manifestwork-depends-on-cluster-and-klusterlet": EnforcementLevel.MANDATORY,
         "kubeconfig-is-secret": EnforcementLevel.REMEDIATE,
+        "images-pinned-by-digest": EnforcementLevel.MANDATORY,
     }
     assert all(p.description for p in pol.POLICIES)
 

@@ -1,0 +1,214 @@
+"""Clusters on this machine: kind clusters and the one load-balancer controller they share."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+import yaml
+
+from components import images
+from components.clusters._base import FleetCluster
+from components.config import ClusterSpec
+
+KIND_CLUSTER_TYPE = "ocm-fleet:index:KindCluster"
+KIND_LOAD_BALANCER_TYPE = "ocm-fleet:index:KindLoadBalancer"
+
+# One controller for every kind cluster on the host: it watches LoadBalancer Services and runs
+# an Envoy proxy container on the kind network for each (upstream: kubernetes-sigs/
+# cloud-provider-kind, pkg/loadbalancer/proxy.go). The tag is pinned like every other image.
+CLOUD_PROVIDER_KIND_IMAGE = "registry.k8s.io/cloud-provider-kind/cloud-controller-manager:v0.10.0"
+CLOUD_PROVIDER_KIND_CONTAINER = "ocm-fleet-cloud-provider-kind"
+KIND_NETWORK = "kind"
+API_SERVER_PORT = 6443
+
+# Adopting a cluster of the same name keeps a retried `pulumi up` working after a run that
+# created the cluster but failed before Pulumi recorded it. `kind create` writes a kubeconfig:
+# into a scratch file, so the user's ~/.kube/config is left alone; Pulumi keeps its own copy.
+_CREATE_CLUSTER = """\
+set -eu
+if kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
+  echo "kind cluster $KIND_CLUSTER exists already: using it" >&2
+else
+  scratch=$(mktemp)
+  trap 'rm -f "$scratch"' EXIT
+  printf '%s\\n' "$KIND_CONFIG" |
+    kind create cluster --name "$KIND_CLUSTER" --config=- --kubeconfig "$scratch" --wait 5m >&2
+fi
+kind get kubeconfig --name "$KIND_CLUSTER"
+"""
+# `kind delete cluster` succeeds when the cluster is already gone, so destroy can be rerun.
+_DELETE_CLUSTER = 'kind delete cluster --name "$KIND_CLUSTER"'
+
+# The nodes' addresses on the kind network: what other clusters see as this cluster's source.
+_NODE_ADDRESSES = """\
+set -eu
+for node in $(kind get nodes --name "$KIND_CLUSTER"); do
+  docker inspect --format '{{(index .NetworkSettings.Networks "'"$KIND_NETWORK"'").IPAddress}}' \\
+    "$node"
+done
+"""
+
+# Host networking: the controller needs no kind network at start, so it can run before the
+# first cluster exists and be stopped after the last Service is gone.
+_START_CONTROLLER = """\
+set -eu
+docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
+docker run --detach --name "$CONTAINER" --network host --restart unless-stopped \\
+  --volume /var/run/docker.sock:/var/run/docker.sock "$IMAGE"
+"""
+_STOP_CONTROLLER = """\
+if docker container inspect "$CONTAINER" >/dev/null 2>&1; then
+  docker rm -f "$CONTAINER" >/dev/null
+fi
+"""
+
+
+def kind_cluster_name(spec: ClusterSpec, stack: str) -> str:
+    """The kind cluster's name: host-wide, so it carries the stack and two stacks coexist."""
+    return f"{stack}-{spec.name}"
+
+
+def kind_config(workers: int) -> str:
+    """kind's cluster config: a control plane and `workers` worker nodes.
+
+    Workloads run on the workers: the control plane carries
+    `node.kubernetes.io/exclude-from-external-load-balancers`, which keeps load balancers
+    from sending traffic to it (cloud-provider-kind README).
+    """
+    nodes = [{"role": "control-plane"}] + [{"role": "worker"} for _ in range(workers)]
+    return yaml.safe_dump(
+        {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": nodes},
+        sort_keys=False,
+    )
+
+
+def ca_from_kubeconfig(kubeconfig: str) -> str:
+    """Base64 PEM of the cluster CA in a kubeconfig from `kind get kubeconfig`."""
+    doc = yaml.safe_load(kubeconfig) or {}
+    clusters = doc.get("clusters") or []
+    data = clusters[0].get("cluster", {}).get("certificate-authority-data", "") if clusters else ""
+    if not data:
+        raise pulumi.RunError("kind get kubeconfig returned no certificate-authority-data")
+    base64.b64decode(data, validate=True)
+    return data
+
+
+def node_cidrs(stdout: str) -> list[str]:
+    """One /32 per node address printed by the node-address command."""
+    try:
+        return sorted({f"{ipaddress.ip_address(line.strip())}/32" for line in stdout.split()})
+    except ValueError as err:
+        raise pulumi.RunError(f"kind node addresses are not IP addresses: {err}") from err
+
+
+@dataclass(frozen=True, kw_only=True)
+class KindLoadBalancerArgs:
+    image: str = images.pinned(CLOUD_PROVIDER_KIND_IMAGE)
+    """cloud-provider-kind image."""
+    container_name: str = CLOUD_PROVIDER_KIND_CONTAINER
+    """Name of its container; one per host."""
+
+
+class KindLoadBalancer(pulumi.ComponentResource):
+    """cloud-provider-kind, run as a container with Docker's socket, as one node of the graph.
+
+    Creates one `command:local:Command` that starts the controller on create and removes it on
+    delete. Every kind cluster's Kubernetes provider depends on it, so every LoadBalancer
+    Service does: destroy deletes the Services (the controller removes their proxy containers
+    before it releases the Service's finalizer) and only then stops the controller.
+
+    It does not apply `loadBalancerSourceRanges`: its Envoy config has no source filter
+    (pkg/loadbalancer/proxy.go) and its documentation does not mention the field.
+    """
+
+    controller: command.local.Command
+    """The command whose lifetime is the controller's."""
+
+    def __init__(
+        self,
+        name: str,
+        args: KindLoadBalancerArgs | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__(KIND_LOAD_BALANCER_TYPE, name, None, opts)
+        args = args or KindLoadBalancerArgs()
+        self.controller = command.local.Command(
+            f"{name}-controller",
+            create=_START_CONTROLLER,
+            delete=_STOP_CONTROLLER,
+            environment={"CONTAINER": args.container_name, "IMAGE": args.image},
+            # A new image or name means a new container: stop the old one first, it has the name.
+            triggers=[args.image, args.container_name],
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        self.register_outputs({"containerId": self.controller.stdout})
+
+
+@dataclass(frozen=True, kw_only=True)
+class KindClusterArgs:
+    spec: ClusterSpec
+    """Validated config of a `cloud: kind` cluster."""
+    load_balancer: KindLoadBalancer
+    """The host's cloud-provider-kind; the cluster's LoadBalancer Services need it."""
+    stack: str
+    """Pulumi stack name, part of the kind cluster's name."""
+
+
+class KindCluster(FleetCluster):
+    """A kind cluster on this machine, created and deleted by `kind` through pulumi-command.
+
+    Creates:
+    - `<name>-kind-cluster`: `kind create cluster` on create, `kind delete cluster` on delete;
+      its output is the kubeconfig Pulumi uses (API server on a host port), a secret;
+    - `<name>-node-addresses`: the node containers' addresses on the kind network, which are
+      the egress addresses the database and edge allowlists are built from;
+    - the Kubernetes provider, depending on both the cluster and the host's load balancer.
+
+    Other clusters reach the API server at `https://<kind name>-control-plane:6443`, the name
+    Docker resolves on the kind network and that kind puts in the API server certificate
+    (`kind get kubeconfig --internal` prints the same address).
+    """
+
+    kind_name: str
+    """The kind cluster's name (`kind get clusters`)."""
+
+    def __init__(
+        self, name: str, args: KindClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ):
+        super().__init__(KIND_CLUSTER_TYPE, name, None, opts)
+        self.spec = args.spec
+        self.kind_name = kind_cluster_name(args.spec, args.stack)
+        config = kind_config(args.spec.node_count)
+        cluster = command.local.Command(
+            f"{name}-kind-cluster",
+            create=_CREATE_CLUSTER,
+            delete=_DELETE_CLUSTER,
+            environment={"KIND_CLUSTER": self.kind_name, "KIND_CONFIG": config},
+            # Nodes cannot be added to a kind cluster: a new shape is a new cluster, and the old
+            # one must go first because it has the same name.
+            triggers=[self.kind_name, config],
+            opts=pulumi.ResourceOptions(
+                parent=self, delete_before_replace=True, additional_secret_outputs=["stdout"]
+            ),
+        )
+        addresses = command.local.Command(
+            f"{name}-node-addresses",
+            create=_NODE_ADDRESSES,
+            environment={"KIND_CLUSTER": self.kind_name, "KIND_NETWORK": KIND_NETWORK},
+            # Read again whenever the cluster is new; a cluster's nodes keep their addresses.
+            triggers=[cluster.id],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
+        )
+        kubeconfig = pulumi.Output.secret(cluster.stdout)
+        self._finish(
+            kubeconfig=kubeconfig,
+            api_server_url=f"https://{self.kind_name}-control-plane:{API_SERVER_PORT}",
+            ca_data=kubeconfig.apply(ca_from_kubeconfig),
+            egress_cidrs=addresses.stdout.apply(node_cidrs),
+            provider_depends_on=[cluster, addresses],
+            load_balancer_depends_on=[args.load_balancer],
+        )

@@ -1,0 +1,1 @@
+"""Workload hardening shared by every layer: Pod Security levels and NetworkPolicies."""

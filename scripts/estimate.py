@@ -1,0 +1,261 @@
+"""What a stack will cost per month at list prices, and how long its first `pulumi up` should take.
+
+Run: .venv/bin/python scripts/estimate.py [STACK]     (default: dev; reads Pulumi.<STACK>.yaml)
+
+The stack config goes through the program's own config model, then the program itself runs
+once under mocks (no cloud is called) to count what it declares: NAT gateways, public IPs,
+LoadBalancer Services, volumes. Prices come from scripts/prices.yaml, list prices of the date
+each one was read; a region or item without a price is reported, not guessed. The `up` time
+comes from the model in scripts/up_model.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
+
+import up_model  # noqa: E402
+from harness import Graph, load_stack_config, run_program  # noqa: E402
+
+from components.clusters import aks, eks  # noqa: E402
+from components.config import NAMESPACE, ClusterSpec, FleetConfig, parse_fleet_config  # noqa: E402
+
+PRICES = ROOT / "scripts" / "prices.yaml"
+BILLED_CLOUDS = ("aws", "azure")
+NOT_COUNTED = (
+    "traffic: internet egress, cross-zone and inter-region transfer, NAT gateway and load "
+    "balancer data processing (NLCU), Azure rules beyond the first five",
+    "logs and metrics: EKS control-plane logs in CloudWatch, any log or metric store",
+    "KMS key months and requests, snapshots, support plans, taxes",
+)
+SERVICE = "kubernetes:core/v1:Service"
+PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+
+
+@dataclass(frozen=True)
+class Line:
+    cluster: str
+    item: str
+    quantity: float
+    unit_usd: float
+    per: str
+    monthly_usd: float
+
+
+@dataclass
+class Bill:
+    lines: list[Line] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    free: list[str] = field(default_factory=list)
+    """Clusters the program does not pay for, with why."""
+
+    @property
+    def total(self) -> float:
+        return sum(line.monthly_usd for line in self.lines)
+
+    def of(self, cluster: str) -> float:
+        return sum(line.monthly_usd for line in self.lines if line.cluster == cluster)
+
+
+def load_prices(path: Path = PRICES) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
+
+
+def fleet_of(config: Mapping[str, Any]) -> FleetConfig:
+    """The stack config through the program's config model (errors as the program gives them)."""
+    prefix = f"{NAMESPACE}:"
+    return parse_fleet_config(
+        {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
+    )
+
+
+class _Pricer:
+    def __init__(self, prices: Mapping[str, Any], bill: Bill):
+        self.prices = prices
+        self.bill = bill
+        self.hours = float(prices["hoursPerMonth"])
+
+    def entry(self, spec: ClusterSpec, item: str) -> Mapping[str, Any] | None:
+        cloud = self.prices.get(spec.cloud) or {}
+        regional = ((cloud.get("regions") or {}).get(spec.region) or {}).get(item)
+        return regional or (cloud.get("global") or {}).get(item)
+
+    def add(self, spec: ClusterSpec, label: str, item: str, quantity: float) -> None:
+        if quantity <= 0:
+            return
+        entry = self.entry(spec, item)
+        if entry is None:
+            regions = (self.prices.get(spec.cloud) or {}).get("regions") or {}
+            where = (
+                f"{spec.cloud} region {spec.region!r} has no list prices"
+                if spec.region not in regions
+                else f"no list price for {item} in {spec.cloud} region {spec.region!r}"
+            )
+            self.bill.warnings.append(
+                f"{spec.name}: {where}: {label} ({quantity:g}) NOT counted; add it to "
+                f"{PRICES.relative_to(ROOT)} with its source"
+            )
+            return
+        per = entry["per"]
+        factor = {"hour": self.hours, "month": 1.0, "GiB-month": 1.0}[per]
+        usd = float(entry["usd"])
+        self.bill.lines.append(
+            Line(spec.name, label, quantity, usd, per, round(quantity * usd * factor, 2))
+        )
+
+
+def estimate(fleet: FleetConfig, graph: Graph, prices: Mapping[str, Any]) -> Bill:
+    """The monthly bill of every cluster of the fleet, item by item."""
+    bill = Bill()
+    pricer = _Pricer(prices, bill)
+    for spec in fleet.all_clusters:
+        if spec.cloud not in BILLED_CLOUDS:
+            bill.free.append(
+                f"{spec.name} ({spec.cloud}): runs on machines you already have; the program "
+                "creates no billed cloud resource for it"
+            )
+            continue
+        inside = graph.descendants(graph.cluster_component(spec.name))
+        provider = graph.kubernetes_provider(spec.name).urn
+        on_cluster = [r for r in graph.resources if r.provider_urn == provider]
+        balancers = [
+            r
+            for r in on_cluster
+            if r.type == SERVICE and (r.inputs.get("spec") or {}).get("type") == "LoadBalancer"
+        ]
+        volumes_gib = sum(_gib(r) for r in on_cluster if r.type == PVC)
+        count = sum(1 for r in inside if r.type == "aws:ec2/natGateway:NatGateway")
+        nodes = f"vm:{spec.node_size}"
+        if spec.cloud == "aws":
+            pricer.add(spec, "EKS control plane", "eksControlPlane", 1)
+            pricer.add(spec, f"node VMs {spec.node_size}", nodes, spec.node_count)
+            pricer.add(spec, "NAT gateways", "natGateway", count)
+            eips = sum(1 for r in inside if r.type == "aws:ec2/eip:Eip")
+            # An internet-facing NLB holds one public IPv4 address in each zone it spans.
+            nlb_ips = len(balancers) * eks.ZONE_COUNT
+            pricer.add(spec, "public IPv4 (NAT EIPs, NLB zones)", "publicIpv4", eips + nlb_ips)
+            pricer.add(spec, "Network Load Balancers", "networkLoadBalancer", len(balancers))
+            pricer.add(
+                spec,
+                "EBS gp3 (node roots, volumes) GiB",
+                "ebsGp3",
+                spec.node_count * eks.ROOT_VOLUME_GIB + volumes_gib,
+            )
+        else:
+            pricer.add(spec, "AKS control plane (Free tier)", "aksControlPlaneFree", 1)
+            pricer.add(spec, f"node VMs {spec.node_size}", nodes, spec.node_count)
+            ips = sum(1 for r in inside if r.type == "azure-native:network:PublicIPAddress")
+            # Each LoadBalancer Service gets a frontend public IP on the cluster's one
+            # Standard Load Balancer, which also carries the outbound rule.
+            pricer.add(
+                spec,
+                "Standard public IPs (egress, Services)",
+                "standardPublicIp",
+                ips + len(balancers),
+            )
+            pricer.add(spec, "Standard Load Balancer", "standardLoadBalancer", 1)
+            pricer.add(
+                spec,
+                f"managed OS disks {aks.OS_DISK_SIZE_GB} GiB",
+                f"managedDisk{aks.OS_DISK_SIZE_GB}GiB",
+                spec.node_count,
+            )
+            pricer.add(spec, "Standard SSD volumes GiB", "standardSsdGiB", volumes_gib)
+    return bill
+
+
+def _gib(pvc: Any) -> float:
+    text = str(
+        ((pvc.inputs.get("spec") or {}).get("resources") or {})
+        .get("requests", {})
+        .get("storage", "0")
+    )
+    units = {"Gi": 1.0, "Ti": 1024.0, "Mi": 1 / 1024}
+    for suffix, factor in units.items():
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text or 0) / 2**30
+
+
+def render(
+    stack: str, fleet: FleetConfig, bill: Bill, prices: Mapping[str, Any], sched: Any
+) -> str:
+    dates = sorted(
+        {
+            e["read"]
+            for cloud in ("aws", "azure")
+            for scope in [
+                (prices.get(cloud) or {}).get("global") or {},
+                *((prices.get(cloud) or {}).get("regions") or {}).values(),
+            ]
+            for e in scope.values()
+        }
+    )
+    out = [
+        f"# Stack {stack}: monthly cost at list prices read on {', '.join(dates)} (USD, on "
+        f"demand, {prices['hoursPerMonth']} h a month; not a quote)",
+        "",
+        "| cluster | cloud | region | item | quantity | unit price | per month |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    specs = {s.name: s for s in fleet.all_clusters}
+    for line in bill.lines:
+        spec = specs[line.cluster]
+        out.append(
+            f"| {line.cluster} | {spec.cloud} | {spec.region} | {line.item} | {line.quantity:g} "
+            f"| ${line.unit_usd:g}/{line.per} | ${line.monthly_usd:,.2f} |"
+        )
+    for spec in fleet.all_clusters:
+        if any(line.cluster == spec.name for line in bill.lines):
+            out.append(f"| **{spec.name}** | | | subtotal | | | **${bill.of(spec.name):,.2f}** |")
+    partial = " (PARTIAL: see warnings)" if bill.warnings else ""
+    out += ["", f"**Total counted: ${bill.total:,.2f} per month{partial}**", ""]
+    if bill.free:
+        out += ["Not billed by the program:", *[f"- {f}" for f in bill.free], ""]
+    out += ["Not counted:", *[f"- {n}" for n in NOT_COUNTED], ""]
+    if bill.warnings:
+        out += ["WARNINGS (no price, no guess):", *[f"- {w}" for w in bill.warnings], ""]
+    up = up_model.modeled_up_seconds(sched)
+    out += [
+        f"# Modeled first `pulumi up`: {up_model.minutes(up)}",
+        "",
+        "Typical creation times per resource type (scripts/up_model.py, each with its source); "
+        f"the unavoidable chain is {up_model.minutes(up_model.unavoidable_chain(sched))}. "
+        "Critical path:",
+        "",
+        *up_model.critical_path_table(sched),
+    ]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stack", nargs="?", default="dev", help="stack name (Pulumi.<stack>.yaml)")
+    args = parser.parse_args(argv)
+    path = ROOT / f"Pulumi.{args.stack}.yaml"
+    if not path.is_file():
+        parser.error(f"{path.name} not found in {ROOT}")
+    config = load_stack_config(path)
+    # A stack file may leave the API allowlist to deploy.sh's first run; who may reach the API
+    # servers changes no price, so a documentation address stands in for the estimate.
+    config.setdefault(f"{NAMESPACE}:apiAllowedCidrs", ["192.0.2.1/32"])
+    fleet = fleet_of(config)
+    graph = run_program(config, stack=args.stack)
+    prices = load_prices()
+    bill = estimate(fleet, graph, prices)
+    sched = up_model.schedule(up_model.nodes_from_graph(graph))
+    print(render(args.stack, fleet, bill, prices, sched))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

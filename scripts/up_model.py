@@ -1,0 +1,452 @@
+"""A model of a first `pulumi up`: when each resource of the declared graph is done, and why.
+
+The engine starts a resource once everything it depends on is created (its dependencies,
+property dependencies and provider); a component takes no time of its own, and depending on
+one means depending on everything inside it. Each resource then takes the typical time of its
+type (CREATION_SECONDS, each figure with its source). One behaviour of pulumi-kubernetes
+matters on top of the graph: a Service's create is held until its endpoints are ready, so a
+Service completes no earlier than the pods it selects (ENDPOINT_SETTLE_SECONDS after them).
+
+Figures are typical, not promises: clouds vary from run to run and region to region. What the
+model is for is comparing shapes of the graph: which chain decides the length of `up`, and how
+far it is from the chain nothing can shorten.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Figure:
+    seconds: float
+    kind: str
+    """`measured` (public measurement), `docs` (vendor documentation) or `estimate`."""
+    source: str
+
+
+_EKS_MEASURED = (
+    "https://easontechtalk.com/unofficial-eks-cluster-creation-performance-across-aws-regions"
+)
+_AKS_MEASURED = "https://kubedex.com/is-azure-kubernetes-aks-any-less-terrible/"
+_SERVICE_AWAIT = "https://www.pulumi.com/registry/packages/kubernetes/api-docs/core/v1/service/"
+
+CREATION_SECONDS: dict[str, Figure] = {
+    "aws:eks/cluster:Cluster": Figure(
+        913,
+        "measured",
+        f"{_EKS_MEASURED} (eu-west-1: 912.86 s; 21 regions from 793 s to 971 s)",
+    ),
+    "azure-native:containerservice:ManagedCluster": Figure(
+        600,
+        "measured",
+        f"{_AKS_MEASURED} (AKS create with its node pool: 12 min 8 s minimum, 17 min 52 s "
+        "average in 2019; Microsoft then announced 5 to 6 minutes; 10 minutes taken between)",
+    ),
+    "aws:eks/nodeGroup:NodeGroup": Figure(
+        240,
+        "estimate",
+        "EC2 launch, bootstrap and node registration of a managed node group; no public "
+        "measurement found",
+    ),
+    "aws:eks/addon:Addon": Figure(
+        60, "estimate", "add-on Deployment or DaemonSet rollout on ready nodes"
+    ),
+    "aws:ec2/natGateway:NatGateway": Figure(
+        120, "estimate", "NAT gateway from pending to available; no public measurement found"
+    ),
+    "aws:ec2/vpc:Vpc": Figure(5, "estimate", "API call"),
+    "aws:ec2/subnet:Subnet": Figure(5, "estimate", "API call"),
+    "aws:ec2/internetGateway:InternetGateway": Figure(5, "estimate", "API call"),
+    "aws:ec2/routeTable:RouteTable": Figure(5, "estimate", "API call"),
+    "aws:ec2/route:Route": Figure(5, "estimate", "API call"),
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": Figure(5, "estimate", "API call"),
+    "aws:ec2/eip:Eip": Figure(5, "estimate", "API call"),
+    "aws:ec2/launchTemplate:LaunchTemplate": Figure(5, "estimate", "API call"),
+    "aws:iam/role:Role": Figure(5, "estimate", "API call"),
+    "aws:iam/rolePolicy:RolePolicy": Figure(5, "estimate", "API call"),
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": Figure(5, "estimate", "API call"),
+    "aws:kms/key:Key": Figure(10, "estimate", "API call"),
+    "aws:kms/alias:Alias": Figure(5, "estimate", "API call"),
+    "aws:eks/accessEntry:AccessEntry": Figure(10, "estimate", "API call"),
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": Figure(10, "estimate", "API call"),
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation": Figure(10, "estimate", "API call"),
+    "azure-native:resources:ResourceGroup": Figure(5, "estimate", "ARM call"),
+    "azure-native:network:VirtualNetwork": Figure(10, "estimate", "ARM call"),
+    "azure-native:network:Subnet": Figure(10, "estimate", "ARM call"),
+    "azure-native:network:PublicIPAddress": Figure(10, "estimate", "ARM call"),
+    "azure-native:authorization:RoleAssignment": Figure(
+        30, "estimate", "ARM call and Entra ID propagation"
+    ),
+    "kubernetes:helm.sh/v3:Release": Figure(
+        90, "estimate", "chart install: operator image pull and rollout"
+    ),
+    "kubernetes:operator.open-cluster-management.io/v1:ClusterManager": Figure(
+        120,
+        "estimate",
+        "waited for until Applied: the operator installs the hub CRDs and controllers",
+    ),
+    "kubernetes:operator.open-cluster-management.io/v1:Klusterlet": Figure(
+        60, "estimate", "the operator starts the registration and work agents"
+    ),
+    "kubernetes:work.open-cluster-management.io/v1:ManifestWork": Figure(
+        240,
+        "estimate",
+        "waited for until Applied and Available: the agent's CSR is approved, then the work "
+        "agent applies the app and its pods pull images and become ready",
+    ),
+    "kubernetes:apps/v1:Deployment": Figure(30, "estimate", "image pull and readiness"),
+    "kubernetes:apps/v1:StatefulSet": Figure(
+        90, "estimate", "volume attach, image pull, database start"
+    ),
+    "kubernetes:batch/v1:Job": Figure(120, "estimate", "schema migration and seed"),
+    "kubernetes:core/v1:Service": Figure(5, "estimate", "API call (ClusterIP)"),
+}
+LOAD_BALANCER_SECONDS: dict[str, Figure] = {
+    "aws": Figure(
+        180,
+        "estimate",
+        "a Network Load Balancer from provisioning to active, with its DNS name; no public "
+        "measurement found",
+    ),
+    "azure": Figure(
+        60, "estimate", "a rule and frontend IP on the cluster's existing Standard Load Balancer"
+    ),
+    "other": Figure(60, "estimate", "a load balancer controller on a cluster of your own"),
+}
+DEFAULT_SECONDS = Figure(2, "estimate", "one Kubernetes or provider API call")
+ZERO_SECONDS_PREFIXES = ("pulumi:providers:", "random:")
+"""Providers and random values are local: they take no cloud time."""
+
+ENDPOINT_SETTLE_SECONDS = 10.0
+"""pulumi-kubernetes waits 10 s for straggling endpoints after each update (see _SERVICE_AWAIT)."""
+
+SERVICE = "kubernetes:core/v1:Service"
+MANIFEST_WORK = "kubernetes:work.open-cluster-management.io/v1:ManifestWork"
+MANIFEST_WORK_REPLICA_SET = (
+    "kubernetes:work.open-cluster-management.io/v1alpha1:ManifestWorkReplicaSet"
+)
+MANAGED_CLUSTER = "kubernetes:cluster.open-cluster-management.io/v1:ManagedCluster"
+POD_OWNERS = ("Deployment", "StatefulSet", "DaemonSet")
+CLUSTER_COMPONENTS = {
+    "ocm-fleet:index:EksCluster": "aws",
+    "ocm-fleet:index:AksCluster": "azure",
+}
+
+
+@dataclass
+class Node:
+    """One registered resource, as far as the model needs it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str = ""
+    custom: bool = True
+    deps: set[str] = field(default_factory=set)
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    provider: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    node: Node
+    start: float
+    finish: float
+    why: str
+    """What it waited for: `after <name>`, `endpoints of <name>`, or `start`."""
+    waited_on: str = ""
+    """URN of the resource it waited for last, if any."""
+
+
+@dataclass
+class Schedule:
+    steps: dict[str, Step]
+    critical_path: list[Step]
+    soak_seconds: float = 0.0
+    """Time the rollout strategy demands after the workload is applied (canary soak)."""
+
+    @property
+    def total(self) -> float:
+        return max((s.finish for s in self.steps.values()), default=0.0)
+
+
+def nodes_from_graph(graph: Any) -> list[Node]:
+    """The model's view of a recorded graph (tests/harness.py `Graph`)."""
+    return [
+        Node(
+            urn=r.urn,
+            type=r.type,
+            name=r.name,
+            parent=r.parent,
+            custom=r.custom,
+            deps=graph.direct_deps(r),
+            inputs=r.inputs,
+            provider=r.provider_urn,
+        )
+        for r in graph.resources
+    ]
+
+
+def duration(node: Node, cloud_of_provider: Mapping[str, str]) -> Figure:
+    if not node.custom:
+        return Figure(0, "docs", "a component takes no time itself")
+    if node.type.startswith(ZERO_SECONDS_PREFIXES):
+        return Figure(0, "estimate", "local to the engine")
+    if node.type == SERVICE and (node.inputs.get("spec") or {}).get("type") == "LoadBalancer":
+        return LOAD_BALANCER_SECONDS[cloud_of_provider.get(node.provider, "other")]
+    return CREATION_SECONDS.get(node.type, DEFAULT_SECONDS)
+
+
+def _labels_match(selector: Mapping[str, str], labels: Any) -> bool:
+    return (
+        isinstance(labels, Mapping)
+        and bool(selector)
+        and all(labels.get(k) == v for k, v in selector.items())
+    )
+
+
+def _pod_labels(obj: Mapping[str, Any]) -> Any:
+    return (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels")
+
+
+def _carried_objects(node: Node) -> list[Mapping[str, Any]]:
+    spec = node.inputs.get("spec") or {}
+    if node.type == MANIFEST_WORK_REPLICA_SET:
+        spec = spec.get("manifestWorkTemplate") or {}
+    manifests = (spec.get("workload") or {}).get("manifests")
+    return [m for m in manifests if isinstance(m, Mapping)] if isinstance(manifests, list) else []
+
+
+def endpoint_sources(nodes: Sequence[Node]) -> dict[str, list[str]]:
+    """Service URN -> URNs of what creates the pods it selects (its create waits for them).
+
+    Pods come from a Deployment or StatefulSet on the same provider, or from a ManifestWork in
+    the namespace of the Service's cluster (a ManifestWorkReplicaSet reaches every cluster).
+    """
+    by_urn = {n.urn: n for n in nodes}
+    cluster_of_provider = {
+        n.urn: by_urn[n.parent].name
+        for n in nodes
+        if n.type == "pulumi:providers:kubernetes" and n.parent in by_urn
+    }
+    sources: dict[str, list[str]] = {}
+    for svc in nodes:
+        if svc.type != SERVICE:
+            continue
+        selector = (svc.inputs.get("spec") or {}).get("selector")
+        if not isinstance(selector, Mapping) or not selector:
+            continue
+        found = []
+        for other in nodes:
+            kind = other.type.rsplit(":", 1)[-1]
+            if kind in POD_OWNERS and other.provider == svc.provider:
+                if _labels_match(selector, _pod_labels(other.inputs)):
+                    found.append(other.urn)
+            elif other.type in (MANIFEST_WORK, MANIFEST_WORK_REPLICA_SET):
+                namespace = (other.inputs.get("metadata") or {}).get("namespace")
+                here = other.type == MANIFEST_WORK_REPLICA_SET or (
+                    namespace == cluster_of_provider.get(svc.provider)
+                )
+                if here and any(
+                    o.get("kind") in POD_OWNERS and _labels_match(selector, _pod_labels(o))
+                    for o in _carried_objects(other)
+                ):
+                    found.append(other.urn)
+        if found:
+            sources[svc.urn] = found
+    return sources
+
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def _seconds(text: Any) -> float:
+    match = _DURATION.match(str(text or ""))
+    if not text or not match:
+        return 0.0
+    h, m, s = (int(g) if g else 0 for g in match.groups())
+    return h * 3600 + m * 60 + s
+
+
+def rollout_soak(nodes: Sequence[Node]) -> float:
+    """Seconds a progressive rollout keeps `up` waiting after the first clusters are applied.
+
+    Only a ManifestWorkReplicaSet that `up` waits for (pulumi.com/waitFor) holds `up`; each
+    step after the first starts once the previous one has been successful for minSuccessTime.
+    On a first `up` every cluster is new and the steps run all the same.
+    """
+    clusters = sum(1 for n in nodes if n.type == MANAGED_CLUSTER)
+    soak = 0.0
+    for n in nodes:
+        if n.type != MANIFEST_WORK_REPLICA_SET:
+            continue
+        annotations = (n.inputs.get("metadata") or {}).get("annotations") or {}
+        if "pulumi.com/waitFor" not in annotations:
+            continue
+        for ref in (n.inputs.get("spec") or {}).get("placementRefs") or []:
+            strategy = ref.get("rolloutStrategy") or {}
+            kind = strategy.get("type", "All")
+            if kind == "All":
+                continue
+            settings = strategy.get(kind[0].lower() + kind[1:]) or {}
+            min_success = _seconds(settings.get("minSuccessTime"))
+            per_step = settings.get("maxConcurrency")
+            if isinstance(per_step, str) and per_step.endswith("%"):
+                per_step = max(1, math.floor(clusters * int(per_step[:-1]) / 100))
+            per_step = int(per_step) if per_step else clusters
+            mandatory = len(settings.get("mandatoryDecisionGroups") or [])
+            steps = mandatory + math.ceil(max(clusters - mandatory, 0) / max(per_step, 1))
+            soak = max(soak, max(steps - 1, 0) * min_success)
+    return soak
+
+
+def schedule(nodes: Sequence[Node]) -> Schedule:
+    """Earliest finish of every resource, and the chain that decides the last one."""
+    by_urn = {n.urn: n for n in nodes}
+    children: dict[str, list[str]] = {}
+    for n in nodes:
+        children.setdefault(n.parent, []).append(n.urn)
+
+    def expand(urn: str) -> set[str]:
+        """A component stands for everything inside it."""
+        node = by_urn.get(urn)
+        if node is None:
+            return set()
+        if node.custom:
+            return {urn}
+        out: set[str] = set()
+        for child in children.get(urn, []):
+            out |= expand(child)
+        return out
+
+    cloud_of_provider = {
+        n.urn: CLUSTER_COMPONENTS[by_urn[n.parent].type]
+        for n in nodes
+        if n.parent in by_urn and by_urn[n.parent].type in CLUSTER_COMPONENTS
+    }
+    waits = endpoint_sources(nodes)
+    preds: dict[str, set[str]] = {}
+    for n in nodes:
+        if not n.custom:
+            continue
+        deps: set[str] = set()
+        for d in n.deps:
+            deps |= expand(d)
+        deps.discard(n.urn)
+        preds[n.urn] = deps
+
+    def reaches(start: str, target: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            urn = todo.pop()
+            if urn == target:
+                return True
+            if urn not in seen:
+                seen.add(urn)
+                todo.extend(preds.get(urn, ()))
+        return False
+
+    # A Service whose pods' owner depends on it (a StatefulSet's governing Service) cannot
+    # wait for those pods without a deadlock the engine would show; the model leaves it out.
+    waits = {svc: [src for src in srcs if not reaches(src, svc)] for svc, srcs in waits.items()}
+    steps: dict[str, Step] = {}
+    visiting: set[str] = set()
+
+    def finish_of(urn: str) -> float:
+        if urn in steps:
+            return steps[urn].finish
+        if urn in visiting:
+            raise ValueError(f"dependency cycle through {by_urn[urn].name}")
+        visiting.add(urn)
+        node = by_urn[urn]
+        start, why, waited_on = 0.0, "start", ""
+        for d in sorted(preds[urn]):
+            f = finish_of(d)
+            if f > start:
+                start, why, waited_on = f, f"after {by_urn[d].name}", d
+        finish = start + duration(node, cloud_of_provider).seconds
+        for src in sorted(waits.get(urn, [])):
+            f = finish_of(src) + ENDPOINT_SETTLE_SECONDS
+            if f > finish:
+                finish, why, waited_on = f, f"endpoints of {by_urn[src].name}", src
+        visiting.discard(urn)
+        steps[urn] = Step(node=node, start=start, finish=finish, why=why, waited_on=waited_on)
+        return finish
+
+    for urn in preds:
+        finish_of(urn)
+
+    path: list[Step] = []
+    if steps:
+        current: Step | None = max(steps.values(), key=lambda s: (s.finish, s.node.name))
+        while current is not None:
+            path.append(current)
+            current = steps.get(current.waited_on)
+    path.reverse()
+    return Schedule(steps=steps, critical_path=path, soak_seconds=rollout_soak(nodes))
+
+
+def unavoidable_chain(sched: Schedule) -> float:
+    """What no reordering can save: the last workload Available, then the public entry.
+
+    The slowest cluster, its nodes, its agent and its ManifestWork Available (all in the
+    ManifestWork's finish), then the public entry rolled out: the HAProxy config, its
+    Deployment and the endpoints of its Service; plus any rollout soak.
+    """
+    works = [
+        s for s in sched.steps.values() if s.node.type in (MANIFEST_WORK, MANIFEST_WORK_REPLICA_SET)
+    ]
+    if not works:
+        return sched.total
+    last_work = max(s.finish for s in works)
+    entry = sum(
+        CREATION_SECONDS.get(t, DEFAULT_SECONDS).seconds
+        for t in ("kubernetes:core/v1:ConfigMap", "kubernetes:apps/v1:Deployment")
+    )
+    return (
+        last_work + ENDPOINT_SETTLE_SECONDS + entry + ENDPOINT_SETTLE_SECONDS + sched.soak_seconds
+    )
+
+
+def modeled_up_seconds(sched: Schedule) -> float:
+    """The length of a first `up`: the longest chain, plus the soak a rollout demands."""
+    return sched.total + sched.soak_seconds
+
+
+def minutes(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 60} min {whole % 60:02d} s"
+
+
+def critical_path_table(sched: Schedule) -> list[str]:
+    """The critical path as Markdown table rows."""
+    rows = [
+        "| starts | done | resource | type | waited for |",
+        "| ---: | ---: | --- | --- | --- |",
+    ]
+    for s in sched.critical_path:
+        rows.append(
+            f"| {minutes(s.start)} | {minutes(s.finish)} | {s.node.name} "
+            f"| {s.node.type} | {s.why} |"
+        )
+    if sched.soak_seconds:
+        rows.append(f"| | +{minutes(sched.soak_seconds)} | rollout soak | | minSuccessTime |")
+    return rows
+
+
+def sources_table(types: Iterable[str]) -> list[str]:
+    """Where each figure used for `types` comes from, as Markdown table rows."""
+    rows = ["| type | seconds | kind | source |", "| --- | ---: | --- | --- |"]
+    for t in sorted(set(types)):
+        fig = CREATION_SECONDS.get(t, DEFAULT_SECONDS)
+        rows.append(f"| {t} | {fig.seconds:g} | {fig.kind} | {fig.source} |")
+    for cloud, fig in LOAD_BALANCER_SECONDS.items():
+        rows.append(
+            f"| Service type LoadBalancer ({cloud}) | {fig.seconds:g} | {fig.kind} | {fig.source} |"
+        )
+    return rows

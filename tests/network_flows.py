@@ -1,0 +1,393 @@
+"""Who may talk to whom: the flow table computed from the NetworkPolicies a program run declares.
+
+The model follows the NetworkPolicy semantics of the Kubernetes API reference:
+- a pod selected by no policy of a direction is open in that direction; selected by any, it
+  allows only what one of their rules allows;
+- a flow needs the source's egress and the destination's ingress to allow it;
+- peers are pods (podSelector, namespaceSelector, on the same cluster) or addresses (ipBlock);
+  a rule without peers allows every peer, a rule without ports every port.
+Across clusters a pod is reached only through a LoadBalancer Service. The source's egress is
+then checked against the load balancer's address and port, the destination's ingress against
+the address the packet arrives with: the source cluster's egress IP when the Service keeps
+client addresses (`externalTrafficPolicy: Local`), a node address of the destination cluster
+otherwise (kube-proxy's SNAT). Load balancer source ranges are not part of the model: the table
+shows what the NetworkPolicies alone allow.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from harness import Graph
+from workloads import (
+    Placed,
+    app_cluster_names,
+    clusters_by_provider,
+    pod_template,
+    rendered_objects,
+)
+
+INTERNET = "internet"
+INTERNET_ADDRESS = "198.18.0.1"  # benchmark range: nobody's egress address
+API_SERVER_ADDRESS = "192.0.2.1"  # stands for each cluster's API endpoint, cloud-specific
+NODE_ADDRESS = "10.255.255.254"  # the address a pod sees after kube-proxy's SNAT
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    cluster: str
+    namespace: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    ports: tuple[tuple[str, int, str], ...] = ()
+    """(protocol, port, name) it listens on."""
+    address: str = ""
+    is_pod: bool = True
+
+    @property
+    def label(self) -> str:
+        if self.cluster == INTERNET:
+            return INTERNET
+        return f"{self.cluster}/{self.namespace}/{self.name}"
+
+
+@dataclass
+class Network:
+    """What the flow table is computed from; tests mutate `objects` to break policies."""
+
+    objects: list[Placed]
+    clusters: list[str]
+    hub: str
+    egress: dict[str, list[str]]
+    """Cluster -> its egress CIDRs."""
+    load_balancers: dict[tuple[str, str, str], str]
+    """(cluster, namespace, Service name) -> the load balancer's address (IP or DNS name)."""
+    operators: list[Endpoint]
+    """Pods of the Helm charts (not rendered by the program): the OCM operators."""
+
+
+def network_of(graph: Graph) -> Network:
+    providers = clusters_by_provider(graph)
+    apps = app_cluster_names(graph)
+    (hub,) = sorted(set(providers.values()) - set(apps))
+    outputs = graph.stack_outputs
+    egress = {hub: list(outputs["hub"]["egressIps"])}
+    load_balancers = {}
+    for name, cluster in outputs["clusters"].items():
+        egress[name] = list(cluster["egressIps"])
+        load_balancers[(name, "bookstore", "bookstore-edge")] = cluster["edgeAddress"]
+    load_balancers[(hub, "bookstore-data", "mariadb-public")] = outputs["databaseHost"]
+    load_balancers[(hub, "ocm-fleet-ingress", "public-lb")] = urlparse(outputs["url"]).hostname
+    operators = [
+        Endpoint(
+            providers[r.provider_urn],
+            r.inputs["namespace"],
+            r.inputs["chart"],
+            {"app": r.inputs["chart"]},
+        )
+        for r in graph.of_type("kubernetes:helm.sh/v3:Release")
+    ]
+    return Network(
+        rendered_objects(graph), sorted(providers.values()), hub, egress, load_balancers, operators
+    )
+
+
+# --- selectors and peers ---------------------------------------------------------------------
+
+
+def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Label selector semantics; an empty selector selects everything."""
+    selector = selector or {}
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def in_block(address: str, block: Mapping[str, Any]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        # A DNS name's address is unknown: only a block covering every address matches it.
+        return ipaddress.ip_network(block["cidr"]).prefixlen == 0 and not block.get("except")
+    network = ipaddress.ip_network(block["cidr"])
+    if ip.version != network.version or ip not in network:
+        return False
+    return not any(
+        ip.version == ipaddress.ip_network(e).version and ip in ipaddress.ip_network(e)
+        for e in block.get("except") or []
+    )
+
+
+@dataclass
+class Model:
+    network: Network
+    endpoints: list[Endpoint]
+    namespace_labels: dict[tuple[str, str], dict[str, str]]
+    policies: dict[tuple[str, str], list[dict[str, Any]]]
+    services: list[Placed]
+
+    def peer_matches(
+        self, peer: Mapping[str, Any], policy_ns: str, other: Endpoint, address: str
+    ) -> bool:
+        if "ipBlock" in peer:
+            return in_block(address, peer["ipBlock"])
+        if not other.is_pod or other.cluster == INTERNET:
+            return False
+        if "namespaceSelector" in peer:
+            ns_labels = self.namespace_labels.get((other.cluster, other.namespace), {})
+            if not selects(peer["namespaceSelector"], ns_labels):
+                return False
+        elif other.namespace != policy_ns:
+            return False
+        return selects(peer.get("podSelector"), other.labels)
+
+    def allows(
+        self,
+        pod: Endpoint,
+        direction: str,
+        other: Endpoint,
+        address: str,
+        protocol: str,
+        port: int,
+        port_owner: Endpoint,
+    ) -> bool:
+        """Whether `pod`'s policies let `other` (seen at `address`) in, or let `pod` out to it."""
+        if not pod.is_pod or pod.cluster == INTERNET:
+            return True
+        kind = "Ingress" if direction == "ingress" else "Egress"
+        peers_key = "from" if direction == "ingress" else "to"
+        selecting = [
+            p
+            for p in self.policies.get((pod.cluster, pod.namespace), [])
+            if selects(p["spec"].get("podSelector"), pod.labels) and kind in policy_types(p)
+        ]
+        if not selecting:
+            return True
+        for policy in selecting:
+            for rule in policy["spec"].get(direction) or []:
+                peers = rule.get(peers_key) or []
+                if peers and not any(
+                    self.peer_matches(peer, pod.namespace, other, address) for peer in peers
+                ):
+                    continue
+                if port_allowed(rule.get("ports") or [], protocol, port, port_owner):
+                    return True
+        return False
+
+
+def policy_types(policy: Mapping[str, Any]) -> list[str]:
+    spec = policy["spec"]
+    if spec.get("policyTypes"):
+        return list(spec["policyTypes"])
+    return ["Ingress", *(["Egress"] if "egress" in spec else [])]
+
+
+def port_allowed(ports: list[Mapping[str, Any]], protocol: str, port: int, owner: Endpoint) -> bool:
+    if not ports:
+        return True
+    for entry in ports:
+        if entry.get("protocol", "TCP") != protocol:
+            continue
+        want = entry.get("port")
+        if want is None:
+            return True
+        if isinstance(want, str):
+            named = {name: number for proto, number, name in owner.ports if proto == protocol}
+            if named.get(want) == port:
+                return True
+            continue
+        if int(want) <= port <= int(entry.get("endPort", want)):
+            return True
+    return False
+
+
+def build(network: Network) -> Model:
+    namespace_labels: dict[tuple[str, str], dict[str, str]] = {}
+    policies: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    services = []
+    endpoints: list[Endpoint] = []
+    for placed in network.objects:
+        if placed.kind == "Namespace":
+            labels = dict(placed.obj["metadata"].get("labels") or {})
+            labels["kubernetes.io/metadata.name"] = placed.name
+            namespace_labels[(placed.cluster, placed.name)] = labels
+        elif placed.kind == "NetworkPolicy":
+            policies.setdefault((placed.cluster, placed.namespace), []).append(placed.obj)
+        elif placed.kind == "Service" and placed.obj["spec"].get("type") == "LoadBalancer":
+            services.append(placed)
+    for cluster in network.clusters:
+        namespace_labels[(cluster, "kube-system")] = {"kubernetes.io/metadata.name": "kube-system"}
+        endpoints.append(
+            Endpoint(
+                cluster,
+                "kube-system",
+                "kube-dns",
+                {"k8s-app": "kube-dns"},
+                (("UDP", 53, "dns"), ("TCP", 53, "dns-tcp")),
+            )
+        )
+        endpoints.append(
+            Endpoint(
+                cluster,
+                "default",
+                "kube-apiserver",
+                {},
+                (("TCP", 443, "https"), ("TCP", 6443, "https-alt")),
+                address=API_SERVER_ADDRESS,
+                is_pod=False,
+            )
+        )
+    index = 0
+    for workload in [
+        w for w in network.objects if w.kind in ("Deployment", "StatefulSet", "Job", "DaemonSet")
+    ]:
+        template = pod_template(workload.obj)
+        labels = dict((template.get("metadata") or {}).get("labels") or {})
+        ports = tuple(
+            (p.get("protocol", "TCP"), int(p["containerPort"]), p.get("name", ""))
+            for c in template["spec"]["containers"]
+            for p in c.get("ports") or []
+        )
+        name = labels.get("app.kubernetes.io/name", workload.name)
+        endpoints.append(Endpoint(workload.cluster, workload.namespace, name, labels, ports))
+    for operator in network.operators:
+        endpoints.append(operator)
+    # Synthetic pod addresses from 10.0.0.0/8, so ipBlocks can (wrongly) match pods too.
+    addressed = []
+    for endpoint in endpoints:
+        if endpoint.is_pod and not endpoint.address:
+            index += 1
+            endpoint = Endpoint(
+                endpoint.cluster,
+                endpoint.namespace,
+                endpoint.name,
+                endpoint.labels,
+                endpoint.ports,
+                address=str(ipaddress.ip_address("10.0.0.0") + index),
+            )
+        addressed.append(endpoint)
+    return Model(network, addressed, namespace_labels, policies, services)
+
+
+def service_routes(
+    model: Model, service: Placed, target: Endpoint
+) -> Iterable[tuple[int, int, str]]:
+    """(load balancer port, pod port, protocol) for each Service port reaching `target`."""
+    spec = service.obj["spec"]
+    if service.cluster != target.cluster or service.namespace != target.namespace:
+        return
+    if not selects({"matchLabels": spec.get("selector") or {}}, target.labels) or not spec.get(
+        "selector"
+    ):
+        return
+    for port in spec["ports"]:
+        protocol = port.get("protocol", "TCP")
+        target_port = port.get("targetPort", port["port"])
+        for proto, number, name in target.ports:
+            if proto == protocol and target_port in (number, name):
+                yield int(port["port"]), number, protocol
+
+
+def flow_table(network: Network) -> set[tuple[str, str, str]]:
+    """(source, destination, "PROTO/port") for every flow the policies allow."""
+    model = build(network)
+    internet = Endpoint(INTERNET, "", INTERNET, address=INTERNET_ADDRESS, is_pod=False)
+    # Sources are the pods the program runs, and anyone on the internet. Pods of other
+    # namespaces (kube-system's) are not the program's to restrict.
+    sources = [e for e in model.endpoints if e.is_pod and e.namespace != "kube-system"]
+    sources.append(internet)
+    table = set()
+    for dst in model.endpoints:
+        for src in sources:
+            if src is dst:
+                continue
+            for protocol, port, _ in dst.ports:
+                if src.cluster == dst.cluster and _direct(model, src, dst, protocol, port):
+                    table.add((src.label, dst.label, f"{protocol}/{port}"))
+            for service in model.services:
+                if src.cluster == service.cluster:
+                    continue
+                for lb_port, pod_port, protocol in service_routes(model, service, dst):
+                    if _through(model, src, dst, service, lb_port, pod_port, protocol):
+                        table.add((src.label, dst.label, f"{protocol}/{pod_port}"))
+    return table
+
+
+def _direct(model: Model, src: Endpoint, dst: Endpoint, protocol: str, port: int) -> bool:
+    return model.allows(src, "egress", dst, dst.address, protocol, port, dst) and model.allows(
+        dst, "ingress", src, src.address, protocol, port, dst
+    )
+
+
+def _through(
+    model: Model,
+    src: Endpoint,
+    dst: Endpoint,
+    service: Placed,
+    lb_port: int,
+    pod_port: int,
+    protocol: str,
+) -> bool:
+    address = model.network.load_balancers.get((service.cluster, service.namespace, service.name))
+    assert address, f"no address known for {service}"
+    lb = Endpoint(service.cluster, service.namespace, service.name, is_pod=False)
+    if src.cluster != INTERNET and not model.allows(
+        src, "egress", lb, address, protocol, lb_port, lb
+    ):
+        return False
+    if service.obj["spec"].get("externalTrafficPolicy") == "Local":
+        source_address = (
+            INTERNET_ADDRESS
+            if src.cluster == INTERNET
+            else str(ipaddress.ip_network(model.network.egress[src.cluster][0], strict=False)[0])
+        )
+    else:
+        source_address = NODE_ADDRESS
+    seen_as = Endpoint(src.cluster, "", src.label, is_pod=False)
+    return model.allows(dst, "ingress", seen_as, source_address, protocol, pod_port, dst)
+
+
+def needed_flows(network: Network) -> set[tuple[str, str, str]]:
+    """The data path's flows, written from the architecture, not from the policies."""
+    hub = network.hub
+    apps = [c for c in network.clusters if c != hub]
+    dns = [f"{p}/53" for p in ("TCP", "UDP")]
+    api = ["TCP/443", "TCP/6443"]
+    lb = f"{hub}/ocm-fleet-ingress/public-lb"
+    db = f"{hub}/bookstore-data/mariadb"
+    flows = {(INTERNET, lb, "TCP/8080")}
+    flows |= {(lb, f"{hub}/kube-system/kube-dns", p) for p in dns}
+    jobs = [
+        w.obj["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        for w in network.objects
+        if w.kind == "Job" and w.cluster == hub
+    ]
+    for job in jobs:
+        flows.add((f"{hub}/bookstore-data/{job}", db, "TCP/3306"))
+        flows |= {(f"{hub}/bookstore-data/{job}", f"{hub}/kube-system/kube-dns", p) for p in dns}
+    for operator in network.operators:
+        flows |= {(operator.label, f"{operator.cluster}/default/kube-apiserver", p) for p in api}
+    for app in apps:
+        ns = f"{app}/bookstore"
+        flows.add((lb, f"{ns}/router", "TCP/8080"))
+        flows |= {(f"{ns}/router", f"{ns}/{c}", "TCP/80") for c in ("website", "shopui")}
+        flows.add((f"{ns}/router", f"{ns}/shopapi", "TCP/3000"))
+        flows.add((f"{ns}/shopapi", db, "TCP/3306"))
+        for pod in ("router", "shopapi"):
+            flows |= {(f"{ns}/{pod}", f"{app}/kube-system/kube-dns", p) for p in dns}
+    return flows

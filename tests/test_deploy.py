@@ -1,0 +1,501 @@
+"""scripts/deploy.sh, run for real against stand-in pulumi, kind, docker, aws, az and curl.
+
+Each test copies the script and the stack files into a scratch project and puts stand-ins first
+on PATH. Every stand-in, and the Python that creates virtualenvs and runs pip, appends one line
+per call to a log, so the tests read the order of the steps and what never ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from harness import ROOT
+
+PULUMI_VERSION = "3.272.0"
+KIND_VERSION = "v0.31.0"
+CALLER_ADDRESS = "203.0.113.7"
+CALLER_ARN = "arn:aws:sts::123456789012:assumed-role/Admin/alice"
+ROLE_ARN = "arn:aws:iam::123456789012:role/Admin"
+
+if shutil.which("bash") is None:
+    pytest.skip("bash is needed to run deploy.sh", allow_module_level=True)
+
+STAND_INS = {
+    "pulumi": r"""
+echo "pulumi $*" >> "$LOG"
+case "$1" in
+  whoami) exit 1 ;;
+  stack)
+    case "$2" in
+      select) grep -qx "$3" "$WORK/stacks" 2>/dev/null ;;
+      init) echo "$3" >> "$WORK/stacks"; echo "Created stack '$3'" ;;
+      output) echo "http://172.18.0.90" ;;
+    esac ;;
+  preview) echo "Previewing update ($3)"; echo "path-kind=$(command -v kind || true)" >> "$LOG" ;;
+  up) echo "Updating ($3)" ;;
+esac
+""",
+    "kind": 'echo "kind $*" >> "$LOG"\n',
+    "docker": r"""
+echo "docker $*" >> "$LOG"
+[ "$1" != info ] || [ -z "${DOCKER_DOWN:-}" ]
+""",
+    "aws": r"""
+echo "aws $*" >> "$LOG"
+[ -n "${AWS_OK:-}" ] || { echo "Unable to locate credentials" >&2; exit 255; }
+case "$*" in
+  *"--query Arn"*) echo "$CALLER_ARN" ;;
+  *) echo '{"Arn": "'"$CALLER_ARN"'"}' ;;
+esac
+""",
+    "az": r"""
+echo "az $*" >> "$LOG"
+[ -n "${AZ_OK:-}" ] || { echo "Please run 'az login'" >&2; exit 1; }
+""",
+    # Serves the release files from $DOWNLOADS by name, and the caller's address.
+    "curl": r"""
+out=""
+url=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o) out=$2; shift ;;
+    --max-time) shift ;;
+    -*) ;;
+    *) url=$1 ;;
+  esac
+  shift
+done
+echo "curl $url" >> "$LOG"
+case "$url" in
+  *checkip*) echo "$CALLER_ADDRESS"; exit 0 ;;
+esac
+file="$DOWNLOADS/${url##*/}"
+[ -f "$file" ] || { echo "curl: (22) 404 $url" >&2; exit 22; }
+if [ -n "$out" ]; then cp "$file" "$out"; else cat "$file"; fi
+""",
+}
+
+# Stands in for the interpreter: creating a virtualenv and running pip are logged and faked;
+# everything else (stack_config.py, the caller ARN helper) runs on the real Python.
+PYTHON_STAND_IN = """#!/bin/sh
+if [ "$1" = -m ] && [ "$2" = venv ]; then
+  echo "python -m venv $3" >> "$LOG"
+  mkdir -p "$3/bin" && cp "$0" "$3/bin/python"
+  exit 0
+fi
+if [ "$1" = -m ] && [ "$2" = pip ]; then
+  echo "pip $*" >> "$LOG"
+  exit 0
+fi
+exec {python} "$@"
+"""
+
+# The helper's interface: the STS caller ARN in, the IAM role ARN out.
+CALLER_ROLE_HELPER = """import sys
+arn = sys.argv[1]
+account = arn.split(":")[4]
+role = arn.split("/")[1]
+print(f"arn:aws:iam::{account}:role/{role}")
+"""
+
+
+def _platform() -> tuple[str, str]:
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}[platform.machine().lower()]
+    return platform.system().lower(), arch
+
+
+def _release_files(downloads: Path) -> None:
+    """What GitHub serves for the pinned releases: the binaries and their checksum files."""
+    os_, arch = _platform()
+    kind = downloads / f"kind-{os_}-{arch}"
+    kind.write_text(f"#!/bin/sh\necho 'kind {KIND_VERSION} (installed)'\n")
+    digest = hashlib.sha256(kind.read_bytes()).hexdigest()
+    (downloads / f"{kind.name}.sha256sum").write_text(f"{digest}  {kind.name}\n")
+
+    pulumi_arch = "x64" if arch == "amd64" else arch
+    name = f"pulumi-v{PULUMI_VERSION}-{os_}-{pulumi_arch}.tar.gz"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        body = ("#!/bin/sh\n" + STAND_INS["pulumi"]).encode()
+        info = tarfile.TarInfo("pulumi/pulumi")
+        info.size, info.mode = len(body), 0o755
+        tar.addfile(info, io.BytesIO(body))
+    (downloads / name).write_bytes(buffer.getvalue())
+    digest = hashlib.sha256(buffer.getvalue()).hexdigest()
+    other = "0" * 64
+    (downloads / f"pulumi-{PULUMI_VERSION}-checksums.txt").write_text(
+        f"{other}  pulumi-v{PULUMI_VERSION}-windows-x64.zip\n{digest}  {name}\n"
+    )
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    log: list[str]
+    project: Path
+
+    def index(self, prefix: str) -> int:
+        found = [i for i, line in enumerate(self.log) if line.startswith(prefix)]
+        assert found, f"{prefix!r} never ran; log:\n" + "\n".join(self.log)
+        return found[0]
+
+    def ran(self, prefix: str) -> bool:
+        return any(line.startswith(prefix) for line in self.log)
+
+    @property
+    def installs(self) -> list[str]:
+        return [
+            line
+            for line in self.log
+            if line.startswith(("pip ", "python -m venv", "curl https://github.com"))
+        ]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    (root / "scripts").mkdir(parents=True)
+    (root / "policy").mkdir()
+    for name in ("deploy.sh", "stack_config.py"):
+        shutil.copy(ROOT / "scripts" / name, root / "scripts" / name)
+    (root / "scripts" / "caller_role_arn.py").write_text(CALLER_ROLE_HELPER)
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.local.yaml", "requirements.txt"):
+        shutil.copy(ROOT / name, root / name)
+    shutil.copy(ROOT / "policy" / "requirements.txt", root / "policy" / "requirements.txt")
+    # The image check runs the program's own code over its images: a project where every image
+    # has a digest (stand-in digests, in this temporary copy only).
+    shutil.copy(ROOT / "scripts" / "check_images.py", root / "scripts" / "check_images.py")
+    for part in ("components", "manifests"):
+        shutil.copytree(ROOT / part, root / part, ignore=shutil.ignore_patterns("__pycache__"))
+    resolve_all_images(root)
+    return root
+
+
+def resolve_all_images(root: Path, *, unresolved: tuple[str, ...] = ()) -> None:
+    """Stand-in digests for every image of the project copy, but those in `unresolved`."""
+    path = root / "components" / "images.yaml"
+    entries = yaml.safe_load(path.read_text())["images"]
+    for ref in entries:
+        digest = f"sha256:{hashlib.sha256(ref.encode()).hexdigest()}"
+        entries[ref] = (
+            {"digest": None, "unresolved": "test"}
+            if ref in unresolved
+            else {"digest": digest, "source": "test"}
+        )
+    path.write_text(yaml.safe_dump({"images": entries}))
+
+
+def deploy(project: Path, *args: str, fresh: bool = False, **env: str) -> Run:
+    """Run deploy.sh; `fresh`: neither pulumi nor kind is installed."""
+    work = project.parent
+    bin_dir = work / "bin"
+    downloads = work / "downloads"
+    if not bin_dir.exists():
+        bin_dir.mkdir()
+        downloads.mkdir()
+        _release_files(downloads)
+        for name, body in STAND_INS.items():
+            (bin_dir / name).write_text("#!/bin/sh\n" + body)
+            (bin_dir / name).chmod(0o755)
+        python = bin_dir / "python3"
+        python.write_text(PYTHON_STAND_IN.format(python=sys.executable))
+        python.chmod(0o755)
+    for tool in ("pulumi", "kind"):
+        if fresh:
+            (bin_dir / tool).unlink(missing_ok=True)
+        elif not (bin_dir / tool).exists():
+            (bin_dir / tool).write_text("#!/bin/sh\n" + STAND_INS[tool])
+            (bin_dir / tool).chmod(0o755)
+    log = work / "log"
+    log.write_text("")
+    # Only the stand-ins and the basic system tools: no real cloud CLI, kind or pulumi.
+    path = os.pathsep.join([str(bin_dir), "/usr/bin", "/bin"])
+    full_env = {
+        "PATH": path,
+        "HOME": str(work),
+        "LOG": str(log),
+        "WORK": str(work),
+        "DOWNLOADS": str(downloads),
+        "PYTHON": str(bin_dir / "python3"),
+        "CALLER_ADDRESS": CALLER_ADDRESS,
+        "CALLER_ARN": CALLER_ARN,
+        "PULUMI_CONFIG_PASSPHRASE": "test-only",
+        **env,
+    }
+    done = subprocess.run(
+        ["bash", str(project / "scripts" / "deploy.sh"), *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr, log.read_text().splitlines(), project)
+
+
+def write_stack(project: Path, name: str, text: str) -> None:
+    (project / f"Pulumi.{name}.yaml").write_text(text)
+
+
+# --- the local path ------------------------------------------------------------------------------
+
+
+def test_local_path_end_to_end_on_a_fresh_machine(project):
+    run = deploy(project, "local", "--yes", fresh=True)
+    assert run.code == 0, run.stderr
+    # Checks, then installs, then the stack, preview with the policy pack, and up.
+    order = [
+        "docker info",
+        "python -m venv .venv",
+        "pip -m pip install --quiet --disable-pip-version-check -r requirements.txt",
+        "pip -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt",
+        f"curl https://github.com/pulumi/pulumi/releases/download/v{PULUMI_VERSION}/",
+        f"curl https://github.com/kubernetes-sigs/kind/releases/download/{KIND_VERSION}/",
+        "pulumi whoami",
+        "pulumi stack init local",
+        "pulumi preview --stack local --policy-pack policy",
+        "pulumi up --stack local --yes --policy-pack policy",
+        "pulumi stack output url --stack local",
+    ]
+    positions = [run.index(step) for step in order]
+    assert positions == sorted(positions), "steps out of order:\n" + "\n".join(run.log)
+    kind = project / ".tools" / f"kind-{KIND_VERSION}" / "kind"
+    assert kind.exists(), "kind goes inside the project"
+    assert (project / ".tools" / f"pulumi-{PULUMI_VERSION}" / "pulumi" / "pulumi").exists()
+    assert f"path-kind={kind}" in run.log, "Pulumi's commands must find the installed kind"
+    assert run.ran(
+        f"curl https://github.com/kubernetes-sigs/kind/releases/download/{KIND_VERSION}/"
+    )
+    assert not run.ran("aws") and not run.ran("az"), "the local path needs no cloud"
+    assert not run.ran("curl https://checkip"), "the local stack's allowlist is already set"
+    assert not run.ran("pulumi config set"), "the local stack needs nothing filled in"
+    assert "The bookstore: http://172.18.0.90" in run.stdout
+    assert (project / ".pulumi-state").is_dir(), "state in the local file backend"
+
+
+def test_local_path_uses_tools_already_there(project):
+    run = deploy(project, "local", "--yes")
+    assert run.code == 0, run.stderr
+    assert not run.ran("curl"), "nothing to download when pulumi and kind are on PATH"
+
+
+def test_ci_asks_for_the_pinned_tools_even_with_others_on_path(project):
+    run = deploy(project, "local", "--yes", OCM_FLEET_PINNED_TOOLS="1")
+    assert run.code == 0, run.stderr
+    assert run.ran(f"curl https://github.com/pulumi/pulumi/releases/download/v{PULUMI_VERSION}/")
+    assert run.ran(
+        f"curl https://github.com/kubernetes-sigs/kind/releases/download/{KIND_VERSION}/"
+    )
+    kind = project / ".tools" / f"kind-{KIND_VERSION}" / "kind"
+    assert f"path-kind={kind}" in run.log
+
+
+def test_without_terminal_or_yes_the_preview_is_shown_and_nothing_deployed(project):
+    run = deploy(project, "local")
+    assert run.code == 1
+    assert run.ran("pulumi preview --stack local --policy-pack policy")
+    assert not run.ran("pulumi up"), "no `up` without an answer"
+    assert "rerun with --yes" in run.stderr
+
+
+def test_arguments_after_the_double_dash_go_to_up(project):
+    run = deploy(project, "local", "--yes", "--", "--refresh")
+    assert run.code == 0, run.stderr
+    assert run.ran("pulumi up --stack local --yes --policy-pack policy --refresh")
+
+
+# --- credentials and tools before any install ---------------------------------------------
+
+
+def test_no_argument_and_no_cloud_credentials_offers_local_and_installs_nothing(project):
+    run = deploy(project)
+    assert run.code == 1
+    assert "No AWS or Azure credentials" in run.stdout
+    assert "./scripts/deploy.sh local" in run.stdout + run.stderr
+    assert run.installs == [], "nothing may be installed before the credential check"
+    assert not run.ran("pulumi")
+
+
+def test_no_argument_and_no_cloud_credentials_with_yes_deploys_local(project):
+    run = deploy(project, "--yes")
+    assert run.code == 0, run.stderr
+    assert run.ran("pulumi up --stack local")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"AZ_OK": "1"}, "no working AWS credentials"),
+        ({"AWS_OK": "1"}, "no Azure session: run 'az login'"),
+    ],
+    ids=["aws-missing", "azure-missing"],
+)
+def test_missing_cloud_credentials_stop_before_any_install(project, env, message):
+    run = deploy(project, "dev", **env)
+    assert run.code == 1
+    assert message in run.stderr
+    assert run.installs == [], f"installed before the credential check: {run.installs}"
+    assert not (project / ".venv").exists()
+
+
+def test_docker_not_running_stops_the_local_path_before_any_install(project):
+    run = deploy(project, "local", "--yes", DOCKER_DOWN="1")
+    assert run.code == 1
+    assert "Docker is installed but not running" in run.stderr
+    assert run.installs == []
+
+
+def test_a_checksum_that_does_not_match_installs_nothing(project):
+    deploy(project, "local", "--yes", fresh=True)  # writes the release files
+    shutil.rmtree(project / ".tools")
+    os_, arch = _platform()
+    sums = project.parent / "downloads" / f"kind-{os_}-{arch}.sha256sum"
+    sums.write_text(f"{'f' * 64}  kind-{os_}-{arch}\n")
+    run = deploy(project, "local", "--yes", fresh=True)
+    assert run.code == 1
+    assert f"checksum mismatch for kind-{os_}-{arch}" in run.stderr
+    assert not (project / ".tools" / f"kind-{KIND_VERSION}" / "kind").exists()
+    assert not run.ran("pulumi preview") and not run.ran("pulumi up")
+
+
+# --- the stack file ------------------------------------------------------------------------------
+
+
+def test_a_yaml_error_is_one_line_with_file_and_line(project):
+    write_stack(project, "broken", "config:\n  ocm-fleet:hub:\n    name: main\n   cloud: kind\n")
+    run = deploy(project, "broken", "--yes")
+    assert run.code == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("error: Pulumi.broken.yaml:4:"), lines[0]
+    assert "Traceback" not in run.stderr
+    assert run.installs == []
+
+
+def test_open_api_servers_are_refused_and_the_callers_address_offered(project):
+    write_stack(
+        project,
+        "open",
+        "config:\n  ocm-fleet:hub: {name: main, cloud: azure, region: westeurope}\n"
+        "  ocm-fleet:clusters:\n    - {name: app, cloud: azure, region: westeurope}\n"
+        "  ocm-fleet:apiAllowedCidrs:\n    - 0.0.0.0/0\n",
+    )
+    # --yes does not accept an open API: only the explicit flag does.
+    run = deploy(project, "open", "--yes", AZ_OK="1")
+    assert run.code == 1
+    assert "refusing to deploy API servers open to 0.0.0.0/0" in run.stderr
+    assert f"{CALLER_ADDRESS}/32" in run.stderr and "--allow-open-api" in run.stderr
+    assert run.installs == []
+
+    run = deploy(project, "open", "--yes", "--allow-open-api", AZ_OK="1")
+    assert run.code == 0, run.stderr
+    assert not run.ran("pulumi config set"), "an accepted open API is left as configured"
+    assert run.ran("pulumi up --stack open")
+
+
+def test_first_run_of_dev_fills_in_the_callers_address_and_eks_admin(project):
+    run = deploy(project, "--yes", AWS_OK="1", AZ_OK="1")
+    assert run.code == 0, run.stderr
+    address = run.index(
+        f"pulumi config set --stack dev --path ocm-fleet:apiAllowedCidrs[0] {CALLER_ADDRESS}/32"
+    )
+    principal = run.index(
+        f"pulumi config set --stack dev --path ocm-fleet:eksAdminPrincipals[0] {ROLE_ARN}"
+    )
+    assert run.index("pulumi stack init dev") < address < run.index("pulumi preview")
+    assert principal < run.index("pulumi preview")
+    # The credential checks ran before anything was installed.
+    first_install = run.index("python -m venv")
+    assert run.index("aws sts get-caller-identity") < first_install
+    assert run.index("az account show") < first_install
+
+
+def test_dev_with_admins_and_allowlist_already_set_asks_for_neither(project):
+    text = (project / "Pulumi.dev.yaml").read_text()
+    text += (
+        "  ocm-fleet:apiAllowedCidrs:\n    - 198.51.100.0/24\n"
+        f"  ocm-fleet:eksAdminPrincipals:\n    - {ROLE_ARN}\n"
+    )
+    (project / "Pulumi.dev.yaml").write_text(text)
+    run = deploy(project, "dev", "--yes", AWS_OK="1", AZ_OK="1")
+    assert run.code == 0, run.stderr
+    assert not run.ran("pulumi config set")
+    assert not run.ran("curl https://checkip")
+
+
+def test_unknown_option_is_refused(project):
+    run = deploy(project, "local", "--yse")
+    assert run.code == 1
+    assert "unknown option --yse" in run.stderr
+    assert run.installs == []
+
+
+@pytest.mark.parametrize(("answer", "deployed"), [("n", False), ("y", True)])
+def test_the_question_before_up_decides(project, answer, deployed):
+    import pty
+
+    deploy(project, "local", "--yes")  # sets up the stand-ins
+    primary, terminal = pty.openpty()
+    try:
+        os.write(primary, f"{answer}\n".encode())
+        with open(terminal, "rb", closefd=False) as stdin:
+            env = {
+                "PATH": os.pathsep.join([str(project.parent / "bin"), "/usr/bin", "/bin"]),
+                "HOME": str(project.parent),
+                "LOG": str(project.parent / "log"),
+                "WORK": str(project.parent),
+                "PYTHON": str(project.parent / "bin" / "python3"),
+                "PULUMI_CONFIG_PASSPHRASE": "test-only",
+            }
+            (project.parent / "log").write_text("")
+            done = subprocess.run(
+                ["bash", str(project / "scripts" / "deploy.sh"), "local"],
+                env=env,
+                stdin=stdin,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+    finally:
+        os.close(primary)
+        os.close(terminal)
+    log = (project.parent / "log").read_text()
+    assert "Deploy these changes to the stack 'local'?" in done.stderr
+    assert ("pulumi up --stack local" in log) is deployed, log
+    assert done.returncode == (0 if deployed else 1), done.stderr
+
+
+# --- images by digest ----------------------------------------------------------------------------
+
+
+def test_an_image_without_digest_stops_the_deploy_before_the_preview(project):
+    resolve_all_images(project, unresolved=("mariadb:11.4.8",))
+    run = deploy(project, "local", "--yes")
+    assert run.code != 0
+    assert "mariadb:11.4.8" in run.stderr and "--allow-unresolved-images" in run.stderr
+    assert not run.ran("pulumi preview"), "nothing is previewed or deployed"
+
+
+def test_allowing_unresolved_images_tells_the_policy_pack_too(project):
+    resolve_all_images(project, unresolved=("mariadb:11.4.8",))
+    run = deploy(project, "local", "--yes", "--allow-unresolved-images")
+    assert run.code == 0, run.stderr
+    config = "--policy-pack policy --policy-pack-config policy/allow-unresolved-images.json"
+    assert run.ran(f"pulumi preview --stack local {config}"), "\n".join(run.log)
+    assert run.ran(f"pulumi up --stack local --yes {config}")
+    assert "mariadb:11.4.8" in run.stdout, "the images deployed by tag are listed"

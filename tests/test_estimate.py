@@ -1,0 +1,151 @@
+"""scripts/estimate.py: the bill of a fleet whose bill is known, and what it will not guess."""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import pytest
+from conftest import dev_config, large_config
+from harness import ROOT, run_program
+
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import estimate
+
+from components.config import FleetConfigError
+
+# Round figures, so the bill below can be checked by hand: 1000 hours a month.
+PRICES = {
+    "hoursPerMonth": 1000,
+    "aws": {
+        "global": {"eksControlPlane": {"usd": 0.1, "per": "hour"}},
+        "regions": {
+            "us-east-1": {
+                "vm:t3.large": {"usd": 0.1, "per": "hour"},
+                "natGateway": {"usd": 0.05, "per": "hour"},
+                "publicIpv4": {"usd": 0.005, "per": "hour"},
+                "networkLoadBalancer": {"usd": 0.02, "per": "hour"},
+                "ebsGp3": {"usd": 0.1, "per": "GiB-month"},
+            }
+        },
+    },
+    "azure": {
+        "global": {"aksControlPlaneFree": {"usd": 0, "per": "hour"}},
+        "regions": {
+            "westeurope": {
+                "vm:Standard_D4s_v5": {"usd": 0.2, "per": "hour"},
+                "standardPublicIp": {"usd": 0.005, "per": "hour"},
+                "standardLoadBalancer": {"usd": 0.025, "per": "hour"},
+                "managedDisk128GiB": {"usd": 20, "per": "month"},
+                "standardSsdGiB": {"usd": 0.1, "per": "GiB-month"},
+            }
+        },
+    },
+}
+
+KNOWN_FLEET = {
+    "ocm-fleet:hub": {"name": "main", "cloud": "azure", "region": "westeurope"},
+    "ocm-fleet:clusters": [
+        {"name": "east", "cloud": "aws", "region": "us-east-1", "nodeCount": 3},
+        {"name": "west", "cloud": "azure", "region": "westeurope"},
+    ],
+    "ocm-fleet:apiAllowedCidrs": ["203.0.113.0/24"],
+}
+
+
+@pytest.fixture(scope="module")
+def known_bill() -> estimate.Bill:
+    graph = run_program(KNOWN_FLEET)
+    return estimate.estimate(estimate.fleet_of(KNOWN_FLEET), graph, PRICES)
+
+
+def test_the_bill_of_a_known_fleet_item_by_item(known_bill):
+    items = {(line.cluster, line.item): line.monthly_usd for line in known_bill.lines}
+    assert items == {
+        # EKS, 3 t3.large: 100 + 3 x 100 + 3 NAT x 50 + (3 EIPs + 3 NLB zone IPs) x 5
+        # + 1 NLB x 20 + (3 x 50 GiB roots) x 0.1 = 615
+        ("east", "EKS control plane"): 100.0,
+        ("east", "node VMs t3.large"): 300.0,
+        ("east", "NAT gateways"): 150.0,
+        ("east", "public IPv4 (NAT EIPs, NLB zones)"): 30.0,
+        ("east", "Network Load Balancers"): 20.0,
+        ("east", "EBS gp3 (node roots, volumes) GiB"): 15.0,
+        # AKS, 2 D4s_v5: 0 + 2 x 200 + (egress + edge) x 5 + LB 25 + 2 OS disks x 20 = 475
+        ("west", "AKS control plane (Free tier)"): 0.0,
+        ("west", "node VMs Standard_D4s_v5"): 400.0,
+        ("west", "Standard public IPs (egress, Services)"): 10.0,
+        ("west", "Standard Load Balancer"): 25.0,
+        ("west", "managed OS disks 128 GiB"): 40.0,
+        # The hub: as above with the public entry and the database's Services (3 IPs) and
+        # the database's 20 GiB volume: 400 + 15 + 25 + 40 + 2 = 482
+        ("main", "AKS control plane (Free tier)"): 0.0,
+        ("main", "node VMs Standard_D4s_v5"): 400.0,
+        ("main", "Standard public IPs (egress, Services)"): 15.0,
+        ("main", "Standard Load Balancer"): 25.0,
+        ("main", "managed OS disks 128 GiB"): 40.0,
+        ("main", "Standard SSD volumes GiB"): 2.0,
+    }
+    assert (known_bill.of("east"), known_bill.of("west"), known_bill.of("main")) == (
+        615.0,
+        475.0,
+        482.0,
+    )
+    assert known_bill.total == 1572.0
+    assert known_bill.warnings == [], "every price of this fleet is in the data"
+
+
+def test_a_region_without_prices_is_reported_not_guessed():
+    config = {
+        **KNOWN_FLEET,
+        "ocm-fleet:clusters": [{"name": "tokyo", "cloud": "aws", "region": "ap-northeast-1"}],
+    }
+    bill = estimate.estimate(estimate.fleet_of(config), run_program(config), PRICES)
+    tokyo = [line for line in bill.lines if line.cluster == "tokyo"]
+    assert [line.item for line in tokyo] == ["EKS control plane"], (
+        "only the price that holds in every region may be counted for a region without prices"
+    )
+    assert any(
+        "tokyo: aws region 'ap-northeast-1' has no list prices: node VMs t3.large (2) NOT counted"
+        in w
+        for w in bill.warnings
+    ), bill.warnings
+
+
+def test_clusters_you_already_run_cost_the_program_nothing():
+    config = large_config()
+    bill = estimate.estimate(estimate.fleet_of(config), run_program(config), PRICES)
+    assert not [line for line in bill.lines if line.cluster == "lab"]
+    assert [f for f in bill.free if f.startswith("lab (existing)")], bill.free
+
+
+def test_every_list_price_says_where_and_when_it_was_read():
+    prices = estimate.load_prices()
+    assert prices["hoursPerMonth"] == 730
+    for cloud in ("aws", "azure"):
+        scopes = {"global": prices[cloud]["global"], **prices[cloud]["regions"]}
+        for scope, entries in scopes.items():
+            for item, entry in entries.items():
+                where = f"{cloud} {scope} {item}"
+                assert isinstance(entry["usd"], int | float) and entry["usd"] >= 0, where
+                assert entry["per"] in ("hour", "month", "GiB-month"), where
+                assert entry["source"].startswith("https://"), f"{where} needs its source page"
+                assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", entry["read"]), f"{where}: read date"
+
+
+def test_the_dev_stack_estimate_prints_cost_exclusions_and_up_time(capsys):
+    assert estimate.main(["dev"]) == 0
+    out = capsys.readouterr().out
+    assert "monthly cost at list prices read on 2026-12-03" in out
+    assert "| app-aws | aws | eu-west-1 | EKS control plane | 1 | $0.1/hour | $73.00 |" in out
+    assert "Not counted:" in out and "traffic" in out and "logs" in out
+    assert "WARNINGS (no price, no guess):" in out and "'eu-west-1' has no list prices" in out
+    assert re.search(r"# Modeled first `pulumi up`: \d+ min \d\d s", out)
+    assert "| public-lb-service |" in out, "the critical path ends at the public entry"
+
+
+def test_the_estimate_reads_the_config_through_the_program_model():
+    config = dev_config()
+    config["ocm-fleet:clusters"][0]["nodeCount"] = "three"
+    with pytest.raises(FleetConfigError, match="nodeCount"):
+        estimate.fleet_of(config)

@@ -1,0 +1,245 @@
+"""kind clusters and cloud-provider-kind: the local stack's graph, config and shell commands."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import fleet_graph, local_config
+from harness import COMMAND, Graph, is_kind_cluster_command, is_secret, run_program, wire_get
+
+from components.clusters import kind
+from components.config import FleetConfigError, parse_fleet_config
+
+MODES = [pytest.param(False, id="update"), pytest.param(True, id="preview")]
+SERVICE = "kubernetes:core/v1:Service"
+STACK = "dev"  # the stack name run_program gives the program
+
+
+def local_fleet():
+    return parse_fleet_config({k.split(":", 1)[1]: v for k, v in local_config().items()})
+
+
+def kind_command(graph: Graph, cluster: str):
+    [res] = [
+        r for r in graph.descendants(graph.cluster_component(cluster)) if is_kind_cluster_command(r)
+    ]
+    return res
+
+
+def controller(graph: Graph):
+    return graph.named("kind-load-balancer-controller", COMMAND)
+
+
+def test_the_local_stack_is_a_hub_and_two_app_clusters_on_kind():
+    fleet = local_fleet()
+    assert fleet.hub.cloud == "kind"
+    assert [c.cloud for c in fleet.clusters] == ["kind", "kind"]
+    assert "0.0.0.0/0" not in fleet.api_allowed_cidrs
+
+
+@pytest.mark.parametrize("preview", MODES)
+def test_each_kind_cluster_is_created_before_and_deleted_after_everything_on_it(preview):
+    graph = fleet_graph("local", preview)
+    for spec in local_fleet().all_clusters:
+        cluster = kind_command(graph, spec.name)
+        provider = graph.kubernetes_provider(spec.name)
+        on_it = [r for r in graph.resources if r.provider_urn == provider.urn]
+        assert on_it, f"nothing found on {spec.name}"
+        for res in [provider, *on_it]:
+            assert graph.depends_on(res, cluster), (
+                f"{res} on {spec.name} must depend on {cluster}, so the kind cluster exists "
+                "before it and is deleted after it"
+            )
+        assert not graph.depends_on(cluster, provider), f"{cluster} must not wait for {provider}"
+
+
+@pytest.mark.parametrize("preview", MODES)
+def test_every_load_balancer_service_goes_before_cloud_provider_kind_stops(preview):
+    graph = fleet_graph("local", preview)
+    lb = controller(graph)
+    services = [r for r in graph.of_type(SERVICE) if r.inputs["spec"].get("type") == "LoadBalancer"]
+    # The edge of each app cluster, the database and the public entry.
+    assert len(services) == len(local_fleet().clusters) + 2, services
+    for service in services:
+        assert graph.depends_on(service, lb), (
+            f"{service} must depend on {lb}: destroy deletes the Service (and its proxy "
+            "container) while the controller still runs"
+        )
+    for res in graph.resources:
+        if res.type.startswith("kubernetes:"):
+            assert not graph.depends_on(lb, res), f"{lb} must not depend on {res}"
+    [started] = [r for r in graph.of_type(COMMAND) if "docker run" in r.inputs["create"]]
+    assert started.urn == lb.urn, "one cloud-provider-kind for the whole host"
+
+
+@pytest.mark.parametrize("preview", MODES)
+def test_kubeconfigs_of_kind_clusters_are_secrets(preview):
+    graph = fleet_graph("local", preview)
+    for spec in local_fleet().all_clusters:
+        cluster = kind_command(graph, spec.name)
+        assert "stdout" in cluster.options["additionalSecretOutputs"], (
+            f"{cluster} prints the admin kubeconfig: its stdout must be a secret"
+        )
+        provider = graph.kubernetes_provider(spec.name)
+        assert is_secret(provider.wire_inputs["kubeconfig"]), f"{provider} kubeconfig"
+    assert is_secret(graph.stack_wire_outputs["kubeconfigs"])
+
+
+def test_klusterlets_reach_the_hub_on_the_kind_network_and_pulumi_from_the_host():
+    graph = fleet_graph("local", False)
+    hub = local_fleet().hub
+    internal = f"https://{STACK}-{hub.name}-control-plane:6443"
+    assert graph.stack_outputs["hub"]["apiServerUrl"] == internal
+    for spec in local_fleet().clusters:
+        chart = graph.named(f"{spec.name}-ocm-klusterlet")
+        assert is_secret(wire_get(chart.wire_inputs, "values", "bootstrapHubKubeConfig")), chart
+        bootstrap = yaml.safe_load(chart.inputs["values"]["bootstrapHubKubeConfig"])
+        assert bootstrap["clusters"][0]["cluster"]["server"] == internal, (
+            f"the klusterlet of {spec.name} must call the hub at its kind-network address"
+        )
+    for spec in local_fleet().all_clusters:
+        provider = graph.kubernetes_provider(spec.name)
+        kubeconfig = yaml.safe_load(provider.inputs["kubeconfig"])
+        server = kubeconfig["clusters"][0]["cluster"]["server"]
+        assert server.startswith("https://127.0.0.1:"), f"{provider} must use the host port"
+
+
+def test_allowlists_are_the_node_containers_addresses():
+    graph = fleet_graph("local", False)
+    fleet = local_fleet()
+    outputs = graph.stack_outputs
+    hub = outputs["hub"]["egressIps"]
+    apps = sorted(
+        {c for spec in fleet.clusters for c in outputs["clusters"][spec.name]["egressIps"]}
+    )
+    for cidr in hub + apps:
+        assert ipaddress.ip_network(cidr).prefixlen == 32, cidr
+        assert ipaddress.ip_network(cidr).subnet_of(ipaddress.ip_network("172.18.0.0/16")), cidr
+    database = graph.named("database-public", SERVICE)
+    assert database.inputs["spec"]["loadBalancerSourceRanges"] == apps
+    for spec in fleet.clusters:
+        reader = graph.named(f"{spec.name}-node-addresses", COMMAND)
+        assert "kind get nodes" in reader.inputs["create"]
+        assert reader.urn in database.property_dependencies["spec"], (
+            f"the database allowlist must come from {reader}"
+        )
+        edge = graph.named(f"{spec.name}-app-edge", SERVICE)
+        assert edge.inputs["spec"]["loadBalancerSourceRanges"] == hub, edge
+        hub_reader = graph.named(f"{fleet.hub.name}-node-addresses", COMMAND)
+        assert hub_reader.urn in edge.property_dependencies["spec"], edge
+
+
+def test_changing_the_nodes_replaces_the_kind_cluster_old_one_first(tmp_path):
+    config = local_config()
+    config["ocm-fleet:clusters"][0]["nodeCount"] = 3
+    graph = run_program(config)
+    cluster = kind_command(graph, config["ocm-fleet:clusters"][0]["name"])
+    nodes = yaml.safe_load(cluster.inputs["environment"]["KIND_CONFIG"])["nodes"]
+    assert [n["role"] for n in nodes] == ["control-plane", "worker", "worker", "worker"]
+    assert cluster.inputs["environment"]["KIND_CONFIG"] in cluster.inputs["triggers"]
+    assert cluster.options["deleteBeforeReplace"], "the new cluster has the old one's name"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"nodeSize": "big"}, r"clusters\[0\]\.nodeSize: 'big' is not valid with cloud: kind"),
+        ({"kubernetesVersion": "1.34"}, r"clusters\[0\]\.kubernetesVersion: .*pinned kind"),
+        ({"egressIps": ["192.0.2.1/32"]}, r"clusters\[0\]\.egressIps: only valid with cloud: ex"),
+        ({"cloud": "aws", "region": "eu-west-1"}, r"'kind' cannot be mixed with other clouds"),
+    ],
+)
+def test_kind_config_errors_name_the_key(change, message):
+    raw = {k.split(":", 1)[1]: v for k, v in local_config().items()}
+    raw["clusters"][0].update(change)
+    with pytest.raises(FleetConfigError, match=message):
+        parse_fleet_config(raw)
+
+
+# The shell the commands run in, with stand-in kind and docker that log their arguments.
+STAND_INS = {
+    "kind": """#!/bin/sh
+echo "kind $*" >> "$LOG"
+case "$1 $2" in
+  "get clusters") cat "$STATE" 2>/dev/null ;;
+  "create cluster") cat > "$LOG.config"; echo "$4" >> "$STATE"; echo "Creating cluster" ;;
+  "get kubeconfig") echo "apiVersion: v1" ;;
+  "get nodes") echo "$4-control-plane"; echo "$4-worker" ;;
+  "delete cluster") : ;;
+esac
+""",
+    "docker": """#!/bin/sh
+echo "docker $*" >> "$LOG"
+case "$1" in
+  inspect) echo "172.18.0.7" ;;
+  run) echo "0123abcd" ;;
+  container) exit 1 ;;
+esac
+""",
+}
+
+
+def run_command(script: str, env: dict[str, str], tmp_path: Path) -> tuple[str, list[str]]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in STAND_INS.items():
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    log = tmp_path / "log"
+    full_env = {
+        "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin",
+        "LOG": str(log),
+        "STATE": str(tmp_path / "clusters"),
+        **env,
+    }
+    done = subprocess.run(
+        ["/bin/sh", "-c", script], env=full_env, capture_output=True, text=True, check=True
+    )
+    return done.stdout, log.read_text().splitlines() if log.exists() else []
+
+
+def test_create_command_makes_the_cluster_and_prints_only_the_kubeconfig(tmp_path):
+    env = {"KIND_CLUSTER": "local-hub", "KIND_CONFIG": kind.kind_config(1)}
+    stdout, calls = run_command(kind._CREATE_CLUSTER, env, tmp_path)
+    assert stdout == "apiVersion: v1\n", "stdout is the kubeconfig and nothing else"
+    create = [c for c in calls if c.startswith("kind create cluster")]
+    assert len(create) == 1 and "--name local-hub --config=- --kubeconfig" in create[0]
+    assert "--kubeconfig /" in create[0], "kind must not write into the user's kubeconfig"
+    assert yaml.safe_load((tmp_path / "log.config").read_text())["nodes"][1] == {"role": "worker"}
+    # Run again (a retried create after a failure): the cluster is reused, not created twice.
+    stdout, calls = run_command(kind._CREATE_CLUSTER, env, tmp_path)
+    assert stdout == "apiVersion: v1\n"
+    assert len([c for c in calls if c.startswith("kind create cluster")]) == 1
+
+
+def test_node_address_command_prints_each_nodes_kind_network_address(tmp_path):
+    env = {"KIND_CLUSTER": "local-app-1", "KIND_NETWORK": "kind"}
+    stdout, calls = run_command(kind._NODE_ADDRESSES, env, tmp_path)
+    assert kind.node_cidrs(stdout) == ["172.18.0.7/32"]
+    inspects = [c for c in calls if c.startswith("docker inspect")]
+    assert [c.rsplit(" ", 1)[1] for c in inspects] == [
+        "local-app-1-control-plane",
+        "local-app-1-worker",
+    ]
+    assert '(index .NetworkSettings.Networks "kind").IPAddress' in inspects[0]
+
+
+def test_controller_commands_start_and_stop_one_container(tmp_path):
+    env = {"CONTAINER": kind.CLOUD_PROVIDER_KIND_CONTAINER, "IMAGE": kind.CLOUD_PROVIDER_KIND_IMAGE}
+    stdout, calls = run_command(kind._START_CONTROLLER, env, tmp_path)
+    assert stdout.strip() == "0123abcd"
+    [run] = [c for c in calls if c.startswith("docker run")]
+    assert "--network host" in run and "/var/run/docker.sock:/var/run/docker.sock" in run
+    assert run.endswith(kind.CLOUD_PROVIDER_KIND_IMAGE)
+    # Stopping what is already gone succeeds, so a destroy can be rerun.
+    run_command(kind._STOP_CONTROLLER, env, tmp_path)
+
+
+def test_node_addresses_that_are_not_ips_are_an_error():
+    with pytest.raises(Exception, match="not IP addresses"):
+        kind.node_cidrs("172.18.0.2\n<no value>\n")

@@ -1,0 +1,196 @@
+"""The model of a first `pulumi up`, on hand-made graphs whose answer is known, then the fleets."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from conftest import FLEETS, fleet_graph
+from harness import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import up_model as m
+
+
+def node(name, type_="test:index:Thing", deps=(), **kw) -> m.Node:
+    return m.Node(urn=f"urn:{name}", type=type_, name=name, deps={f"urn:{d}" for d in deps}, **kw)
+
+
+@pytest.fixture
+def timed(monkeypatch):
+    """Hand-made types with hand-picked durations."""
+
+    def set_times(**seconds):
+        for type_, s in seconds.items():
+            monkeypatch.setitem(m.CREATION_SECONDS, f"test:index:{type_}", m.Figure(s, "t", "t"))
+
+    return set_times
+
+
+def test_a_resource_starts_when_its_slowest_dependency_is_done(timed):
+    timed(A=10, B=20, C=5, D=3)
+    nodes = [
+        node("a", "test:index:A"),
+        node("b", "test:index:B", deps=["a"]),
+        node("c", "test:index:C", deps=["a"]),
+        node("d", "test:index:D", deps=["b", "c"]),
+    ]
+    sched = m.schedule(nodes)
+    assert sched.total == 33, "a(10) then b(20) then d(3)"
+    assert [s.node.name for s in sched.critical_path] == ["a", "b", "d"]
+    assert sched.steps["urn:c"].finish == 15
+    assert sched.steps["urn:d"].start == 30
+
+
+def test_a_component_takes_no_time_and_stands_for_everything_inside(timed):
+    timed(Slow=100, Fast=50, After=1)
+    nodes = [
+        node("comp", "test:index:Component", custom=False),
+        node("slow", "test:index:Slow", parent="urn:comp"),
+        node("inner", "test:index:Component", parent="urn:comp", custom=False),
+        node("fast", "test:index:Fast", parent="urn:inner"),
+        node("after", "test:index:After", deps=["comp"]),
+    ]
+    sched = m.schedule(nodes)
+    assert "urn:comp" not in sched.steps, "components are not scheduled"
+    assert sched.steps["urn:after"].start == 100, "depending on a component waits for all of it"
+    assert [s.node.name for s in sched.critical_path] == ["slow", "after"]
+
+
+def app_cluster_graph(*, edge_after_work: bool) -> list[m.Node]:
+    """An EKS cluster's provider, a ManifestWork carrying the router, and the edge Service."""
+    router_labels = {"app": "router"}
+    router = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "router"},
+        "spec": {"template": {"metadata": {"labels": router_labels}}},
+    }
+    return [
+        node("c1", "ocm-fleet:index:EksCluster", custom=False),
+        node("cluster", "test:index:Cluster", parent="urn:c1"),
+        node("c1-k8s", "pulumi:providers:kubernetes", parent="urn:c1", deps=["cluster"]),
+        node(
+            "work",
+            m.MANIFEST_WORK,
+            deps=["cluster"],
+            inputs={
+                "metadata": {"namespace": "c1"},
+                "spec": {"workload": {"manifests": [router]}},
+            },
+        ),
+        node(
+            "edge",
+            m.SERVICE,
+            deps=["c1-k8s", *(["work"] if edge_after_work else [])],
+            provider="urn:c1-k8s",
+            inputs={"spec": {"type": "LoadBalancer", "selector": router_labels}},
+        ),
+    ]
+
+
+@pytest.mark.parametrize("edge_after_work", [True, False])
+def test_a_service_completes_once_the_pods_it_selects_are_ready(
+    timed, monkeypatch, edge_after_work
+):
+    timed(Cluster=600)
+    monkeypatch.setitem(m.CREATION_SECONDS, m.MANIFEST_WORK, m.Figure(240, "t", "t"))
+    monkeypatch.setitem(m.LOAD_BALANCER_SECONDS, "aws", m.Figure(180, "t", "t"))
+    sched = m.schedule(app_cluster_graph(edge_after_work=edge_after_work))
+    edge = sched.steps["urn:edge"]
+    if edge_after_work:
+        # 600 cluster, 240 work, then the load balancer's 180 on top.
+        assert (edge.start, edge.finish) == (840, 1020)
+    else:
+        # Started with the cluster, the load balancer is ready before the router: the edge is
+        # done when the router's endpoints are, 10 s after the ManifestWork is Available.
+        assert (edge.start, edge.finish) == (600, 850)
+        assert edge.why == "endpoints of work"
+        assert [s.node.name for s in sched.critical_path] == ["cluster", "work", "edge"]
+
+
+def test_a_service_the_pod_owner_depends_on_does_not_deadlock_the_model():
+    labels = {"app": "db"}
+    nodes = [
+        node("k8s", "pulumi:providers:kubernetes"),
+        node(
+            "headless",
+            m.SERVICE,
+            deps=["k8s"],
+            provider="urn:k8s",
+            inputs={"spec": {"clusterIP": "None", "selector": labels}},
+        ),
+        node(
+            "db",
+            "kubernetes:apps/v1:StatefulSet",
+            deps=["k8s", "headless"],
+            provider="urn:k8s",
+            inputs={"spec": {"template": {"metadata": {"labels": labels}}}},
+        ),
+    ]
+    service = m.CREATION_SECONDS[m.SERVICE].seconds
+    statefulset = m.CREATION_SECONDS["kubernetes:apps/v1:StatefulSet"].seconds
+    sched = m.schedule(nodes)
+    assert sched.steps["urn:headless"].finish == service
+    assert sched.total == service + statefulset
+
+
+def test_a_cycle_is_reported_by_name(timed):
+    timed(A=1)
+    nodes = [node("a", "test:index:A", deps=["b"]), node("b", "test:index:A", deps=["a"])]
+    with pytest.raises(ValueError, match="dependency cycle through"):
+        m.schedule(nodes)
+
+
+def test_a_waited_for_progressive_rollout_adds_its_soak_between_steps():
+    clusters = [node(f"mc{i}", m.MANAGED_CLUSTER) for i in range(5)]
+    rollout = {
+        "type": "Progressive",
+        "progressive": {
+            "maxConcurrency": 2,
+            "minSuccessTime": "5m",
+            "mandatoryDecisionGroups": [{"groupName": "canary"}],
+        },
+    }
+    mwrs = node(
+        "mwrs",
+        m.MANIFEST_WORK_REPLICA_SET,
+        inputs={
+            "metadata": {"annotations": {"pulumi.com/waitFor": "condition=PlacementRolledOut"}},
+            "spec": {"placementRefs": [{"name": "all", "rolloutStrategy": rollout}]},
+        },
+    )
+    sched = m.schedule([*clusters, mwrs])
+    # The canary group, then 4 clusters 2 at a time: 3 steps, so two waits of 5 minutes.
+    assert sched.soak_seconds == 600
+    assert m.modeled_up_seconds(sched) == sched.total + 600
+    unwaited = node("mwrs", m.MANIFEST_WORK_REPLICA_SET, inputs={**mwrs.inputs, "metadata": {}})
+    assert m.schedule([*clusters, unwaited]).soak_seconds == 0, (
+        "an `up` that does not wait for the rollout does not wait for its soak either"
+    )
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_the_fleet_up_is_within_a_tenth_of_the_unavoidable_chain(fleet):
+    sched = m.schedule(m.nodes_from_graph(fleet_graph(fleet, False)))
+    unavoidable = m.unavoidable_chain(sched)
+    assert m.modeled_up_seconds(sched) <= 1.1 * unavoidable, "\n".join(m.critical_path_table(sched))
+    path = [s.node for s in sched.critical_path]
+    assert path[-1].name == "public-lb-service", "the public entry is the last thing ready"
+    assert any(n.type == m.MANIFEST_WORK for n in path), "the slowest workload is on the path"
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_every_edge_and_the_public_entry_wait_for_their_pods_in_the_model(fleet):
+    graph = fleet_graph(fleet, False)
+    nodes = m.nodes_from_graph(graph)
+    waits = m.endpoint_sources(nodes)
+    by_urn = {n.urn: n for n in nodes}
+    for edge in [r for r in graph.of_type(m.SERVICE) if r.name.endswith("-app-edge")]:
+        cluster = edge.name.removesuffix("-app-edge")
+        assert [by_urn[u].name for u in waits.get(edge.urn, [])] == [
+            f"{cluster}-app-manifest-work"
+        ], f"{edge} selects the router that {cluster}'s ManifestWork creates"
+    public = graph.named("public-lb-service")
+    assert [by_urn[u].name for u in waits[public.urn]] == ["public-lb-haproxy"]
