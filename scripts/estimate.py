@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
 
 import up_model  # noqa: E402
-from harness import Graph, load_stack_config, run_program  # noqa: E402
+from harness import Graph, load_stack_config, run_program, with_admin_principals  # noqa: E402
 
 from components.clusters import aks, eks  # noqa: E402
 from components.config import NAMESPACE, ClusterSpec, FleetConfig, parse_fleet_config  # noqa: E402
@@ -248,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     # A stack file may leave the API allowlist to deploy.sh's first run; who may reach the API
     # servers changes no price, so a documentation address stands in for the estimate.
     config.setdefault(f"{NAMESPACE}:apiAllowedCidrs", ["192.0.2.1/32"])
+    # Nor does who is cluster admin: the mocks' caller stands in where deploy.sh would ask.
+    config = with_admin_principals(config)
     fleet = fleet_of(config)
     graph = run_program(config, stack=args.stack)
     prices = load_prices()

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from conftest import dev_config, large_config
-from harness import ROOT, run_program
+from harness import MOCK_CALLER_ROLE, ROOT, run_program
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -47,10 +47,17 @@ PRICES = {
 KNOWN_FLEET = {
     "ocm-fleet:hub": {"name": "main", "cloud": "azure", "region": "westeurope"},
     "ocm-fleet:clusters": [
-        {"name": "east", "cloud": "aws", "region": "us-east-1", "nodeCount": 3},
+        {
+            "name": "east",
+            "cloud": "aws",
+            "region": "us-east-1",
+            "nodeCount": 3,
+            "natGateways": "perZone",
+        },
         {"name": "west", "cloud": "azure", "region": "westeurope"},
     ],
     "ocm-fleet:apiAllowedCidrs": ["203.0.113.0/24"],
+    "ocm-fleet:eksAdminPrincipals": [MOCK_CALLER_ROLE],
 }
 
 
