@@ -2,6 +2,7 @@
 
 import pulumi
 
+from components._evaluation import prepare_evaluation
 from components.app._manifests import load_manifests
 from components.app.database import Database, DatabaseArgs
 from components.app.delivery import AppDelivery, AppDeliveryArgs
@@ -14,6 +15,7 @@ from components.ocm.hub import OcmHub, OcmHubArgs
 from components.ocm.managed_cluster import OcmManagedCluster, OcmManagedClusterArgs
 from components.ocm.placement import FleetPlacement, FleetPlacementArgs
 
+prepare_evaluation()
 # Everything read from config and local files is checked before the first resource exists.
 fleet = load_fleet_config()
 local_kubeconfigs = read_kubeconfigs(fleet.all_clusters)

@@ -1,16 +1,23 @@
-"""How long the whole program takes to evaluate under mocks, and how much memory, by fleet size.
+"""How long the whole program takes to evaluate under mocks, next to the SDK's floor, by fleet size.
 
-Run: .venv/bin/python bench/program_eval.py [--sizes 1,5,10,20] [--repeat 3]
+Run: .venv/bin/python bench/program_eval.py [--sizes 3,30,100] [--repeat 1] [--preview]
 
-Each measurement runs in a fresh interpreter, so import time and peak memory are those a
-`pulumi preview` of that fleet would see in the program itself (the engine and providers not
-counted). Prints a Markdown table.
+Each measurement runs in a fresh interpreter that first evaluates a small fleet once (so every
+SDK module is imported), then times one evaluation of the fleet measured. The floor is the
+same harness and mocks evaluating a program of as many trivial ConfigMaps on one Kubernetes
+provider as the fleet has resources: what the SDK costs per resource before the program does
+anything of its own. It is measured as the SDK runs by default, and again with the garbage
+collection setting the program makes for itself (components/_evaluation.py), so that the
+second ratio compares like with like. Peak memory is the interpreter's maximum resident size.
+Prints Markdown tables, then the modeled critical path of a first `up` (scripts/up_model.py)
+for each size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -20,18 +27,49 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = r"""
 import json, resource, sys, time
-sys.path[:0] = [{tests!r}, {root!r}]
-started = time.perf_counter()
+sys.path[:0] = [{tests!r}, {root!r}, {scripts!r}]
 from harness import run_program
-imported = time.perf_counter()
-graph = run_program(json.loads(sys.argv[1]), preview=sys.argv[2] == "preview")
-done = time.perf_counter()
-print(json.dumps({{
-    "import_s": imported - started,
-    "run_s": done - imported,
+
+kind, arg, preview = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "preview"
+
+def floor(count):
+    def program():
+        import pulumi_kubernetes as k8s
+        provider = k8s.Provider("floor", kubeconfig="{{}}")
+        for i in range(count - 1):
+            k8s.core.v1.ConfigMap(
+                f"cm-{{i}}",
+                metadata={{"name": f"cm-{{i}}", "namespace": "default"}},
+                data={{"key": "value"}},
+                opts=__import__("pulumi").ResourceOptions(provider=provider),
+            )
+    return program
+
+if kind.startswith("floor"):
+    run_program({{}}, preview=preview, program=floor(10))
+    if kind == "floor-tuned":
+        from components._evaluation import skip_full_garbage_collections
+        skip_full_garbage_collections()
+    started, cpu = time.perf_counter(), time.process_time()
+    graph = run_program({{}}, preview=preview, program=floor(arg))
+else:
+    run_program(arg["warmup"], preview=preview)
+    started, cpu = time.perf_counter(), time.process_time()
+    graph = run_program(arg["fleet"], preview=preview)
+done, cpu_done = time.perf_counter(), time.process_time()
+out = {{
+    "run_s": done - started,
+    "cpu_s": cpu_done - cpu,
     "resources": len(graph.resources),
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-}}))
+}}
+if kind == "program" and not preview:
+    import up_model
+    sched = up_model.schedule(up_model.nodes_from_graph(graph))
+    out["up_s"] = up_model.modeled_up_seconds(sched)
+    out["unavoidable_s"] = up_model.unavoidable_chain(sched)
+    out["path"] = up_model.critical_path_table(sched)
+print(json.dumps(out))
 """
 
 
@@ -53,10 +91,10 @@ def fleet(size: int) -> dict:
     }
 
 
-def measure(size: int, mode: str) -> dict:
-    code = CHILD.format(tests=str(ROOT / "tests"), root=str(ROOT))
+def measure(kind: str, arg: object, mode: str) -> dict:
+    code = CHILD.format(tests=str(ROOT / "tests"), root=str(ROOT), scripts=str(ROOT / "scripts"))
     out = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(fleet(size)), mode],
+        [sys.executable, "-c", code, kind, json.dumps(arg), mode],
         capture_output=True,
         text=True,
         check=True,
@@ -65,26 +103,67 @@ def measure(size: int, mode: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def median(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1,5,10,20", help="app cluster counts, comma-separated")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per cell; the median is shown")
+    parser.add_argument("--sizes", default="3,30,100", help="app cluster counts, comma-separated")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per cell; the median is shown")
+    parser.add_argument(
+        "--preview", action="store_true", help="preview mode (cloud outputs unknown)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    mode = "preview" if args.preview else "update"
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"Mode: {mode}; {os.cpu_count()} CPUs, load average {load:.1f} at the start.\n")
     print(
-        "| app clusters | mode | resources | import harness (s) "
-        "| evaluate, with SDK imports (s) | peak RSS (MB) |"
+        "Times are CPU seconds of the evaluating process (wall-clock seconds in brackets: on a "
+        "shared machine they include waiting for a core).\n"
     )
-    print("| ---: | --- | ---: | ---: | ---: | ---: |")
+    print(
+        "| app clusters | resources | program (s) | program (ms/resource) "
+        "| floor (s) | floor (ms/resource) | ratio | floor, same GC (ms/resource) | ratio "
+        "| program peak RSS (MB) | floor peak RSS (MB) |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    paths = {}
     for size in sizes:
-        for mode in ("update", "preview"):
-            runs = [measure(size, mode) for _ in range(args.repeat)]
-            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-            print(
-                f"| {size} | {mode} | {int(med['resources'])} | {med['import_s']:.2f} "
-                f"| {med['run_s']:.2f} | {med['peak_rss_mb']:.0f} |"
-            )
+        program = [
+            measure("program", {"warmup": fleet(1), "fleet": fleet(size)}, mode)
+            for _ in range(args.repeat)
+        ]
+        resources = int(program[0]["resources"])
+        floor = [measure("floor", resources, mode) for _ in range(args.repeat)]
+        tuned = [measure("floor-tuned", resources, mode) for _ in range(args.repeat)]
+        p_s, f_s = median(program, "cpu_s"), median(floor, "cpu_s")
+        p_wall, f_wall = median(program, "run_s"), median(floor, "run_s")
+        p_ms, f_ms = 1000 * p_s / resources, 1000 * f_s / int(floor[0]["resources"])
+        t_ms = 1000 * median(tuned, "cpu_s") / int(tuned[0]["resources"])
+        print(
+            f"| {size} | {resources} | {p_s:.2f} ({p_wall:.1f}) | {p_ms:.2f} "
+            f"| {f_s:.2f} ({f_wall:.1f}) | {f_ms:.2f} "
+            f"| {p_ms / f_ms:.2f} | {t_ms:.2f} | {p_ms / t_ms:.2f} "
+            f"| {median(program, 'peak_rss_mb'):.0f} "
+            f"| {median(floor, 'peak_rss_mb'):.0f} |",
+            flush=True,
+        )
+        if "path" in program[0]:
+            paths[size] = program[0]
+    print()
+    for size, run in paths.items():
+        print(
+            f"Modeled first `up` of {size} app clusters: {run['up_s'] / 60:.1f} min; "
+            f"unavoidable chain {run['unavoidable_s'] / 60:.1f} min "
+            f"(ratio {run['up_s'] / run['unavoidable_s']:.2f})."
+        )
+    if paths:
+        largest = max(paths)
+        print(f"\nCritical path of {largest} app clusters:\n")
+        print("\n".join(paths[largest]["path"]))
 
 
 if __name__ == "__main__":

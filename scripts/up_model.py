@@ -116,8 +116,16 @@ LOAD_BALANCER_SECONDS: dict[str, Figure] = {
     "azure": Figure(
         60, "estimate", "a rule and frontend IP on the cluster's existing Standard Load Balancer"
     ),
+    "kind": Figure(
+        10, "estimate", "cloud-provider-kind starts a local proxy container for the Service"
+    ),
     "other": Figure(60, "estimate", "a load balancer controller on a cluster of your own"),
 }
+KIND_CREATE = Figure(
+    60,
+    "estimate",
+    "`kind create cluster` with the node image already pulled; no public measurement found",
+)
 DEFAULT_SECONDS = Figure(2, "estimate", "one Kubernetes or provider API call")
 ZERO_SECONDS_PREFIXES = ("pulumi:providers:", "random:")
 """Providers and random values are local: they take no cloud time."""
@@ -135,6 +143,7 @@ POD_OWNERS = ("Deployment", "StatefulSet", "DaemonSet")
 CLUSTER_COMPONENTS = {
     "ocm-fleet:index:EksCluster": "aws",
     "ocm-fleet:index:AksCluster": "azure",
+    "ocm-fleet:index:KindCluster": "kind",
 }
 
 
@@ -197,6 +206,9 @@ def duration(node: Node, cloud_of_provider: Mapping[str, str]) -> Figure:
         return Figure(0, "docs", "a component takes no time itself")
     if node.type.startswith(ZERO_SECONDS_PREFIXES):
         return Figure(0, "estimate", "local to the engine")
+    create = node.inputs.get("create")
+    if node.type == "command:local:Command" and "kind create cluster" in str(create or ""):
+        return KIND_CREATE
     if node.type == SERVICE and (node.inputs.get("spec") or {}).get("type") == "LoadBalancer":
         return LOAD_BALANCER_SECONDS[cloud_of_provider.get(node.provider, "other")]
     return CREATION_SECONDS.get(node.type, DEFAULT_SECONDS)
@@ -445,6 +457,9 @@ def sources_table(types: Iterable[str]) -> list[str]:
     for t in sorted(set(types)):
         fig = CREATION_SECONDS.get(t, DEFAULT_SECONDS)
         rows.append(f"| {t} | {fig.seconds:g} | {fig.kind} | {fig.source} |")
+    rows.append(
+        f"| kind cluster command | {KIND_CREATE.seconds:g} | estimate | {KIND_CREATE.source} |"
+    )
     for cloud, fig in LOAD_BALANCER_SECONDS.items():
         rows.append(
             f"| Service type LoadBalancer ({cloud}) | {fig.seconds:g} | {fig.kind} | {fig.source} |"

@@ -259,6 +259,9 @@ class FleetMocks(Mocks):
         """The IAM principal behind the STS session the program runs as."""
         self.previous_outputs = dict(previous_outputs or {})
         """The stack's outputs from its last run, as a StackReference to it reads them."""
+        # Kubernetes providers of kind clusters (API server on the host's loopback): their
+        # load balancers are cloud-provider-kind's proxy containers on the kind network.
+        self.kind_providers: set[str] = set()
 
     def _computed(self, value: Any) -> Any:
         return UNKNOWN if self.preview else value
@@ -309,11 +312,19 @@ class FleetMocks(Mocks):
                 fqdn=c(f"{name}-{n:06x}.hcp.westeurope.azmk8s.io"),
                 identity=c({"principalId": f"00000000-0000-0000-0000-{n:012d}", "type": "x"}),
             )
+        elif t == "pulumi:providers:kubernetes" and "https://127.0.0.1:" in str(
+            state.get("kubeconfig")
+        ):
+            self.kind_providers.add(name)
         elif (
             t == "kubernetes:core/v1:Service"
             and (state.get("spec") or {}).get("type") == "LoadBalancer"
         ):
             ingress = {"hostname": f"a{n}.elb.amazonaws.com"} if n % 2 else {"ip": ip}
+            # A provider reference is "<urn>::<id>"; the URN ends with the provider's name.
+            parts = (args.provider or "").split("::")
+            if len(parts) > 3 and parts[3] in self.kind_providers:
+                ingress = {"ip": f"172.18.0.{n % 50 + 200}"}
             state["status"] = c({"loadBalancer": {"ingress": [ingress]}})
         elif t == "kubernetes:core/v1:Secret" and state.get("type") == (
             "kubernetes.io/service-account-token"

@@ -10,8 +10,9 @@ Across clusters a pod is reached only through a LoadBalancer Service. The source
 then checked against the load balancer's address and port, the destination's ingress against
 the address the packet arrives with: the source cluster's egress IP when the Service keeps
 client addresses (`externalTrafficPolicy: Local`), a node address of the destination cluster
-otherwise (kube-proxy's SNAT). Load balancer source ranges are not part of the model: the table
-shows what the NetworkPolicies alone allow.
+otherwise (kube-proxy's SNAT), and the load balancer's own address on kind, whose load balancers
+are proxies (cloud-provider-kind's Envoy) that open connections of their own. Load balancer
+source ranges are not part of the model: the table shows what the NetworkPolicies alone allow.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class Network:
     """(cluster, namespace, Service name) -> the load balancer's address (IP or DNS name)."""
     operators: list[Endpoint]
     """Pods of the Helm charts (not rendered by the program): the OCM operators."""
+    proxied: set[str] = field(default_factory=set)
+    """Clusters whose load balancers proxy connections (kind)."""
 
 
 def network_of(graph: Graph) -> Network:
@@ -91,8 +94,15 @@ def network_of(graph: Graph) -> Network:
         )
         for r in graph.of_type("kubernetes:helm.sh/v3:Release")
     ]
+    proxied = {r.name for r in graph.of_type("ocm-fleet:index:KindCluster")}
     return Network(
-        rendered_objects(graph), sorted(providers.values()), hub, egress, load_balancers, operators
+        rendered_objects(graph),
+        sorted(providers.values()),
+        hub,
+        egress,
+        load_balancers,
+        operators,
+        proxied,
     )
 
 
@@ -350,7 +360,9 @@ def _through(
         src, "egress", lb, address, protocol, lb_port, lb
     ):
         return False
-    if service.obj["spec"].get("externalTrafficPolicy") == "Local":
+    if service.cluster in model.network.proxied:
+        source_address = address
+    elif service.obj["spec"].get("externalTrafficPolicy") == "Local":
         source_address = (
             INTERNET_ADDRESS
             if src.cluster == INTERNET
@@ -390,4 +402,11 @@ def needed_flows(network: Network) -> set[tuple[str, str, str]]:
         flows.add((f"{ns}/shopapi", db, "TCP/3306"))
         for pod in ("router", "shopapi"):
             flows |= {(f"{ns}/{pod}", f"{app}/kube-system/kube-dns", p) for p in dns}
+    # On kind a load balancer is a proxy that hides its client, so the pods behind it admit
+    # whoever reaches it; the kind network is the host's own (README, "Clusters on kind").
+    if hub in network.proxied:
+        flows.add((INTERNET, db, "TCP/3306"))
+    flows |= {
+        (INTERNET, f"{app}/bookstore/router", "TCP/8080") for app in network.proxied & set(apps)
+    }
     return flows

@@ -156,3 +156,13 @@ def test_the_estimate_reads_the_config_through_the_program_model():
     config["ocm-fleet:clusters"][0]["nodeCount"] = "three"
     with pytest.raises(FleetConfigError, match="nodeCount"):
         estimate.fleet_of(config)
+
+
+def test_a_local_kind_fleet_costs_nothing_and_still_gets_its_up_time(capsys):
+    assert estimate.main(["local"]) == 0
+    out = capsys.readouterr().out
+    assert "**Total counted: $0.00 per month**" in out
+    for cluster in ("hub", "app-1", "app-2"):
+        assert f"- {cluster} (kind): runs on machines you already have" in out
+    assert "WARNINGS" not in out
+    assert "| public-lb-service |" in out

@@ -243,3 +243,51 @@ def test_controller_commands_start_and_stop_one_container(tmp_path):
 def test_node_addresses_that_are_not_ips_are_an_error():
     with pytest.raises(Exception, match="not IP addresses"):
         kind.node_cidrs("172.18.0.2\n<no value>\n")
+
+
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+PROXY_POLICIES = {"router-from-edge", "mariadb-from-load-balancer"}
+
+
+def test_pods_behind_kind_load_balancers_admit_the_proxy_and_only_it():
+    """cloud-provider-kind's Envoy opens its own connections: the router and MariaDB see the
+    load balancer's address, so their policies admit that one address."""
+    graph = fleet_graph("local", False)
+    outputs = graph.stack_outputs
+    expected = {
+        f"{spec.name}-app-network-policy-router-from-edge": outputs["clusters"][spec.name][
+            "edgeAddress"
+        ]
+        for spec in local_fleet().clusters
+    }
+    expected["database-network-policy-mariadb-from-load-balancer"] = outputs["databaseHost"]
+    for name, address in expected.items():
+        policy = graph.named(name, NETWORK_POLICY)
+        assert ipaddress.ip_address(address).is_private, f"{name}: {address}"
+        [rule] = policy.inputs["spec"]["ingress"]
+        assert rule["from"] == [{"ipBlock": {"cidr": f"{address}/32"}}], name
+    work = graph.named("app-1-app-manifest-work")
+    assert graph.depends_on(
+        work, graph.named("database-network-policy-mariadb-from-load-balancer")
+    ), "the app must not reach for the database before its policy admits the load balancer"
+    for fleet in ("dev", "large"):
+        names = {
+            r.inputs["metadata"]["name"] for r in fleet_graph(fleet, False).of_type(NETWORK_POLICY)
+        }
+        assert not names & PROXY_POLICIES, f"{fleet}: cloud load balancers keep client addresses"
+
+
+def test_without_the_proxy_policies_the_local_data_path_is_blocked():
+    import copy
+
+    from network_flows import flow_table, needed_flows, network_of
+
+    net = network_of(fleet_graph("local", False))
+    assert needed_flows(net) <= flow_table(net)
+    cut = copy.copy(net)
+    cut.objects = [
+        p for p in net.objects if not (p.kind == "NetworkPolicy" and p.name in PROXY_POLICIES)
+    ]
+    blocked = needed_flows(cut) - flow_table(cut)
+    assert any(f[1].endswith("/bookstore-data/mariadb") for f in blocked), blocked
+    assert any(f[1].endswith("/bookstore/router") for f in blocked), blocked

@@ -191,6 +191,27 @@ class Database(pulumi.ComponentResource):
             },
             opts=after(statefulset),
         )
+        public_address = public.status.apply(load_balancer_address)
+        proxied = []
+        if args.hub_cluster.load_balancers_proxy:
+            # MariaDB sees its load balancer's own address (FleetCluster.load_balancers_proxy).
+            proxied = netpol.declare(
+                name,
+                [
+                    netpol.policy(
+                        "mariadb-from-load-balancer",
+                        ns,
+                        {"matchLabels": LABELS},
+                        ingress=[
+                            {
+                                "from": public_address.apply(netpol.load_balancer_peers),
+                                "ports": netpol.tcp(PORT),
+                            }
+                        ],
+                    )
+                ],
+                on_hub,
+            )
         in_cluster_host = pulumi.Output.concat("mariadb.", ns, ".svc.cluster.local")
         self.schema_job = k8s.batch.v1.Job(
             f"{name}-schema",
@@ -202,7 +223,8 @@ class Database(pulumi.ComponentResource):
             ),
             opts=after(statefulset, *policies, custom_timeouts=pulumi.CustomTimeouts(create="20m")),
         )
-        self.ready = [self.schema_job]
+        # The app clusters connect once these exist.
+        self.ready = [self.schema_job, *proxied]
         if args.password_rotation > 0:
             self.ready.append(
                 k8s.batch.v1.Job(
@@ -218,7 +240,7 @@ class Database(pulumi.ComponentResource):
             )
 
         self.endpoint = DatabaseEndpoint(
-            host=public.status.apply(load_balancer_address),
+            host=public_address,
             port=PORT,
             name=DB_NAME,
             user=DB_USER,

@@ -200,6 +200,25 @@ class AppDelivery(pulumi.ComponentResource):
             ),
         )
         self.edge_address = self.edge.status.apply(load_balancer_address)
+        if cluster.load_balancers_proxy:
+            # The router sees the edge's own address (see FleetCluster.load_balancers_proxy).
+            netpol.declare(
+                name,
+                [
+                    netpol.policy(
+                        "router-from-edge",
+                        namespace.metadata.name,
+                        {"matchLabels": ROUTER_LABELS},
+                        ingress=[
+                            {
+                                "from": self.edge_address.apply(netpol.load_balancer_peers),
+                                "ports": [{"protocol": "TCP", "port": "http"}],
+                            }
+                        ],
+                    )
+                ],
+                on_app,
+            )
         self.register_outputs({"edgeAddress": self.edge_address})
 
 

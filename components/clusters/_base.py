@@ -28,6 +28,11 @@ class FleetCluster(pulumi.ComponentResource):
     """Base64 PEM of the API server's certificate authority."""
     egress_cidrs: pulumi.Output[list[str]]
     """Public addresses (as /32 CIDRs) that this cluster's outbound traffic leaves from."""
+    load_balancers_proxy: bool = False
+    """True when the cluster's load balancers open connections of their own to the nodes, as
+    cloud-provider-kind's Envoy containers do on kind: pods then see the load balancer's
+    address, not the client's, even with `externalTrafficPolicy: Local`, and NetworkPolicies
+    that admit clients by address must admit that load balancer's address as well."""
     load_balancer_dependencies: tuple[pulumi.Resource, ...] = ()
     """What the cluster's LoadBalancer Services need besides the cluster, such as a controller
     that runs outside it (kind). Folded into the provider's dependencies, so every Service on

@@ -56,13 +56,13 @@ done
 # first cluster exists and be stopped after the last Service is gone.
 _START_CONTROLLER = """\
 set -eu
-docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
+docker rm -f -v "$CONTAINER" >/dev/null 2>&1 || true
 docker run --detach --name "$CONTAINER" --network host --restart unless-stopped \\
   --volume /var/run/docker.sock:/var/run/docker.sock "$IMAGE"
 """
 _STOP_CONTROLLER = """\
 if docker container inspect "$CONTAINER" >/dev/null 2>&1; then
-  docker rm -f "$CONTAINER" >/dev/null
+  docker rm -f -v "$CONTAINER" >/dev/null
 fi
 """
 
@@ -175,6 +175,8 @@ class KindCluster(FleetCluster):
 
     kind_name: str
     """The kind cluster's name (`kind get clusters`)."""
+    # Envoy is a TCP proxy: each connection to a pod comes from its container's address.
+    load_balancers_proxy = True
 
     def __init__(
         self, name: str, args: KindClusterArgs, opts: pulumi.ResourceOptions | None = None

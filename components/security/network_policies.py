@@ -92,6 +92,19 @@ def address_peers(address: str) -> list[dict[str, Any]]:
     return cidr_peers([f"{ip}/{ip.max_prefixlen}"])
 
 
+def load_balancer_peers(address: str) -> list[dict[str, Any]]:
+    """The one address of a load balancer that proxies connections (kind); anything else is an
+    error rather than a rule that admits more than that load balancer."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError as err:
+        raise pulumi.RunError(
+            f"load balancer address {address!r} is not an IP; a proxying load balancer's "
+            "connections can only be admitted by its IP"
+        ) from err
+    return cidr_peers([f"{ip}/{ip.max_prefixlen}"])
+
+
 def declare(
     name: str, policies: Sequence[Mapping[str, Any]], opts: pulumi.ResourceOptions
 ) -> list[k8s.networking.v1.NetworkPolicy]:
