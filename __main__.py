@@ -11,6 +11,8 @@ from components.clusters.existing import read_kubeconfigs
 from components.config import load_fleet_config
 from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
 from components.lifecycle.previous_run import PreviousRun, union_of_egress
+from components.observability.agent import MetricsAgent, MetricsAgentArgs
+from components.observability.hub import FleetMonitoring, FleetMonitoringArgs
 from components.ocm.hub import OcmHub, OcmHubArgs
 from components.ocm.managed_cluster import OcmManagedCluster, OcmManagedClusterArgs
 from components.ocm.placement import FleetPlacement, FleetPlacementArgs
@@ -58,6 +60,11 @@ database = Database(
         password_rotation=fleet.database_password_rotation,
     ),
 )
+# The receiver admits the same app clusters, from the same addresses, as everything else.
+monitoring = FleetMonitoring(
+    "monitoring",
+    FleetMonitoringArgs(hub_cluster=hub, app_clusters=list(apps), allowed_cidrs=app_egress),
+)
 
 deliveries, memberships = {}, []
 for name, cluster in apps.items():
@@ -78,6 +85,12 @@ for name, cluster in apps.items():
             database=database.endpoint,
             edge_allowed_cidrs=hub.egress_cidrs,
             ready_after=database.ready,
+        ),
+    )
+    MetricsAgent(
+        f"{name}-metrics",
+        MetricsAgentArgs(
+            cluster=cluster, hub_cluster=hub, membership=membership, monitoring=monitoring
         ),
     )
 
@@ -116,6 +129,9 @@ pulumi.export(
 )
 pulumi.export("retiringClusters", {name: describe(c) for name, c in retiring.items()})
 pulumi.export("databaseHost", database.endpoint.host)
+pulumi.export("grafana", monitoring.grafana_access)
+pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
+pulumi.export("metricsReceiver", monitoring.receiver_address)
 pulumi.export(
     "kubeconfigs",
     pulumi.Output.secret({c.name: c.kubeconfig for c in [hub, *built.values()]}),
