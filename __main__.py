@@ -10,6 +10,8 @@ from components.clusters import build_cluster, kind_load_balancer
 from components.clusters.existing import read_kubeconfigs
 from components.config import load_fleet_config
 from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
+from components.observability.agent import MetricsAgent, MetricsAgentArgs
+from components.observability.hub import FleetMonitoring, FleetMonitoringArgs
 from components.ocm.hub import OcmHub, OcmHubArgs
 from components.ocm.managed_cluster import OcmManagedCluster, OcmManagedClusterArgs
 from components.ocm.placement import FleetPlacement, FleetPlacementArgs
@@ -44,6 +46,11 @@ database = Database(
         password_rotation=fleet.database_password_rotation,
     ),
 )
+# The receiver admits the same app clusters, from the same addresses, as everything else.
+monitoring = FleetMonitoring(
+    "monitoring",
+    FleetMonitoringArgs(hub_cluster=hub, app_clusters=list(apps), allowed_cidrs=app_egress),
+)
 
 deliveries, memberships = {}, []
 for name, cluster in apps.items():
@@ -64,6 +71,12 @@ for name, cluster in apps.items():
             database=database.endpoint,
             edge_allowed_cidrs=hub.egress_cidrs,
             ready_after=database.ready,
+        ),
+    )
+    MetricsAgent(
+        f"{name}-metrics",
+        MetricsAgentArgs(
+            cluster=cluster, hub_cluster=hub, membership=membership, monitoring=monitoring
         ),
     )
 
@@ -99,6 +112,9 @@ pulumi.export(
     },
 )
 pulumi.export("databaseHost", database.endpoint.host)
+pulumi.export("grafana", monitoring.grafana_access)
+pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
+pulumi.export("metricsReceiver", monitoring.receiver_address)
 pulumi.export(
     "kubeconfigs",
     pulumi.Output.secret({c.name: c.kubeconfig for c in [hub, *apps.values()]}),

@@ -38,6 +38,7 @@ def program_images(ocm_version: str, clouds: set[str]) -> set[str]:
     from components.app._manifests import load_manifests
     from components.clusters import kind
     from components.edge import public_load_balancer
+    from components.observability import _prometheus
     from components.ocm import _charts
 
     refs = {c["image"] for obj in load_manifests() for c in _containers(obj)}
@@ -47,6 +48,8 @@ def program_images(ocm_version: str, clouds: set[str]) -> set[str]:
         images.pinned(public_load_balancer.HAPROXY_IMAGE),
     }
     refs |= {_charts.image(component, ocm_version) for component in _charts.IMAGE_COMPONENTS}
+    # The metrics agent on every app cluster: Prometheus, kube-state-metrics, node-exporter.
+    refs |= {images.pinned(image) for image in _prometheus.AGENT_IMAGES}
     if "kind" in clouds:
         refs.add(images.pinned(kind.CLOUD_PROVIDER_KIND_IMAGE))
     return refs

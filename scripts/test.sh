@@ -23,9 +23,10 @@ fi
 echo "==> installing Python dependencies (requirements-dev.txt)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 
-# Real tools check what the program renders: haproxy (proxy configs), shellcheck (scripts).
+# Real tools check what the program renders: haproxy (proxy configs), shellcheck (scripts),
+# prometheus (promtool on rendered configs and rules, and a real run against HAProxy).
 missing=()
-for tool in haproxy shellcheck; do
+for tool in haproxy shellcheck prometheus; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -92,8 +92,8 @@ class StandInCluster:
 class LiveProxy:
     """HAProxy running the rendered public config, its state changes collected as they happen."""
 
-    def __init__(self, process: subprocess.Popen, port: int):
-        self.process, self.port = process, port
+    def __init__(self, process: subprocess.Popen, port: int, metrics_port: int = 0):
+        self.process, self.port, self.metrics_port = process, port, metrics_port
         self.events: list[tuple[float, str, str]] = []  # (time, server, "UP" | "DOWN")
         self.output: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -131,9 +131,13 @@ class LiveProxy:
             time.sleep(0.05)
 
 
-def render_for_loopback(clusters: Mapping[str, StandInCluster], listen_port: int) -> str:
-    """The production config, with the edges' port 80 and the listen port moved to free ports
-    on loopback (the only changes; the test checks that every other line is untouched)."""
+def render_for_loopback(
+    clusters: Mapping[str, StandInCluster], listen_port: int, metrics_port: int | None = None
+) -> str:
+    """The production config, with the edges' port 80, the listen port and the exporter's port
+    moved to free ports on loopback (the only changes; the test checks that every other line is
+    untouched)."""
+    metrics_port = metrics_port or free_port()
     config = _haproxy.render_public_lb_config({c.name: c.address for c in clusters.values()})
     lines = []
     for line in config.splitlines():
@@ -143,6 +147,8 @@ def render_for_loopback(clusters: Mapping[str, StandInCluster], listen_port: int
             line = f"{server.group(1)}{cluster.address}:{cluster.port}{server.group(4)}"
         elif line.strip() == f"bind :{_haproxy.LISTEN_PORT}":
             line = line.replace(f":{_haproxy.LISTEN_PORT}", f"127.0.0.1:{listen_port}")
+        elif line.strip() == f"bind :{_haproxy.METRICS_PORT}":
+            line = line.replace(f":{_haproxy.METRICS_PORT}", f"127.0.0.1:{metrics_port}")
         lines.append(line)
     return "\n".join(lines) + "\n"
 
@@ -154,7 +160,7 @@ def live_fleet(
     """Stand-in clusters on 127.0.0.2, 127.0.0.3, ... and HAProxy in front of them."""
     binary = haproxy_binary()
     assert binary, "haproxy is not installed"
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     clusters = {
         name: StandInCluster(name, f"127.0.0.{i + 2}", free_port(f"127.0.0.{i + 2}"))
         for i, name in enumerate(names)
@@ -162,14 +168,14 @@ def live_fleet(
     for cluster in clusters.values():
         cluster.start()
     config = workdir / "haproxy.cfg"
-    config.write_text(render_for_loopback(clusters, port))
+    config.write_text(render_for_loopback(clusters, port, metrics_port))
     process = subprocess.Popen(
         [binary, "-db", "-f", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    proxy = LiveProxy(process, port)
+    proxy = LiveProxy(process, port, metrics_port)
     try:
         deadline = time.monotonic() + 10
         while True:

@@ -310,6 +310,25 @@ class FleetMocks(Mocks):
             state["data"] = c({"token": token, "ca.crt": FAKE_CA.decode()})
         elif t == "random:index/randomPassword:RandomPassword":
             state.update(result=c(f"generated-password-{n:04d}"))
+        elif t == "tls:index/privateKey:PrivateKey":
+            state.update(
+                privateKeyPem=c(
+                    f"-----BEGIN PRIVATE KEY-----\nkey-{n:04d}\n-----END PRIVATE KEY-----\n"
+                )
+            )
+        elif t in (
+            "tls:index/selfSignedCert:SelfSignedCert",
+            "tls:index/locallySignedCert:LocallySignedCert",
+        ):
+            state.update(
+                certPem=c(f"-----BEGIN CERTIFICATE-----\ncert-{n:04d}\n-----END CERTIFICATE-----\n")
+            )
+        elif t == "tls:index/certRequest:CertRequest":
+            state.update(
+                certRequestPem=c(
+                    f"-----BEGIN CERTIFICATE REQUEST-----\n{n}\n-----END CERTIFICATE REQUEST-----\n"
+                )
+            )
         elif t == COMMAND:
             state.update(stdout=c(_command_stdout(state, n)), stderr=c(""))
         if t.startswith("azure-native:") and t != "azure-native:containerservice:ManagedCluster":

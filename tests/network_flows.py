@@ -38,6 +38,25 @@ API_SERVER_ADDRESS = "192.0.2.1"  # stands for each cluster's API endpoint, clou
 NODE_ADDRESS = "10.255.255.254"  # the address a pod sees after kube-proxy's SNAT
 
 
+CHART_PODS = {
+    "prometheus": (
+        (
+            "prometheus-server",
+            {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/component": "server"},
+            (("TCP", 9090, "web"),),
+        ),
+        ("alertmanager", {"app.kubernetes.io/name": "alertmanager"}, (("TCP", 9093, "http"),)),
+        (
+            "kube-state-metrics",
+            {"app.kubernetes.io/name": "kube-state-metrics"},
+            (("TCP", 8080, "http"),),
+        ),
+    ),
+    "grafana": (("grafana", {"app.kubernetes.io/name": "grafana"}, (("TCP", 3000, "grafana"),)),),
+}
+"""Pods of the monitoring charts (not rendered by the program): name, labels, ports."""
+
+
 @dataclass(frozen=True)
 class Endpoint:
     cluster: str
@@ -85,15 +104,18 @@ def network_of(graph: Graph) -> Network:
         load_balancers[(name, "bookstore", "bookstore-edge")] = cluster["edgeAddress"]
     load_balancers[(hub, "bookstore-data", "mariadb-public")] = outputs["databaseHost"]
     load_balancers[(hub, "ocm-fleet-ingress", "public-lb")] = urlparse(outputs["url"]).hostname
-    operators = [
-        Endpoint(
-            providers[r.provider_urn],
-            r.inputs["namespace"],
-            r.inputs["chart"],
-            {"app": r.inputs["chart"]},
-        )
-        for r in graph.of_type("kubernetes:helm.sh/v3:Release")
-    ]
+    load_balancers[(hub, "monitoring", "metrics-receiver")] = outputs["metricsReceiver"]
+    operators = []
+    for r in graph.of_type("kubernetes:helm.sh/v3:Release"):
+        cluster, namespace = providers[r.provider_urn], r.inputs["namespace"]
+        # The monitoring charts' pods, with the labels the charts give them; node-exporter
+        # runs on the host network, outside NetworkPolicies, and is left out.
+        for name, labels, ports in CHART_PODS.get(r.inputs["chart"], ()):
+            operators.append(Endpoint(cluster, namespace, name, labels, ports))
+        if r.inputs["chart"] not in CHART_PODS:
+            operators.append(
+                Endpoint(cluster, namespace, r.inputs["chart"], {"app": r.inputs["chart"]})
+            )
     proxied = {r.name for r in graph.of_type("ocm-fleet:index:KindCluster")}
     return Network(
         rendered_objects(graph),
@@ -393,7 +415,28 @@ def needed_flows(network: Network) -> set[tuple[str, str, str]]:
         flows.add((f"{hub}/bookstore-data/{job}", db, "TCP/3306"))
         flows |= {(f"{hub}/bookstore-data/{job}", f"{hub}/kube-system/kube-dns", p) for p in dns}
     for operator in network.operators:
-        flows |= {(operator.label, f"{operator.cluster}/default/kube-apiserver", p) for p in api}
+        if operator.namespace != "monitoring":
+            flows |= {
+                (operator.label, f"{operator.cluster}/default/kube-apiserver", p) for p in api
+            }
+    # Monitoring on the main cluster: the receiver and Grafana reach Prometheus, which scrapes
+    # Alertmanager, kube-state-metrics and the public entry's exporter.
+    mon = f"{hub}/monitoring"
+    server = f"{mon}/prometheus-server"
+    hub_dns = [(f"{hub}/kube-system/kube-dns", p) for p in dns]
+    flows |= {(server, f"{hub}/default/kube-apiserver", p) for p in api}
+    flows |= {(f"{mon}/kube-state-metrics", f"{hub}/default/kube-apiserver", p) for p in api}
+    flows |= {
+        (server, f"{mon}/alertmanager", "TCP/9093"),
+        (server, f"{mon}/kube-state-metrics", "TCP/8080"),
+    }
+    flows.add((server, lb, "TCP/8405"))
+    for client in (f"{mon}/metrics-receiver", f"{mon}/grafana", server):
+        flows |= {(client, *d) for d in hub_dns}
+    flows |= {
+        (f"{mon}/metrics-receiver", server, "TCP/9090"),
+        (f"{mon}/grafana", server, "TCP/9090"),
+    }
     for app in apps:
         ns = f"{app}/bookstore"
         flows.add((lb, f"{ns}/router", "TCP/8080"))
@@ -402,10 +445,18 @@ def needed_flows(network: Network) -> set[tuple[str, str, str]]:
         flows.add((f"{ns}/shopapi", db, "TCP/3306"))
         for pod in ("router", "shopapi"):
             flows |= {(f"{ns}/{pod}", f"{app}/kube-system/kube-dns", p) for p in dns}
+        # The metrics agent ships to the receiver and scrapes its cluster.
+        agent, ksm = f"{app}/monitoring/metrics-agent", f"{app}/monitoring/kube-state-metrics"
+        flows.add((agent, f"{mon}/metrics-receiver", "TCP/8443"))
+        flows |= {(agent, f"{app}/kube-system/kube-dns", p) for p in dns}
+        flows.add((agent, ksm, "TCP/8080"))
+        flows.add((agent, f"{app}/monitoring-host/node-exporter", "TCP/9100"))
+        flows |= {(ksm, f"{app}/default/kube-apiserver", p) for p in api}
     # On kind a load balancer is a proxy that hides its client, so the pods behind it admit
     # whoever reaches it; the kind network is the host's own (README, "Clusters on kind").
     if hub in network.proxied:
         flows.add((INTERNET, db, "TCP/3306"))
+        flows.add((INTERNET, f"{mon}/metrics-receiver", "TCP/8443"))
     flows |= {
         (INTERNET, f"{app}/bookstore/router", "TCP/8080") for app in network.proxied & set(apps)
     }

@@ -77,11 +77,12 @@ def test_the_bill_of_a_known_fleet_item_by_item(known_bill):
         ("west", "Standard public IPs (egress, Services)"): 10.0,
         ("west", "Standard Load Balancer"): 25.0,
         ("west", "Premium SSD OS disks 128 GiB"): 40.0,
-        # The hub: as above with the public entry and the database's Services (3 IPs) and
-        # the database's 20 GiB volume, billed as a 32 GiB disk: 400 + 15 + 25 + 40 + 2 = 482
+        # The hub: as above with the public entry's, the database's and the metrics
+        # receiver's Services (4 IPs) and the database's 20 GiB volume, billed as a 32 GiB
+        # disk: 400 + 20 + 25 + 40 + 2 = 487
         ("main", "AKS control plane (Free tier)"): 0.0,
         ("main", "node VMs Standard_D4s_v5"): 400.0,
-        ("main", "Standard public IPs (egress, Services)"): 15.0,
+        ("main", "Standard public IPs (egress, Services)"): 20.0,
         ("main", "Standard Load Balancer"): 25.0,
         ("main", "Premium SSD OS disks 128 GiB"): 40.0,
         ("main", "Standard SSD volumes 32 GiB"): 2.0,
@@ -89,9 +90,9 @@ def test_the_bill_of_a_known_fleet_item_by_item(known_bill):
     assert (known_bill.of("east"), known_bill.of("west"), known_bill.of("main")) == (
         615.0,
         475.0,
-        482.0,
+        487.0,
     )
-    assert known_bill.total == 1572.0
+    assert known_bill.total == 1577.0
     assert known_bill.warnings == [], "every price of this fleet is in the data"
 
 

@@ -24,6 +24,8 @@ from components.edge._haproxy import (
     FAILOVER_BUDGET_S,
     HEALTHZ_PATH,
     LISTEN_PORT,
+    METRICS_PATH,
+    METRICS_PORT,
     render_public_lb_config,
 )
 
@@ -264,13 +266,27 @@ def test_hostnames_reresolve_at_runtime_and_never_block_loading() -> None:
 
 def test_listens_unprivileged_logs_to_stdout_and_answers_its_own_probe() -> None:
     secs = sections(render_public_lb_config(FLEETS["1-cluster"]))
-    (frontend,) = named(secs, "frontend").values()
+    frontend = named(secs, "frontend")["public"]
     assert ["bind", f":{LISTEN_PORT}"] in frontend and LISTEN_PORT > 1024
     assert ["monitor-uri", HEALTHZ_PATH] in frontend
     assert ["log", "stdout", "format", "raw", "local0"] in secs[("global", "")]
     defaults = secs[("defaults", "")]
     for which in ("connect", "client", "server", "check", "http-request"):
         assert any(t[:2] == ["timeout", which] for t in defaults), f"no `timeout {which}`"
+
+
+def test_exporter_has_a_frontend_of_its_own_off_the_public_port() -> None:
+    secs = sections(render_public_lb_config(FLEETS["2-clusters"]))
+    frontends = named(secs, "frontend")
+    assert set(frontends) == {"public", "metrics"}
+    exporter = frontends["metrics"]
+    assert ["bind", f":{METRICS_PORT}"] in exporter and METRICS_PORT != LISTEN_PORT
+    assert [
+        "http-request", "use-service", "prometheus-exporter", "if", "{", "path", METRICS_PATH, "}"
+    ] in exporter  # fmt: skip
+    assert not any("prometheus-exporter" in t for line in frontends["public"] for t in line), (
+        "the public frontend must not serve the exporter"
+    )
 
 
 def test_public_config_matches_golden_file() -> None:

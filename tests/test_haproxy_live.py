@@ -39,13 +39,14 @@ def test_loopback_config_differs_from_production_only_in_ports():
 
     clusters = {"a": Edge("a", "127.0.0.2", 18080), "b": Edge("b", "127.0.0.3", 18081)}
     production = _haproxy.render_public_lb_config({"a": "127.0.0.2", "b": "127.0.0.3"})
-    loopback = render_for_loopback(clusters, 19000)
+    loopback = render_for_loopback(clusters, 19000, 19405)
     changed = [
         (p, lo)
         for p, lo in zip(production.splitlines(), loopback.splitlines(), strict=True)
         if p != lo
     ]
     assert changed == [
+        ("    bind :8405", "    bind 127.0.0.1:19405"),
         ("    bind :8080", "    bind 127.0.0.1:19000"),
         ("    server a 127.0.0.2:80 check", "    server a 127.0.0.2:18080 check"),
         ("    server b 127.0.0.3:80 check", "    server b 127.0.0.3:18081 check"),

@@ -63,8 +63,8 @@ def test_every_load_balancer_service_goes_before_cloud_provider_kind_stops(previ
     graph = fleet_graph("local", preview)
     lb = controller(graph)
     services = [r for r in graph.of_type(SERVICE) if r.inputs["spec"].get("type") == "LoadBalancer"]
-    # The edge of each app cluster, the database and the public entry.
-    assert len(services) == len(local_fleet().clusters) + 2, services
+    # The edge of each app cluster, the database, the public entry and the metrics receiver.
+    assert len(services) == len(local_fleet().clusters) + 3, services
     for service in services:
         assert graph.depends_on(service, lb), (
             f"{service} must depend on {lb}: destroy deletes the Service (and its proxy "

@@ -387,12 +387,12 @@ def test_every_policy_reads_every_resource_it_governs(fleet, preview):
         | {pol.MANIFEST_WORK, pol.CLUSTER_MANAGER, pol.KLUSTERLET, pol.HELM_RELEASE},
     }
     assert set(governed) == {p.name for p in pol.POLICIES}
-    dev_counts = {pol.MANIFEST_WORK: 2, pol.SERVICE: 5, pol.EKS_CLUSTER: 1, pol.AKS_CLUSTER: 2}
+    dev_counts = {pol.MANIFEST_WORK: 4, pol.SERVICE: 7, pol.EKS_CLUSTER: 1, pol.AKS_CLUSTER: 2}
     expected_counts = {
         "dev": dev_counts,
         OPEN_API: dev_counts,
-        "large": {pol.MANIFEST_WORK: 7, pol.EKS_CLUSTER: 3, pol.AKS_CLUSTER: 4},
-        "local": {pol.MANIFEST_WORK: 2, pol.SERVICE: 5, pol.EKS_CLUSTER: 0, pol.AKS_CLUSTER: 0},
+        "large": {pol.MANIFEST_WORK: 14, pol.EKS_CLUSTER: 3, pol.AKS_CLUSTER: 4},
+        "local": {pol.MANIFEST_WORK: 4, pol.SERVICE: 7, pol.EKS_CLUSTER: 0, pol.AKS_CLUSTER: 0},
     }[fleet]
     if fleet == "local":
         # kind clusters have no cloud API allowlist or KMS: those policies have nothing here.

@@ -56,8 +56,13 @@ def test_fleets_of_any_shape_build_one_of_everything_per_cluster(n_aws, n_azure,
     for kind in ("ManagedCluster", "Klusterlet"):
         matching = [t for t in counts if t.endswith(f":{kind}") and "open-cluster-management" in t]
         assert sum(counts[t] for t in matching) == n_apps, f"one {kind} per app cluster"
-    assert counts["kubernetes:work.open-cluster-management.io/v1:ManifestWork"] == n_apps
-    assert counts["kubernetes:helm.sh/v3:Release"] == n_apps + 1
+    works = Counter(
+        r.inputs["metadata"]["name"]
+        for r in graph.of_type("kubernetes:work.open-cluster-management.io/v1:ManifestWork")
+    )
+    assert works == {"bookstore": n_apps, "metrics-agent": n_apps}, "app and agent per cluster"
+    charts = Counter(r.inputs["chart"] for r in graph.of_type("kubernetes:helm.sh/v3:Release"))
+    assert charts == {"klusterlet": n_apps, "cluster-manager": 1, "prometheus": 1, "grafana": 1}
     regions = sorted(r.inputs["region"] for r in graph.of_type("pulumi:providers:aws"))
     assert regions == sorted(AWS_REGIONS[i % 3] for i in range(n_aws))
     locations = sorted(r.inputs["location"] for r in graph.of_type("pulumi:providers:azure-native"))

@@ -18,6 +18,12 @@ image's non-root user; the program's LoadBalancer Service maps port 80 to it."""
 EDGE_PORT = 80
 """Port of every app cluster's edge (the router's LoadBalancer Service)."""
 
+METRICS_PORT = 8405
+"""Port of HAProxy's built-in Prometheus exporter inside the pod: a frontend of its own, scraped
+from inside the main cluster and never published by the public Service."""
+
+METRICS_PATH = "/metrics"
+
 HEALTHZ_PATH = "/healthz"
 """Answered by HAProxy itself (``monitor-uri``), for the load balancer pod's own probes."""
 
@@ -182,6 +188,15 @@ resolvers {_RESOLVERS}
     hold valid 10s
     # A cloud load balancer's address that left DNS keeps serving for a while.
     hold obsolete 30s
+
+# The built-in Prometheus exporter (per server: state, checks, requests, response codes and
+# times). A separate frontend on its own port, so the public Service, which maps only port 80
+# to {LISTEN_PORT}, never exposes it; the main cluster's Prometheus scrapes the pods directly.
+frontend metrics
+    bind :{METRICS_PORT}
+    no log
+    http-request use-service prometheus-exporter if {{ path {METRICS_PATH} }}
+    http-request deny
 
 frontend public
     bind :{LISTEN_PORT}

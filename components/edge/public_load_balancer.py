@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from components import images
 from components._k8s import load_balancer_address
 from components.edge import _haproxy
+from components.observability import _names
 from components.security import network_policies as netpol
 from components.security import pod_security
 
@@ -23,6 +24,9 @@ HAPROXY_UID = 99  # the official image's haproxy user
 SERVICE_CREATE_TIMEOUT = "90m"
 """Covers the slowest app cluster's whole creation, its edge, then the HAProxy rollout."""
 PUBLIC_ENTRY_LABEL = "ocm-fleet.io/public-entry"
+METRICS_SERVICE = "public-lb-metrics"
+"""Headless Service of HAProxy's exporter: the main cluster's Prometheus finds the pods by its
+DNS name; nothing outside the cluster can reach it."""
 LABELS = {"app.kubernetes.io/name": "public-lb", "app.kubernetes.io/part-of": "ocm-fleet"}
 
 
@@ -43,7 +47,9 @@ class PublicLoadBalancer(pulumi.ComponentResource):
       edge addresses (one health-checked server each, `GET /api/books` every 2 s);
     - an HAProxy Deployment (rolled whenever the config changes) and its PodDisruptionBudget;
     - the fleet's one LoadBalancer Service without source ranges, labelled as the public entry,
-      created with the namespace and complete once the HAProxy pods serve.
+      created with the namespace and complete once the HAProxy pods serve; it publishes port 80
+      only;
+    - a headless Service over the exporter's port, for in-cluster scraping.
     """
 
     url: pulumi.Output[str]
@@ -113,6 +119,22 @@ class PublicLoadBalancer(pulumi.ComponentResource):
                 ),
             ),
         )
+        k8s.core.v1.Service(
+            f"{name}-metrics-service",
+            metadata={
+                "name": METRICS_SERVICE,
+                "namespace": namespace.metadata.name,
+                "labels": LABELS,
+            },
+            spec={
+                "clusterIP": "None",
+                "selector": LABELS,
+                "ports": [
+                    {"name": "metrics", "port": _haproxy.METRICS_PORT, "targetPort": "metrics"}
+                ],
+            },
+            opts=on_hub,
+        )
         self.url = service.status.apply(lambda status: f"http://{load_balancer_address(status)}")
         self.register_outputs({"url": self.url})
 
@@ -121,7 +143,8 @@ def public_entry_policies(
     namespace: pulumi.Input[str], edges: pulumi.Input[list[str]]
 ) -> list[dict]:
     """HAProxy takes connections from anyone and reaches the app clusters' edges and DNS (to
-    re-resolve the edges' DNS names); nothing else moves in the namespace."""
+    re-resolve the edges' DNS names); the main cluster's Prometheus scrapes its exporter;
+    nothing else moves in the namespace."""
     edge_peers = pulumi.Output.from_input(edges).apply(
         lambda addresses: sorted(
             {
@@ -141,7 +164,11 @@ def public_entry_policies(
                 {
                     "from": netpol.cidr_peers(netpol.ANYWHERE),
                     "ports": netpol.tcp(_haproxy.LISTEN_PORT),
-                }
+                },
+                {
+                    "from": [_names.PROMETHEUS_SERVER_PEER],
+                    "ports": netpol.tcp(_haproxy.METRICS_PORT),
+                },
             ],
             egress=[
                 {
@@ -188,7 +215,11 @@ def haproxy_deployment_spec(
                         "image": images.pinned(HAPROXY_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
                         "args": ["-f", "/usr/local/etc/haproxy/haproxy.cfg"],
-                        "ports": [{"name": "http", "containerPort": _haproxy.LISTEN_PORT}],
+                        "ports": [
+                            {"name": "http", "containerPort": _haproxy.LISTEN_PORT},
+                            # Scraped in-cluster by pod address; the Service leaves it out.
+                            {"name": "metrics", "containerPort": _haproxy.METRICS_PORT},
+                        ],
                         "readinessProbe": {
                             "httpGet": {"path": _haproxy.HEALTHZ_PATH, "port": "http"},
                             "periodSeconds": 5,
