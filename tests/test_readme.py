@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 from harness import ROOT
 
@@ -44,3 +45,13 @@ def test_ci_wiring_lives_in_its_own_document():
     assert "AssumeRoleWithWebIdentity" in ci and "federated-credential" in ci
     assert "AssumeRoleWithWebIdentity" not in README
     assert "docs/ci.md" in README
+
+
+def test_the_table_of_contents_lists_every_section():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import readme_toc
+
+    assert readme_toc.rewrite(README) == README, (
+        "README.md: the Contents do not match the headings; "
+        "run .venv/bin/python scripts/readme_toc.py"
+    )
