@@ -92,6 +92,9 @@ def test_a_bare_tag_fails_the_check():
     ]:
         (problem,) = images.check([bad], data)
         assert problem.startswith(bad) and why in problem, problem
+    assert images.check(["example/app:2.0@sha256:" + "b" * 64], data) == [], (
+        "an image pinned by digest where it is configured needs no entry"
+    )
 
 
 def write_images(path: Path, entries: dict) -> Path:
