@@ -334,3 +334,29 @@ def deployment(generation: int = 2, wanted: int = 2, **status: int) -> dict[str,
 )
 def test_progressing_rule(obj, expected, why):
     assert progressing(obj) is expected, why
+
+
+@pytest.mark.parametrize("preview", MODES)
+def test_a_retiring_cluster_leaves_the_placement_while_the_rest_keep_their_order(preview):
+    config = standby_config()
+    config["ocm-fleet:rollout"] = {"canary": ["app-aws"]}
+    for cluster in config["ocm-fleet:clusters"]:
+        if cluster["name"] == "app-azure":
+            cluster["retire"] = True
+    graph = run_program(config, preview=preview)
+    spec = placement(graph).inputs["spec"]
+    assert spec["numberOfClusters"] == 1, "only app-aws serves now"
+    (predicate,) = spec["predicates"]
+    (names,) = predicate["requiredClusterSelector"]["labelSelector"]["matchExpressions"]
+    assert names["values"] == ["app-aws", "standby-eu"], "the retiring cluster is no candidate"
+    work = replica_set(graph)
+    azure = graph.cluster_component("app-azure")
+    assert not graph.depends_on(work, azure), "the replica set no longer needs app-azure"
+    assert not [r for r in graph.resources if r.name.startswith("app-azure-ocm")], (
+        "a retiring cluster has no OCM membership"
+    )
+    for name in ("app-aws", "standby-eu"):
+        r = per_cluster(graph, name)
+        chain = ["work", "managed_cluster", "klusterlet", "chart", "cluster"]
+        for before, after in itertools.pairwise(chain):
+            assert graph.depends_on(r[before], r[after]), f"{r[before]} of {name} -> {r[after]}"
