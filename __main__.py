@@ -10,6 +10,7 @@ from components.clusters import build_cluster, kind_load_balancer
 from components.clusters.existing import read_kubeconfigs
 from components.config import load_fleet_config
 from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
+from components.lifecycle.previous_run import PreviousRun, union_of_egress
 from components.observability.agent import MetricsAgent, MetricsAgentArgs
 from components.observability.hub import FleetMonitoring, FleetMonitoringArgs
 from components.ocm.hub import OcmHub, OcmHubArgs
@@ -21,19 +22,32 @@ prepare_evaluation()
 fleet = load_fleet_config()
 local_kubeconfigs = read_kubeconfigs(fleet.all_clusters)
 manifests = load_manifests()
-
+for warning in fleet.elastic_ip_warnings():
+    pulumi.log.warn(warning)
 
 local_lb = kind_load_balancer(fleet)
-apps = {
-    spec.name: build_cluster(spec, fleet, local_kubeconfigs, local_load_balancer=local_lb)
+previous_run = PreviousRun(fleet)
+built = {
+    spec.name: build_cluster(
+        spec, fleet, local_kubeconfigs, local_load_balancer=local_lb, previous_run=previous_run
+    )
     for spec in fleet.clusters
 }
-# Klusterlets call the hub's API from their cluster's egress addresses.
-app_egress = pulumi.Output.all(*[c.egress_cidrs for c in apps.values()]).apply(
-    lambda lists: sorted({cidr for cidrs in lists for cidr in cidrs})
+apps = {spec.name: built[spec.name] for spec in fleet.active_clusters}
+retiring = {spec.name: built[spec.name] for spec in fleet.retiring_clusters}
+app_egress = union_of_egress(*[c.egress_cidrs for c in apps.values()])
+# Klusterlets call the hub's API from their cluster's egress addresses. Retiring clusters and
+# clusters removed from the config keep that access for the run that deletes what their
+# agents carried (Pulumi deletes last), or those deletes would wait for an agent locked out.
+hub_api_egress = union_of_egress(
+    app_egress, *[c.egress_cidrs for c in retiring.values()], previous_run.departing_egress()
 )
 hub = build_cluster(
-    fleet.hub, fleet, local_kubeconfigs, extra_api_cidrs=app_egress, local_load_balancer=local_lb
+    fleet.hub,
+    fleet,
+    local_kubeconfigs,
+    extra_api_cidrs=hub_api_egress,
+    local_load_balancer=local_lb,
 )
 
 ocm = OcmHub("ocm-hub", OcmHubArgs(hub_cluster=hub, ocm_version=fleet.ocm_version))
@@ -94,11 +108,13 @@ entry = PublicLoadBalancer(
 
 
 def describe(cluster):
+    # cloudName: what later runs check an EKS cluster's name against (see PreviousRun).
     return {
         "cloud": cluster.cloud,
         "region": cluster.region,
         "apiServerUrl": cluster.api_server_url,
         "egressIps": cluster.egress_cidrs,
+        **({"cloudName": cluster.cluster_name} if cluster.cloud == "aws" else {}),
     }
 
 
@@ -111,11 +127,12 @@ pulumi.export(
         for name, cluster in apps.items()
     },
 )
+pulumi.export("retiringClusters", {name: describe(c) for name, c in retiring.items()})
 pulumi.export("databaseHost", database.endpoint.host)
 pulumi.export("grafana", monitoring.grafana_access)
 pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
 pulumi.export("metricsReceiver", monitoring.receiver_address)
 pulumi.export(
     "kubeconfigs",
-    pulumi.Output.secret({c.name: c.kubeconfig for c in [hub, *apps.values()]}),
+    pulumi.Output.secret({c.name: c.kubeconfig for c in [hub, *built.values()]}),
 )

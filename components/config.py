@@ -49,13 +49,52 @@ CLUSTER_KEYS = frozenset(
         "kubeconfig",
         "apiServerUrl",
         "egressIps",
+        "retire",
+        "natGateways",
+        "physicalName",
     }
 )
 
 TOP_LEVEL_KEYS = frozenset(
-    {"hub", "clusters", "apiAllowedCidrs", "ocmVersion", "protectData", "databasePasswordRotation"}
+    {
+        "hub",
+        "clusters",
+        "apiAllowedCidrs",
+        "ocmVersion",
+        "protectData",
+        "databasePasswordRotation",
+        "eksAdminPrincipals",
+    }
 )
 CLOUD_ONLY_KEYS = ("nodeCount", "nodeSize", "kubernetesVersion")
+AWS_ONLY_KEYS = ("natGateways", "physicalName")
+
+NAT_GATEWAY_MODES = ("single", "perZone")
+"""`single`: one NAT gateway and Elastic IP per EKS cluster; `perZone`: one per zone (three)."""
+ELASTIC_IPS = {"single": 1, "perZone": 3}
+DEFAULT_ELASTIC_IP_QUOTA = 5
+"""AWS's default "EC2-VPC Elastic IPs" quota per account and region."""
+
+# EKS cluster names: letters, digits, '-' and '_', starting with a letter or digit, at most 100.
+MAX_EKS_CLUSTER_NAME = 100
+_EKS_CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]*$")
+# IAM principals EKS access entries accept: roles and users (paths allowed), in any partition.
+_IAM_PRINCIPAL = re.compile(
+    r"^arn:aws(-[a-z]+)*:iam::\d{12}:(role|user)/([\w+=,.@-]+/)*[\w+=,.@-]+$"
+)
+_STS_SESSION = re.compile(r"^arn:aws(-[a-z]+)*:sts::\d{12}:assumed-role/")
+FIND_YOUR_PRINCIPAL = (
+    "find your own with `aws sts get-caller-identity --query Arn --output text | "
+    "python3 scripts/caller_role_arn.py` and set it with `pulumi config set --path "
+    "'ocm-fleet:eksAdminPrincipals[0]' <arn>`"
+)
+
+
+def stack_scoped_name(stack: str, name: str) -> str:
+    """`<stack>-<name>`, with the characters a stack name may have but cloud names may not
+    (such as '.') turned into '-': the name of cloud resources unique per account and region."""
+    return re.sub(r"[^A-Za-z0-9-]", "-", f"{stack}-{name}")
+
 
 EKS_HUB_REASON = (
     "the hub must run on azure, kind or an existing cluster: EKS does not sign certificate signing "
@@ -100,6 +139,22 @@ class ClusterSpec:
     """existing only: the API server URL other clusters use to reach this one."""
     egress_ips: tuple[str, ...] = ()
     """existing only: the public addresses this cluster's traffic leaves from."""
+    retire: bool = False
+    """Take the cluster out of the fleet (no OCM membership, app, LB upstream or database
+    access) while it and its egress on the hub's API allowlist remain, so that its agent can
+    finish deleting what it carried. Remove the entry on a later run to delete the cluster."""
+    nat_gateways: str = "single"
+    """aws only: `single` (one NAT gateway and Elastic IP) or `perZone` (one per zone)."""
+    physical_name: str | None = None
+    """aws only: the EKS cluster name set explicitly (`physicalName`), e.g. to keep the name of
+    a cluster created before names carried the stack."""
+    cloud_name: str = ""
+    """aws only: the EKS cluster's name, unique per account and region: `physicalName` if set,
+    else `<stack>-<name>`. Other clouds: `name`."""
+
+    def __post_init__(self) -> None:
+        if not self.cloud_name:
+            object.__setattr__(self, "cloud_name", self.name)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,10 +173,44 @@ class FleetConfig:
     """Protect the database volume against deletion and replacement."""
     database_password_rotation: int = 0
     """Bump to generate a new database password for the app and roll it out."""
+    eks_admin_principals: tuple[str, ...] = ()
+    """IAM role or user ARNs with cluster admin on every EKS cluster (required with aws)."""
     all_clusters: tuple[ClusterSpec, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "all_clusters", (self.hub, *self.clusters))
+
+    @property
+    def active_clusters(self) -> tuple[ClusterSpec, ...]:
+        """App clusters in the fleet: OCM members that run the app and serve traffic. Whatever
+        places the app on clusters takes this list, and only this list."""
+        return tuple(c for c in self.clusters if not c.retire)
+
+    @property
+    def retiring_clusters(self) -> tuple[ClusterSpec, ...]:
+        """App clusters on their way out (`retire: true`): still built, and still allowed to
+        reach the hub's API, but no longer members, app carriers or load-balancer upstreams."""
+        return tuple(c for c in self.clusters if c.retire)
+
+    def elastic_ips_by_region(self) -> dict[str, int]:
+        """Elastic IPs the fleet's EKS NAT gateways take, per AWS region."""
+        counts: dict[str, int] = {}
+        for c in self.all_clusters:
+            if c.cloud == "aws":
+                counts[c.region] = counts.get(c.region, 0) + ELASTIC_IPS[c.nat_gateways]
+        return dict(sorted(counts.items()))
+
+    def elastic_ip_warnings(self) -> list[str]:
+        """One message per region whose EKS clusters need more Elastic IPs than AWS grants by
+        default, naming the region and the count."""
+        return [
+            f"AWS region {region}: the EKS clusters need {count} Elastic IPs for NAT gateways, "
+            f"above the default quota of {DEFAULT_ELASTIC_IP_QUOTA} per region. Raise the "
+            "'EC2-VPC Elastic IPs' quota (Service Quotas, L-0263D0A3) before `pulumi up`, or "
+            "use natGateways: single"
+            for region, count in self.elastic_ips_by_region().items()
+            if count > DEFAULT_ELASTIC_IP_QUOTA
+        ]
 
 
 def _fmt(value: Any) -> str:
@@ -149,7 +238,9 @@ def _check_cidr(key: str, value: Any, problems: list[str]) -> str | None:
         return None
 
 
-def _parse_cluster(key: str, raw: Any, problems: list[str], *, is_hub: bool) -> ClusterSpec | None:
+def _parse_cluster(
+    key: str, raw: Any, problems: list[str], *, is_hub: bool, stack: str
+) -> ClusterSpec | None:
     if not isinstance(raw, Mapping):
         problems.append(
             f"{key}: {_fmt(raw)} must be a mapping with at least 'name', 'cloud' and 'region'"
@@ -264,6 +355,46 @@ def _parse_cluster(key: str, raw: Any, problems: list[str], *, is_hub: bool) -> 
                     f"(a {cloud} cluster's value comes from the cloud)"
                 )
 
+    retire = raw.get("retire", False)
+    if not isinstance(retire, bool):
+        problems.append(f"{key}.retire: {_fmt(retire)} must be true or false")
+    elif is_hub and "retire" in raw:
+        problems.append(
+            f"{key}.retire: the hub cannot retire; it carries OCM, the database and the load "
+            "balancer for the whole fleet"
+        )
+
+    nat_gateways = raw.get("natGateways", "single")
+    cloud_name = name if isinstance(name, str) else ""
+    if cloud == "aws":
+        if nat_gateways not in NAT_GATEWAY_MODES:
+            problems.append(
+                f"{key}.natGateways: {_fmt(nat_gateways)} is not one of "
+                f"{', '.join(NAT_GATEWAY_MODES)} (single: one Elastic IP; perZone: one per zone, "
+                "survives the loss of a zone)"
+            )
+        physical = raw.get("physicalName")
+        if physical is not None:
+            if not isinstance(physical, str) or not _EKS_CLUSTER_NAME.fullmatch(physical):
+                problems.append(
+                    f"{key}.physicalName: {_fmt(physical)} is not an EKS cluster name "
+                    "(letters, digits, '-' and '_', starting with a letter or digit)"
+                )
+            cloud_name = physical if isinstance(physical, str) else ""
+        elif isinstance(name, str):
+            cloud_name = stack_scoped_name(stack, name)
+        if len(cloud_name) > MAX_EKS_CLUSTER_NAME:
+            where = "physicalName" if physical is not None else "name"
+            problems.append(
+                f"{key}.{where}: the EKS cluster name {cloud_name!r} (stack {stack!r} and "
+                f"cluster name) is {len(cloud_name)} characters; EKS allows at most "
+                f"{MAX_EKS_CLUSTER_NAME}. Use a shorter stack or cluster name"
+            )
+    elif cloud is not None:
+        for opt in AWS_ONLY_KEYS:
+            if opt in raw:
+                problems.append(f"{key}.{opt}: {_fmt(raw[opt])} is only valid with cloud: aws")
+
     if len(problems) > before:
         return None
     return ClusterSpec(
@@ -277,10 +408,52 @@ def _parse_cluster(key: str, raw: Any, problems: list[str], *, is_hub: bool) -> 
         kubeconfig=raw.get("kubeconfig"),
         api_server_url=api_server_url,
         egress_ips=tuple(egress_ips),
+        retire=retire,
+        nat_gateways=nat_gateways if cloud == "aws" else "single",
+        physical_name=raw.get("physicalName") if cloud == "aws" else None,
+        cloud_name=cloud_name,
     )
 
 
-def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
+def _parse_admin_principals(
+    raw: Any, aws_clusters: list[str], problems: list[str]
+) -> tuple[str, ...]:
+    key = f"{NAMESPACE}:eksAdminPrincipals"
+    if raw is None:
+        if aws_clusters:
+            problems.append(
+                f"{key}: missing; the fleet has aws clusters ({', '.join(aws_clusters)}), and "
+                "every EKS cluster grants cluster admin to exactly the IAM role or user ARNs "
+                f"listed here, never to whoever happens to run Pulumi; {FIND_YOUR_PRINCIPAL}"
+            )
+        return ()
+    if not isinstance(raw, list) or not raw:
+        problems.append(
+            f"{key}: {_fmt(raw)} must be a non-empty list of IAM role or user ARNs such as "
+            f"'arn:aws:iam::123456789012:role/platform-admin'; {FIND_YOUR_PRINCIPAL}"
+        )
+        return ()
+    principals: list[str] = []
+    for i, arn in enumerate(raw):
+        if isinstance(arn, str) and _STS_SESSION.match(arn):
+            problems.append(
+                f"{key}[{i}]: {arn!r} is an STS session, which EKS access entries refuse and "
+                "which changes with every session; give the IAM role ARN instead "
+                "(scripts/caller_role_arn.py turns one into the other)"
+            )
+        elif not isinstance(arn, str) or not _IAM_PRINCIPAL.fullmatch(arn):
+            problems.append(
+                f"{key}[{i}]: {_fmt(arn)} is not an IAM role or user ARN such as "
+                "'arn:aws:iam::123456789012:role/platform-admin'"
+            )
+        elif arn in principals:
+            problems.append(f"{key}[{i}]: {arn!r} is listed twice; EKS allows one entry each")
+        else:
+            principals.append(arn)
+    return tuple(principals)
+
+
+def parse_fleet_config(raw: Mapping[str, Any], *, stack: str = "dev") -> FleetConfig:
     """Validate raw config values (keys without the namespace) into a FleetConfig.
 
     Every problem is collected and raised at once in a FleetConfigError.
@@ -294,7 +467,7 @@ def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
         problems.append(f"{NAMESPACE}:hub: missing; set the main cluster (name, cloud, region)")
         hub = None
     else:
-        hub = _parse_cluster(f"{NAMESPACE}:hub", hub_raw, problems, is_hub=True)
+        hub = _parse_cluster(f"{NAMESPACE}:hub", hub_raw, problems, is_hub=True, stack=stack)
 
     clusters: list[ClusterSpec] = []
     clusters_raw = raw.get("clusters")
@@ -308,9 +481,15 @@ def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
         problems.append(f"{key}: the list is empty; the fleet needs at least one app cluster")
     else:
         for i, item in enumerate(clusters_raw):
-            spec = _parse_cluster(f"{key}[{i}]", item, problems, is_hub=False)
+            spec = _parse_cluster(f"{key}[{i}]", item, problems, is_hub=False, stack=stack)
             if spec:
                 clusters.append(spec)
+
+    if clusters and len(clusters) == len(clusters_raw) and all(c.retire for c in clusters):
+        problems.append(
+            f"{key}: every cluster has retire: true; the fleet needs at least one active app "
+            "cluster (to remove the whole fleet, run `pulumi destroy`)"
+        )
 
     names: dict[str, str] = {}
     raw_names = [(f"{NAMESPACE}:hub.name", hub_raw)]
@@ -373,6 +552,13 @@ def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
             "least 0 (raise it by one to rotate the app's database password)"
         )
 
+    aws_clusters = [
+        c.get("name", f"entry {i}")
+        for i, c in enumerate(clusters_raw if isinstance(clusters_raw, list) else [])
+        if isinstance(c, Mapping) and c.get("cloud") == "aws"
+    ]
+    admins = _parse_admin_principals(raw.get("eksAdminPrincipals"), aws_clusters, problems)
+
     if problems:
         raise FleetConfigError(problems)
     assert hub is not None
@@ -383,6 +569,7 @@ def parse_fleet_config(raw: Mapping[str, Any]) -> FleetConfig:
         ocm_version=ocm_version,
         protect_data=protect_data,
         database_password_rotation=rotation,
+        eks_admin_principals=admins,
     )
 
 
@@ -397,7 +584,7 @@ def load_fleet_config() -> FleetConfig:
         for key in configured
         if key.startswith(prefix) and key[len(prefix) :] not in TOP_LEVEL_KEYS
     }
-    for key in ("hub", "clusters", "apiAllowedCidrs"):
+    for key in ("hub", "clusters", "apiAllowedCidrs", "eksAdminPrincipals"):
         try:
             value = cfg.get_object(key)
         except pulumi.config.ConfigTypeError:
@@ -414,4 +601,4 @@ def load_fleet_config() -> FleetConfig:
         # isdigit() alone admits "²", which int() rejects with a ValueError
         digits = rotation.isascii() and rotation.isdigit()
         raw["databasePasswordRotation"] = int(rotation) if digits else rotation
-    return parse_fleet_config(raw)
+    return parse_fleet_config(raw, stack=pulumi.get_stack())

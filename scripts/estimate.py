@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
 
 import up_model  # noqa: E402
-from harness import Graph, load_stack_config, run_program  # noqa: E402
+from harness import Graph, load_stack_config, run_program, with_admin_principals  # noqa: E402
 
 from components.clusters import aks, eks  # noqa: E402
 from components.config import NAMESPACE, ClusterSpec, FleetConfig, parse_fleet_config  # noqa: E402
@@ -39,6 +39,8 @@ NOT_COUNTED = (
 )
 SERVICE = "kubernetes:core/v1:Service"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+AZURE_DISK_TIERS_GIB = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32767)
+"""Managed disk sizes Azure bills by (Standard and Premium SSD): a disk costs its tier."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def estimate(fleet: FleetConfig, graph: Graph, prices: Mapping[str, Any]) -> Bil
             for r in on_cluster
             if r.type == SERVICE and (r.inputs.get("spec") or {}).get("type") == "LoadBalancer"
         ]
-        volumes_gib = sum(_gib(r) for r in on_cluster if r.type == PVC)
+        volumes = [_gib(r) for r in on_cluster if r.type == PVC]
         count = sum(1 for r in inside if r.type == "aws:ec2/natGateway:NatGateway")
         nodes = f"vm:{spec.node_size}"
         if spec.cloud == "aws":
@@ -148,7 +150,7 @@ def estimate(fleet: FleetConfig, graph: Graph, prices: Mapping[str, Any]) -> Bil
                 spec,
                 "EBS gp3 (node roots, volumes) GiB",
                 "ebsGp3",
-                spec.node_count * eks.ROOT_VOLUME_GIB + volumes_gib,
+                spec.node_count * eks.ROOT_VOLUME_GIB + sum(volumes),
             )
         else:
             pricer.add(spec, "AKS control plane (Free tier)", "aksControlPlaneFree", 1)
@@ -163,13 +165,26 @@ def estimate(fleet: FleetConfig, graph: Graph, prices: Mapping[str, Any]) -> Bil
                 ips + len(balancers),
             )
             pricer.add(spec, "Standard Load Balancer", "standardLoadBalancer", 1)
+            # Managed OS disks of a VM size with premium storage (the `s` sizes) are Premium SSD.
             pricer.add(
                 spec,
-                f"managed OS disks {aks.OS_DISK_SIZE_GB} GiB",
-                f"managedDisk{aks.OS_DISK_SIZE_GB}GiB",
+                f"Premium SSD OS disks {aks.OS_DISK_SIZE_GB} GiB",
+                f"premiumSsd{aks.OS_DISK_SIZE_GB}GiB",
                 spec.node_count,
             )
-            pricer.add(spec, "Standard SSD volumes GiB", "standardSsdGiB", volumes_gib)
+            # Azure bills a managed disk at the size tier it fits in, per month; the default
+            # storage class (managed-csi) makes Standard SSD disks.
+            tiers: dict[int, int] = {}
+            for gib in volumes:
+                tier = next((t for t in AZURE_DISK_TIERS_GIB if t >= gib), AZURE_DISK_TIERS_GIB[-1])
+                tiers[tier] = tiers.get(tier, 0) + 1
+            for tier, count_of_tier in sorted(tiers.items()):
+                pricer.add(
+                    spec,
+                    f"Standard SSD volumes {tier} GiB",
+                    f"standardSsd{tier}GiB",
+                    count_of_tier,
+                )
     return bill
 
 
@@ -248,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     # A stack file may leave the API allowlist to deploy.sh's first run; who may reach the API
     # servers changes no price, so a documentation address stands in for the estimate.
     config.setdefault(f"{NAMESPACE}:apiAllowedCidrs", ["192.0.2.1/32"])
+    # Nor does who is cluster admin: the mocks' caller stands in where deploy.sh would ask.
+    config = with_admin_principals(config)
     fleet = fleet_of(config)
     graph = run_program(config, stack=args.stack)
     prices = load_prices()

@@ -13,7 +13,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ROOT, Graph, fake_kubeconfig, load_stack_config, run_program
+from harness import (
+    ROOT,
+    Graph,
+    fake_kubeconfig,
+    load_stack_config,
+    run_program,
+    with_admin_principals,
+)
 
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference" / "ocm-v1.3.1"
 
@@ -23,11 +30,12 @@ FIRST_RUN_API_CIDRS = ["203.0.113.7/32"]
 
 
 def dev_config() -> dict[str, Any]:
-    """The config of the dev stack as Pulumi.dev.yaml has it, plus the apiAllowedCidrs that
-    deploy.sh fills in on a first run (the file ships without them)."""
+    """The config of the dev stack as Pulumi.dev.yaml has it, plus what deploy.sh fills in on
+    a first run (the file ships without them): apiAllowedCidrs and, for its aws cluster,
+    eksAdminPrincipals (the caller's role)."""
     config = load_stack_config(ROOT / "Pulumi.dev.yaml")
     config.setdefault("ocm-fleet:apiAllowedCidrs", FIRST_RUN_API_CIDRS)
-    return config
+    return with_admin_principals(config)
 
 
 def existing_kubeconfig() -> str:
@@ -40,6 +48,10 @@ def existing_kubeconfig() -> str:
 
 def large_config() -> dict[str, Any]:
     """Seven app clusters: six on both clouds in six regions, and one existing cluster."""
+    return with_admin_principals(_large_config())
+
+
+def _large_config() -> dict[str, Any]:
     return {
         "ocm-fleet:hub": {"name": "main", "cloud": "azure", "region": "westeurope"},
         "ocm-fleet:clusters": [

@@ -48,6 +48,7 @@ class StandInCluster:
         self.name, self.address, self.port = name, address, port
         self.healthy = True
         self.silent = False  # accepts connections, never answers (a wedged app)
+        self.failing_requests = False  # users get 500s while its health check still passes
         self.served = 0  # proxied requests (health checks carry no X-Forwarded-For)
         self.posts = 0
         cluster = self
@@ -57,9 +58,12 @@ class StandInCluster:
                 if cluster.silent:
                     time.sleep(30)
                     return
-                if self.headers.get("X-Forwarded-For"):
+                proxied = bool(self.headers.get("X-Forwarded-For"))
+                if proxied:
                     cluster.served += 1
                 status = 200 if cluster.healthy else 503
+                if proxied and cluster.failing_requests:
+                    status = 500
                 body = f'{{"cluster": "{cluster.name}"}}'.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

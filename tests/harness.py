@@ -6,6 +6,8 @@ import base64
 import contextvars
 import json
 import runpy
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -46,6 +48,12 @@ def fake_kubeconfig(server: str) -> str:
         }
     )
 
+
+MOCK_CALLER_ROLE = "arn:aws:iam::123456789012:role/deployer"
+"""The IAM role the mocks answer `aws sts get-caller-identity` with (through an STS session)."""
+ORGANIZATION = "organization"
+"""The organization a DIY backend reports: stacks are `organization/<project>/<stack>`."""
+_DEFAULT = object()
 
 CLUSTER_COMPONENT_TYPES = {
     "ocm-fleet:index:EksCluster",
@@ -105,6 +113,8 @@ class Graph:
     stack_outputs: dict[str, Any] = field(default_factory=dict)
     stack_wire_outputs: dict[str, Any] = field(default_factory=dict)
     logs: list[str] = field(default_factory=list)
+    reads: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    """Resources read rather than registered (type, name, inputs), e.g. StackReferences."""
 
     @property
     def by_urn(self) -> dict[str, Registered]:
@@ -237,8 +247,18 @@ def _clean_wire(value: Any) -> Any:
 class FleetMocks(Mocks):
     """Realistic cloud outputs by type token; in preview, what the cloud computes is unknown."""
 
-    def __init__(self, preview: bool):
+    def __init__(
+        self,
+        preview: bool,
+        *,
+        caller_arn: str = MOCK_CALLER_ROLE,
+        previous_outputs: Mapping[str, Any] | None = None,
+    ):
         self.preview = preview
+        self.caller_arn = caller_arn
+        """The IAM principal behind the STS session the program runs as."""
+        self.previous_outputs = dict(previous_outputs or {})
+        """The stack's outputs from its last run, as a StackReference to it reads them."""
         # Kubernetes providers of kind clusters (API server on the host's loopback): their
         # load balancers are cloud-provider-kind's proxy containers on the kind network.
         self.kind_providers: set[str] = set()
@@ -253,6 +273,9 @@ class FleetMocks(Mocks):
         state = dict(args.inputs)
         t, name = args.typ, args.name
         c = self._computed
+        if t == "pulumi:pulumi:StackReference":
+            # A read of state the backend already holds: known in preview as well.
+            return (args.resource_id, {**state, "outputs": self.previous_outputs})
         ip = f"198.51.100.{n % 250 + 1}"
         # AWS values derive from the resource name, not the registration counter: resources
         # register concurrently, and two runs must produce the same inputs downstream.
@@ -348,13 +371,15 @@ class FleetMocks(Mocks):
             region = "eu-west-1"
             return {"names": [f"{region}{z}" for z in "abc"], "zoneIds": ["a", "b", "c"]}
         if tok == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {
-                "accountId": "123456789012",
-                "arn": "arn:aws:iam::123456789012:role/deployer",
-                "userId": "AIDAEXAMPLE",
-            }
+            arn = self.caller_arn
+            if ":role/" in arn:
+                # A role runs as an STS session, whose ARN drops the role's path.
+                account, role = arn.split(":role/")
+                role_name = role.rsplit("/", 1)[-1]
+                arn = f"{account.replace(':iam::', ':sts::')}:assumed-role/{role_name}/pulumi"
+            return {"accountId": "123456789012", "arn": arn, "userId": "AROAEXAMPLE:pulumi"}
         if tok == "aws:iam/getSessionContext:getSessionContext":
-            return {"issuerArn": "arn:aws:iam::123456789012:role/deployer"}
+            return {"issuerArn": self.caller_arn, "sessionName": "pulumi-session"}
         if tok == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com"}
         if tok == "azure-native:containerservice:listManagedClusterAdminCredentials":
@@ -396,6 +421,12 @@ class RecordingMonitor(MockMonitor):
         super().__init__(mocks)
         self.graph = graph
 
+    def ReadResource(self, request):
+        response = super().ReadResource(request)
+        inputs = rpc.deserialize_properties(request.properties, keep_unknowns=True)
+        self.graph.reads.append((request.type, request.name, _plain(inputs)))
+        return response
+
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
@@ -419,6 +450,11 @@ class RecordingMonitor(MockMonitor):
             },
             "version": request.version,
             "pluginDownloadURL": request.pluginDownloadURL,
+            # Alias specs as the engine receives them: {"name": ..., "type": ..., ...}.
+            "aliases": [
+                json_format.MessageToDict(a.spec) if a.HasField("spec") else {"urn": a.urn}
+                for a in request.aliases
+            ],
         }
         self.graph.resources.append(
             Registered(
@@ -477,6 +513,34 @@ def config_values(config: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def _has_aws_cluster(config: Mapping[str, Any]) -> bool:
+    clusters = config.get(f"{PROJECT}:clusters", config.get("clusters"))
+    if isinstance(clusters, str):
+        try:
+            clusters = json.loads(clusters)
+        except ValueError:
+            return False
+    return isinstance(clusters, list) and any(
+        isinstance(c, Mapping) and c.get("cloud") == "aws" for c in clusters
+    )
+
+
+def with_admin_principals(config: Mapping[str, Any], principals: Any = _DEFAULT) -> dict:
+    """`config` with `eksAdminPrincipals` set where the fleet has aws clusters and the config
+    does not say: the mock caller's role, as `scripts/deploy.sh` writes on a first run.
+    `principals=None` leaves the key out."""
+    out = dict(config)
+    key = f"{PROJECT}:eksAdminPrincipals"
+    if principals is None or key in out or "eksAdminPrincipals" in out:
+        return out
+    if principals is _DEFAULT:
+        if not _has_aws_cluster(out):
+            return out
+        principals = [MOCK_CALLER_ROLE]
+    out[key] = principals
+    return out
+
+
 def run_program(
     config: Mapping[str, Any],
     *,
@@ -484,22 +548,29 @@ def run_program(
     stack: str = "dev",
     program: Callable[[], Any] | None = None,
     graph: Graph | None = None,
+    admin_principals: Any = _DEFAULT,
+    caller_arn: str = MOCK_CALLER_ROLE,
+    previous_outputs: Mapping[str, Any] | None = None,
 ) -> Graph:
     """Run `__main__.py` (or `program`) once under mocks, in a fresh Pulumi runtime context.
 
     Raises whatever the program raises (e.g. a FleetConfigError); pass `graph` to inspect
-    what was registered before the raise.
+    what was registered before the raise. `admin_principals` sets `eksAdminPrincipals` when
+    the config lacks it (default: the mock caller's role if the fleet has aws; None: unset);
+    `caller_arn` is who runs the program; `previous_outputs` are the stack's last outputs.
     """
     graph = Graph() if graph is None else graph
+    config = with_admin_principals(config, admin_principals)
 
     def _run() -> None:
-        mocks = FleetMocks(preview)
+        mocks = FleetMocks(preview, caller_arn=caller_arn, previous_outputs=previous_outputs)
         monitor = RecordingMonitor(mocks, graph)
         pulumi.runtime.mocks.set_mocks(
             mocks,
             project=PROJECT,
             stack=stack,
             preview=preview,
+            organization=ORGANIZATION,
             monitor=monitor,
             logger=_LogCapture(graph),  # type: ignore[arg-type]
         )
@@ -510,6 +581,37 @@ def run_program(
 
     contextvars.Context().run(_run)
     return graph
+
+
+def failure_of(code: str) -> str | None:
+    """The error `code` (Python, run with tests/ importable) fails with, or None, from a
+    fresh interpreter.
+
+    A run that fails inside an apply leaves work pending in the SDK's process-wide state,
+    which the next run in the same process would pick up and fail with; a process of its
+    own keeps that state away from every other test.
+    """
+    wrapper = (
+        "import sys\n"
+        f"sys.path[:0] = [{str(ROOT / 'tests')!r}, {str(ROOT)!r}]\n"
+        "try:\n"
+        + "".join(f"    {line}\n" for line in code.strip().splitlines())
+        + "except BaseException as err:\n"
+        "    print('FAILED:', type(err).__name__ + ':', err)\n"
+        "else:\n"
+        "    print('SUCCEEDED')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", wrapper], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    verdicts = [
+        line for line in done.stdout.splitlines() if line.startswith(("FAILED:", "SUCCEEDED"))
+    ]
+    assert verdicts, (
+        f"the isolated run reported nothing: {done.stdout[-2000:]}{done.stderr[-2000:]}"
+    )
+    verdict = verdicts[-1]
+    return None if verdict == "SUCCEEDED" else verdict.removeprefix("FAILED: ")
 
 
 def load_stack_config(path: Path) -> dict[str, Any]:

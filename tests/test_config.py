@@ -23,8 +23,8 @@ from components.config import (
 )
 
 KNOWN_KEYS = (
-    "apiServerUrl, cloud, context, egressIps, kubeconfig, kubernetesVersion, name, nodeCount, "
-    "nodeSize, region"
+    "apiServerUrl, cloud, context, egressIps, kubeconfig, kubernetesVersion, name, natGateways, "
+    "nodeCount, nodeSize, physicalName, region, retire"
 )
 
 VALID: dict[str, Any] = {
@@ -34,6 +34,7 @@ VALID: dict[str, Any] = {
         {"name": "app-azure", "cloud": "azure", "region": "westeurope"},
     ],
     "apiAllowedCidrs": ["203.0.113.0/24"],
+    "eksAdminPrincipals": ["arn:aws:iam::123456789012:role/platform-admin"],
 }
 
 EXISTING: dict[str, Any] = {
@@ -584,9 +585,10 @@ def test_every_problem_is_reported_in_one_error():
         "ocm-fleet:ocmVersion: 'v1.3.1' must be an OCM release",
         "ocm-fleet:protectData: 'yes' must be true or false",
         "ocm-fleet:databasePasswordRotation: -1 must be an integer of at least 0",
+        "ocm-fleet:eksAdminPrincipals: missing; the fleet has aws clusters (App)",
     ]
     with pytest.raises(
-        FleetConfigError, match=r"\(12 problems\); fix Pulumi\.<stack>\.yaml"
+        FleetConfigError, match=r"\(13 problems\); fix Pulumi\.<stack>\.yaml"
     ) as info:
         parse_fleet_config(raw)
     problems = info.value.problems
@@ -624,6 +626,8 @@ def test_minimal_config_gets_the_documented_defaults():
                 node_count=2,
                 node_size="t3.large",
                 kubernetes_version="1.35",
+                nat_gateways="single",
+                cloud_name="dev-app-aws",
             ),
             ClusterSpec(
                 name="app-azure",
@@ -638,6 +642,7 @@ def test_minimal_config_gets_the_documented_defaults():
         ocm_version="1.3.1",
         protect_data=False,
         database_password_rotation=0,
+        eks_admin_principals=("arn:aws:iam::123456789012:role/platform-admin",),
     )
     assert fleet.ocm_version == "1.3.1"
     assert fleet.protect_data is False

@@ -198,7 +198,9 @@ def resolve_all_images(root: Path, *, unresolved: tuple[str, ...] = ()) -> None:
     path.write_text(yaml.safe_dump({"images": entries}))
 
 
-def deploy(project: Path, *args: str, fresh: bool = False, **env: str) -> Run:
+def deploy(
+    project: Path, *args: str, fresh: bool = False, answers: str | None = None, **env: str
+) -> Run:
     """Run deploy.sh; `fresh`: neither pulumi nor kind is installed."""
     work = project.parent
     bin_dir = work / "bin"
@@ -235,15 +237,36 @@ def deploy(project: Path, *args: str, fresh: bool = False, **env: str) -> Run:
         "PULUMI_CONFIG_PASSPHRASE": "test-only",
         **env,
     }
-    done = subprocess.run(
-        ["bash", str(project / "scripts" / "deploy.sh"), *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
+    if answers is None:
+        done = subprocess.run(
+            ["bash", str(project / "scripts" / "deploy.sh"), *args],
+            env=full_env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+            check=False,
+        )
+    else:
+        # A terminal on stdin, with the answers typed ahead, one per line.
+        import pty
+
+        primary, terminal = pty.openpty()
+        try:
+            os.write(primary, answers.encode())
+            with open(terminal, "rb", closefd=False) as stdin:
+                done = subprocess.run(
+                    ["bash", str(project / "scripts" / "deploy.sh"), *args],
+                    env=full_env,
+                    capture_output=True,
+                    text=True,
+                    stdin=stdin,
+                    timeout=120,
+                    check=False,
+                )
+        finally:
+            os.close(primary)
+            os.close(terminal)
     return Run(done.returncode, done.stdout, done.stderr, log.read_text().splitlines(), project)
 
 
@@ -499,3 +522,33 @@ def test_allowing_unresolved_images_tells_the_policy_pack_too(project):
     assert run.ran(f"pulumi preview --stack local {config}"), "\n".join(run.log)
     assert run.ran(f"pulumi up --stack local --yes {config}")
     assert "mariadb:11.4.8" in run.stdout, "the images deployed by tag are listed"
+
+
+OPEN_STACK = (
+    "config:\n  ocm-fleet:hub: {name: main, cloud: azure, region: westeurope}\n"
+    "  ocm-fleet:clusters:\n    - {name: app, cloud: azure, region: westeurope}\n"
+    "  ocm-fleet:apiAllowedCidrs:\n    - 0.0.0.0/0\n"
+)
+
+
+@pytest.mark.parametrize(("answer", "replaced"), [("y", True), ("n", False)])
+def test_an_open_api_is_replaced_by_the_callers_address_only_when_accepted(
+    project, answer, replaced
+):
+    write_stack(project, "open", OPEN_STACK)
+    # First answer: the address; second: the question before `up`.
+    run = deploy(project, "open", answers=f"{answer}\ny\n", AZ_OK="1")
+    assert f"Allow only your address, {CALLER_ADDRESS}/32, instead?" in run.stderr
+    setting = (
+        f"pulumi config set --stack open --path ocm-fleet:apiAllowedCidrs[0] {CALLER_ADDRESS}/32"
+    )
+    if replaced:
+        assert run.code == 0, run.stderr
+        assert run.index("pulumi config rm --stack open ocm-fleet:apiAllowedCidrs") < run.index(
+            setting
+        )
+        assert run.index(setting) < run.index("pulumi preview")
+    else:
+        assert run.code == 1
+        assert "refusing to deploy API servers open to 0.0.0.0/0" in run.stderr
+        assert run.installs == [], "refused before anything was installed"

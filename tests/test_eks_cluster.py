@@ -41,13 +41,25 @@ def spec(name: str = "app-ie", region: str = "eu-west-1", **kw) -> ClusterSpec:
     return ClusterSpec(name=name, cloud="aws", region=region, node_size="t3.large", **kw)
 
 
-def build(*specs: ClusterSpec, preview: bool = False) -> Graph:
+ADMINS = (harness.MOCK_CALLER_ROLE,)
+
+
+def build(
+    *specs: ClusterSpec,
+    preview: bool = False,
+    admins: tuple[str, ...] = ADMINS,
+    caller: str = harness.MOCK_CALLER_ROLE,
+) -> Graph:
     def program() -> None:
         for s in specs or (spec(),):
-            cluster = EksCluster(s.name, EksClusterArgs(spec=s, api_allowed_cidrs=ALLOWED))
+            cluster = EksCluster(
+                s.name,
+                EksClusterArgs(spec=s, api_allowed_cidrs=ALLOWED, admin_principals=admins),
+            )
             pulumi.export(f"{s.name}-egress", cluster.egress_cidrs)
+            pulumi.export(f"{s.name}-kubeconfig", cluster.kubeconfig)
 
-    return run_program({}, preview=preview, program=program)
+    return run_program({}, preview=preview, program=program, caller_arn=caller)
 
 
 _GRAPHS: dict[bool, Graph] = {}
@@ -100,8 +112,9 @@ def test_one_cluster_has_a_complete_network_and_control_plane(preview):
         assert len(zones) >= 2, f"subnets of app-ie span only the zones {zones}"
     nats, eips = g.of_type(T_NAT), g.of_type(T_EIP)
     public = [s for s in subnets if s.inputs["tags"].get("kubernetes.io/role/elb") == "1"]
-    assert len(nats) == len(eips) == len(public) >= 2, (
-        f"app-ie needs one NAT gateway and Elastic IP per zone: {nats} {eips} {public}"
+    assert len(nats) == len(eips) == 1, (
+        f"app-ie (natGateways: single, the default) needs one NAT gateway and Elastic IP: "
+        f"{nats} {eips}"
     )
     for nat in nats:
         assert pdeps(nat, "allocationId") & {e.urn for e in eips}, f"{nat} has no Elastic IP"
@@ -397,3 +410,142 @@ def test_two_runs_declare_identical_inputs(preview):
 )
 def test_node_ami_matches_the_instance_architecture(instance_type, ami_type):
     assert ami_type_for(instance_type) == ami_type
+
+
+# --- NAT gateways and Elastic IPs -----------------------------------------------------------
+
+
+def private_routes(g: Graph) -> dict[str, set[str]]:
+    """Private route name -> the NAT gateway URNs it depends on."""
+    return {
+        r.name: pdeps(r, "natGatewayId")
+        for r in g.of_type("aws:ec2/route:Route")
+        if "-private-" in r.name
+    }
+
+
+@MODES
+def test_single_nat_gateway_serves_every_private_subnet(preview):
+    g = graph_for(preview)
+    (nat,) = g.of_type(T_NAT)
+    routes = private_routes(g)
+    assert len(routes) == 3, f"one default route per private subnet of app-ie: {routes}"
+    for route, nats in routes.items():
+        assert nats == {nat.urn}, f"{route} must go through the one NAT gateway {nat.name}"
+
+
+@MODES
+def test_per_zone_nat_gateways_give_each_zone_its_own(preview):
+    g = build(spec(nat_gateways="perZone"), preview=preview)
+    nats = {n.name: n.urn for n in g.of_type(T_NAT)}
+    assert sorted(nats) == ["app-ie-nat-0", "app-ie-nat-1", "app-ie-nat-2"]
+    assert len(g.of_type(T_EIP)) == 3, "natGateways: perZone takes three Elastic IPs"
+    for i in range(3):
+        assert private_routes(g)[f"app-ie-private-{i}-default"] == {nats[f"app-ie-nat-{i}"]}, (
+            f"private subnet {i} of app-ie must route through the NAT gateway of its own zone"
+        )
+
+
+def test_single_and_per_zone_keep_the_first_gateways_name():
+    """Switching modes keeps app-ie-nat-0 (and its Elastic IP): only the others come and go."""
+    single = {r.urn for r in graph_for(False).of_type(T_NAT)}
+    per_zone = {r.urn for r in build(spec(nat_gateways="perZone")).of_type(T_NAT)}
+    assert single < per_zone
+
+
+# --- names carry the stack ------------------------------------------------------------------
+
+
+@MODES
+def test_cluster_name_kms_alias_and_subnet_tags_use_the_cloud_name(preview):
+    g = build(spec(cloud_name="prod-app-ie"), preview=preview)
+    assert one(g, T_CLUSTER).inputs["name"] == "prod-app-ie"
+    assert one(g, "aws:kms/alias:Alias").inputs["name"] == "alias/ocm-fleet/prod-app-ie-secrets"
+    for s in g.of_type(T_SUBNET):
+        assert s.inputs["tags"].get("kubernetes.io/cluster/prod-app-ie") == "shared", s
+    # Resource names (URNs) stay those of the entry: nothing else is renamed.
+    assert one(g, T_CLUSTER).name == "app-ie-eks"
+
+
+def test_iam_roles_are_auto_named_so_stacks_cannot_collide():
+    for role in graph_for(False).of_type(T_ROLE):
+        assert "name" not in role.inputs and "namePrefix" not in role.inputs, (
+            f"{role} must be auto-named by Pulumi (a random suffix per stack), not named"
+        )
+
+
+# --- cluster admins from config -------------------------------------------------------------
+
+OTHER = "arn:aws:iam::123456789012:role/ci/github-actions"
+T_ENTRY = "aws:eks/accessEntry:AccessEntry"
+T_ASSOC = "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"
+
+
+@MODES
+def test_every_listed_principal_gets_an_admin_access_entry(preview):
+    g = build(admins=(harness.MOCK_CALLER_ROLE, OTHER), preview=preview)
+    entries = {e.inputs["principalArn"]: e for e in g.of_type(T_ENTRY)}
+    assert set(entries) == {harness.MOCK_CALLER_ROLE, OTHER}
+    for principal, entry in entries.items():
+        (assoc,) = [a for a in g.of_type(T_ASSOC) if entry.urn in pdeps(a, "principalArn")]
+        assert assoc.inputs["policyArn"].endswith("/AmazonEKSClusterAdminPolicy"), principal
+        assert assoc.inputs["accessScope"] == {"type": "cluster"}, principal
+
+
+def test_the_first_principal_takes_over_the_former_deployer_entry():
+    """EKS refuses a second entry for one principal and Pulumi creates before it deletes: the
+    entry of a stack made before eksAdminPrincipals must move, not be created anew."""
+    g = build(admins=(harness.MOCK_CALLER_ROLE, OTHER))
+    first = next(
+        e for e in g.of_type(T_ENTRY) if e.inputs["principalArn"] == harness.MOCK_CALLER_ROLE
+    )
+    second = next(e for e in g.of_type(T_ENTRY) if e.inputs["principalArn"] == OTHER)
+    assert [a.get("name") for a in first.options["aliases"]] == ["app-ie-deployer"], first
+    assert second.options["aliases"] == [], f"{second} must be a new entry"
+    assoc = next(a for a in g.of_type(T_ASSOC) if first.urn in pdeps(a, "principalArn"))
+    assert [a.get("name") for a in assoc.options["aliases"]] == ["app-ie-deployer-admin"]
+    for alias in [*first.options["aliases"], *assoc.options["aliases"]]:
+        # An empty parentUrn without noParent is "the resource's current parent" (the SDK's
+        # reading of Alias(name=...)): the EksCluster component, as the old entry had.
+        assert not alias.get("noParent") and alias.get("parentUrn", "") in ("", first.parent), (
+            f"alias {alias} must keep the parent the old entry had (the EksCluster component)"
+        )
+        assert alias.get("type", "") in ("", first.type, assoc.type), alias
+
+
+def test_reordering_principals_keeps_every_entrys_name():
+    a = {e.urn for e in build(admins=(harness.MOCK_CALLER_ROLE, OTHER)).of_type(T_ENTRY)}
+    b = {e.urn for e in build(admins=(OTHER, harness.MOCK_CALLER_ROLE)).of_type(T_ENTRY)}
+    assert a == b, "an entry's name must follow its principal, not its position in the list"
+
+
+@MODES
+def test_a_listed_caller_runs_through(preview):
+    g = build(admins=(OTHER, harness.MOCK_CALLER_ROLE), preview=preview)
+    kubeconfig = g.stack_outputs["app-ie-kubeconfig"]
+    assert preview or "get-token" in kubeconfig
+
+
+@MODES
+def test_an_unlisted_caller_gets_an_error_naming_the_key(preview):
+    error = harness.failure_of(
+        "from test_eks_cluster import OTHER, build\n"
+        f"build(admins=(OTHER,), caller={harness.MOCK_CALLER_ROLE!r}, preview={preview})"
+    )
+    assert error is not None, "a run by a principal not in eksAdminPrincipals must fail"
+    assert error.startswith("AdminPrincipalError: ocm-fleet:eksAdminPrincipals: this run is made")
+    assert harness.MOCK_CALLER_ROLE in error and OTHER in error, error
+
+
+def test_the_caller_check_compares_the_role_not_the_session():
+    """The mocks answer getCallerIdentity with an STS session of a role with a path; the
+    check must see the role ARN (with its path), which is what is listed."""
+    code = "from test_eks_cluster import OTHER, build\nbuild(admins=(OTHER,), caller=OTHER)"
+    assert harness.failure_of(code) is None
+
+
+def test_the_kubernetes_provider_waits_for_the_caller_check():
+    g = graph_for(False)
+    provider = one(g, T_K8S)
+    assert harness.is_secret(provider.wire_inputs["kubeconfig"])
+    assert g.depends_on(provider, one(g, T_CLUSTER))

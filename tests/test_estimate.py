@@ -7,7 +7,7 @@ import sys
 
 import pytest
 from conftest import dev_config, large_config
-from harness import ROOT, run_program
+from harness import MOCK_CALLER_ROLE, ROOT, run_program
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -37,8 +37,8 @@ PRICES = {
                 "vm:Standard_D4s_v5": {"usd": 0.2, "per": "hour"},
                 "standardPublicIp": {"usd": 0.005, "per": "hour"},
                 "standardLoadBalancer": {"usd": 0.025, "per": "hour"},
-                "managedDisk128GiB": {"usd": 20, "per": "month"},
-                "standardSsdGiB": {"usd": 0.1, "per": "GiB-month"},
+                "premiumSsd128GiB": {"usd": 20, "per": "month"},
+                "standardSsd32GiB": {"usd": 2, "per": "month"},
             }
         },
     },
@@ -47,10 +47,17 @@ PRICES = {
 KNOWN_FLEET = {
     "ocm-fleet:hub": {"name": "main", "cloud": "azure", "region": "westeurope"},
     "ocm-fleet:clusters": [
-        {"name": "east", "cloud": "aws", "region": "us-east-1", "nodeCount": 3},
+        {
+            "name": "east",
+            "cloud": "aws",
+            "region": "us-east-1",
+            "nodeCount": 3,
+            "natGateways": "perZone",
+        },
         {"name": "west", "cloud": "azure", "region": "westeurope"},
     ],
     "ocm-fleet:apiAllowedCidrs": ["203.0.113.0/24"],
+    "ocm-fleet:eksAdminPrincipals": [MOCK_CALLER_ROLE],
 }
 
 
@@ -76,16 +83,16 @@ def test_the_bill_of_a_known_fleet_item_by_item(known_bill):
         ("west", "node VMs Standard_D4s_v5"): 400.0,
         ("west", "Standard public IPs (egress, Services)"): 10.0,
         ("west", "Standard Load Balancer"): 25.0,
-        ("west", "managed OS disks 128 GiB"): 40.0,
+        ("west", "Premium SSD OS disks 128 GiB"): 40.0,
         # The hub: as above with the public entry's, the database's and the metrics
-        # receiver's Services (4 IPs) and the database's 20 GiB volume: 400 + 20 + 25 + 40 + 2
-        # = 487
+        # receiver's Services (4 IPs) and the database's 20 GiB volume, billed as a 32 GiB
+        # disk: 400 + 20 + 25 + 40 + 2 = 487
         ("main", "AKS control plane (Free tier)"): 0.0,
         ("main", "node VMs Standard_D4s_v5"): 400.0,
         ("main", "Standard public IPs (egress, Services)"): 20.0,
         ("main", "Standard Load Balancer"): 25.0,
-        ("main", "managed OS disks 128 GiB"): 40.0,
-        ("main", "Standard SSD volumes GiB"): 2.0,
+        ("main", "Premium SSD OS disks 128 GiB"): 40.0,
+        ("main", "Standard SSD volumes 32 GiB"): 2.0,
     }
     assert (known_bill.of("east"), known_bill.of("west"), known_bill.of("main")) == (
         615.0,

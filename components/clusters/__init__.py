@@ -12,6 +12,7 @@ from components.clusters.eks import EksCluster, EksClusterArgs
 from components.clusters.existing import ExistingCluster, ExistingClusterArgs, LocalKubeconfig
 from components.clusters.kind import KindCluster, KindClusterArgs, KindLoadBalancer
 from components.config import ClusterSpec, FleetConfig
+from components.lifecycle.previous_run import PreviousRun
 
 
 def kind_load_balancer(fleet: FleetConfig) -> KindLoadBalancer | None:
@@ -27,13 +28,21 @@ def build_cluster(
     local_kubeconfigs: Mapping[str, LocalKubeconfig],
     extra_api_cidrs: pulumi.Input[Sequence[str]] = (),
     local_load_balancer: KindLoadBalancer | None = None,
+    previous_run: PreviousRun | None = None,
 ) -> FleetCluster:
     """The cluster component for `spec`. `extra_api_cidrs` also reach its API server where the
     cloud manages an allowlist (AKS; the EKS public endpoint is for operators only).
-    `local_load_balancer` is the host's cloud-provider-kind, needed by kind clusters."""
+    `local_load_balancer` is the host's cloud-provider-kind, needed by kind clusters.
+    `previous_run` guards an EKS cluster's name against a change that would replace it."""
     if spec.cloud == "aws":
         return EksCluster(
-            spec.name, EksClusterArgs(spec=spec, api_allowed_cidrs=fleet.api_allowed_cidrs)
+            spec.name,
+            EksClusterArgs(
+                spec=spec,
+                api_allowed_cidrs=fleet.api_allowed_cidrs,
+                admin_principals=fleet.eks_admin_principals,
+                cloud_name=previous_run.cloud_name(spec) if previous_run else None,
+            ),
         )
     if spec.cloud == "azure":
         return AksCluster(

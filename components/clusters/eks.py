@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -13,12 +15,12 @@ import pulumi_aws as aws
 
 from components._kubeconfig import exec_kubeconfig
 from components.clusters._base import FleetCluster
-from components.config import ClusterSpec
+from components.config import ELASTIC_IPS, ClusterSpec
 
 EKS_CLUSTER_TYPE = "ocm-fleet:index:EksCluster"
 
 ZONE_COUNT = 3
-"""Availability zones the VPC spans: one public subnet, private subnet and NAT gateway each."""
+"""Availability zones the VPC spans: one public and one private subnet each."""
 
 VPC_CIDR = ipaddress.ip_network("10.0.0.0/16")
 # Pods take their IPs from the private subnets (VPC CNI), hence /19s there and /24s in public.
@@ -84,14 +86,62 @@ def _trust_policy(service: str, actions: list[str]) -> str:
     )
 
 
+class AdminPrincipalError(pulumi.RunError):
+    """The identity running Pulumi is not one of `eksAdminPrincipals`."""
+
+
+def access_entry_role(principal_arn: str) -> str:
+    """The role part of an admin access entry's resource name: stable for a principal wherever
+    it appears in the list, so reordering `eksAdminPrincipals` changes nothing."""
+    return f"admin-{hashlib.sha256(principal_arn.encode()).hexdigest()[:8]}"
+
+
+def check_caller_is_admin(issuer_arn: str, principals: Sequence[str]) -> str:
+    """Refuse to go on as an identity the clusters do not admit: every object on them would
+    fail with 401 Unauthorized, deep into the run, instead of with this message."""
+    if issuer_arn not in principals:
+        raise AdminPrincipalError(
+            f"ocm-fleet:eksAdminPrincipals: this run is made by {issuer_arn}, which is not "
+            f"listed ({', '.join(principals)}), so the EKS clusters would refuse it (401). "
+            "Run as one of the listed principals, or add this one to ocm-fleet:"
+            "eksAdminPrincipals in a run by a listed one"
+        )
+    return issuer_arn
+
+
 @dataclass(frozen=True, kw_only=True)
 class EksClusterArgs:
     """Inputs of an EksCluster."""
 
     spec: ClusterSpec
-    """The validated cluster config (cloud `aws`): name, region, node count and size, version."""
+    """The validated cluster config (cloud `aws`): name, region, node count and size, version,
+    NAT gateway mode and the EKS cluster name (`spec.cloud_name`)."""
     api_allowed_cidrs: tuple[str, ...]
     """CIDRs allowed to reach the public API endpoint; everything else is refused."""
+    admin_principals: tuple[str, ...] = field(default=())
+    """IAM role or user ARNs given cluster admin through access entries (`eksAdminPrincipals`).
+    The first takes over the access entry that stacks from before this key gave the caller."""
+    cloud_name: pulumi.Input[str] | None = None
+    """The EKS cluster name once checked against the stack's history (see
+    `lifecycle.previous_run`); default `spec.cloud_name`."""
+
+
+@dataclass
+class _Network:
+    vpc: aws.ec2.Vpc
+    private_subnet_ids: list[pulumi.Output[str]]
+    eips: list[aws.ec2.Eip]
+    carriers: list[pulumi.Resource]
+    """Everything that carries the nodes' traffic: gateways, routes, associations."""
+
+
+@dataclass
+class _Identity:
+    cluster_role: aws.iam.Role
+    cluster_role_ready: list[pulumi.Resource]
+    node_role: aws.iam.Role
+    node_role_ready: list[pulumi.Resource]
+    key: aws.kms.Key
 
 
 class EksCluster(FleetCluster):
@@ -100,24 +150,27 @@ class EksCluster(FleetCluster):
     Creates:
     - an `aws.Provider` for `spec.region`, tagging every resource with the cluster's name;
     - a VPC over three availability zones: public and private subnets (with the ELB role tags),
-      an internet gateway, one NAT gateway with an Elastic IP per zone, and route tables;
+      an internet gateway, NAT gateways with Elastic IPs (one, or one per zone with
+      `natGateways: perZone`), and route tables;
     - IAM roles for the control plane and the nodes, with only the AWS managed policies EKS
       requires;
     - a KMS key (rotated yearly) and alias for envelope encryption of Kubernetes Secrets;
-    - the EKS cluster: access entries only (API mode), all control-plane log types, private
-      endpoint on, public endpoint limited to `api_allowed_cidrs`;
-    - an access entry with cluster-admin for the IAM principal running Pulumi;
+    - the EKS cluster, named `spec.cloud_name` (the stack and the entry's name): access entries
+      only (API mode), all control-plane log types, private endpoint on, public endpoint
+      limited to `api_allowed_cidrs`;
+    - an access entry with cluster-admin for each of `admin_principals`;
     - a managed node group in the private subnets, through a launch template that requires
       IMDSv2 and encrypts the root volume;
     - the add-ons vpc-cni, kube-proxy, eks-pod-identity-agent, coredns and aws-ebs-csi-driver,
       the last with its IAM role through EKS Pod Identity;
-    - the Kubernetes provider, from an `aws eks get-token` kubeconfig.
+    - the Kubernetes provider, from an `aws eks get-token` kubeconfig, usable only once the
+      identity running Pulumi is known to be one of `admin_principals`.
     """
 
     vpc_id: pulumi.Output[str]
     """The cluster's VPC."""
     cluster_name: pulumi.Output[str]
-    """The EKS cluster name (equal to `spec.name`)."""
+    """The EKS cluster name (`spec.cloud_name`)."""
     aws_provider: aws.Provider
     """The AWS provider for the cluster's region; use it for any further AWS resource."""
 
@@ -126,33 +179,62 @@ class EksCluster(FleetCluster):
     ) -> None:
         super().__init__(EKS_CLUSTER_TYPE, name, None, opts)
         self.spec = args.spec
-        spec = args.spec
-        tags = {"ocm-fleet/cluster": name, "ManagedBy": "pulumi"}
-
+        self._name = name
+        self._tags = {"ocm-fleet/cluster": name, "ManagedBy": "pulumi"}
         self.aws_provider = aws.Provider(
             f"{name}-aws",
-            region=spec.region,
-            default_tags={"tags": tags},
+            region=args.spec.region,
+            default_tags={"tags": self._tags},
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self._invoke = pulumi.InvokeOutputOptions(parent=self, provider=self.aws_provider)
+        self._partition = aws.get_partition_output(opts=self._invoke).partition
 
-        def child(**kwargs: Any) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, provider=self.aws_provider, **kwargs)
+        network = self._network()
+        identity = self._identity_and_encryption()
+        cluster = self._control_plane(args, network, identity)
+        admins_ready, caller = self._admins(args, cluster)
+        nodes_ready = self._nodes_and_addons(cluster, network, identity)
 
-        invoke = pulumi.InvokeOutputOptions(parent=self, provider=self.aws_provider)
-        partition = aws.get_partition_output(opts=invoke).partition
+        self.vpc_id = network.vpc.id
+        self.cluster_name = cluster.name
+        ca_data = cluster.certificate_authority.apply(lambda ca: ca.data)
+        token_args = ["--region", args.spec.region, "--output", "json"]
+        kubeconfig = pulumi.Output.all(cluster.endpoint, ca_data, cluster.name, caller).apply(
+            lambda v: exec_kubeconfig(
+                name=v[2],
+                server=v[0],
+                ca_data=v[1],
+                command="aws",
+                args=["eks", "get-token", "--cluster-name", v[2], *token_args],
+            )
+        )
+        egress_cidrs = pulumi.Output.all(*[e.public_ip for e in network.eips]).apply(
+            lambda ips: sorted(f"{ip}/32" for ip in ips)
+        )
+        self._finish(
+            kubeconfig=kubeconfig,
+            api_server_url=cluster.endpoint,
+            ca_data=ca_data,
+            egress_cidrs=egress_cidrs,
+            provider_depends_on=[*nodes_ready, *admins_ready],
+        )
 
-        def managed_policy(policy: str) -> pulumi.Output[str]:
-            return pulumi.Output.concat("arn:", partition, ":iam::aws:policy/", policy)
+    def _child(self, **kwargs: Any) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, provider=self.aws_provider, **kwargs)
 
-        # --- Network -------------------------------------------------------------------------
-        zones = aws.get_availability_zones_output(state="available", opts=invoke).names
+    def _managed_policy(self, policy: str) -> pulumi.Output[str]:
+        return pulumi.Output.concat("arn:", self._partition, ":iam::aws:policy/", policy)
+
+    def _network(self) -> _Network:
+        """VPC, subnets over three zones, internet gateway, NAT gateways and routes."""
+        name, child, spec = self._name, self._child, self.spec
+        zones = aws.get_availability_zones_output(state="available", opts=self._invoke).names
         # The zone count is fixed so that preview builds the same graph before the zone list
         # is known; a region with fewer zones reuses them round-robin.
         zone_names = [
             zones.apply(lambda names, i=i: names[i % len(names)]) for i in range(ZONE_COUNT)
         ]
-
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=str(VPC_CIDR),
@@ -161,29 +243,27 @@ class EksCluster(FleetCluster):
             tags={"Name": f"{name}-vpc"},
             opts=child(),
         )
-        cluster_tag = {f"kubernetes.io/cluster/{name}": "shared"}
+        cluster_tag = {f"kubernetes.io/cluster/{spec.cloud_name}": "shared"}
         igw = aws.ec2.InternetGateway(
             f"{name}-igw", vpc_id=vpc.id, tags={"Name": f"{name}-igw"}, opts=child()
         )
         public_rt = aws.ec2.RouteTable(
             f"{name}-public-rt", vpc_id=vpc.id, tags={"Name": f"{name}-public"}, opts=child()
         )
-        # Everything that carries the nodes' traffic. Nothing references routes, NAT gateways or
-        # associations by value, so without explicit edges destroy would remove them first and
-        # cut the agents off the hub while ManifestWorks still wait for them.
-        network: list[pulumi.Resource] = [igw]
-        public_default = aws.ec2.Route(
-            f"{name}-public-default",
-            route_table_id=public_rt.id,
-            destination_cidr_block="0.0.0.0/0",
-            gateway_id=igw.id,
-            opts=child(),
+        # Nothing references routes, NAT gateways or associations by value, so without explicit
+        # edges destroy would remove them first and cut the agents off the hub while
+        # ManifestWorks still wait for them.
+        carriers: list[pulumi.Resource] = [igw]
+        carriers.append(
+            aws.ec2.Route(
+                f"{name}-public-default",
+                route_table_id=public_rt.id,
+                destination_cidr_block="0.0.0.0/0",
+                gateway_id=igw.id,
+                opts=child(),
+            )
         )
-        network.append(public_default)
-
-        public_subnets: list[aws.ec2.Subnet] = []
-        private_subnets: list[aws.ec2.Subnet] = []
-        eips: list[aws.ec2.Eip] = []
+        public_subnets, private_subnets = [], []
         for i in range(ZONE_COUNT):
             public = aws.ec2.Subnet(
                 f"{name}-public-{i}",
@@ -195,8 +275,13 @@ class EksCluster(FleetCluster):
                 tags={"Name": f"{name}-public-{i}", "kubernetes.io/role/elb": "1", **cluster_tag},
                 opts=child(),
             )
-            public_association = aws.ec2.RouteTableAssociation(
-                f"{name}-public-{i}", subnet_id=public.id, route_table_id=public_rt.id, opts=child()
+            carriers.append(
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-public-{i}",
+                    subnet_id=public.id,
+                    route_table_id=public_rt.id,
+                    opts=child(),
+                )
             )
             private = aws.ec2.Subnet(
                 f"{name}-private-{i}",
@@ -210,74 +295,92 @@ class EksCluster(FleetCluster):
                 },
                 opts=child(),
             )
+            public_subnets.append(public)
+            private_subnets.append(private)
+            carriers += [public, private]
+
+        # `single`: one gateway (and Elastic IP) in the first zone serves all three; losing
+        # that zone cuts the others off the internet. `perZone`: a gateway in every zone.
+        nat_count = ELASTIC_IPS[spec.nat_gateways]
+        eips, nats = [], []
+        for i in range(nat_count):
             eip = aws.ec2.Eip(
                 f"{name}-nat-{i}", domain="vpc", tags={"Name": f"{name}-nat-{i}"}, opts=child()
             )
-            # A NAT gateway per zone: losing one zone does not cut the others off the internet.
             nat = aws.ec2.NatGateway(
                 f"{name}-nat-{i}",
                 allocation_id=eip.allocation_id,
-                subnet_id=public.id,
+                subnet_id=public_subnets[i].id,
                 tags={"Name": f"{name}-nat-{i}"},
                 # The gateway cannot route until the VPC has its internet gateway.
                 opts=child(depends_on=[igw]),
             )
+            eips.append(eip)
+            nats.append(nat)
+        carriers += nats
+        for i, private in enumerate(private_subnets):
             private_rt = aws.ec2.RouteTable(
                 f"{name}-private-{i}-rt",
                 vpc_id=vpc.id,
                 tags={"Name": f"{name}-private-{i}"},
                 opts=child(),
             )
-            private_default = aws.ec2.Route(
-                f"{name}-private-{i}-default",
-                route_table_id=private_rt.id,
-                destination_cidr_block="0.0.0.0/0",
-                nat_gateway_id=nat.id,
-                opts=child(),
-            )
-            private_association = aws.ec2.RouteTableAssociation(
-                f"{name}-private-{i}",
-                subnet_id=private.id,
-                route_table_id=private_rt.id,
-                opts=child(),
-            )
-            network += [public, public_association, nat, private_default, private_association]
-            public_subnets.append(public)
-            private_subnets.append(private)
-            eips.append(eip)
-        private_subnet_ids = [s.id for s in private_subnets]
-
-        # --- IAM -----------------------------------------------------------------------------
-        def service_role(role: str, service: str, description: str, policies: list[str]):
-            """A role the AWS service assumes, with exactly the given managed policies."""
-            iam_role = aws.iam.Role(
-                f"{name}-{role}-role",
-                assume_role_policy=_trust_policy(service, ["sts:AssumeRole"]),
-                description=description,
-                opts=child(),
-            )
-            attachments = [
-                aws.iam.RolePolicyAttachment(
-                    f"{name}-{role}-{policy}",
-                    role=iam_role.name,
-                    policy_arn=managed_policy(policy),
+            carriers.append(
+                aws.ec2.Route(
+                    f"{name}-private-{i}-default",
+                    route_table_id=private_rt.id,
+                    destination_cidr_block="0.0.0.0/0",
+                    nat_gateway_id=nats[i % nat_count].id,
                     opts=child(),
                 )
-                for policy in policies
-            ]
-            return iam_role, attachments
+            )
+            carriers.append(
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-private-{i}",
+                    subnet_id=private.id,
+                    route_table_id=private_rt.id,
+                    opts=child(),
+                )
+            )
+        return _Network(
+            vpc=vpc,
+            private_subnet_ids=[s.id for s in private_subnets],
+            eips=eips,
+            carriers=carriers,
+        )
 
-        cluster_role, cluster_attachments = service_role(
+    def _service_role(self, role: str, service: str, description: str, policies: list[str]):
+        """A role the AWS service assumes, with exactly the given managed policies."""
+        name, child = self._name, self._child
+        iam_role = aws.iam.Role(
+            f"{name}-{role}-role",
+            assume_role_policy=_trust_policy(service, ["sts:AssumeRole"]),
+            description=description,
+            opts=child(),
+        )
+        attachments = [
+            aws.iam.RolePolicyAttachment(
+                f"{name}-{role}-{policy}",
+                role=iam_role.name,
+                policy_arn=self._managed_policy(policy),
+                opts=child(),
+            )
+            for policy in policies
+        ]
+        return iam_role, attachments
+
+    def _identity_and_encryption(self) -> _Identity:
+        """Control-plane and node roles; the KMS key and alias for Secrets encryption."""
+        name, child, spec = self._name, self._child, self.spec
+        cluster_role, cluster_attachments = self._service_role(
             "cluster",
             "eks.amazonaws.com",
             f"EKS control plane of the ocm-fleet cluster {name}",
             CLUSTER_POLICIES,
         )
-        node_role, node_attachments = service_role(
+        node_role, node_attachments = self._service_role(
             "node", "ec2.amazonaws.com", f"EKS nodes of the ocm-fleet cluster {name}", NODE_POLICIES
         )
-
-        # --- Secrets encryption --------------------------------------------------------------
         key = aws.kms.Key(
             f"{name}-secrets-key",
             description=f"Envelope encryption of Kubernetes Secrets in the EKS cluster {name}",
@@ -285,13 +388,15 @@ class EksCluster(FleetCluster):
             deletion_window_in_days=30,
             opts=child(),
         )
+        # Alias names are unique per account and region: the cluster's name carries the stack.
         aws.kms.Alias(
             f"{name}-secrets-key",
-            name=f"alias/ocm-fleet/{name}-secrets",
+            name=f"alias/ocm-fleet/{spec.cloud_name}-secrets",
             target_key_id=key.key_id,
             opts=child(),
         )
         # The control plane uses the key with its own role; scoped to this one key.
+        actions = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:ListGrants"]
         cluster_kms = aws.iam.RolePolicy(
             f"{name}-cluster-encryption",
             role=cluster_role.name,
@@ -299,93 +404,123 @@ class EksCluster(FleetCluster):
                 lambda arn: json.dumps(
                     {
                         "Version": "2012-10-17",
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Action": [
-                                    "kms:Decrypt",
-                                    "kms:DescribeKey",
-                                    "kms:Encrypt",
-                                    "kms:ListGrants",
-                                ],
-                                "Resource": arn,
-                            }
-                        ],
+                        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": arn}],
                     },
                     sort_keys=True,
                 )
             ),
             opts=child(),
         )
+        return _Identity(
+            cluster_role=cluster_role,
+            cluster_role_ready=[*cluster_attachments, cluster_kms],
+            node_role=node_role,
+            node_role_ready=node_attachments,
+            key=key,
+        )
 
-        # --- Control plane -------------------------------------------------------------------
-        cluster = aws.eks.Cluster(
-            f"{name}-eks",
-            # Named after the fleet cluster, so the subnets' kubernetes.io/cluster tag matches
-            # before the cluster exists. One cluster of that name per account and region.
-            name=name,
+    def _control_plane(
+        self, args: EksClusterArgs, network: _Network, identity: _Identity
+    ) -> aws.eks.Cluster:
+        """The EKS cluster: API auth mode, encrypted Secrets, logs, a narrowed public endpoint."""
+        spec = self.spec
+        return aws.eks.Cluster(
+            f"{self._name}-eks",
+            # Set, not auto-named, so that the subnets' kubernetes.io/cluster tag matches before
+            # the cluster exists. EKS names are unique per account and region, hence the stack.
+            name=args.cloud_name if args.cloud_name is not None else spec.cloud_name,
             version=spec.kubernetes_version,
-            role_arn=cluster_role.arn,
+            role_arn=identity.cluster_role.arn,
             access_config={
                 "authentication_mode": "API",
-                # Admin access is the explicit access entry below, so it is visible and can be
+                # Admin access is the explicit access entries below, so it is visible and can be
                 # revoked, rather than an invisible grant to whoever created the cluster.
                 "bootstrap_cluster_creator_admin_permissions": False,
             },
             # Every add-on is an EKS managed add-on below, so none is installed unmanaged.
             bootstrap_self_managed_addons=False,
-            encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
+            encryption_config={"provider": {"key_arn": identity.key.arn}, "resources": ["secrets"]},
             enabled_cluster_log_types=CLUSTER_LOG_TYPES,
             vpc_config={
-                "subnet_ids": private_subnet_ids,
+                "subnet_ids": network.private_subnet_ids,
                 "endpoint_private_access": True,
                 "endpoint_public_access": True,
                 "public_access_cidrs": list(args.api_allowed_cidrs),
             },
-            opts=child(depends_on=[*cluster_attachments, cluster_kms]),
+            opts=self._child(depends_on=identity.cluster_role_ready),
         )
 
-        # The principal Pulumi runs as; for an assumed role that is the role, not the session.
-        caller = aws.get_caller_identity_output(opts=invoke)
-        deployer_arn = aws.iam.get_session_context_output(arn=caller.arn, opts=invoke).issuer_arn
-        deployer = aws.eks.AccessEntry(
-            f"{name}-deployer",
-            cluster_name=cluster.name,
-            principal_arn=deployer_arn,
-            type="STANDARD",
-            opts=child(),
-        )
-        deployer_admin = aws.eks.AccessPolicyAssociation(
-            f"{name}-deployer-admin",
-            cluster_name=cluster.name,
-            principal_arn=deployer.principal_arn,
-            policy_arn=pulumi.Output.concat(
-                "arn:", partition, ":eks::aws:cluster-access-policy/", CLUSTER_ADMIN_ACCESS_POLICY
-            ),
-            access_scope={"type": "cluster"},
-            opts=child(),
-        )
+    def _admins(
+        self, args: EksClusterArgs, cluster: aws.eks.Cluster
+    ) -> tuple[list[pulumi.Resource], pulumi.Output[str]]:
+        """An access entry with cluster admin per configured principal, and the check that the
+        identity running Pulumi is one of them.
 
-        def addon(addon_name: str, **kwargs: Any) -> aws.eks.Addon:
-            depends_on = kwargs.pop("depends_on", [])
-            # No addon_version: EKS installs its default for the cluster's Kubernetes version,
-            # and a new add-on release does not show up as a diff on the next run.
-            return aws.eks.Addon(
-                f"{name}-{addon_name}",
+        Stacks from before `eksAdminPrincipals` have one entry, `{name}-deployer`, for whoever
+        ran Pulumi. EKS refuses a second entry for a principal, and Pulumi creates before it
+        deletes, so a new resource for that principal would fail. The first listed principal's
+        entry therefore takes over the old resource through aliases: listed first, the former
+        deployer keeps its entry untouched.
+        """
+        name, child = self._name, self._child
+        admin_policy = pulumi.Output.concat(
+            "arn:",
+            self._partition,
+            ":eks::aws:cluster-access-policy/",
+            CLUSTER_ADMIN_ACCESS_POLICY,
+        )
+        ready: list[pulumi.Resource] = []
+        for i, principal in enumerate(args.admin_principals):
+            role = access_entry_role(principal)
+            before = [pulumi.Alias(name=f"{name}-deployer")] if i == 0 else []
+            entry = aws.eks.AccessEntry(
+                f"{name}-{role}",
                 cluster_name=cluster.name,
-                addon_name=addon_name,
-                resolve_conflicts_on_create="OVERWRITE",
-                resolve_conflicts_on_update="OVERWRITE",
-                opts=child(depends_on=depends_on),
-                **kwargs,
+                principal_arn=principal,
+                type="STANDARD",
+                opts=child(aliases=before),
             )
+            before = [pulumi.Alias(name=f"{name}-deployer-admin")] if i == 0 else []
+            ready.append(
+                aws.eks.AccessPolicyAssociation(
+                    f"{name}-{role}-cluster-admin",
+                    cluster_name=cluster.name,
+                    principal_arn=entry.principal_arn,
+                    policy_arn=admin_policy,
+                    access_scope={"type": "cluster"},
+                    opts=child(aliases=before),
+                )
+            )
+        # For an assumed role, the issuer is the role (with its path), not the session.
+        caller = aws.get_caller_identity_output(opts=self._invoke)
+        issuer = aws.iam.get_session_context_output(arn=caller.arn, opts=self._invoke).issuer_arn
+        principals = args.admin_principals
+        return ready, issuer.apply(lambda arn: check_caller_is_admin(arn, principals))
 
+    def _addon(self, cluster: aws.eks.Cluster, addon_name: str, **kwargs: Any) -> aws.eks.Addon:
+        depends_on = kwargs.pop("depends_on", [])
+        # No addon_version: EKS installs its default for the cluster's Kubernetes version,
+        # and a new add-on release does not show up as a diff on the next run.
+        return aws.eks.Addon(
+            f"{self._name}-{addon_name}",
+            cluster_name=cluster.name,
+            addon_name=addon_name,
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="OVERWRITE",
+            opts=self._child(depends_on=depends_on),
+            **kwargs,
+        )
+
+    def _nodes_and_addons(
+        self, cluster: aws.eks.Cluster, network: _Network, identity: _Identity
+    ) -> list[pulumi.Resource]:
+        """Add-ons nodes need, the launch template and node group, then the other add-ons.
+        Returns what the Kubernetes provider must wait for."""
+        name, child, spec = self._name, self._child, self.spec
         before_nodes = {
-            a: addon(a, configuration_values=ADDON_CONFIGURATION.get(a))
+            a: self._addon(cluster, a, configuration_values=ADDON_CONFIGURATION.get(a))
             for a in ADDONS_BEFORE_NODES
         }
-
-        # --- Nodes ---------------------------------------------------------------------------
         launch_template = aws.ec2.LaunchTemplate(
             f"{name}-nodes",
             description=f"Nodes of the EKS cluster {name}",
@@ -409,17 +544,19 @@ class EksCluster(FleetCluster):
             ],
             # The provider's default tags stop at the template; these reach instances and disks.
             tag_specifications=[
-                {"resource_type": kind, "tags": {**tags, "Name": f"{name}-node"}}
+                {"resource_type": kind, "tags": {**self._tags, "Name": f"{name}-node"}}
                 for kind in ("instance", "volume", "network-interface")
             ],
             opts=child(),
         )
+        # No node_group_name: Pulumi auto-names the group, so a change that replaces it (see
+        # node_pool_changes.py) creates the new group under a new name before deleting the old.
         node_group = aws.eks.NodeGroup(
             f"{name}-nodes",
             cluster_name=cluster.name,
             version=cluster.version,
-            node_role_arn=node_role.arn,
-            subnet_ids=private_subnet_ids,
+            node_role_arn=identity.node_role.arn,
+            subnet_ids=network.private_subnet_ids,
             ami_type=ami_type_for(spec.node_size),
             instance_types=[spec.node_size],
             launch_template={
@@ -434,9 +571,14 @@ class EksCluster(FleetCluster):
                 "max_size": spec.node_count + 1,
             },
             update_config={"max_unavailable": 1},
-            opts=child(depends_on=[*node_attachments, *before_nodes.values(), *network]),
+            opts=child(
+                depends_on=[
+                    *identity.node_role_ready,
+                    *before_nodes.values(),
+                    *network.carriers,
+                ]
+            ),
         )
-
         ebs_csi_role = aws.iam.Role(
             f"{name}-ebs-csi-role",
             assume_role_policy=_trust_policy(
@@ -448,7 +590,7 @@ class EksCluster(FleetCluster):
         ebs_csi_policy = aws.iam.RolePolicyAttachment(
             f"{name}-ebs-csi-AmazonEBSCSIDriverPolicy",
             role=ebs_csi_role.name,
-            policy_arn=managed_policy(EBS_CSI_POLICY),
+            policy_arn=self._managed_policy(EBS_CSI_POLICY),
             opts=child(),
         )
         ebs_csi_identity = aws.eks.PodIdentityAssociation(
@@ -459,44 +601,12 @@ class EksCluster(FleetCluster):
             role_arn=ebs_csi_role.arn,
             opts=child(depends_on=[ebs_csi_policy]),
         )
-        coredns = addon("coredns", depends_on=[node_group])
+        coredns = self._addon(cluster, "coredns", depends_on=[node_group])
         # The controller must find its credentials on first start: the association and the
         # pod identity agent come first.
-        ebs_csi = addon(
+        ebs_csi = self._addon(
+            cluster,
             "aws-ebs-csi-driver",
             depends_on=[node_group, ebs_csi_identity, before_nodes["eks-pod-identity-agent"]],
         )
-
-        # --- Outputs -------------------------------------------------------------------------
-        self.vpc_id = vpc.id
-        self.cluster_name = cluster.name
-        ca_data = cluster.certificate_authority.apply(lambda ca: ca.data)
-        region = spec.region
-        kubeconfig = pulumi.Output.all(cluster.endpoint, ca_data, cluster.name).apply(
-            lambda v: exec_kubeconfig(
-                name=v[2],
-                server=v[0],
-                ca_data=v[1],
-                command="aws",
-                args=[
-                    "eks",
-                    "get-token",
-                    "--cluster-name",
-                    v[2],
-                    "--region",
-                    region,
-                    "--output",
-                    "json",
-                ],
-            )
-        )
-        egress_cidrs = pulumi.Output.all(*[e.public_ip for e in eips]).apply(
-            lambda ips: sorted(f"{ip}/32" for ip in ips)
-        )
-        self._finish(
-            kubeconfig=kubeconfig,
-            api_server_url=cluster.endpoint,
-            ca_data=ca_data,
-            egress_cidrs=egress_cidrs,
-            provider_depends_on=[node_group, coredns, ebs_csi, deployer_admin],
-        )
+        return [node_group, coredns, ebs_csi]

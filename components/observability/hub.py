@@ -28,8 +28,8 @@ HOST_NAMESPACE = _names.HOST_NAMESPACE
 MONITORING_LEVEL = (
     "baseline",
     "Prometheus, Alertmanager, kube-state-metrics, Grafana and the receiver need nothing from "
-    "the host, but the charts do not give every pod a seccomp profile and drop every "
-    "capability (Grafana's chown init container runs as root), which restricted requires.",
+    "the host, but the prometheus chart gives its server container no security context by "
+    "default (no seccomp profile, capabilities kept), which restricted requires.",
 )
 HOST_LEVEL = (
     "privileged",

@@ -1,0 +1,1 @@
+"""How clusters enter and leave the fleet across runs: retiring, removal, the last run's state."""

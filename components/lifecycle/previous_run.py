@@ -1,0 +1,98 @@
+"""What the stack's last run exported: the clusters it had, their egress and EKS names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pulumi
+
+from components.config import NAMESPACE, ClusterSpec, FleetConfig
+
+CLUSTER_OUTPUTS = ("clusters", "retiringClusters")
+"""Stack outputs that map each app cluster's name to a description with `egressIps` (and, for
+EKS clusters, `cloudName`)."""
+
+
+class PhysicalNameError(pulumi.RunError):
+    """An EKS cluster's name would change without the user asking for it (a replacement)."""
+
+
+def departing_egress(outputs: Mapping[str, Any] | None, fleet: FleetConfig) -> list[str]:
+    """Egress CIDRs of app clusters the last run exported and the config no longer lists.
+
+    Pulumi deletes removed resources last, after every update (pulumi/pulumi#9979). The hub's
+    API allowlist is updated first, so a cluster whose entry was removed outright would lose
+    access to the hub while its ManifestWorks still wait for its agent to remove their
+    finalizers. Keeping its addresses for the run that deletes it lets the agent finish; the
+    next run no longer sees the cluster in the outputs and drops them.
+    """
+    current = {c.name for c in fleet.all_clusters}
+    cidrs: set[str] = set()
+    for name, cluster in _described(outputs).items():
+        if name not in current:
+            cidrs.update(c for c in cluster.get("egressIps") or [] if isinstance(c, str))
+    return sorted(cidrs)
+
+
+def checked_cloud_name(outputs: Mapping[str, Any] | None, spec: ClusterSpec, index: int) -> str:
+    """`spec.cloud_name`, once it is known not to rename an EKS cluster the stack already has.
+
+    EKS cluster names cannot change in place. Stacks from before names carried the stack
+    exported no `cloudName`: their clusters are named after the entry alone. Unless the entry
+    says `physicalName`, a different name would replace the cluster, so the run stops here.
+    """
+    before = _described(outputs).get(spec.name)
+    if before is None or spec.physical_name is not None:
+        return spec.cloud_name
+    previous = before.get("cloudName") or spec.name
+    if previous != spec.cloud_name:
+        raise PhysicalNameError(
+            f"{NAMESPACE}:clusters[{index}].physicalName: missing; the EKS cluster of "
+            f"{spec.name!r} is named {previous!r} in this stack, and the name it would get "
+            f"now, {spec.cloud_name!r}, would replace the cluster. Set physicalName: "
+            f"{previous} to keep it (see README, Day 2, upgrading an existing stack)"
+        )
+    return spec.cloud_name
+
+
+def _described(outputs: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    found: dict[str, Mapping[str, Any]] = {}
+    for key in CLUSTER_OUTPUTS:
+        described = (outputs or {}).get(key) or {}
+        if isinstance(described, Mapping):
+            found.update({n: c for n, c in described.items() if isinstance(c, Mapping)})
+    return found
+
+
+class PreviousRun:
+    """This very stack's last outputs, read through a StackReference.
+
+    The reference reads state the backend already holds: known in preview as in update, and
+    empty on a stack's first run.
+    """
+
+    def __init__(self, fleet: FleetConfig) -> None:
+        self.fleet = fleet
+        own = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+        reference = pulumi.StackReference("previous-run", stack_name=own)
+        # Output by output: the kubeconfigs output is secret and would taint a read of all.
+        self.outputs: pulumi.Output[dict[str, Any]] = pulumi.Output.all(
+            *[reference.get_output(key) for key in CLUSTER_OUTPUTS]
+        ).apply(lambda values: dict(zip(CLUSTER_OUTPUTS, values, strict=True)))
+
+    def departing_egress(self) -> pulumi.Output[list[str]]:
+        """See `departing_egress`."""
+        return self.outputs.apply(lambda outputs: departing_egress(outputs, self.fleet))
+
+    def cloud_name(self, spec: ClusterSpec) -> pulumi.Output[str]:
+        """See `checked_cloud_name`; the EKS cluster waits for this check."""
+        index = [c.name for c in self.fleet.clusters].index(spec.name)
+        return self.outputs.apply(lambda outputs: checked_cloud_name(outputs, spec, index))
+
+
+def union_of_egress(*cidr_lists: pulumi.Input[Iterable[str]]) -> pulumi.Output[list[str]]:
+    """The sorted union of several egress lists (Outputs or plain)."""
+    return pulumi.Output.all(*cidr_lists).apply(
+        lambda lists: sorted({cidr for cidrs in lists for cidr in cidrs})
+    )
