@@ -289,6 +289,9 @@ if [ -z "${PULUMI_BACKEND_URL:-}" ] && ! pulumi whoami >/dev/null 2>&1; then
     interactive || fail "set PULUMI_CONFIG_PASSPHRASE: the local backend encrypts secrets with it"
     echo "    Pulumi will ask for a passphrase; it encrypts this stack's secrets. Keep it safe."
   fi
+elif [[ "${PULUMI_BACKEND_URL:-}" == file://* ]]; then
+  # A file backend named in advance (CI) needs its folder.
+  mkdir -p "${PULUMI_BACKEND_URL#file://}"
 fi
 pulumi stack select "$stack" 2>/dev/null || pulumi stack init "$stack"
 

@@ -552,3 +552,11 @@ def test_an_open_api_is_replaced_by_the_callers_address_only_when_accepted(
         assert run.code == 1
         assert "refusing to deploy API servers open to 0.0.0.0/0" in run.stderr
         assert run.installs == [], "refused before anything was installed"
+
+
+def test_a_file_backend_named_in_advance_gets_its_folder(project, tmp_path):
+    state = tmp_path / "state" / "here"
+    run = deploy(project, "local", "--yes", PULUMI_BACKEND_URL=f"file://{state}")
+    assert run.code == 0, run.stderr
+    assert state.is_dir()
+    assert not run.ran("pulumi whoami"), "a backend named in PULUMI_BACKEND_URL is used as is"
