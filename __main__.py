@@ -49,6 +49,7 @@ hub = build_cluster(
     local_kubeconfigs,
     extra_api_cidrs=hub_api_egress,
     local_load_balancer=local_lb,
+    previous_run=previous_run,
 )
 
 ocm = OcmHub("ocm-hub", OcmHubArgs(hub_cluster=hub, ocm_version=fleet.ocm_version))
@@ -130,18 +131,19 @@ entry = PublicLoadBalancer(
 
 
 def describe(cluster):
-    # cloudName: what later runs check an EKS cluster's name against (see PreviousRun).
+    # cloudName and nodeSize: what later runs check a change against (see PreviousRun).
     return {
         "cloud": cluster.cloud,
         "region": cluster.region,
         "apiServerUrl": cluster.api_server_url,
         "egressIps": cluster.egress_cidrs,
         **({"cloudName": cluster.cluster_name} if cluster.cloud == "aws" else {}),
+        **({"nodeSize": cluster.spec.node_size} if cluster.cloud == "azure" else {}),
     }
 
 
 pulumi.export("url", entry.url)
-pulumi.export("hub", describe(hub))
+pulumi.export("hub", {"name": hub.name, **describe(hub)})
 pulumi.export(
     "clusters",
     {

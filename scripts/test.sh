@@ -25,9 +25,12 @@ echo "==> installing Python dependencies (requirements-dev.txt)"
 
 # Real tools check what the program renders: haproxy (proxy configs), shellcheck (scripts),
 # prometheus (promtool on rendered configs and rules, and a real run against HAProxy).
+# mariadb-server runs the schema Job's seed guard against a real server. Each entry is the
+# Debian package, then the program that shows it is there (the server lives in /usr/sbin).
 missing=()
-for tool in haproxy shellcheck prometheus; do
-  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+for entry in haproxy:haproxy shellcheck:shellcheck prometheus:prometheus mariadb-server:mariadbd; do
+  package=${entry%%:*} program=${entry#*:}
+  command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || missing+=("$package")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   as_root=""

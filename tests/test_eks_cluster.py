@@ -549,3 +549,16 @@ def test_the_kubernetes_provider_waits_for_the_caller_check():
     provider = one(g, T_K8S)
     assert harness.is_secret(provider.wire_inputs["kubeconfig"])
     assert g.depends_on(provider, one(g, T_CLUSTER))
+
+
+@MODES
+def test_runs_by_two_listed_principals_declare_identical_inputs(preview):
+    """CI, a laptop and a PR preview each run as another listed principal: none of them may
+    change (and so replace) anything another one declared."""
+    admins = (harness.MOCK_CALLER_ROLE, OTHER)
+    laptop = build(admins=admins, caller=harness.MOCK_CALLER_ROLE, preview=preview)
+    ci = build(admins=admins, caller=OTHER, preview=preview)
+    a = {r.urn: r.wire_inputs for r in laptop.resources}
+    b = {r.urn: r.wire_inputs for r in ci.resources}
+    assert a.keys() == b.keys()
+    assert [u for u in a if a[u] != b[u]] == [], "a run by another admin must plan no change"

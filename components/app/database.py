@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -30,6 +31,19 @@ DB_USER = "appuser"
 # before the previous rollout completed would reset the user those pods hold.
 DB_USERS = (DB_USER, "appuser2")
 MARIADB_UID = 999  # the image's mysql user
+SEED_GUARD = Path(__file__).with_name("seed_guard.sh")
+"""Shell and SQL that decide whether the database may be seeded; the Job's init container runs
+this file's text, and tests/test_seed_guard.py runs the same text against a real MariaDB."""
+SEED_DECISION_DIR = "/run/seed-decision"
+SEED_DECISION_FILE = f"{SEED_DECISION_DIR}/decision"
+GUARD_PASSWORD_DIR = "/run/seed-guard"
+# The seed (db/seeds.rb) starts with Book.destroy_all: it may only run on the guard's `seed`.
+# Without a decision the step fails before migrating, so nothing is seeded on a guess.
+SCHEMA_COMMAND = (
+    'decision=$(cat "$SEED_DECISION_FILE") && bundle exec rails db:migrate && '
+    'if [ "$decision" = seed ]; then bundle exec rails db:seed; '
+    'else echo "schema: the database holds books; not seeding (the seed deletes them)"; fi'
+)
 CREDENTIALS_DIR = "/run/secrets/mariadb"
 """Where MariaDB and the rotation Job read the passwords, as files."""
 ROOT_CLIENT_CONFIG = "root-client.cnf"
@@ -85,7 +99,8 @@ class Database(pulumi.ComponentResource):
     - a headless Service (the StatefulSet's, used by jobs on the main cluster) and a
       LoadBalancer Service whose
       `loadBalancerSourceRanges` are the app clusters' egress addresses;
-    - the schema Job (`rails db:migrate db:seed`), run once after the database is ready;
+    - the schema Job: `rails db:migrate`, and `rails db:seed` only while the database holds no
+      book (the seed deletes every book first), decided by an init container's SQL;
     - after a password rotation, a Job that sets the new password on the app user whose turn
       it is (DB_USERS alternate), creating that user on first use.
     """
@@ -222,11 +237,7 @@ class Database(pulumi.ComponentResource):
         self.schema_job = k8s.batch.v1.Job(
             f"{name}-schema",
             metadata={"name": "bookstore-schema", "namespace": ns, "labels": LABELS},
-            spec=shopapi_job_spec(
-                in_cluster_host,
-                credentials.metadata.name,
-                ["sh", "-c", "bundle exec rails db:migrate && bundle exec rails db:seed"],
-            ),
+            spec=schema_job_spec(in_cluster_host, credentials.metadata.name),
             opts=after(statefulset, *policies, custom_timeouts=pulumi.CustomTimeouts(create="20m")),
         )
         # The app clusters connect once these exist.
@@ -475,6 +486,63 @@ def shopapi_job_spec(
             },
         },
     }
+
+
+def schema_job_spec(db_host: pulumi.Input[str], credentials: pulumi.Input[str]) -> dict:
+    """The schema Job: `rails db:migrate`, and `rails db:seed` only on a database without books.
+
+    An init container on the MariaDB image runs SEED_GUARD, which asks the database whether it
+    holds any book and writes `seed` or `keep` to a volume shared with the schema container.
+    So a re-run of the Job (a new image, a replacement, a manual delete and `up`) migrates and
+    keeps the catalogue; only the very first run, on an empty database, seeds it.
+    """
+    spec = shopapi_job_spec(db_host, credentials, ["sh", "-c", SCHEMA_COMMAND])
+    pod = spec["template"]["spec"]
+    schema = pod["containers"][0]
+    decision_mount = {"name": "seed-decision", "mountPath": SEED_DECISION_DIR}
+    schema["env"].append({"name": "SEED_DECISION_FILE", "value": SEED_DECISION_FILE})
+    schema["volumeMounts"].append({**decision_mount, "readOnly": True})
+    pod["initContainers"] = [
+        {
+            "name": "seed-guard",
+            "image": images.pinned(MARIADB_IMAGE),
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", SEED_GUARD.read_text()],
+            "env": [
+                {"name": "DB_HOST", "value": db_host},
+                {"name": "DB_PORT", "value": str(PORT)},
+                {"name": "DB_NAME", "value": DB_NAME},
+                {"name": "DB_USER", "value": DB_USER},
+                {"name": "DB_PASSWORD_FILE", "value": f"{GUARD_PASSWORD_DIR}/DB_PASSWORD"},
+                {"name": "SEED_DECISION_FILE", "value": SEED_DECISION_FILE},
+            ],
+            "resources": {
+                "requests": {"cpu": "50m", "memory": "64Mi"},
+                "limits": {"memory": "128Mi"},
+            },
+            "securityContext": _restricted(MARIADB_UID),
+            "volumeMounts": [
+                decision_mount,
+                {"name": "seed-guard-password", "mountPath": GUARD_PASSWORD_DIR, "readOnly": True},
+            ],
+        }
+    ]
+    pod["volumes"] += [
+        {"name": "seed-decision", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+        {
+            "name": "seed-guard-password",
+            "secret": {
+                "secretName": credentials,
+                "items": [{"key": "DB_PASSWORD", "path": "DB_PASSWORD"}],
+                # 0440 with the pod's fsGroup: the guard's user (the image's mysql group) reads.
+                "defaultMode": 0o440,
+            },
+        },
+    ]
+    # The guard runs as the MariaDB image's user; the decision volume and its password file
+    # are given to that group. The schema container (root) reads them either way.
+    pod["securityContext"] = {**pod.get("securityContext", {}), "fsGroup": MARIADB_UID}
+    return spec
 
 
 def rotation_job_spec(

@@ -51,6 +51,7 @@ def build_cluster(
                 spec=spec,
                 api_allowed_cidrs=fleet.api_allowed_cidrs,
                 extra_api_cidrs=extra_api_cidrs,
+                node_size=previous_run.node_size(spec) if previous_run else None,
             ),
         )
     if spec.cloud == "kind":

@@ -60,6 +60,9 @@ class AksClusterArgs:
     extra_api_cidrs: pulumi.Input[Sequence[str]] = ()
     """Addresses that must also reach the API server, e.g. the app clusters' egress IPs when this
     cluster is the OCM hub. May be unknown until the clusters exist."""
+    node_size: pulumi.Input[str] | None = None
+    """The pool's VM size once checked against the stack's last run (see
+    `lifecycle.previous_run`); default `spec.node_size`."""
     workload_identity: bool = False
     """Enable the OIDC issuer and Microsoft Entra Workload ID. The OIDC issuer cannot be turned
     off again once on."""
@@ -141,21 +144,50 @@ class AksCluster(FleetCluster):
     ):
         super().__init__(AKS_CLUSTER_TYPE, name, None, opts)
         self.spec = args.spec
-        spec = args.spec
-        region = spec.region
-        zones = zones_for(region)
-        tags = {"ocm-fleet-cluster": name, "managed-by": "pulumi"}
-        project, stack = pulumi.get_project(), pulumi.get_stack()
-
+        self._name = name
+        self._zones = zones_for(args.spec.region)
+        self._tags = {"ocm-fleet-cluster": name, "managed-by": "pulumi"}
         # An explicit provider per cluster: the region is pinned here, and nothing depends on
         # the ambient `azure-native:location` config of whoever runs the program.
-        azure_provider = azure_native.Provider(
+        self._azure_provider = azure_native.Provider(
             f"{name}-azure",
-            location=region,
+            location=args.spec.region,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        child = pulumi.ResourceOptions(parent=self, provider=azure_provider)
+        self._child = pulumi.ResourceOptions(parent=self, provider=self._azure_provider)
 
+        resource_group, node_subnet, egress_ip = self._network()
+        egress_cidrs = egress_ip.ip_address.apply(lambda ip: [f"{ip}/32"])
+        cluster = self._control_plane_and_nodes(
+            args, resource_group, node_subnet, egress_ip, egress_cidrs
+        )
+        role_assignment = self._identity(resource_group, cluster)
+        kubeconfig, ca_data = self._admin_credentials(resource_group, cluster)
+
+        self.resource_group_name: pulumi.Output[str] = resource_group.name
+        """The resource group holding the cluster, its network and egress IP."""
+        self.cluster_name: pulumi.Output[str] = cluster.name
+        """The ManagedCluster's Azure name."""
+
+        self._finish(
+            kubeconfig=kubeconfig,
+            api_server_url=cluster.fqdn.apply(lambda fqdn: f"https://{fqdn}:443"),
+            ca_data=ca_data,
+            egress_cidrs=egress_cidrs,
+            provider_depends_on=[cluster, role_assignment],
+        )
+
+    def _network(
+        self,
+    ) -> tuple[resources.ResourceGroup, network.Subnet, network.PublicIPAddress]:
+        """Resource group, VNet, node subnet and the static egress IP."""
+        name, region, zones, tags, child = (
+            self._name,
+            self.spec.region,
+            self._zones,
+            self._tags,
+            self._child,
+        )
         resource_group = resources.ResourceGroup(
             f"{name}-rg", location=region, tags=tags, opts=child
         )
@@ -194,8 +226,26 @@ class AksCluster(FleetCluster):
             tags=tags,
             opts=child,
         )
-        egress_cidrs = egress_ip.ip_address.apply(lambda ip: [f"{ip}/32"])
+        return resource_group, node_subnet, egress_ip
 
+    def _control_plane_and_nodes(
+        self,
+        args: AksClusterArgs,
+        resource_group: resources.ResourceGroup,
+        node_subnet: network.Subnet,
+        egress_ip: network.PublicIPAddress,
+        egress_cidrs: pulumi.Output[list[str]],
+    ) -> containerservice.ManagedCluster:
+        """The ManagedCluster with its System pool (see node_pool_changes.py for what a change
+        of the pool's knobs does) and its API allowlist."""
+        name, spec, region, tags, child = (
+            self._name,
+            self.spec,
+            self.spec.region,
+            self._tags,
+            self._child,
+        )
+        project, stack = pulumi.get_project(), pulumi.get_stack()
         api_ranges = pulumi.Output.all(
             pulumi.Output.from_input(args.extra_api_cidrs), egress_cidrs
         ).apply(lambda a: authorized_ip_ranges(args.api_allowed_cidrs, a[0], a[1]))
@@ -213,7 +263,7 @@ class AksCluster(FleetCluster):
                 ),
             }
 
-        cluster = containerservice.ManagedCluster(
+        return containerservice.ManagedCluster(
             f"{name}-aks",
             resource_group_name=resource_group.name,
             location=region,
@@ -234,45 +284,8 @@ class AksCluster(FleetCluster):
             api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
                 authorized_ip_ranges=api_ranges,
             ),
-            agent_pool_profiles=[
-                containerservice.ManagedClusterAgentPoolProfileArgs(
-                    name="system",
-                    mode=containerservice.AgentPoolMode.SYSTEM,
-                    type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
-                    count=spec.node_count,
-                    vm_size=spec.node_size,
-                    orchestrator_version=spec.kubernetes_version,
-                    os_type=containerservice.OSType.LINUX,
-                    # Ephemeral OS disks need a VM size with local storage, which the
-                    # configurable size need not have; managed disks work with all of them.
-                    os_disk_type=containerservice.OSDiskType.MANAGED,
-                    os_disk_size_gb=OS_DISK_SIZE_GB,
-                    max_pods=MAX_PODS,
-                    availability_zones=zones,
-                    vnet_subnet_id=node_subnet.id,
-                    enable_node_public_ip=False,
-                    tags=tags,
-                )
-            ],
-            network_profile=containerservice.ContainerServiceNetworkProfileArgs(
-                network_plugin=containerservice.NetworkPlugin.AZURE,
-                network_plugin_mode=containerservice.NetworkPluginMode.OVERLAY,
-                # Azure CNI powered by Cilium enforces NetworkPolicies in eBPF at no extra
-                # charge. An existing overlay cluster switches in place, reimaging every node
-                # pool at once (AKS docs, "Upgrade Azure CNI IPAM modes and data plane").
-                network_dataplane=containerservice.NetworkDataplane.CILIUM,
-                network_policy=containerservice.NetworkPolicy.CILIUM,
-                pod_cidr=POD_CIDR,
-                service_cidr=SERVICE_CIDR,
-                dns_service_ip=DNS_SERVICE_IP,
-                load_balancer_sku=containerservice.LoadBalancerSku.STANDARD,
-                outbound_type=containerservice.OutboundType.LOAD_BALANCER,
-                load_balancer_profile=containerservice.ManagedClusterLoadBalancerProfileArgs(
-                    outbound_ips=containerservice.ManagedClusterLoadBalancerProfileOutboundIPsArgs(
-                        public_ips=[containerservice.ResourceReferenceArgs(id=egress_ip.id)]
-                    ),
-                ),
-            ),
+            agent_pool_profiles=[self._system_pool(args, node_subnet)],
+            network_profile=_network_profile(egress_ip),
             auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=containerservice.UpgradeChannel.PATCH,
                 node_os_upgrade_channel=containerservice.NodeOSUpgradeChannel.NODE_IMAGE,
@@ -282,6 +295,37 @@ class AksCluster(FleetCluster):
             **workload_identity,
         )
 
+    def _system_pool(
+        self, args: AksClusterArgs, node_subnet: network.Subnet
+    ) -> containerservice.ManagedClusterAgentPoolProfileArgs:
+        """The System pool: nodeCount, nodeSize and kubernetesVersion land here."""
+        spec, zones, tags = self.spec, self._zones, self._tags
+        return containerservice.ManagedClusterAgentPoolProfileArgs(
+            name="system",
+            mode=containerservice.AgentPoolMode.SYSTEM,
+            type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+            count=spec.node_count,
+            # See node_pool_changes.py: a new size cannot be applied to this pool.
+            vm_size=args.node_size if args.node_size is not None else spec.node_size,
+            orchestrator_version=spec.kubernetes_version,
+            os_type=containerservice.OSType.LINUX,
+            # Ephemeral OS disks need a VM size with local storage, which the
+            # configurable size need not have; managed disks work with all of them.
+            os_disk_type=containerservice.OSDiskType.MANAGED,
+            os_disk_size_gb=OS_DISK_SIZE_GB,
+            max_pods=MAX_PODS,
+            availability_zones=zones,
+            vnet_subnet_id=node_subnet.id,
+            enable_node_public_ip=False,
+            tags=tags,
+        )
+
+    def _identity(
+        self, resource_group: resources.ResourceGroup, cluster: containerservice.ManagedCluster
+    ) -> authorization.RoleAssignment:
+        """Network Contributor for the cluster's identity on its resource group."""
+        name, child = self._name, self._child
+        project, stack = pulumi.get_project(), pulumi.get_stack()
         # The cluster identity acts on the node subnet (load balancer backends, NIC joins) and on
         # the BYO outbound IP, both outside the node resource group where AKS grants it rights
         # itself. `az aks create` adds this assignment on the caller's behalf; ARM, Bicep and
@@ -292,9 +336,9 @@ class AksCluster(FleetCluster):
         # is created before the cloud provider may act on the network. Scope: the resource
         # group, which holds only this cluster's network and IP.
         client = authorization.get_client_config_output(
-            opts=pulumi.InvokeOutputOptions(parent=self, provider=azure_provider)
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=self._azure_provider)
         )
-        role_assignment = authorization.RoleAssignment(
+        return authorization.RoleAssignment(
             f"{name}-network-contributor",
             scope=resource_group.id,
             principal_id=cluster.identity.apply(lambda i: i.principal_id if i else None),
@@ -315,27 +359,45 @@ class AksCluster(FleetCluster):
             ),
         )
 
+    def _admin_credentials(
+        self, resource_group: resources.ResourceGroup, cluster: containerservice.ManagedCluster
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """The admin kubeconfig (secret) and the API server's CA, from
+        listManagedClusterAdminCredentials."""
         # Depends on the cluster through its name: the engine withholds the call while the
         # cluster is still to be created, so a first preview sees an unknown kubeconfig.
         credentials = containerservice.list_managed_cluster_admin_credentials_output(
             resource_group_name=resource_group.name,
             resource_name=cluster.name,
-            opts=pulumi.InvokeOutputOptions(parent=self, provider=azure_provider),
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=self._azure_provider),
         )
         kubeconfig = pulumi.Output.secret(credentials.apply(_decode_kubeconfig))
         # The CA certificate is public (every client is given it); only the kubeconfig's
         # credentials are secret, so the CA need not stay wrapped.
         ca_data = pulumi.Output.unsecret(kubeconfig.apply(_ca_data))
+        return kubeconfig, ca_data
 
-        self.resource_group_name: pulumi.Output[str] = resource_group.name
-        """The resource group holding the cluster, its network and egress IP."""
-        self.cluster_name: pulumi.Output[str] = cluster.name
-        """The ManagedCluster's Azure name."""
 
-        self._finish(
-            kubeconfig=kubeconfig,
-            api_server_url=cluster.fqdn.apply(lambda fqdn: f"https://{fqdn}:443"),
-            ca_data=ca_data,
-            egress_cidrs=egress_cidrs,
-            provider_depends_on=[cluster, role_assignment],
-        )
+def _network_profile(
+    egress_ip: network.PublicIPAddress,
+) -> containerservice.ContainerServiceNetworkProfileArgs:
+    """Azure CNI Overlay with Cilium, and the static egress IP as the only outbound address."""
+    return containerservice.ContainerServiceNetworkProfileArgs(
+        network_plugin=containerservice.NetworkPlugin.AZURE,
+        network_plugin_mode=containerservice.NetworkPluginMode.OVERLAY,
+        # Azure CNI powered by Cilium enforces NetworkPolicies in eBPF at no extra
+        # charge. An existing overlay cluster switches in place, reimaging every node
+        # pool at once (AKS docs, "Upgrade Azure CNI IPAM modes and data plane").
+        network_dataplane=containerservice.NetworkDataplane.CILIUM,
+        network_policy=containerservice.NetworkPolicy.CILIUM,
+        pod_cidr=POD_CIDR,
+        service_cidr=SERVICE_CIDR,
+        dns_service_ip=DNS_SERVICE_IP,
+        load_balancer_sku=containerservice.LoadBalancerSku.STANDARD,
+        outbound_type=containerservice.OutboundType.LOAD_BALANCER,
+        load_balancer_profile=containerservice.ManagedClusterLoadBalancerProfileArgs(
+            outbound_ips=containerservice.ManagedClusterLoadBalancerProfileOutboundIPsArgs(
+                public_ips=[containerservice.ResourceReferenceArgs(id=egress_ip.id)]
+            ),
+        ),
+    )

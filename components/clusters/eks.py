@@ -299,6 +299,25 @@ class EksCluster(FleetCluster):
             private_subnets.append(private)
             carriers += [public, private]
 
+        eips, nat_carriers = self._nat_gateways_and_routes(
+            vpc, igw, public_subnets, private_subnets
+        )
+        return _Network(
+            vpc=vpc,
+            private_subnet_ids=[s.id for s in private_subnets],
+            eips=eips,
+            carriers=carriers + nat_carriers,
+        )
+
+    def _nat_gateways_and_routes(
+        self,
+        vpc: aws.ec2.Vpc,
+        igw: aws.ec2.InternetGateway,
+        public_subnets: list[aws.ec2.Subnet],
+        private_subnets: list[aws.ec2.Subnet],
+    ) -> tuple[list[aws.ec2.Eip], list[pulumi.Resource]]:
+        """NAT gateways with their Elastic IPs, and each private subnet's default route."""
+        name, child, spec = self._name, self._child, self.spec
         # `single`: one gateway (and Elastic IP) in the first zone serves all three; losing
         # that zone cuts the others off the internet. `perZone`: a gateway in every zone.
         nat_count = ELASTIC_IPS[spec.nat_gateways]
@@ -317,7 +336,7 @@ class EksCluster(FleetCluster):
             )
             eips.append(eip)
             nats.append(nat)
-        carriers += nats
+        carriers: list[pulumi.Resource] = list(nats)
         for i, private in enumerate(private_subnets):
             private_rt = aws.ec2.RouteTable(
                 f"{name}-private-{i}-rt",
@@ -342,12 +361,7 @@ class EksCluster(FleetCluster):
                     opts=child(),
                 )
             )
-        return _Network(
-            vpc=vpc,
-            private_subnet_ids=[s.id for s in private_subnets],
-            eips=eips,
-            carriers=carriers,
-        )
+        return eips, carriers
 
     def _service_role(self, role: str, service: str, description: str, policies: list[str]):
         """A role the AWS service assumes, with exactly the given managed policies."""
@@ -579,6 +593,18 @@ class EksCluster(FleetCluster):
                 ]
             ),
         )
+        coredns = self._addon(cluster, "coredns", depends_on=[node_group])
+        ebs_csi = self._storage(cluster, node_group, before_nodes["eks-pod-identity-agent"])
+        return [node_group, coredns, ebs_csi]
+
+    def _storage(
+        self,
+        cluster: aws.eks.Cluster,
+        node_group: aws.eks.NodeGroup,
+        pod_identity_agent: aws.eks.Addon,
+    ) -> aws.eks.Addon:
+        """The EBS CSI driver add-on, with its IAM role through EKS Pod Identity."""
+        name, child = self._name, self._child
         ebs_csi_role = aws.iam.Role(
             f"{name}-ebs-csi-role",
             assume_role_policy=_trust_policy(
@@ -601,12 +627,10 @@ class EksCluster(FleetCluster):
             role_arn=ebs_csi_role.arn,
             opts=child(depends_on=[ebs_csi_policy]),
         )
-        coredns = self._addon(cluster, "coredns", depends_on=[node_group])
         # The controller must find its credentials on first start: the association and the
         # pod identity agent come first.
-        ebs_csi = self._addon(
+        return self._addon(
             cluster,
             "aws-ebs-csi-driver",
-            depends_on=[node_group, ebs_csi_identity, before_nodes["eks-pod-identity-agent"]],
+            depends_on=[node_group, ebs_csi_identity, pod_identity_agent],
         )
-        return [node_group, coredns, ebs_csi]

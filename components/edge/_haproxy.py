@@ -205,6 +205,9 @@ frontend public
 
 backend app_clusters
     balance roundrobin
+    # The failure drill (scripts/drill.py) asks which cluster answered; nobody else is told.
+    http-request set-var(txn.drill) req.hdr(x-ocm-fleet-drill)
+    http-response set-header X-Served-By %s if {{ var(txn.drill) -m found }}
     option httpchk
     http-check send meth GET uri {health_path}
     http-check expect status 200

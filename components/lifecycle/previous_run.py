@@ -10,12 +10,17 @@ import pulumi
 from components.config import NAMESPACE, ClusterSpec, FleetConfig
 
 CLUSTER_OUTPUTS = ("clusters", "retiringClusters")
+OUTPUTS_READ = (*CLUSTER_OUTPUTS, "hub")
 """Stack outputs that map each app cluster's name to a description with `egressIps` (and, for
 EKS clusters, `cloudName`)."""
 
 
 class PhysicalNameError(pulumi.RunError):
     """An EKS cluster's name would change without the user asking for it (a replacement)."""
+
+
+class NodeSizeError(pulumi.RunError):
+    """An AKS cluster's node size would change, which AKS refuses for an existing pool."""
 
 
 def departing_egress(outputs: Mapping[str, Any] | None, fleet: FleetConfig) -> list[str]:
@@ -56,8 +61,33 @@ def checked_cloud_name(outputs: Mapping[str, Any] | None, spec: ClusterSpec, ind
     return spec.cloud_name
 
 
-def _described(outputs: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+def checked_node_size(outputs: Mapping[str, Any] | None, spec: ClusterSpec, key: str) -> str:
+    """`spec.node_size`, once it is known to be the size the AKS cluster's pool was made with.
+
+    AKS cannot change a node pool's VM size, and a cluster update cannot add the pool to move
+    to (see components/clusters/node_pool_changes.py). A new size would fail half-way through
+    a run; it is refused here, before any change, with the way that works.
+    """
+    before = _described(outputs, with_hub=True).get(spec.name) or {}
+    previous = before.get("nodeSize")
+    if previous is None or previous == spec.node_size:
+        return spec.node_size
+    raise NodeSizeError(
+        f"{key}.nodeSize: {spec.node_size!r} differs from {previous!r}, the VM size the AKS "
+        f"node pool of {spec.name!r} was created with, and AKS cannot change a pool's VM size. "
+        f"Set nodeSize back to {previous!r}. To move an app cluster to another size, add a "
+        "cluster with the new size, retire this one, then remove it (README, Day 2, changing "
+        "node sizes)"
+    )
+
+
+def _described(
+    outputs: Mapping[str, Any] | None, *, with_hub: bool = False
+) -> dict[str, Mapping[str, Any]]:
     found: dict[str, Mapping[str, Any]] = {}
+    hub = (outputs or {}).get("hub")
+    if with_hub and isinstance(hub, Mapping) and isinstance(hub.get("name"), str):
+        found[hub["name"]] = hub
     for key in CLUSTER_OUTPUTS:
         described = (outputs or {}).get(key) or {}
         if isinstance(described, Mapping):
@@ -78,17 +108,28 @@ class PreviousRun:
         reference = pulumi.StackReference("previous-run", stack_name=own)
         # Output by output: the kubeconfigs output is secret and would taint a read of all.
         self.outputs: pulumi.Output[dict[str, Any]] = pulumi.Output.all(
-            *[reference.get_output(key) for key in CLUSTER_OUTPUTS]
-        ).apply(lambda values: dict(zip(CLUSTER_OUTPUTS, values, strict=True)))
+            *[reference.get_output(key) for key in OUTPUTS_READ]
+        ).apply(lambda values: dict(zip(OUTPUTS_READ, values, strict=True)))
 
     def departing_egress(self) -> pulumi.Output[list[str]]:
         """See `departing_egress`."""
         return self.outputs.apply(lambda outputs: departing_egress(outputs, self.fleet))
 
+    def node_size(self, spec: ClusterSpec) -> pulumi.Output[str]:
+        """See `checked_node_size`; the AKS cluster waits for this check."""
+        key = _config_key(self.fleet, spec)
+        return self.outputs.apply(lambda outputs: checked_node_size(outputs, spec, key))
+
     def cloud_name(self, spec: ClusterSpec) -> pulumi.Output[str]:
         """See `checked_cloud_name`; the EKS cluster waits for this check."""
         index = [c.name for c in self.fleet.clusters].index(spec.name)
         return self.outputs.apply(lambda outputs: checked_cloud_name(outputs, spec, index))
+
+
+def _config_key(fleet: FleetConfig, spec: ClusterSpec) -> str:
+    if spec is fleet.hub:
+        return f"{NAMESPACE}:hub"
+    return f"{NAMESPACE}:clusters[{[c.name for c in fleet.clusters].index(spec.name)}]"
 
 
 def union_of_egress(*cidr_lists: pulumi.Input[Iterable[str]]) -> pulumi.Output[list[str]]:
