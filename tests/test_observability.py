@@ -514,14 +514,26 @@ def test_destroy_removes_agents_while_clusters_and_hub_run(fleet, preview):
     assert graph.depends_on(receiver, graph.kubernetes_provider(hub_name(fleet)))
 
 
-def test_retiring_a_cluster_removes_its_agent_and_its_allowlist_entry(dev):
-    """A cluster that leaves the app fleet loses its agent, user and allowlist entry."""
+@pytest.mark.parametrize("how", ["retire", "removed"])
+def test_a_leaving_cluster_loses_its_agent_user_rule_and_allowlist_entry(dev, how):
+    """`retire: true` (the cluster still runs) or removal from the config: the agent, its
+    receiver user, its metrics-missing rule and its allowlist entry all go."""
     whole = fleet_graph("dev", False)
     clusters = dev["ocm-fleet:clusters"]
     leaving = clusters[-1]["name"]
-    dev["ocm-fleet:clusters"] = clusters[:-1]
+    staying = sorted(c["name"] for c in clusters[:-1])
+    if how == "retire":
+        clusters[-1]["retire"] = True
+    else:
+        dev["ocm-fleet:clusters"] = clusters[:-1]
     graph = run_program(dev)
-    assert leaving not in agent_works(graph) and leaving in agent_works(whole)
+    assert leaving in agent_works(whole), "the check must see the agent before it leaves"
+    assert sorted(agent_works(graph)) == staying
+    assert not [r for r in graph.resources if r.name.startswith(f"{leaving}-metrics")], (
+        f"nothing of {leaving}'s agent may remain (credentials, namespaces, policies)"
+    )
+    if how == "retire":
+        assert graph.cluster_component(leaving), f"{leaving} itself still runs while retiring"
 
     def users(g) -> str:
         return g.named("monitoring-receiver-secret").inputs["stringData"][_receiver.USERS_FILE]
@@ -531,10 +543,12 @@ def test_retiring_a_cluster_removes_its_agent_and_its_allowlist_entry(dev):
     ranges = graph.named("monitoring-receiver-service").inputs["spec"]["loadBalancerSourceRanges"]
     leaving_ips = whole.stack_outputs["clusters"][leaving]["egressIps"]
     assert leaving_ips and not set(leaving_ips) & set(ranges), (
-        "its egress IPs must leave the allowlist"
+        "its egress IPs must leave the receiver's allowlist"
     )
+    staying_ips = {ip for c in graph.stack_outputs["clusters"].values() for ip in c["egressIps"]}
+    assert ranges == sorted(staying_ips)
     rules = hub_rules(graph)["groups"][1]["rules"]
-    assert [r["labels"]["cluster"] for r in rules] == sorted(c["name"] for c in clusters[:-1])
+    assert [r["labels"]["cluster"] for r in rules] == staying
 
 
 @pytest.mark.parametrize("fleet", list(FLEETS))
