@@ -26,7 +26,8 @@ PULUMI_VERSION = "3.272.0"
 KIND_VERSION = "v0.31.0"
 CALLER_ADDRESS = "203.0.113.7"
 CALLER_ARN = "arn:aws:sts::123456789012:assumed-role/Admin/alice"
-ROLE_ARN = "arn:aws:iam::123456789012:role/Admin"
+# The role behind the session, with the path only `aws iam get-role` knows.
+ROLE_ARN = "arn:aws:iam::123456789012:role/ops/Admin"
 
 if shutil.which("bash") is None:
     pytest.skip("bash is needed to run deploy.sh", allow_module_level=True)
@@ -56,6 +57,7 @@ echo "aws $*" >> "$LOG"
 [ -n "${AWS_OK:-}" ] || { echo "Unable to locate credentials" >&2; exit 255; }
 case "$*" in
   *"--query Arn"*) echo "$CALLER_ARN" ;;
+  "iam get-role --role-name Admin "*) echo "$ROLE_ARN" ;;
   *) echo '{"Arn": "'"$CALLER_ARN"'"}' ;;
 esac
 """,
@@ -99,14 +101,6 @@ if [ "$1" = -m ] && [ "$2" = pip ]; then
   exit 0
 fi
 exec {python} "$@"
-"""
-
-# The helper's interface: the STS caller ARN in, the IAM role ARN out.
-CALLER_ROLE_HELPER = """import sys
-arn = sys.argv[1]
-account = arn.split(":")[4]
-role = arn.split("/")[1]
-print(f"arn:aws:iam::{account}:role/{role}")
 """
 
 
@@ -169,9 +163,8 @@ def project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     (root / "scripts").mkdir(parents=True)
     (root / "policy").mkdir()
-    for name in ("deploy.sh", "stack_config.py"):
+    for name in ("deploy.sh", "stack_config.py", "caller_role_arn.py"):
         shutil.copy(ROOT / "scripts" / name, root / "scripts" / name)
-    (root / "scripts" / "caller_role_arn.py").write_text(CALLER_ROLE_HELPER)
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.local.yaml", "requirements.txt"):
         shutil.copy(ROOT / name, root / name)
     shutil.copy(ROOT / "policy" / "requirements.txt", root / "policy" / "requirements.txt")
@@ -234,6 +227,7 @@ def deploy(
         "PYTHON": str(bin_dir / "python3"),
         "CALLER_ADDRESS": CALLER_ADDRESS,
         "CALLER_ARN": CALLER_ARN,
+        "ROLE_ARN": ROLE_ARN,
         "PULUMI_CONFIG_PASSPHRASE": "test-only",
         **env,
     }
