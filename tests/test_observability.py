@@ -364,6 +364,24 @@ def test_every_helm_value_key_exists_in_its_chart(fleet, observability_reference
     assert checked == 4, "prometheus, grafana, and two subcharts must have been checked"
 
 
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_kube_state_metrics_exports_manifest_work_conditions(fleet):
+    values = prometheus_release(fleet_graph(fleet, False)).inputs["values"]["kube-state-metrics"]
+    (resource,) = values["customResourceState"]["config"]["spec"]["resources"]
+    assert resource["groupVersionKind"] == {
+        "group": "work.open-cluster-management.io",
+        "version": "v1",
+        "kind": "ManifestWork",
+    }
+    assert "manifestworks" in values["collectorsExtra"], "kube-state-metrics must expose it"
+    (rule,) = values["rbac"]["extraRules"]
+    assert rule["resources"] == ["manifestworks"] and set(rule["verbs"]) == {"list", "watch"}
+    rules = [r for g in hub_rules(fleet_graph(fleet, False))["groups"] for r in g["rules"]]
+    (alert,) = [r for r in rules if r["alert"] == "ManifestWorkNotAvailable"]
+    metric = f"{resource['metricNamePrefix']}_{resource['metrics'][0]['name']}"
+    assert alert["expr"].startswith(metric + "{"), "the alert reads the metric exported here"
+
+
 def test_chart_value_check_catches_a_typo(observability_reference):
     values = hub_module.grafana_values()
     values["admin"]["existingSecrets"] = "x"

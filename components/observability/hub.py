@@ -443,6 +443,9 @@ def prometheus_values(
         "prometheus-node-exporter": {"namespaceOverride": HOST_NAMESPACE},
         "kube-state-metrics": {
             "customResourceState": {"enabled": True, "config": manifest_work_metrics()},
+            # kube-state-metrics serves a custom resource only when its plural is among the
+            # resources it exposes (the chart's `collectors`, which this appends to).
+            "collectorsExtra": ["manifestworks"],
             "rbac": {
                 "extraRules": [
                     {
@@ -458,7 +461,8 @@ def prometheus_values(
 
 def manifest_work_metrics() -> dict[str, Any]:
     """kube-state-metrics custom-resource config: each ManifestWork's conditions as
-    `ocm_manifestwork_condition{cluster, manifestwork, type}` (1 = True, 0 = False)."""
+    `ocm_manifestwork_condition{cluster, manifestwork, type}` (1 = True, 0 = False: the gauge
+    maps the condition's "True"/"False" strings, kubernetes/kube-state-metrics#1963)."""
     return {
         "kind": "CustomResourceStateMetrics",
         "spec": {
