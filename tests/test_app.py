@@ -423,6 +423,25 @@ def test_password_rotation_sets_and_rolls_out_a_new_password(dev):
             )
 
 
+def test_schema_job_logs_in_as_the_user_whose_password_the_secret_holds(dev):
+    dev["ocm-fleet:databasePasswordRotation"] = "1"
+    rotated = run_program(dev)
+    schema = rotated.named("database-schema")
+    job = rotated.named("database-password-rotation-1")
+    pod = schema.inputs["spec"]["template"]["spec"]
+    users = {
+        container["name"]: {e["name"]: e.get("value") for e in container["env"]}["DB_USER"]
+        for container in [*pod["initContainers"], *pod["containers"]]
+    }
+    assert users == {"seed-guard": DB_USERS[1], "schema": DB_USERS[1]}, (
+        f"{schema}: after rotation 1 the Secret holds {DB_USERS[1]}'s password, not {users}"
+    )
+    assert rotated.depends_on(schema, job), (
+        f"{schema} must run once {job} has set {DB_USERS[1]}'s password"
+    )
+    assert not rotated.depends_on(job, schema), f"{job} must not wait for {schema}"
+
+
 def test_database_runs_mariadb_lts_on_a_pulumi_owned_volume():
     graph = fleet_graph("dev", False)
     statefulset = graph.named("database-mariadb")

@@ -234,16 +234,12 @@ class Database(pulumi.ComponentResource):
                 on_hub,
             )
         in_cluster_host = pulumi.Output.concat("mariadb.", ns, ".svc.cluster.local")
-        self.schema_job = k8s.batch.v1.Job(
-            f"{name}-schema",
-            metadata={"name": "bookstore-schema", "namespace": ns, "labels": LABELS},
-            spec=schema_job_spec(in_cluster_host, credentials.metadata.name),
-            opts=after(statefulset, *policies, custom_timeouts=pulumi.CustomTimeouts(create="20m")),
-        )
-        # The app clusters connect once these exist.
-        self.ready = [self.schema_job, *proxied]
+        user = app_user(args.password_rotation)
+        rotation = []
         if args.password_rotation > 0:
-            self.ready.append(
+            # Before the schema Job: that Job logs in as this generation's user, whose password
+            # only this Job sets. The rotation creates the user if need be, so MariaDB is enough.
+            rotation = [
                 k8s.batch.v1.Job(
                     f"{name}-password-rotation-{args.password_rotation}",
                     metadata={
@@ -251,14 +247,23 @@ class Database(pulumi.ComponentResource):
                         "namespace": ns,
                         "labels": LABELS,
                     },
-                    spec=rotation_job_spec(
-                        in_cluster_host,
-                        credentials.metadata.name,
-                        app_user(args.password_rotation),
-                    ),
-                    opts=after(statefulset, credentials, self.schema_job, *policies),
+                    spec=rotation_job_spec(in_cluster_host, credentials.metadata.name, user),
+                    opts=after(statefulset, credentials, *policies),
                 )
-            )
+            ]
+        self.schema_job = k8s.batch.v1.Job(
+            f"{name}-schema",
+            metadata={"name": "bookstore-schema", "namespace": ns, "labels": LABELS},
+            spec=schema_job_spec(in_cluster_host, credentials.metadata.name, user),
+            opts=after(
+                statefulset,
+                *policies,
+                *rotation,
+                custom_timeouts=pulumi.CustomTimeouts(create="20m"),
+            ),
+        )
+        # The app clusters connect once these exist.
+        self.ready = [self.schema_job, *rotation, *proxied]
 
         self.endpoint = DatabaseEndpoint(
             host=public_address,
@@ -426,9 +431,15 @@ def mariadb_spec(claim: pulumi.Input[str], credentials: pulumi.Input[str]) -> di
 
 
 def shopapi_job_spec(
-    db_host: pulumi.Input[str], credentials: pulumi.Input[str], command: list[str]
+    db_host: pulumi.Input[str],
+    credentials: pulumi.Input[str],
+    command: list[str],
+    user: str = DB_USER,
 ) -> dict:
-    """A Job running the shopapi image against the database, configured as the app is."""
+    """A Job running the shopapi image against the database, configured as the app is.
+
+    `user` must be the app user whose password the credentials Secret holds now (`app_user`).
+    """
     return {
         "backoffLimit": 10,
         "activeDeadlineSeconds": 1200,
@@ -452,7 +463,7 @@ def shopapi_job_spec(
                             {"name": "DB_HOST", "value": db_host},
                             {"name": "DB_PORT", "value": str(PORT)},
                             {"name": "DB_NAME", "value": DB_NAME},
-                            {"name": "DB_USER", "value": DB_USER},
+                            {"name": "DB_USER", "value": user},
                         ],
                         "resources": {
                             "requests": {"cpu": "100m", "memory": "256Mi"},
@@ -488,7 +499,9 @@ def shopapi_job_spec(
     }
 
 
-def schema_job_spec(db_host: pulumi.Input[str], credentials: pulumi.Input[str]) -> dict:
+def schema_job_spec(
+    db_host: pulumi.Input[str], credentials: pulumi.Input[str], user: str = DB_USER
+) -> dict:
     """The schema Job: `rails db:migrate`, and `rails db:seed` only on a database without books.
 
     An init container on the MariaDB image runs SEED_GUARD, which asks the database whether it
@@ -496,7 +509,10 @@ def schema_job_spec(db_host: pulumi.Input[str], credentials: pulumi.Input[str]) 
     So a re-run of the Job (a new image, a replacement, a manual delete and `up`) migrates and
     keeps the catalogue; only the very first run, on an empty database, seeds it.
     """
-    spec = shopapi_job_spec(db_host, credentials, ["sh", "-c", SCHEMA_COMMAND])
+    # The Secret holds the password of the current generation only, so both containers log in
+    # as that generation's user. A rotation that changes the user changes this spec, and the
+    # Job runs again: safe, because the guard keeps every book.
+    spec = shopapi_job_spec(db_host, credentials, ["sh", "-c", SCHEMA_COMMAND], user)
     pod = spec["template"]["spec"]
     schema = pod["containers"][0]
     decision_mount = {"name": "seed-decision", "mountPath": SEED_DECISION_DIR}
@@ -512,7 +528,7 @@ def schema_job_spec(db_host: pulumi.Input[str], credentials: pulumi.Input[str]) 
                 {"name": "DB_HOST", "value": db_host},
                 {"name": "DB_PORT", "value": str(PORT)},
                 {"name": "DB_NAME", "value": DB_NAME},
-                {"name": "DB_USER", "value": DB_USER},
+                {"name": "DB_USER", "value": user},
                 {"name": "DB_PASSWORD_FILE", "value": f"{GUARD_PASSWORD_DIR}/DB_PASSWORD"},
                 {"name": "SEED_DECISION_FILE", "value": SEED_DECISION_FILE},
             ],
