@@ -42,7 +42,7 @@ def reuse_source_positions() -> None:
     a position by building a `pathlib.Path` of its file and a `file://` URI from it. Components
     nest, so each resource of this program brings about 19 frames, through the same few
     hundred lines every time: profiled with 100 app clusters, that conversion took an eighth
-    of the evaluation. A file and line always give the same position, so the first one is kept
+    of the evaluation. A place in a file always gives the same position, so the first one is kept
     and handed out again; the SDK copies it into each stack frame it builds, and the stacks
     sent are the same as before. Wrapped once per process, however often the program runs in it.
     """
@@ -53,11 +53,18 @@ def reuse_source_positions() -> None:
 
 
 def _reusing(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    positions: dict[tuple[str, int | None], Any] = {}
+    positions: dict[tuple[Any, ...], Any] = {}
 
     @functools.wraps(original)
     def source_position_for_frame(frame: Any) -> Any:
-        key = (frame.filename, frame.lineno)
+        # Columns too: should the SDK ever send them, two calls on one line stay apart.
+        key = (
+            frame.filename,
+            frame.lineno,
+            getattr(frame, "end_lineno", None),
+            getattr(frame, "colno", None),
+            getattr(frame, "end_colno", None),
+        )
         if key not in positions:
             positions[key] = original(frame)
         return positions[key]
