@@ -72,6 +72,36 @@ def template_objects(graph: Graph) -> list[dict]:
     return replica_set.inputs["spec"]["manifestWorkTemplate"]["workload"]["manifests"]
 
 
+# What each cluster's own ManifestWork applied in stacks made before the replica set: the
+# manifests and the database ConfigMap. The first `up` after that upgrade deletes those works
+# last, and their agents delete what the works applied.
+PRE_REPLICA_SET_WORK_OBJECTS = {("ConfigMap", "bookstore", "bookstore-database")}
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_nothing_is_owned_both_by_pulumi_and_by_a_manifest_work(fleet):
+    graph = fleet_graph(fleet, False)
+    applied_by_works = {
+        (o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"])
+        for o in template_objects(graph)
+    } | PRE_REPLICA_SET_WORK_OBJECTS
+    for cluster in app_cluster_names(fleet):
+        provider = graph.kubernetes_provider(cluster).urn
+        for res in graph.resources:
+            if res.provider_urn != provider or not res.type.startswith("kubernetes:"):
+                continue
+            metadata = res.inputs.get("metadata") or {}
+            ident = (
+                res.type.rsplit(":", 1)[-1],
+                metadata.get("namespace", ""),
+                metadata.get("name"),
+            )
+            assert ident not in applied_by_works, (
+                f"{res} on {cluster} is also applied by a ManifestWork: deleting that work "
+                "would delete it behind Pulumi's back"
+            )
+
+
 def load_balancers(graph: Graph):
     return [r for r in graph.of_type(SERVICE) if r.inputs["spec"].get("type") == "LoadBalancer"]
 
@@ -94,7 +124,9 @@ def test_template_is_manifests_and_per_cluster_data_goes_to_each_cluster(fleet, 
     graph = fleet_graph(fleet, preview)
     assert template_objects(graph) == workload_manifests(load_manifests())
     assert "ConfigMap" not in {
-        o["kind"] for o in template_objects(graph) if o["metadata"]["name"] == "bookstore-database"
+        o["kind"]
+        for o in template_objects(graph)
+        if o["metadata"]["name"] == "bookstore-database-endpoint"
     }, "the per-cluster database ConfigMap must not be in the shared template"
     host = graph.stack_outputs["databaseHost"]
     for cluster in app_cluster_names(fleet):

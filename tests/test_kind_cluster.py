@@ -230,7 +230,11 @@ def test_node_address_command_prints_each_nodes_kind_network_address(tmp_path):
 
 
 def test_controller_commands_start_and_stop_one_container(tmp_path):
-    env = {"CONTAINER": kind.CLOUD_PROVIDER_KIND_CONTAINER, "IMAGE": kind.CLOUD_PROVIDER_KIND_IMAGE}
+    env = {
+        "CONTAINER": kind.CLOUD_PROVIDER_KIND_CONTAINER,
+        "IMAGE": kind.CLOUD_PROVIDER_KIND_IMAGE,
+        "STACK": "local",
+    }
     stdout, calls = run_command(kind._START_CONTROLLER, env, tmp_path)
     assert stdout.strip() == "0123abcd"
     [run] = [c for c in calls if c.startswith("docker run")]
@@ -291,3 +295,36 @@ def test_without_the_proxy_policies_the_local_data_path_is_blocked():
     blocked = needed_flows(cut) - flow_table(cut)
     assert any(f[1].endswith("/bookstore-data/mariadb") for f in blocked), blocked
     assert any(f[1].endswith("/bookstore/router") for f in blocked), blocked
+
+
+def test_a_stacks_destroy_leaves_the_controller_to_other_stacks_kind_clusters(tmp_path):
+    env = {
+        "CONTAINER": kind.CLOUD_PROVIDER_KIND_CONTAINER,
+        "IMAGE": kind.CLOUD_PROVIDER_KIND_IMAGE,
+        "STACK": "local",
+    }
+    (tmp_path / "clusters").write_text("local-hub\nlocal-app-1\nother-hub\n")
+    _, calls = run_command(kind._STOP_CONTROLLER, env, tmp_path)
+    assert not [c for c in calls if c.startswith("docker")], (
+        f"another stack's cluster (other-hub) still needs the controller: {calls}"
+    )
+    (tmp_path / "clusters").write_text("local-hub\nlocal-app-1\n")
+    (tmp_path / "log").unlink()
+    _, calls = run_command(kind._STOP_CONTROLLER, env, tmp_path)
+    assert f"docker container inspect {kind.CLOUD_PROVIDER_KIND_CONTAINER}" in calls, (
+        "with only this stack's clusters left, destroy stops the controller"
+    )
+
+
+def test_every_stack_passes_its_name_to_the_controller():
+    graph = run_program(local_config(), stack="local")
+    controller = graph.named("kind-load-balancer-controller")
+    assert controller.inputs["environment"]["STACK"] == "local", controller
+    names = [
+        c.inputs["environment"]["KIND_CLUSTER"]
+        for c in graph.resources
+        if is_kind_cluster_command(c)
+    ]
+    assert names and all(n.startswith("local-") for n in names), (
+        f"the controller's stop test matches this stack's clusters by the prefix: {names}"
+    )

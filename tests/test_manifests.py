@@ -25,6 +25,7 @@ COMPONENTS = {"website", "shopui", "shopapi", "router"}
 ROUTER_CONFIG_ANNOTATION = "bookstore.ocm-fleet.io/router-config-sha256"
 # Created on every app cluster by the program, never shipped in manifests/.
 DATABASE_OBJECT = "bookstore-database"
+DATABASE_CONFIG = "bookstore-database-endpoint"
 
 
 def load() -> list[tuple[str, dict[str, Any]]]:
@@ -98,7 +99,7 @@ def test_object_is_an_allowed_kind_without_namespace(item: tuple[str, dict[str, 
 
 def test_database_config_and_secret_are_not_in_manifests() -> None:
     names = {(o["kind"], o["metadata"]["name"]) for _, o in OBJECTS}
-    assert ("ConfigMap", DATABASE_OBJECT) not in names, "the program generates it per cluster"
+    assert ("ConfigMap", DATABASE_CONFIG) not in names, "the program generates it per cluster"
     assert not of_kind("Secret"), "Secrets never travel in a ManifestWork"
 
 
@@ -189,7 +190,7 @@ def test_shopapi_reads_database_config_and_password_from_the_cluster() -> None:
     (container,) = pod_spec(dep)["containers"]
     where = f"{file}:Deployment/shopapi"
     refs = [e.get("configMapRef", {}).get("name") for e in container.get("envFrom", [])]
-    assert DATABASE_OBJECT in refs, f"{where} must take envFrom ConfigMap {DATABASE_OBJECT}"
+    assert DATABASE_CONFIG in refs, f"{where} must take envFrom ConfigMap {DATABASE_CONFIG}"
     env = {e["name"]: e.get("value") for e in container.get("env", [])}
     assert env.get("RAILS_ENV") == "production" and env.get("RAILS_LOG_TO_STDOUT") == "1", where
     assert "DB_PASSWORD" not in env, f"{where}: the password comes from the Secret only"

@@ -680,3 +680,24 @@ def test_receiver_config_passes_haproxy_check(tmp_path):
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_node_scrapes_are_allowed_by_port_because_cilium_ipblocks_miss_nodes(fleet):
+    """Prometheus on the hub and every agent reach node-exporter and the kubelet on the nodes.
+    On AKS the dataplane is Cilium, whose ipBlock rules do not match node addresses
+    (cilium/cilium#20550): such egress must name the ports and no peer."""
+    graph = fleet_graph(fleet, False)
+    node_ports = {9100, 10250}
+    scrapers = set()
+    for policy in graph.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy"):
+        for rule in policy.inputs["spec"].get("egress") or []:
+            ports = {p.get("port") for p in rule.get("ports") or []}
+            if ports & node_ports:
+                assert "to" not in rule, f"{policy}: egress to {sorted(ports)} names peers {rule}"
+                if ports >= node_ports:
+                    scrapers.add(policy.provider_urn)
+    expected = {graph.kubernetes_provider(hub_name(fleet)).urn} | {
+        graph.kubernetes_provider(c).urn for c in app_cluster_names(fleet)
+    }
+    assert scrapers == expected, "every cluster's scraper must be allowed to reach its nodes"

@@ -21,8 +21,16 @@ from components.security import pod_security
 APP_DELIVERY_TYPE = "ocm-fleet:index:AppDelivery"
 
 APP_NAMESPACE = "bookstore"
-DATABASE_CONFIG = "bookstore-database"
-"""Name of the app's database ConfigMap and Secret, both created on each cluster directly."""
+DATABASE_SECRET = "bookstore-database"
+"""Name of the app's database Secret, created on each cluster directly."""
+DATABASE_CONFIG = "bookstore-database-endpoint"
+"""Name of the app's database ConfigMap, created on each cluster directly.
+
+Not `bookstore-database`: stacks made before the replica set carried a ConfigMap of that name in
+each cluster's own ManifestWork, and the first `up` after the upgrade deletes that work at the
+end (pulumi/pulumi#9979) with `deleteOption: Foreground`, so the work agent deletes what it
+applied. An object Pulumi declared under the same name would go with it, while the state still
+says it exists."""
 EDGE_CREATE_TIMEOUT = "40m"
 """Cloud load balancers can take many minutes to get an address (NLBs on AWS especially)."""
 ROUTER_LABELS = {"app.kubernetes.io/name": "router", "app.kubernetes.io/part-of": "bookstore"}
@@ -87,7 +95,7 @@ class AppDelivery(pulumi.ComponentResource):
         namespace = self.namespace.metadata.name
         k8s.core.v1.Secret(
             f"{name}-database-secret",
-            metadata={"name": DATABASE_CONFIG, "namespace": namespace},
+            metadata={"name": DATABASE_SECRET, "namespace": namespace},
             type="Opaque",
             string_data={"DB_PASSWORD": args.database.password},
             opts=after_database,
@@ -267,10 +275,10 @@ def workload_manifests(
 def _reads_database_secret(obj: Mapping[str, Any]) -> bool:
     pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
     mounted = any(
-        (v.get("secret") or {}).get("secretName") == DATABASE_CONFIG for v in pod.get("volumes", [])
+        (v.get("secret") or {}).get("secretName") == DATABASE_SECRET for v in pod.get("volumes", [])
     )
     from_env = any(
-        ((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") == DATABASE_CONFIG
+        ((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") == DATABASE_SECRET
         for c in pod.get("containers", [])
         for e in c.get("env", [])
     )

@@ -10,7 +10,12 @@ from components.clusters._base import FleetCluster
 from components.clusters.aks import AksCluster, AksClusterArgs
 from components.clusters.eks import EksCluster, EksClusterArgs
 from components.clusters.existing import ExistingCluster, ExistingClusterArgs, LocalKubeconfig
-from components.clusters.kind import KindCluster, KindClusterArgs, KindLoadBalancer
+from components.clusters.kind import (
+    KindCluster,
+    KindClusterArgs,
+    KindLoadBalancer,
+    KindLoadBalancerArgs,
+)
 from components.config import ClusterSpec, FleetConfig
 from components.lifecycle.previous_run import PreviousRun
 
@@ -18,7 +23,9 @@ from components.lifecycle.previous_run import PreviousRun
 def kind_load_balancer(fleet: FleetConfig) -> KindLoadBalancer | None:
     """The host's cloud-provider-kind when the fleet runs on kind, else None."""
     if any(spec.cloud == "kind" for spec in fleet.all_clusters):
-        return KindLoadBalancer("kind-load-balancer")
+        return KindLoadBalancer(
+            "kind-load-balancer", KindLoadBalancerArgs(stack=pulumi.get_stack())
+        )
     return None
 
 

@@ -53,16 +53,31 @@ done
 """
 
 # Host networking: the controller needs no kind network at start, so it can run before the
-# first cluster exists and be stopped after the last Service is gone.
+# first cluster exists and be stopped after the last Service is gone. One controller serves
+# every kind cluster on the host, whichever stack made it: a second one would act on the same
+# Services. So a stack that finds it running with the same image shares it, and a stack's
+# destroy stops it only when no other stack's kind cluster is left, since those clusters'
+# Services need it to release their finalizers when they are deleted.
 _START_CONTROLLER = """\
 set -eu
-docker rm -f -v "$CONTAINER" >/dev/null 2>&1 || true
+if [ "$(docker container inspect --format '{{.State.Running}} {{.Config.Image}}' "$CONTAINER" \\
+    2>/dev/null)" = "true $IMAGE" ]; then
+  echo "$CONTAINER already runs $IMAGE: this stack shares it" >&2
+  docker container inspect --format '{{.Id}}' "$CONTAINER"
+  exit 0
+fi
+docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
 docker run --detach --name "$CONTAINER" --network host --restart unless-stopped \\
   --volume /var/run/docker.sock:/var/run/docker.sock "$IMAGE"
 """
 _STOP_CONTROLLER = """\
+others=$(kind get clusters 2>/dev/null | grep -v "^$STACK-" || true)
+if [ -n "$others" ]; then
+  echo "$CONTAINER keeps running: other kind clusters on this host need it: $others" >&2
+  exit 0
+fi
 if docker container inspect "$CONTAINER" >/dev/null 2>&1; then
-  docker rm -f -v "$CONTAINER" >/dev/null
+  docker rm -f "$CONTAINER" >/dev/null
 fi
 """
 
@@ -111,6 +126,8 @@ class KindLoadBalancerArgs:
     """cloud-provider-kind image."""
     container_name: str = CLOUD_PROVIDER_KIND_CONTAINER
     """Name of its container; one per host."""
+    stack: str
+    """Pulumi stack name: its destroy leaves the controller to other stacks' kind clusters."""
 
 
 class KindLoadBalancer(pulumi.ComponentResource):
@@ -131,16 +148,19 @@ class KindLoadBalancer(pulumi.ComponentResource):
     def __init__(
         self,
         name: str,
-        args: KindLoadBalancerArgs | None = None,
+        args: KindLoadBalancerArgs,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(KIND_LOAD_BALANCER_TYPE, name, None, opts)
-        args = args or KindLoadBalancerArgs()
         self.controller = command.local.Command(
             f"{name}-controller",
             create=_START_CONTROLLER,
             delete=_STOP_CONTROLLER,
-            environment={"CONTAINER": args.container_name, "IMAGE": args.image},
+            environment={
+                "CONTAINER": args.container_name,
+                "IMAGE": args.image,
+                "STACK": args.stack,
+            },
             # A new image or name means a new container: stop the old one first, it has the name.
             triggers=[args.image, args.container_name],
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),

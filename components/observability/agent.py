@@ -235,7 +235,10 @@ def agent_policies(receiver_address: pulumi.Input[str]) -> list[dict[str, Any]]:
             egress=[
                 {"to": receiver, "ports": netpol.tcp(RECEIVER_PORT)},
                 {"to": [{"podSelector": {"matchLabels": KSM_LABELS}}], "ports": netpol.tcp(8080)},
-                {"to": netpol.cidr_peers(netpol.ANYWHERE), "ports": netpol.tcp(*NODE_PORTS)},
+                # Nodes (node-exporter, kubelet) by port and no peer: Cilium, the AKS
+                # dataplane here, does not match node addresses with ipBlock
+                # (cilium/cilium#20550), as for the OCM operators (ocm/_charts.py).
+                {"ports": netpol.tcp(*NODE_PORTS)},
                 netpol.dns_rule(),
             ],
         ),

@@ -393,7 +393,10 @@ def monitoring_policies(
                     ],
                     "ports": netpol.tcp(_haproxy.METRICS_PORT),
                 },
-                {"to": netpol.cidr_peers(netpol.ANYWHERE), "ports": netpol.tcp(*NODE_PORTS)},
+                # Nodes (node-exporter, kubelet) by port and no peer: Cilium, the AKS
+                # dataplane here, does not match node addresses with ipBlock
+                # (cilium/cilium#20550), as for the OCM operators (ocm/_charts.py).
+                {"ports": netpol.tcp(*NODE_PORTS)},
                 api,
                 netpol.dns_rule(),
             ],
