@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import gc
-from collections.abc import Callable
-from typing import Any
 
 import pulumi
-from pulumi.runtime import resource as _sdk_resource
 
 FULL_COLLECTION_THRESHOLD = 1_000_000
 """Young-generation collections between two full ones: in effect, none while the program runs."""
 
 
 def prepare_evaluation() -> None:
-    """Run before the first resource: each cuts the SDK's work per resource, not what it sends."""
+    """Run before the first resource: both cut the SDK's work per resource, not what it sends."""
     skip_full_garbage_collections()
-    reuse_source_positions()
     pulumi.runtime.register_stack_transformation(_drop_versioned_azure_aliases)
 
 
@@ -33,44 +28,6 @@ def skip_full_garbage_collections() -> None:
     """
     gen0, gen1, _ = gc.get_threshold()
     gc.set_threshold(gen0, gen1, FULL_COLLECTION_THRESHOLD)
-
-
-def reuse_source_positions() -> None:
-    """Work out each line's source position once, not once per resource whose stack passes it.
-
-    For every resource the SDK records the stack that constructed it, and turns each frame into
-    a position by building a `pathlib.Path` of its file and a `file://` URI from it. Components
-    nest, so each resource of this program brings about 19 frames, through the same few
-    hundred lines every time: profiled with 100 app clusters, that conversion took an eighth
-    of the evaluation. A place in a file always gives the same position, so the first one is kept
-    and handed out again; the SDK copies it into each stack frame it builds, and the stacks
-    sent are the same as before. Wrapped once per process, however often the program runs in it.
-    """
-    original = getattr(_sdk_resource, "_get_source_position_for_frame", None)
-    if original is None or getattr(original, "_ocm_fleet_reused", False):
-        return
-    _sdk_resource._get_source_position_for_frame = _reusing(original)
-
-
-def _reusing(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    positions: dict[tuple[Any, ...], Any] = {}
-
-    @functools.wraps(original)
-    def source_position_for_frame(frame: Any) -> Any:
-        # Columns too: should the SDK ever send them, two calls on one line stay apart.
-        key = (
-            frame.filename,
-            frame.lineno,
-            getattr(frame, "end_lineno", None),
-            getattr(frame, "colno", None),
-            getattr(frame, "end_colno", None),
-        )
-        if key not in positions:
-            positions[key] = original(frame)
-        return positions[key]
-
-    source_position_for_frame._ocm_fleet_reused = True  # type: ignore[attr-defined]
-    return source_position_for_frame
 
 
 def _is_versioned_azure_type(alias: object) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import re
-import traceback
 
 import pulumi
 import pytest
@@ -47,26 +46,6 @@ def test_resources_without_such_aliases_are_left_alone():
         ),
     )
     assert _evaluation._drop_versioned_azure_aliases(args) is None
-
-
-def test_a_kept_source_position_is_the_one_the_sdk_builds(monkeypatch):
-    from pulumi.runtime import resource as sdk
-
-    current = sdk._get_source_position_for_frame
-    build = getattr(current, "__wrapped__", current)
-    monkeypatch.setattr(sdk, "_get_source_position_for_frame", build)
-    _evaluation.reuse_source_positions()
-    _evaluation.reuse_source_positions()
-    reusing = sdk._get_source_position_for_frame
-    assert reusing is not build and reusing.__wrapped__ is build, (
-        "wrapped once, however often the program runs in a process"
-    )
-    frames = traceback.extract_stack()
-    first = [reusing(f) for f in frames]
-    assert first == [build(f) for f in frames], "every frame gets the position the SDK builds"
-    assert all(a is b for a, b in zip(first, (reusing(f) for f in frames), strict=True)), (
-        "the second time a line is seen, its kept position is handed out"
-    )
 
 
 def _without_versioned_azure_aliases(options):
