@@ -171,6 +171,16 @@ class Graph:
             frontier = {r.urn for r in children}
         return found
 
+    def egress_resources(self, cluster_name: str) -> list[Registered]:
+        """The resources a cluster's egress addresses come from: Elastic IPs (EKS), the outbound
+        public IP (AKS), the command reading the node containers' addresses (kind)."""
+        return [
+            r
+            for r in self.descendants(self.cluster_component(cluster_name))
+            if r.type in ("aws:ec2/eip:Eip", "azure-native:network:PublicIPAddress")
+            or (r.type == COMMAND and r.name == f"{cluster_name}-node-addresses")
+        ]
+
     def cluster_component(self, cluster_name: str) -> Registered:
         found = [
             r

@@ -20,7 +20,6 @@ import pytest
 import yaml
 from conftest import FLEETS, fleet_graph
 from harness import (
-    COMMAND,
     Graph,
     contains_plain,
     contains_secret,
@@ -305,13 +304,7 @@ def test_database_allowlist_comes_from_the_egress_resources_in_preview(fleet):
         component = graph.cluster_component(cluster)
         if component.type == "ocm-fleet:index:ExistingCluster":
             continue  # its egress IPs are config, known in preview
-        egress = [
-            r
-            for r in graph.descendants(component)
-            if r.type in ("aws:ec2/eip:Eip", "azure-native:network:PublicIPAddress")
-            # kind: the command that reads the node containers' addresses
-            or (r.type == COMMAND and r.name == f"{cluster}-node-addresses")
-        ]
+        egress = graph.egress_resources(cluster)
         assert egress and all(r.urn in deps for r in egress), (
             f"the database allowlist must depend on {cluster}'s egress IP resources"
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import FLEETS, fleet_graph
-from harness import COMMAND, contains_plain, is_secret, is_unknown, run_program, wire_get
+from harness import contains_plain, is_secret, is_unknown, run_program, wire_get
 from schemas import chart_values, kubernetes_errors, unknown_value_keys
 from test_ocm import MANIFEST_WORK, RELEASE, app_cluster_names, hub_name, per_cluster
 
@@ -474,13 +474,7 @@ def test_receiver_allowlist_comes_from_the_egress_resources_in_preview(fleet):
         component = graph.cluster_component(cluster)
         if component.type == "ocm-fleet:index:ExistingCluster":
             continue  # its egress IPs are config, known in preview
-        egress = [
-            r
-            for r in graph.descendants(component)
-            if r.type in ("aws:ec2/eip:Eip", "azure-native:network:PublicIPAddress")
-            # kind: the command that reads the node containers' addresses
-            or (r.type == COMMAND and r.name == f"{cluster}-node-addresses")
-        ]
+        egress = graph.egress_resources(cluster)
         assert egress and all(r.urn in deps for r in egress), (
             f"the receiver's allowlist must depend on {cluster}'s egress IP resources"
         )

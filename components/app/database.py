@@ -325,18 +325,6 @@ def database_policies(
     ]
 
 
-def _restricted(uid: int, *, read_only_root: bool = True) -> dict:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": uid,
-        "runAsGroup": uid,
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": read_only_root,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
 def _restricted_pod(uid: int) -> dict:
     # fsGroup gives the image's user the data volume and the credential files.
     return {
@@ -410,7 +398,7 @@ def mariadb_spec(claim: pulumi.Input[str], credentials: pulumi.Input[str]) -> di
                             "requests": {"cpu": "250m", "memory": "512Mi"},
                             "limits": {"memory": "1Gi"},
                         },
-                        "securityContext": _restricted(MARIADB_UID),
+                        "securityContext": pod_security.restricted_container(MARIADB_UID),
                         "volumeMounts": [
                             {"name": "data", "mountPath": "/var/lib/mysql"},
                             {"name": "run", "mountPath": "/run/mysqld"},
@@ -536,7 +524,7 @@ def schema_job_spec(
                 "requests": {"cpu": "50m", "memory": "64Mi"},
                 "limits": {"memory": "128Mi"},
             },
-            "securityContext": _restricted(MARIADB_UID),
+            "securityContext": pod_security.restricted_container(MARIADB_UID),
             "volumeMounts": [
                 decision_mount,
                 {"name": "seed-guard-password", "mountPath": GUARD_PASSWORD_DIR, "readOnly": True},
@@ -605,7 +593,7 @@ def rotation_job_spec(
                             "requests": {"cpu": "50m", "memory": "64Mi"},
                             "limits": {"memory": "128Mi"},
                         },
-                        "securityContext": _restricted(MARIADB_UID),
+                        "securityContext": pod_security.restricted_container(MARIADB_UID),
                         "volumeMounts": [_credentials_mount()],
                     }
                 ],

@@ -22,7 +22,7 @@ from components.observability.hub import (
 from components.ocm import _charts as _ocm
 from components.ocm.managed_cluster import OcmManagedCluster
 from components.security import network_policies as netpol
-from components.security.pod_security import namespace_metadata
+from components.security.pod_security import namespace_metadata, restricted_container
 
 METRICS_AGENT_TYPE = "ocm-fleet:index:MetricsAgent"
 
@@ -280,18 +280,6 @@ def node_exporter_policies() -> list[dict[str, Any]]:
     ]
 
 
-def _restricted(uid: int = NOBODY) -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": uid,
-        "runAsGroup": uid,
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
 def _pod_security() -> dict[str, Any]:
     return {
         "runAsNonRoot": True,
@@ -377,7 +365,7 @@ def agent_manifests(config: str) -> list[dict[str, Any]]:
                                 "requests": {"cpu": "100m", "memory": "256Mi"},
                                 "limits": {"memory": "1Gi"},
                             },
-                            "securityContext": _restricted(),
+                            "securityContext": restricted_container(NOBODY),
                             "volumeMounts": [
                                 {
                                     "name": "config",
@@ -441,7 +429,7 @@ def agent_manifests(config: str) -> list[dict[str, Any]]:
                                 "requests": {"cpu": "50m", "memory": "64Mi"},
                                 "limits": {"memory": "256Mi"},
                             },
-                            "securityContext": _restricted(),
+                            "securityContext": restricted_container(NOBODY),
                             "volumeMounts": [_API_TOKEN_MOUNT],
                         }
                     ],
@@ -490,7 +478,7 @@ def agent_manifests(config: str) -> list[dict[str, Any]]:
                                 "requests": {"cpu": "20m", "memory": "32Mi"},
                                 "limits": {"memory": "128Mi"},
                             },
-                            "securityContext": _restricted(),
+                            "securityContext": restricted_container(NOBODY),
                             "volumeMounts": [
                                 {"name": "proc", "mountPath": "/host/proc", "readOnly": True},
                                 {"name": "sys", "mountPath": "/host/sys", "readOnly": True},
