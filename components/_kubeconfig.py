@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import yaml
+from components import _yaml
 
 EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"
 """The exec credential API every supported kubectl and client-go understands."""
@@ -29,7 +29,7 @@ def _render(*, name: str, server: str, ca_data: str, user: Mapping[str, Any]) ->
     }
     # Sorted keys and block style: the same inputs always give the same text, so the secret
     # holding it does not show a diff on every preview.
-    return yaml.safe_dump(config, sort_keys=True, default_flow_style=False)
+    return _yaml.safe_dump(config, sort_keys=True, default_flow_style=False)
 
 
 def exec_kubeconfig(

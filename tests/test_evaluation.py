@@ -99,3 +99,22 @@ def test_manifests_read_with_libyaml_are_those_the_pure_python_loader_reads(monk
     fast = _manifests.load_manifests()
     monkeypatch.setattr(_manifests, "_SAFE_LOADER", yaml.SafeLoader)
     assert _manifests.load_manifests() == fast
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_the_engine_records_the_same_graph_with_libyaml_and_pure_python_yaml(
+    fleet, preview, monkeypatch
+):
+    import yaml
+
+    from components import _yaml
+
+    assert _yaml.DUMPER is not yaml.SafeDumper, "PyYAML here is built with libyaml"
+    fast = run_program(FLEETS[fleet](), preview=preview)
+    monkeypatch.setattr(_yaml, "DUMPER", yaml.SafeDumper)
+    monkeypatch.setattr(_yaml, "LOADER", yaml.SafeLoader)
+    pure = run_program(FLEETS[fleet](), preview=preview)
+    assert _recorded(fast) == _recorded(pure), (
+        "kubeconfigs and agent configs must read and write the same YAML either way"
+    )

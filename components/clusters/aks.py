@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native as azure_native
-import yaml
 from pulumi_azure_native import authorization, containerservice, network, resources
 
+from components import _yaml
 from components.clusters._azure_zones import zones_for
 from components.clusters._base import FleetCluster
 from components.config import ClusterSpec
@@ -115,7 +115,7 @@ def _decode_kubeconfig(creds: containerservice.ListManagedClusterAdminCredential
 
 
 def _ca_data(kubeconfig: str) -> str:
-    clusters = (yaml.safe_load(kubeconfig) or {}).get("clusters") or []
+    clusters = (_yaml.safe_load(kubeconfig) or {}).get("clusters") or []
     if not clusters:
         raise ValueError("the AKS admin kubeconfig lists no cluster")
     return clusters[0]["cluster"]["certificate-authority-data"]

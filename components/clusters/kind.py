@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_command as command
-import yaml
 
-from components import images
+from components import _yaml, images
 from components.clusters._base import FleetCluster
 from components.config import ClusterSpec
 
@@ -95,7 +94,7 @@ def kind_config(workers: int) -> str:
     from sending traffic to it (cloud-provider-kind README).
     """
     nodes = [{"role": "control-plane"}] + [{"role": "worker"} for _ in range(workers)]
-    return yaml.safe_dump(
+    return _yaml.safe_dump(
         {"kind": "Cluster", "apiVersion": "kind.x-k8s.io/v1alpha4", "nodes": nodes},
         sort_keys=False,
     )
@@ -103,7 +102,7 @@ def kind_config(workers: int) -> str:
 
 def ca_from_kubeconfig(kubeconfig: str) -> str:
     """Base64 PEM of the cluster CA in a kubeconfig from `kind get kubeconfig`."""
-    doc = yaml.safe_load(kubeconfig) or {}
+    doc = _yaml.safe_load(kubeconfig) or {}
     clusters = doc.get("clusters") or []
     data = clusters[0].get("cluster", {}).get("certificate-authority-data", "") if clusters else ""
     if not data:

@@ -11,8 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from components import _yaml
 from components.edge import _haproxy, public_load_balancer
 from components.observability import _queries as q
 
@@ -70,7 +69,7 @@ class AlertTimings:
 
 
 def dump(obj: Any) -> str:
-    return yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=1000)
+    return _yaml.safe_dump(obj, sort_keys=False, default_flow_style=False, width=1000)
 
 
 # --- main cluster ---------------------------------------------------------------------------
