@@ -82,6 +82,10 @@ class FleetMonitoringArgs:
     """How long each alert's condition must hold."""
     retention: str = "15d"
     storage_gb: int = 50
+    """Size of the Prometheus server's volume, in GiB."""
+    alertmanager_storage_gb: int = 2
+    """Size of Alertmanager's volume, in GiB. The chart's default, declared here so that the
+    size follows the program rather than a chart upgrade, and the cost estimate can read it."""
 
 
 class FleetMonitoring(pulumi.ComponentResource):
@@ -143,7 +147,13 @@ class FleetMonitoring(pulumi.ComponentResource):
             version=PROMETHEUS_CHART_VERSION,
             repository_opts={"repo": PROMETHEUS_CHART_REPO},
             namespace=ns,
-            values=prometheus_values(clusters, args.timings, args.retention, args.storage_gb),
+            values=prometheus_values(
+                clusters,
+                args.timings,
+                args.retention,
+                args.storage_gb,
+                args.alertmanager_storage_gb,
+            ),
             atomic=True,
             cleanup_on_fail=True,
             timeout=600,
@@ -426,7 +436,11 @@ def monitoring_policies(
 
 
 def prometheus_values(
-    clusters: Sequence[str], timings: _prometheus.AlertTimings, retention: str, storage_gb: int
+    clusters: Sequence[str],
+    timings: _prometheus.AlertTimings,
+    retention: str,
+    storage_gb: int,
+    alertmanager_storage_gb: int,
 ) -> dict[str, Any]:
     """Values of the prometheus chart; every key exists in its values.yaml (tested)."""
     return {
@@ -440,6 +454,7 @@ def prometheus_values(
                 "evaluation_interval": _prometheus.EVALUATION_INTERVAL,
             },
         },
+        "alertmanager": {"persistence": {"size": f"{alertmanager_storage_gb}Gi"}},
         "serverFiles": dict(_prometheus.hub_server_files(clusters, timings)),
         "extraScrapeConfigs": _prometheus.dump(_prometheus.hub_scrape_configs()),
         "prometheus-pushgateway": {"enabled": False},
