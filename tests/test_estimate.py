@@ -246,13 +246,21 @@ def test_the_dev_stack_estimate_prints_cost_exclusions_and_up_time(capsys):
         out,
     )
     assert "Not counted:" in out and "traffic" in out and "logs" in out
-    assert "WARNINGS (no price, no guess):" in out and (
-        "no list price for ebsGp3 in aws region 'eu-west-1'" in out
-    ), "the dev stack's EBS volumes have no sourced eu-west-1 price"
+    assert "WARNINGS" not in out, "every item of the dev stack has a sourced list price"
     assert re.search(r"# Modeled first `pulumi up`: \d+ min \d\d s", out)
     assert "| public-lb-service |" in out or "| app-rollout-status |" in out, (
         "the critical path ends at the public entry or at the app's rollout"
     )
+
+
+def test_the_readme_shows_what_the_dev_estimate_prints(capsys):
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("For the dev stack it prints (abridged):", 1)[1]
+    shown = shown.split("```text\n", 1)[1].split("```", 1)[0]
+    assert estimate.main(["dev"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    stale = [line for line in shown.splitlines() if line not in out]
+    assert not stale, f"README lines the dev estimate no longer prints: {stale}"
 
 
 def test_the_estimate_reads_the_config_through_the_program_model():
