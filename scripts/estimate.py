@@ -4,9 +4,9 @@ Run: .venv/bin/python scripts/estimate.py [STACK]     (default: dev; reads Pulum
 
 The stack config goes through the program's own config model, then the program itself runs
 once under mocks (no cloud is called) to count what it declares: NAT gateways, public IPs,
-LoadBalancer Services, volumes. Prices come from scripts/prices.yaml, list prices of the date
-each one was read; a region or item without a price is reported, not guessed. The `up` time
-comes from the model in scripts/up_model.py.
+LoadBalancer Services, volumes (claims, and those a chart release's values ask for). Prices come
+from scripts/prices.yaml, each the list price of the date it carries; a region or item without a
+price is reported, not guessed. The `up` time comes from the model in scripts/up_model.py.
 """
 
 from __future__ import annotations
