@@ -28,13 +28,15 @@ import check_images
 import ocm_fleet_policies as pol
 
 from components import images
+from components.observability import _chart_images
 
 KIND_CONTAINER = "command:local:Command"
 
 
 def deployed_images(graph: Graph) -> dict[str, set[str]]:
     """image reference -> where it is deployed: pods (also inside ManifestWorks), the OCM CRs'
-    image pull specs, the OCM charts' image overrides, and the kind load balancer container."""
+    image pull specs, the OCM charts' image overrides, the images the monitoring charts render
+    from their release's values, and the kind load balancer container."""
     found: dict[str, set[str]] = {}
     for workload in workloads(graph):
         spec = pod_template(workload.obj)["spec"]
@@ -46,8 +48,14 @@ def deployed_images(graph: Graph) -> dict[str, set[str]]:
                 if key.endswith("ImagePullSpec"):
                     found.setdefault(value, set()).add(f"{placed} spec.{key}")
     for release in graph.of_type("kubernetes:helm.sh/v3:Release"):
-        if release.inputs["chart"] not in ("cluster-manager", "klusterlet"):
-            # The monitoring charts pull the images their pinned chart version names.
+        chart = release.inputs["chart"]
+        if chart not in ("cluster-manager", "klusterlet"):
+            assert chart in _chart_images.CHART_IMAGES, (
+                f"Helm release {release.name}: chart {chart} has no list of the images it renders"
+            )
+            rendered = _chart_images.rendered_images(chart, release.inputs["values"])
+            for path, value in rendered.items():
+                found.setdefault(value, set()).add(f"{release.name} values.{path}")
             continue
         overrides = ((release.inputs.get("values") or {}).get("images") or {}).get("overrides")
         assert overrides and overrides.get("operatorImage"), (
@@ -70,8 +78,8 @@ def test_every_deployed_image_carries_its_digest_or_is_marked_unresolved(fleet):
     data = images.read()
     for ref, where in sorted(deployed.items()):
         name, _, digest = ref.partition("@")
-        assert name in data, f"{ref} ({sorted(where)}) is not in components/images.yaml"
-        entry = data[name]
+        entry = images.entry_for(ref, data)
+        assert entry, f"{ref} ({sorted(where)}) is not in components/images.yaml"
         if entry.digest:
             assert digest == entry.digest, f"{ref} ({sorted(where)}) must be {entry.pinned}"
         else:
