@@ -4,11 +4,13 @@ the chart values against the charts, and the monitoring part of the recorded gra
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from conftest import FLEETS, fleet_graph
@@ -395,6 +397,20 @@ def test_kube_state_metrics_exports_manifest_work_conditions(fleet):
     (alert,) = [r for r in rules if r["alert"] == "ManifestWorkNotAvailable"]
     metric = f"{resource['metricNamePrefix']}_{resource['metrics'][0]['name']}"
     assert alert["expr"].startswith(metric + "{"), "the alert reads the metric exported here"
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_prometheus_values_validate_against_the_charts_schema(fleet, observability_reference):
+    """Helm refuses values that break a chart's values.schema.json (the prometheus chart has
+    one: a digest or tag that is not a string, say)."""
+    schema = json.loads(
+        (observability_reference / "charts" / "prometheus" / "values.schema.json").read_text()
+    )
+    values = prometheus_release(fleet_graph(fleet, False)).inputs["values"]
+    errors = [e.message for e in jsonschema.Draft7Validator(schema).iter_errors(values)]
+    assert errors == [], errors
+    broken = {**values, "server": {**values["server"], "image": {"digest": 5}}}
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(broken)), "the check can fail"
 
 
 def test_chart_value_check_catches_a_typo(observability_reference):
