@@ -366,7 +366,7 @@ def release_values() -> dict[str, dict]:
     from components.observability import _prometheus, hub
 
     return {
-        "prometheus": hub.prometheus_values(["app"], _prometheus.AlertTimings(), "15d", 50),
+        "prometheus": hub.prometheus_values(["app"], _prometheus.AlertTimings(), "15d", 50, 2),
         "grafana": hub.grafana_values(),
     }
 
