@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,6 +177,8 @@ class Step:
     """What it waited for: `after <name>`, `endpoints of <name>`, or `start`."""
     waited_on: str = ""
     """URN of the resource it waited for last, if any."""
+    soak: float = 0.0
+    """Part of `finish` that is the rollout's soak (only on what waits for the rollout)."""
 
 
 @dataclass
@@ -184,7 +186,11 @@ class Schedule:
     steps: dict[str, Step]
     critical_path: list[Step]
     soak_seconds: float = 0.0
-    """Time the rollout strategy demands after the workload is applied (canary soak)."""
+    """Time the rollout strategy demands after the workload is applied (canary soak): already
+    in the finish of what waits for the rollout, so in `total` as well."""
+    unavoidable: list[Step] = field(default_factory=list)
+    """The unavoidable chain (see `unavoidable_chain`), its steps timed as if nothing else
+    took any time."""
 
     @property
     def total(self) -> float:
@@ -216,7 +222,7 @@ def duration(node: Node, cloud_of_provider: Mapping[str, str]) -> Figure:
     create = node.inputs.get("create")
     if node.type == "command:local:Command" and "kind create cluster" in str(create or ""):
         return KIND_CREATE
-    if node.type == SERVICE and (node.inputs.get("spec") or {}).get("type") == "LoadBalancer":
+    if _is_load_balancer(node):
         return LOAD_BALANCER_SECONDS[cloud_of_provider.get(node.provider, "other")]
     return CREATION_SECONDS.get(node.type, DEFAULT_SECONDS)
 
@@ -332,8 +338,49 @@ def rollout_soak(nodes: Sequence[Node]) -> float:
     return soak
 
 
+def rollout_waiters(nodes: Sequence[Node]) -> set[str]:
+    """URNs of what holds `up` until the rollout is done: the rollout status resources, else
+    each ManifestWorkReplicaSet annotated with pulumi.com/waitFor."""
+    statuses = {n.urn for n in nodes if n.type == ROLLOUT_STATUS}
+    if statuses:
+        return statuses
+    return {
+        n.urn
+        for n in nodes
+        if n.type == MANIFEST_WORK_REPLICA_SET
+        and "pulumi.com/waitFor" in ((n.inputs.get("metadata") or {}).get("annotations") or {})
+    }
+
+
+IMPOSED_TYPES: dict[str, str] = {
+    "aws:eks/cluster:Cluster": "a control plane",
+    "azure-native:containerservice:ManagedCluster": "a control plane with its node pool",
+    "aws:eks/nodeGroup:NodeGroup": "the nodes",
+    "kubernetes:helm.sh/v3:Release": "an operator chart (OCM's agents and hub run from them)",
+    "kubernetes:operator.open-cluster-management.io/v1:ClusterManager": "the OCM hub",
+    "kubernetes:operator.open-cluster-management.io/v1:Klusterlet": "the OCM agent",
+    MANIFEST_WORK: "the workload applied and Available",
+    MANIFEST_WORK_REPLICA_SET: "the workload handed to OCM",
+    ROLLOUT_STATUS: "the app's rollout done",
+    "kubernetes:apps/v1:Deployment": "pods ready",
+    "kubernetes:apps/v1:StatefulSet": "pods ready",
+    "kubernetes:batch/v1:Job": "the database schema",
+}
+"""Steps no ordering of the graph can skip or shorten: they take their time in the
+unavoidable chain; everything else (IAM, networks, namespaces, policies, providers, Services
+waiting for an address) takes none there."""
+
+
+def _imposed(node: Node, node_addons: set[str]) -> bool:
+    if node.type in IMPOSED_TYPES or node.urn in node_addons:
+        return True
+    create = str(node.inputs.get("create") or "")
+    return node.type == "command:local:Command" and "kind create cluster" in create
+
+
 def schedule(nodes: Sequence[Node]) -> Schedule:
-    """Earliest finish of every resource, and the chain that decides the last one."""
+    """Earliest finish of every resource, the chain that decides the last one, and the
+    unavoidable chain (`unavoidable_chain`)."""
     by_urn = {n.urn: n for n in nodes}
     children: dict[str, list[str]] = {}
     for n in nodes:
@@ -381,68 +428,105 @@ def schedule(nodes: Sequence[Node]) -> Schedule:
     # A Service whose pods' owner depends on it (a StatefulSet's governing Service) cannot
     # wait for those pods without a deadlock the engine would show; the model leaves it out.
     waits = {svc: [src for src in srcs if not reaches(src, svc)] for svc, srcs in waits.items()}
-    steps: dict[str, Step] = {}
-    visiting: set[str] = set()
+    soak = rollout_soak(nodes)
+    soaks = dict.fromkeys(rollout_waiters(nodes), soak) if soak else {}
 
-    def finish_of(urn: str) -> float:
-        if urn in steps:
-            return steps[urn].finish
-        if urn in visiting:
-            raise ValueError(f"dependency cycle through {by_urn[urn].name}")
-        visiting.add(urn)
-        node = by_urn[urn]
-        start, why, waited_on = 0.0, "start", ""
-        for d in sorted(preds[urn]):
-            f = finish_of(d)
-            if f > start:
-                start, why, waited_on = f, f"after {by_urn[d].name}", d
-        finish = start + duration(node, cloud_of_provider).seconds
-        for src in sorted(waits.get(urn, [])):
-            f = finish_of(src) + ENDPOINT_SETTLE_SECONDS
-            if f > finish:
-                finish, why, waited_on = f, f"endpoints of {by_urn[src].name}", src
-        visiting.discard(urn)
-        steps[urn] = Step(node=node, start=start, finish=finish, why=why, waited_on=waited_on)
-        return finish
+    def timeline(seconds: Callable[[Node], float]) -> dict[str, Step]:
+        """Every resource's step when each takes `seconds(node)`; same edges, same waits."""
+        steps: dict[str, Step] = {}
+        visiting: set[str] = set()
 
-    for urn in preds:
-        finish_of(urn)
+        def finish_of(urn: str) -> float:
+            if urn in steps:
+                return steps[urn].finish
+            if urn in visiting:
+                raise ValueError(f"dependency cycle through {by_urn[urn].name}")
+            visiting.add(urn)
+            node = by_urn[urn]
+            start, why, waited_on = 0.0, "start", ""
+            for d in sorted(preds[urn]):
+                f = finish_of(d)
+                if f > start:
+                    start, why, waited_on = f, f"after {by_urn[d].name}", d
+            finish = start + seconds(node)
+            for src in sorted(waits.get(urn, [])):
+                f = finish_of(src) + ENDPOINT_SETTLE_SECONDS
+                if f > finish:
+                    finish, why, waited_on = f, f"endpoints of {by_urn[src].name}", src
+            held = soaks.get(urn, 0.0)
+            visiting.discard(urn)
+            steps[urn] = Step(node, start, finish + held, why, waited_on, held)
+            return finish + held
 
+        for urn in preds:
+            finish_of(urn)
+        return steps
+
+    def full(node: Node) -> float:
+        return duration(node, cloud_of_provider).seconds
+
+    # Nodes cannot join without their network add-ons: those are part of the nodes.
+    node_addons = {
+        d for n in nodes if n.type == "aws:eks/nodeGroup:NodeGroup" for d in preds.get(n.urn, ())
+    }
+    node_addons = {u for u in node_addons if by_urn[u].type == "aws:eks/addon:Addon"}
+
+    def imposed(node: Node) -> float:
+        return full(node) if _imposed(node, node_addons) else 0.0
+
+    def imposed_and_balancers(node: Node) -> float:
+        return full(node) if _is_load_balancer(node) else imposed(node)
+
+    steps = timeline(full)
+    # Two chains nothing can shorten: the workload's, in which waiting for a load balancer
+    # is an ordering the program chose, and the public entry's, which ends at a load balancer
+    # and needs the addresses of those before it.
+    workload = timeline(imposed)
+    entry = timeline(imposed_and_balancers)
+    balancers = [s for s in entry.values() if _is_load_balancer(s.node)]
+    ends = [(_last(workload.values()), workload), (_last(balancers), entry)]
+    chains = [_path(last, steps_of) for last, steps_of in ends if last is not None]
+    last = _last(steps.values())
+    return Schedule(
+        steps=steps,
+        critical_path=_path(last, steps) if last else [],
+        soak_seconds=soak,
+        unavoidable=max(chains, key=lambda c: c[-1].finish, default=[]),
+    )
+
+
+def _is_load_balancer(node: Node) -> bool:
+    return node.type == SERVICE and (node.inputs.get("spec") or {}).get("type") == "LoadBalancer"
+
+
+def _last(steps: Iterable[Step]) -> Step | None:
+    return max(steps, key=lambda s: (s.finish, s.node.name), default=None)
+
+
+def _path(last: Step, steps: Mapping[str, Step]) -> list[Step]:
     path: list[Step] = []
-    if steps:
-        current: Step | None = max(steps.values(), key=lambda s: (s.finish, s.node.name))
-        while current is not None:
-            path.append(current)
-            current = steps.get(current.waited_on)
-    path.reverse()
-    return Schedule(steps=steps, critical_path=path, soak_seconds=rollout_soak(nodes))
+    current: Step | None = last
+    while current is not None:
+        path.append(current)
+        current = steps.get(current.waited_on)
+    return path[::-1]
 
 
 def unavoidable_chain(sched: Schedule) -> float:
-    """What no reordering can save: the last workload Available, then the public entry.
+    """The length of the longest chain of the same graph when only the steps nothing can skip
+    take time (IMPOSED_TYPES, the add-ons nodes need to join, pods becoming ready behind a
+    Service, the rollout's soak), load balancers counted only at the end of the public entry.
 
-    The slowest cluster, its nodes, its agent and its ManifestWork Available (all in the
-    ManifestWork's finish), then the public entry rolled out: the HAProxy config, its
-    Deployment and the endpoints of its Service; plus any rollout soak.
+    Every step takes at most its time in the full schedule, over the same edges, so this is
+    never longer than the modeled `up`: how much longer `up` is says what the program's own
+    orderings and small resources add.
     """
-    works = [
-        s for s in sched.steps.values() if s.node.type in (MANIFEST_WORK, MANIFEST_WORK_REPLICA_SET)
-    ]
-    if not works:
-        return sched.total
-    last_work = max(s.finish for s in works)
-    entry = sum(
-        CREATION_SECONDS.get(t, DEFAULT_SECONDS).seconds
-        for t in ("kubernetes:core/v1:ConfigMap", "kubernetes:apps/v1:Deployment")
-    )
-    return (
-        last_work + ENDPOINT_SETTLE_SECONDS + entry + ENDPOINT_SETTLE_SECONDS + sched.soak_seconds
-    )
+    return sched.unavoidable[-1].finish if sched.unavoidable else 0.0
 
 
 def modeled_up_seconds(sched: Schedule) -> float:
-    """The length of a first `up`: the longest chain, plus the soak a rollout demands."""
-    return sched.total + sched.soak_seconds
+    """The length of a first `up`: the longest chain, the rollout's soak in it."""
+    return sched.total
 
 
 def minutes(seconds: float) -> str:
@@ -450,19 +534,22 @@ def minutes(seconds: float) -> str:
     return f"{whole // 60} min {whole % 60:02d} s"
 
 
-def critical_path_table(sched: Schedule) -> list[str]:
-    """The critical path as Markdown table rows."""
+def critical_path_table(sched: Schedule, path: Sequence[Step] | None = None) -> list[str]:
+    """The critical path (or `path`) as Markdown table rows."""
     rows = [
         "| starts | done | resource | type | waited for |",
         "| ---: | ---: | --- | --- | --- |",
     ]
-    for s in sched.critical_path:
+    for s in sched.critical_path if path is None else path:
         rows.append(
-            f"| {minutes(s.start)} | {minutes(s.finish)} | {s.node.name} "
+            f"| {minutes(s.start)} | {minutes(s.finish - s.soak)} | {s.node.name} "
             f"| {s.node.type} | {s.why} |"
         )
-    if sched.soak_seconds:
-        rows.append(f"| | +{minutes(sched.soak_seconds)} | rollout soak | | minSuccessTime |")
+        if s.soak:
+            rows.append(
+                f"| {minutes(s.finish - s.soak)} | {minutes(s.finish)} | rollout soak | "
+                f"| minSuccessTime between the rollout's steps |"
+            )
     return rows
 
 
