@@ -427,8 +427,10 @@ def test_resolved_chart_images_render_by_digest_in_each_charts_own_field(monkeyp
     assert rendered["alertmanager.image"] == f"{alertmanager}@{digest[alertmanager]}"
     assert rendered["image"] == f"{grafana}@{digest[grafana]}"
     assert values["grafana"]["image"]["sha"] == digest[grafana].removeprefix("sha256:")
-    ksm = _chart_images.PROMETHEUS_IMAGES[3]
-    assert values["prometheus"]["kube-state-metrics"]["image"]["sha"] == digest[ksm.reference]
+    ksm = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0"
+    assert values["prometheus"]["kube-state-metrics"]["image"]["sha"] == digest[ksm]
+    node_exporter = values["prometheus"]["prometheus-node-exporter"]["image"]
+    assert node_exporter["digest"] == digest["quay.io/prometheus/node-exporter:v1.12.1"]
     assert images.check(rendered.values(), data) == []
 
 
