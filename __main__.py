@@ -131,14 +131,23 @@ entry = PublicLoadBalancer(
 
 
 def describe(cluster):
-    # cloudName and nodeSize: what later runs check a change against (see PreviousRun).
+    # cloudName, nodeSize, firstPoolSize, azureName: what later runs check a change against
+    # and build on (see PreviousRun).
     return {
         "cloud": cluster.cloud,
         "region": cluster.region,
         "apiServerUrl": cluster.api_server_url,
         "egressIps": cluster.egress_cidrs,
         **({"cloudName": cluster.cluster_name} if cluster.cloud == "aws" else {}),
-        **({"nodeSize": cluster.spec.node_size} if cluster.cloud == "azure" else {}),
+        **(
+            {
+                "nodeSize": cluster.spec.node_size,
+                "firstPoolSize": cluster.first_pool_size,
+                "azureName": cluster.cluster_name,
+            }
+            if cluster.cloud == "azure"
+            else {}
+        ),
     }
 
 

@@ -59,6 +59,32 @@ def _data() -> dict[str, ImageEntry]:
     return read()
 
 
+def digest(reference: str) -> str | None:
+    """The digest images.yaml records for `repository:tag`: None while unresolved (or absent,
+    which `check` reports)."""
+    entry = _data().get(reference)
+    return entry.digest if entry else None
+
+
+def repository(reference: str) -> str:
+    """`repository` of `repository:tag` or `repository@digest` (a registry port is kept)."""
+    name = reference.partition("@")[0]
+    head, _, last = name.rpartition("/")
+    last = last.partition(":")[0]
+    return f"{head}/{last}" if head else last
+
+
+def entry_for(ref: str, data: Mapping[str, ImageEntry]) -> ImageEntry | None:
+    """The entry a deployed reference stands for: by `repository:tag`, or, for a chart that
+    renders `repository@digest` (dropping the tag), the entry of that repository with that
+    digest."""
+    name, _, digest = ref.partition("@")
+    if ":" in name.rsplit("/", 1)[-1]:
+        return data.get(name)
+    same = [e for e in data.values() if repository(e.reference) == name and e.digest == digest]
+    return same[0] if same else None
+
+
 def pinned(reference: str) -> str:
     """`reference@digest` when images.yaml has the digest, else the reference unchanged (an
     unresolved image, or one missing from the data: `check` reports both)."""
@@ -89,10 +115,14 @@ def check(references: Iterable[str], data: Mapping[str, ImageEntry] | None = Non
     problems = []
     for ref in sorted(set(references)):
         name, _, digest = ref.partition("@")
-        entry = data.get(name)
+        entry = entry_for(ref, data)
         if entry is None:
+            known = sorted(e.reference for e in data.values() if repository(e.reference) == name)
             if not digest:
                 problems.append(f"{ref}: not in images.yaml (no digest, and no reason why)")
+            elif known:
+                # repository@digest of a repository the data lists: the digest must be its.
+                problems.append(f"{ref}: digest differs from images.yaml's {', '.join(known)}")
             # else: pinned where it is named (an image tag with its digest in the stack config)
         elif digest and digest != entry.digest:
             problems.append(f"{ref}: digest differs from images.yaml's {entry.digest}")

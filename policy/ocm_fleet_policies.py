@@ -476,7 +476,8 @@ def _pod_images(obj: Any) -> list[Any]:
 
 def image_references(resource_type: str, props: Mapping[str, Any]) -> list[Any]:
     """Every image a resource deploys: its pods', those of the manifests it carries, the OCM
-    CRs' image pull specs and the OCM charts' image overrides."""
+    CRs' image pull specs, the OCM charts' image overrides and the images other charts' values
+    name (the monitoring charts')."""
     if resource_type in WORKLOADS:
         return _pod_images(props)
     if resource_type in (MANIFEST_WORK, MANIFEST_WORK_REPLICA_SET):
@@ -494,10 +495,38 @@ def image_references(resource_type: str, props: Mapping[str, Any]) -> list[Any]:
         return [_get(spec, key) for key in sorted(spec) if key.endswith("ImagePullSpec")]
     if resource_type == HELM_RELEASE:
         overrides = _get(props, "values", "images", "overrides")
-        if not isinstance(overrides, Mapping):
-            return []
-        return [_get(overrides, key) for key in sorted(overrides) if _get(overrides, key)]
+        found = []
+        if isinstance(overrides, Mapping):
+            found = [_get(overrides, key) for key in sorted(overrides) if _get(overrides, key)]
+        return found + _chart_value_images(_get(props, "values"))
     return []
+
+
+def _chart_value_images(values: Any) -> list[Any]:
+    """Every image a chart's values name (a mapping with `repository` and `tag`, the shape the
+    monitoring charts share), as a reference: with its digest when the mapping gives one
+    (`digest`, `sha` with or without `sha256:`, or a tag that carries it)."""
+    if values is UNKNOWN:
+        return [UNKNOWN]
+    if not isinstance(values, Mapping):
+        return []
+    found: list[Any] = []
+    repository, tag = _get(values, "repository"), _get(values, "tag")
+    if repository is not None and tag is not None:
+        registry = _get(values, "registry")
+        digest = _get(values, "digest") or _get(values, "sha")
+        if UNKNOWN in (repository, tag, registry, digest):
+            return [UNKNOWN]
+        name = f"{registry}/{repository}" if registry else str(repository)
+        if digest:
+            found.append(f"{name}:{tag}@sha256:{str(digest).removeprefix('sha256:')}")
+        else:
+            found.append(f"{name}:{tag}")
+    for key in sorted(values):
+        value = _get(values, key)
+        if isinstance(value, Mapping) or value is UNKNOWN:
+            found += _chart_value_images(value)
+    return found
 
 
 def unpinned_image_violations(name: str, resource_type: str, props: Mapping[str, Any]) -> list[str]:
@@ -586,7 +615,8 @@ images_pinned_by_digest = ResourceValidationPolicy(
     name="images-pinned-by-digest",
     description=(
         "Every image the stack deploys (pods, ManifestWork payloads, OCM CR image specs, OCM "
-        "chart image overrides) is pinned by digest, unless the policy config sets "
+        "chart image overrides, chart values' images) is pinned by digest, unless the policy "
+        "config sets "
         f"{ALLOW_UNRESOLVED_IMAGES}: true."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,

@@ -3,7 +3,8 @@
     .venv/bin/python scripts/check_images.py --stack-file Pulumi.dev.yaml [--allow-unresolved]
 
 Lists every image the program deploys for the stack (the app's, MariaDB, HAProxy, the OCM
-images of the stack's ocmVersion, cloud-provider-kind for kind clusters) and checks each
+images of the stack's ocmVersion, the metrics agents', the monitoring charts' own images,
+cloud-provider-kind for kind clusters) and checks each
 against components/images.yaml. Exit status: 0 when every image has its digest, or with
 --allow-unresolved (the unresolved ones are listed as a warning); 1 when some are unresolved or
 missing from the data; 2 when the data or the stack file cannot be read.
@@ -38,7 +39,7 @@ def program_images(ocm_version: str, clouds: set[str]) -> set[str]:
     from components.app._manifests import load_manifests
     from components.clusters import kind
     from components.edge import public_load_balancer
-    from components.observability import _prometheus
+    from components.observability import _chart_images, _prometheus
     from components.ocm import _charts
 
     refs = {c["image"] for obj in load_manifests() for c in _containers(obj)}
@@ -50,6 +51,12 @@ def program_images(ocm_version: str, clouds: set[str]) -> set[str]:
     refs |= {_charts.image(component, ocm_version) for component in _charts.IMAGE_COMPONENTS}
     # The metrics agent on every app cluster: Prometheus, kube-state-metrics, node-exporter.
     refs |= {images.pinned(image) for image in _prometheus.AGENT_IMAGES}
+    # The monitoring charts' own images on the main cluster, as the charts render them.
+    refs |= {
+        image.rendered(image.values())
+        for chart_images in _chart_images.CHART_IMAGES.values()
+        for image in chart_images
+    }
     if "kind" in clouds:
         refs.add(images.pinned(kind.CLOUD_PROVIDER_KIND_IMAGE))
     return refs

@@ -4,9 +4,9 @@ Run: .venv/bin/python scripts/estimate.py [STACK]     (default: dev; reads Pulum
 
 The stack config goes through the program's own config model, then the program itself runs
 once under mocks (no cloud is called) to count what it declares: NAT gateways, public IPs,
-LoadBalancer Services, volumes. Prices come from scripts/prices.yaml, list prices of the date
-each one was read; a region or item without a price is reported, not guessed. The `up` time
-comes from the model in scripts/up_model.py.
+LoadBalancer Services, volumes (claims, and those a chart release's values ask for). Prices come
+from scripts/prices.yaml, each the list price of the date it carries; a region or item without a
+price is reported, not guessed. The `up` time comes from the model in scripts/up_model.py.
 """
 
 from __future__ import annotations
@@ -34,11 +34,32 @@ BILLED_CLOUDS = ("aws", "azure")
 NOT_COUNTED = (
     "traffic: internet egress, cross-zone and inter-region transfer, NAT gateway and load "
     "balancer data processing (NLCU), Azure rules beyond the first five",
+    "disk operations: Azure Standard SSD transactions; EBS gp3 IOPS and throughput above the "
+    "included baseline (the program provisions none)",
     "logs and metrics: EKS control-plane logs in CloudWatch, any log or metric store",
     "KMS key months and requests, snapshots, support plans, taxes",
 )
 SERVICE = "kubernetes:core/v1:Service"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+CHART_VOLUMES = {
+    "prometheus": (
+        # (volume, switches that must all be on, where its size is), as in the prometheus
+        # chart's values.yaml: each switch defaults to on there, so only an explicit false
+        # turns a volume off. The StatefulSets make their claims at run time, from these values.
+        (
+            "prometheus-server",
+            (("server", "persistentVolume", "enabled"),),
+            ("server", "persistentVolume", "size"),
+        ),
+        (
+            "alertmanager",
+            (("alertmanager", "enabled"), ("alertmanager", "persistence", "enabled")),
+            ("alertmanager", "persistence", "size"),
+        ),
+    ),
+}
+"""Volumes a chart's workloads claim, by chart name."""
 AZURE_DISK_TIERS_GIB = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32767)
 """Managed disk sizes Azure bills by (Standard and Premium SSD): a disk costs its tier."""
 
@@ -51,6 +72,8 @@ class Line:
     unit_usd: float
     per: str
     monthly_usd: float
+    as_of: str
+    """The date the unit price is the list price of."""
 
 
 @dataclass
@@ -110,8 +133,9 @@ class _Pricer:
         per = entry["per"]
         factor = {"hour": self.hours, "month": 1.0, "GiB-month": 1.0}[per]
         usd = float(entry["usd"])
+        as_of = str(entry.get("published") or entry["read"])
         self.bill.lines.append(
-            Line(spec.name, label, quantity, usd, per, round(quantity * usd * factor, 2))
+            Line(spec.name, label, quantity, usd, per, round(quantity * usd * factor, 2), as_of)
         )
 
 
@@ -134,7 +158,9 @@ def estimate(fleet: FleetConfig, graph: Graph, prices: Mapping[str, Any]) -> Bil
             for r in on_cluster
             if r.type == SERVICE and (r.inputs.get("spec") or {}).get("type") == "LoadBalancer"
         ]
-        volumes = [_gib(r) for r in on_cluster if r.type == PVC]
+        volumes = [(_claim_name(r), _gib(_claimed(r))) for r in on_cluster if r.type == PVC]
+        for release in (r for r in on_cluster if r.type == RELEASE):
+            volumes += _chart_volumes(spec, release, bill)
         count = sum(1 for r in inside if r.type == "aws:ec2/natGateway:NatGateway")
         nodes = f"vm:{spec.node_size}"
         if spec.cloud == "aws":
@@ -150,7 +176,7 @@ def estimate(fleet: FleetConfig, graph: Graph, prices: Mapping[str, Any]) -> Bil
                 spec,
                 "EBS gp3 (node roots, volumes) GiB",
                 "ebsGp3",
-                spec.node_count * eks.ROOT_VOLUME_GIB + sum(volumes),
+                spec.node_count * eks.ROOT_VOLUME_GIB + sum(gib for _, gib in volumes),
             )
         else:
             pricer.add(spec, "AKS control plane (Free tier)", "aksControlPlaneFree", 1)
@@ -174,26 +200,59 @@ def estimate(fleet: FleetConfig, graph: Graph, prices: Mapping[str, Any]) -> Bil
             )
             # Azure bills a managed disk at the size tier it fits in, per month; the default
             # storage class (managed-csi) makes Standard SSD disks.
-            tiers: dict[int, int] = {}
-            for gib in volumes:
+            tiers: dict[int, list[str]] = {}
+            for name, gib in volumes:
                 tier = next((t for t in AZURE_DISK_TIERS_GIB if t >= gib), AZURE_DISK_TIERS_GIB[-1])
-                tiers[tier] = tiers.get(tier, 0) + 1
-            for tier, count_of_tier in sorted(tiers.items()):
+                tiers.setdefault(tier, []).append(name)
+            for tier, names in sorted(tiers.items()):
                 pricer.add(
                     spec,
-                    f"Standard SSD volumes {tier} GiB",
+                    f"Standard SSD volumes {tier} GiB ({', '.join(sorted(names))})",
                     f"standardSsd{tier}GiB",
-                    count_of_tier,
+                    len(names),
                 )
     return bill
 
 
-def _gib(pvc: Any) -> float:
-    text = str(
+def _claim_name(pvc: Any) -> str:
+    return str((pvc.inputs.get("metadata") or {}).get("name") or pvc.name)
+
+
+def _claimed(pvc: Any) -> str:
+    return str(
         ((pvc.inputs.get("spec") or {}).get("resources") or {})
         .get("requests", {})
         .get("storage", "0")
     )
+
+
+def _chart_volumes(spec: ClusterSpec, release: Any, bill: Bill) -> list[tuple[str, float]]:
+    """The volumes a Helm release's workloads will claim, sized from the values it declares."""
+    values = release.inputs.get("values") or {}
+    found = []
+    for volume, switches, size_at in CHART_VOLUMES.get(release.inputs.get("chart"), ()):
+        if any(_at(values, path) is False for path in switches):
+            continue
+        size = _at(values, size_at)
+        if not isinstance(size, str):
+            bill.warnings.append(
+                f"{spec.name}: the {volume} volume of release {release.name!r} declares no size "
+                f"({'.'.join(size_at)}): NOT counted"
+            )
+            continue
+        found.append((volume, _gib(size)))
+    return found
+
+
+def _at(values: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(values, Mapping):
+            return None
+        values = values.get(key)
+    return values
+
+
+def _gib(text: str) -> float:
     units = {"Gi": 1.0, "Ti": 1024.0, "Mi": 1 / 1024}
     for suffix, factor in units.items():
         if text.endswith(suffix):
@@ -204,34 +263,26 @@ def _gib(pvc: Any) -> float:
 def render(
     stack: str, fleet: FleetConfig, bill: Bill, prices: Mapping[str, Any], sched: Any
 ) -> str:
-    dates = sorted(
-        {
-            e["read"]
-            for cloud in ("aws", "azure")
-            for scope in [
-                (prices.get(cloud) or {}).get("global") or {},
-                *((prices.get(cloud) or {}).get("regions") or {}).values(),
-            ]
-            for e in scope.values()
-        }
-    )
     out = [
-        f"# Stack {stack}: monthly cost at list prices read on {', '.join(dates)} (USD, on "
-        f"demand, {prices['hoursPerMonth']} h a month; not a quote)",
+        f"# Stack {stack}: monthly cost at list prices (USD, on demand, "
+        f"{prices['hoursPerMonth']} h a month; not a quote)",
         "",
-        "| cluster | cloud | region | item | quantity | unit price | per month |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: |",
+        "Each unit price is the list price of the date beside it, from the source that "
+        f"{PRICES.relative_to(ROOT)} names; a price of an earlier date may have changed since.",
+        "",
+        "| cluster | cloud | region | item | quantity | unit price | list price of | per month |",
+        "| --- | --- | --- | --- | ---: | ---: | --- | ---: |",
     ]
     specs = {s.name: s for s in fleet.all_clusters}
     for line in bill.lines:
         spec = specs[line.cluster]
         out.append(
             f"| {line.cluster} | {spec.cloud} | {spec.region} | {line.item} | {line.quantity:g} "
-            f"| ${line.unit_usd:g}/{line.per} | ${line.monthly_usd:,.2f} |"
+            f"| ${line.unit_usd:g}/{line.per} | {line.as_of} | ${line.monthly_usd:,.2f} |"
         )
     for spec in fleet.all_clusters:
         if any(line.cluster == spec.name for line in bill.lines):
-            out.append(f"| **{spec.name}** | | | subtotal | | | **${bill.of(spec.name):,.2f}** |")
+            out.append(f"| **{spec.name}** | | | subtotal | | | | **${bill.of(spec.name):,.2f}** |")
     partial = " (PARTIAL: see warnings)" if bill.warnings else ""
     out += ["", f"**Total counted: ${bill.total:,.2f} per month{partial}**", ""]
     if bill.free:

@@ -16,8 +16,10 @@ from components.clusters.aks import (
     AksClusterArgs,
     authorized_ip_ranges,
     node_resource_group_name,
+    unenforced_policies,
 )
 from components.config import ClusterSpec
+from components.lifecycle.previous_run import AksPools
 
 MC = "azure-native:containerservice:ManagedCluster"
 PIP = "azure-native:network:PublicIPAddress"
@@ -351,3 +353,35 @@ def test_two_runs_declare_identical_inputs(preview: bool) -> None:
     assert first.keys() == second.keys(), "the same resources must be declared on every run"
     for key, value in first.items():
         assert value == second[key], f"{key[0]} {key[1]} changes between runs: perpetual diff"
+
+
+def test_cilium_is_chosen_at_creation_and_never_replaces_an_existing_cluster(hub: Graph) -> None:
+    cluster = one(hub, MC)
+    net = cluster.inputs["networkProfile"]
+    assert (net["networkDataplane"], net["networkPolicy"]) == ("cilium", "cilium")
+    # azure-native forces a new cluster when either changes (replacement.go); a cluster made
+    # before Cilium must keep its data plane rather than be rebuilt with its database.
+    assert {"networkProfile.networkDataplane", "networkProfile.networkPolicy"} <= set(
+        cluster.options["ignoreChanges"]
+    ), f"{cluster.name}: ignoreChanges {cluster.options['ignoreChanges']}"
+    assert not any("not enforced" in line for line in hub.logs), hub.logs
+
+
+@pytest.mark.parametrize("engine", [None, "azure", "calico"])
+def test_a_cluster_without_cilium_is_told_how_to_switch_in_place(engine: str | None) -> None:
+    message = unenforced_policies("app-azure", engine)
+    assert message is not None
+    assert "'app-azure'" in message and "not enforced" in message
+    assert "az aks update" in message and "--network-dataplane cilium" in message
+    assert unenforced_policies("app-azure", "cilium") is None
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+def test_a_separate_pool_builds_in_preview_and_update(preview: bool) -> None:
+    pools = AksPools(size="Standard_D8s_v5", first_size="Standard_D4s_v5", cluster_name="main-1")
+    graph = build(spec(node_size="Standard_D8s_v5"), pools=pools, preview=preview)
+    (own,) = graph.of_type("azure-native:containerservice:AgentPool")
+    assert own.inputs["vmSize"] == "Standard_D8s_v5" and own.inputs["resourceName"] == "main-1"
+    assert own.provider_urn == one(graph, AZURE_PROVIDER).urn
+    assert own.parent == graph.named("main", AKS_CLUSTER_TYPE).urn
+    assert pool(graph)["vmSize"] == "Standard_D4s_v5"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import sys
 
@@ -15,30 +16,38 @@ import estimate
 
 from components.config import FleetConfigError
 
+
+def _price(usd: float, per: str, **dated: str) -> dict:
+    return {"usd": usd, "per": per, "read": "2026-12-03", **dated}
+
+
 # Round figures, so the bill below can be checked by hand: 1000 hours a month.
 PRICES = {
     "hoursPerMonth": 1000,
     "aws": {
-        "global": {"eksControlPlane": {"usd": 0.1, "per": "hour"}},
+        "global": {"eksControlPlane": _price(0.1, "hour")},
         "regions": {
             "us-east-1": {
-                "vm:t3.large": {"usd": 0.1, "per": "hour"},
-                "natGateway": {"usd": 0.05, "per": "hour"},
-                "publicIpv4": {"usd": 0.005, "per": "hour"},
-                "networkLoadBalancer": {"usd": 0.02, "per": "hour"},
-                "ebsGp3": {"usd": 0.1, "per": "GiB-month"},
+                "vm:t3.large": _price(0.1, "hour", published="2025-06-18"),
+                "natGateway": _price(0.05, "hour"),
+                "publicIpv4": _price(0.005, "hour"),
+                "networkLoadBalancer": _price(0.02, "hour"),
+                "ebsGp3": _price(0.1, "GiB-month"),
             }
         },
     },
     "azure": {
-        "global": {"aksControlPlaneFree": {"usd": 0, "per": "hour"}},
+        "global": {"aksControlPlaneFree": _price(0, "hour")},
         "regions": {
             "westeurope": {
-                "vm:Standard_D4s_v5": {"usd": 0.2, "per": "hour"},
-                "standardPublicIp": {"usd": 0.005, "per": "hour"},
-                "standardLoadBalancer": {"usd": 0.025, "per": "hour"},
-                "premiumSsd128GiB": {"usd": 20, "per": "month"},
-                "standardSsd32GiB": {"usd": 2, "per": "month"},
+                "vm:Standard_D4s_v5": _price(0.2, "hour"),
+                "standardPublicIp": _price(0.005, "hour"),
+                "standardLoadBalancer": _price(0.025, "hour"),
+                "premiumSsd128GiB": _price(20, "month"),
+                "standardSsd4GiB": _price(1, "month"),
+                "standardSsd32GiB": _price(2, "month"),
+                "standardSsd64GiB": _price(4, "month"),
+                "standardSsd128GiB": _price(8, "month"),
             }
         },
     },
@@ -85,22 +94,95 @@ def test_the_bill_of_a_known_fleet_item_by_item(known_bill):
         ("west", "Standard Load Balancer"): 25.0,
         ("west", "Premium SSD OS disks 128 GiB"): 40.0,
         # The hub: as above with the public entry's, the database's and the metrics
-        # receiver's Services (4 IPs) and the database's 20 GiB volume, billed as a 32 GiB
-        # disk: 400 + 20 + 25 + 40 + 2 = 487
+        # receiver's Services (4 IPs), and three volumes billed at the disk size they fit in:
+        # Alertmanager's 2 GiB as 4, the database's 20 GiB as 32, Prometheus' 50 GiB as 64:
+        # 400 + 20 + 25 + 40 + 1 + 2 + 4 = 492
         ("main", "AKS control plane (Free tier)"): 0.0,
         ("main", "node VMs Standard_D4s_v5"): 400.0,
         ("main", "Standard public IPs (egress, Services)"): 20.0,
         ("main", "Standard Load Balancer"): 25.0,
         ("main", "Premium SSD OS disks 128 GiB"): 40.0,
-        ("main", "Standard SSD volumes 32 GiB"): 2.0,
+        ("main", "Standard SSD volumes 4 GiB (alertmanager)"): 1.0,
+        ("main", "Standard SSD volumes 32 GiB (mariadb-data)"): 2.0,
+        ("main", "Standard SSD volumes 64 GiB (prometheus-server)"): 4.0,
     }
     assert (known_bill.of("east"), known_bill.of("west"), known_bill.of("main")) == (
         615.0,
         475.0,
-        487.0,
+        492.0,
     )
-    assert known_bill.total == 1577.0
+    assert known_bill.total == 1582.0
+    as_of = {(line.cluster, line.item): line.as_of for line in known_bill.lines}
+    assert as_of[("east", "node VMs t3.large")] == "2025-06-18", "the date its source states"
+    assert as_of[("east", "NAT gateways")] == "2026-12-03", "undated: the date it was read"
     assert known_bill.warnings == [], "every price of this fleet is in the data"
+
+
+def _with_prometheus_values(graph, change):
+    """A copy of the graph whose prometheus release's values went through `change`."""
+    graph = copy.deepcopy(graph)
+    (release,) = [
+        r for r in graph.of_type(estimate.RELEASE) if r.inputs.get("chart") == "prometheus"
+    ]
+    change(release.inputs["values"])
+    return graph
+
+
+def _main_volumes(bill):
+    return {
+        line.item: line.quantity
+        for line in bill.lines
+        if line.cluster == "main" and line.item.startswith("Standard SSD volumes")
+    }
+
+
+def test_the_monitoring_volumes_are_sized_from_the_release_values():
+    graph = run_program(KNOWN_FLEET)
+    fleet = estimate.fleet_of(KNOWN_FLEET)
+
+    def resize(values):
+        values["server"]["persistentVolume"]["size"] = "100Gi"
+        values["alertmanager"]["persistence"]["size"] = "3Gi"
+
+    bill = estimate.estimate(fleet, _with_prometheus_values(graph, resize), PRICES)
+    assert _main_volumes(bill) == {
+        "Standard SSD volumes 4 GiB (alertmanager)": 1,
+        "Standard SSD volumes 32 GiB (mariadb-data)": 1,
+        "Standard SSD volumes 128 GiB (prometheus-server)": 1,
+    }
+    assert bill.of("main") == 400 + 20 + 25 + 40 + 1 + 2 + 8
+
+
+def test_a_monitoring_volume_turned_off_in_the_values_is_not_counted():
+    graph = run_program(KNOWN_FLEET)
+
+    def no_alertmanager_volume(values):
+        values["alertmanager"]["persistence"]["enabled"] = False
+
+    bill = estimate.estimate(
+        estimate.fleet_of(KNOWN_FLEET),
+        _with_prometheus_values(graph, no_alertmanager_volume),
+        PRICES,
+    )
+    assert "Standard SSD volumes 4 GiB (alertmanager)" not in _main_volumes(bill)
+    assert "Standard SSD volumes 64 GiB (prometheus-server)" in _main_volumes(bill)
+    assert bill.warnings == []
+
+
+def test_a_monitoring_volume_without_a_declared_size_is_reported_not_guessed():
+    graph = run_program(KNOWN_FLEET)
+
+    def unsized(values):
+        del values["server"]["persistentVolume"]["size"]
+
+    bill = estimate.estimate(
+        estimate.fleet_of(KNOWN_FLEET), _with_prometheus_values(graph, unsized), PRICES
+    )
+    assert not [item for item in _main_volumes(bill) if "prometheus-server" in item]
+    assert bill.warnings == [
+        "main: the prometheus-server volume of release 'monitoring-prometheus' declares no "
+        "size (server.persistentVolume.size): NOT counted"
+    ]
 
 
 def test_a_region_without_prices_is_reported_not_guessed():
@@ -139,19 +221,46 @@ def test_every_list_price_says_where_and_when_it_was_read():
                 assert entry["per"] in ("hour", "month", "GiB-month"), where
                 assert entry["source"].startswith("https://"), f"{where} needs its source page"
                 assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", entry["read"]), f"{where}: read date"
+                published = entry.get("published", entry["read"])
+                assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", published), f"{where}: its date"
+                assert published <= entry["read"], f"{where} cannot be dated after it was read"
+                if "github.com" in entry["source"]:
+                    assert re.search(r"/blob/[0-9a-f]{40}/", entry["source"]), (
+                        f"{where}: a repository source names the commit it was read at"
+                    )
 
 
 def test_the_dev_stack_estimate_prints_cost_exclusions_and_up_time(capsys):
     assert estimate.main(["dev"]) == 0
     out = capsys.readouterr().out
-    assert "monthly cost at list prices read on 2026-12-03" in out
-    assert "| app-aws | aws | eu-west-1 | EKS control plane | 1 | $0.1/hour | $73.00 |" in out
+    assert "# Stack dev: monthly cost at list prices (USD, on demand, 730 h a month" in out
+    assert "Each unit price is the list price of the date beside it" in out
+    assert (
+        "| app-aws | aws | eu-west-1 | EKS control plane | 1 | $0.1/hour | 2026-12-03 | $73.00 |"
+        in out
+    )
+    # Prometheus' 50 GiB volume on the main cluster, at the Azure disk size it fits in.
+    assert re.search(
+        r"\| main \| azure \| westeurope \| Standard SSD volumes 64 GiB \(prometheus-server\) "
+        r"\| 1 \| \$[\d.]+/month \| \d{4}-\d{2}-\d{2} \|",
+        out,
+    )
     assert "Not counted:" in out and "traffic" in out and "logs" in out
-    assert "WARNINGS (no price, no guess):" in out and "'eu-west-1' has no list prices" in out
+    assert "WARNINGS" not in out, "every item of the dev stack has a sourced list price"
     assert re.search(r"# Modeled first `pulumi up`: \d+ min \d\d s", out)
     assert "| public-lb-service |" in out or "| app-rollout-status |" in out, (
         "the critical path ends at the public entry or at the app's rollout"
     )
+
+
+def test_the_readme_shows_what_the_dev_estimate_prints(capsys):
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("For the dev stack it prints (abridged):", 1)[1]
+    shown = shown.split("```text\n", 1)[1].split("```", 1)[0]
+    assert estimate.main(["dev"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    stale = [line for line in shown.splitlines() if line not in out]
+    assert not stale, f"README lines the dev estimate no longer prints: {stale}"
 
 
 def test_the_estimate_reads_the_config_through_the_program_model():

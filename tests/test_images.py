@@ -12,7 +12,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -28,13 +28,15 @@ import check_images
 import ocm_fleet_policies as pol
 
 from components import images
+from components.observability import _chart_images
 
 KIND_CONTAINER = "command:local:Command"
 
 
 def deployed_images(graph: Graph) -> dict[str, set[str]]:
     """image reference -> where it is deployed: pods (also inside ManifestWorks), the OCM CRs'
-    image pull specs, the OCM charts' image overrides, and the kind load balancer container."""
+    image pull specs, the OCM charts' image overrides, the images the monitoring charts render
+    from their release's values, and the kind load balancer container."""
     found: dict[str, set[str]] = {}
     for workload in workloads(graph):
         spec = pod_template(workload.obj)["spec"]
@@ -46,8 +48,14 @@ def deployed_images(graph: Graph) -> dict[str, set[str]]:
                 if key.endswith("ImagePullSpec"):
                     found.setdefault(value, set()).add(f"{placed} spec.{key}")
     for release in graph.of_type("kubernetes:helm.sh/v3:Release"):
-        if release.inputs["chart"] not in ("cluster-manager", "klusterlet"):
-            # The monitoring charts pull the images their pinned chart version names.
+        chart = release.inputs["chart"]
+        if chart not in ("cluster-manager", "klusterlet"):
+            assert chart in _chart_images.CHART_IMAGES, (
+                f"Helm release {release.name}: chart {chart} has no list of the images it renders"
+            )
+            rendered = _chart_images.rendered_images(chart, release.inputs["values"])
+            for path, value in rendered.items():
+                found.setdefault(value, set()).add(f"{release.name} values.{path}")
             continue
         overrides = ((release.inputs.get("values") or {}).get("images") or {}).get("overrides")
         assert overrides and overrides.get("operatorImage"), (
@@ -70,8 +78,8 @@ def test_every_deployed_image_carries_its_digest_or_is_marked_unresolved(fleet):
     data = images.read()
     for ref, where in sorted(deployed.items()):
         name, _, digest = ref.partition("@")
-        assert name in data, f"{ref} ({sorted(where)}) is not in components/images.yaml"
-        entry = data[name]
+        entry = images.entry_for(ref, data)
+        assert entry, f"{ref} ({sorted(where)}) is not in components/images.yaml"
         if entry.digest:
             assert digest == entry.digest, f"{ref} ({sorted(where)}) must be {entry.pinned}"
         else:
@@ -196,6 +204,294 @@ def test_the_policy_on_the_real_graph_refuses_exactly_the_unresolved_images():
     deployed = deployed_images(fleet_graph("dev", preview=False))
     assert reported == {ref for ref in deployed if "@" not in ref}
     assert reported, "the dev fleet has unresolved images; the policy must name them"
+
+
+# The monitoring charts' own images ------------------------------------------------------------
+
+CHARTS = ROOT.parent / "shared" / "reference" / "observability" / "charts"
+PROMETHEUS_SUBCHARTS = ("kube-state-metrics", "prometheus-node-exporter")
+ALERTMANAGER_DEFAULTS = {
+    "enabled": True,
+    "image": {"repository": "quay.io/prometheus/alertmanager", "tag": ""},
+    "configmapReload": {
+        "enabled": False,
+        "image": {"repository": "quay.io/prometheus-operator/prometheus-config-reloader"},
+    },
+}
+"""The image values of alertmanager chart 1.42.0 (the prometheus chart's Chart.lock; appVersion
+v0.34.0), whose values.yaml the reference data lacks: prometheus-community/helm-charts at the
+reference data's commit, charts/alertmanager/values.yaml."""
+ALERTMANAGER_APP_VERSION = "v0.34.0"
+
+
+def _sidecars_off(v: dict) -> bool:
+    kinds = ("alerts", "dashboards", "datasources", "notifiers", "plugins")
+    return not any(v["sidecar"][kind]["enabled"] for kind in kinds)
+
+
+NOT_RENDERED = {
+    "prometheus": {
+        # kube-state-metrics templates/deployment.yaml, prometheus-node-exporter
+        # templates/daemonset.yaml: each container behind its condition.
+        "kube-state-metrics.kubeRBACProxy.image": (
+            "kube-state-metrics.kubeRBACProxy.enabled is false",
+            lambda v: not v["kube-state-metrics"]["kubeRBACProxy"]["enabled"],
+        ),
+        "prometheus-node-exporter.kubeRBACProxy.image": (
+            "prometheus-node-exporter.kubeRBACProxy.enabled is false",
+            lambda v: not v["prometheus-node-exporter"]["kubeRBACProxy"]["enabled"],
+        ),
+        "prometheus-node-exporter.permissionInitContainer.image": (
+            "no permission fix (fixes.rapl, fixes.slabinfo, extraCommands) is on",
+            lambda v: (
+                not (
+                    v["prometheus-node-exporter"]["permissionInitContainer"]["fixes"]["rapl"]
+                    or v["prometheus-node-exporter"]["permissionInitContainer"]["fixes"]["slabinfo"]
+                    or v["prometheus-node-exporter"]["permissionInitContainer"]["extraCommands"]
+                )
+            ),
+        ),
+        # alertmanager templates/statefulset.yaml
+        "alertmanager.configmapReload.image": (
+            "alertmanager.configmapReload.enabled is false",
+            lambda v: not v["alertmanager"]["configmapReload"]["enabled"],
+        ),
+    },
+    "grafana": {
+        # grafana templates/_pod.tpl, templates/tests/test.yaml, image-renderer-deployment.yaml
+        "testFramework.image": (
+            "testFramework.enabled is false",
+            lambda v: not v["testFramework"]["enabled"],
+        ),
+        "initChownData.image": (
+            "persistence.enabled (with initChownData.enabled) is false",
+            lambda v: not (v["persistence"]["enabled"] and v["initChownData"]["enabled"]),
+        ),
+        "sidecar.image": ("every sidecar.*.enabled is false", _sidecars_off),
+        "imageRenderer.image": (
+            "imageRenderer.enabled is false",
+            lambda v: not v["imageRenderer"]["enabled"],
+        ),
+    },
+}
+"""Image values of the charts that render no container with the program's values, and the
+condition (from the chart's templates) that keeps them out."""
+
+
+@pytest.fixture
+def charts() -> Path:
+    if not CHARTS.is_dir():
+        pytest.skip(f"chart reference data not found at {CHARTS} (the shared/ folder)")
+    return CHARTS
+
+
+def _merge(base: Any, over: Any) -> Any:
+    """Helm's merge of values: mappings key by key, anything else replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {k: _merge(base.get(k), over[k]) if k in base else over[k] for k in over} | {
+            k: v for k, v in base.items() if k not in over
+        }
+    return over
+
+
+def _at(values: Any, path: str) -> Any:
+    for key in path.split("."):
+        values = values.get(key) if isinstance(values, dict) else None
+    return values
+
+
+def chart_defaults(charts: Path, chart: str) -> dict[str, Any]:
+    """A chart's values.yaml with its subcharts' under their names, and each empty image tag
+    replaced by the tag the chart's template falls back to (its appVersion)."""
+
+    def load(name: str) -> tuple[dict[str, Any], str]:
+        app = str(yaml.safe_load((charts / name / "Chart.yaml").read_text())["appVersion"])
+        return yaml.safe_load((charts / name / "values.yaml").read_text()), app
+
+    values, app = load(chart)
+    if chart == "prometheus":
+        values["server"]["image"]["tag"] = values["server"]["image"]["tag"] or app
+        for sub in PROMETHEUS_SUBCHARTS:
+            sub_values, sub_app = load(sub)
+            sub_values["image"]["tag"] = sub_values["image"]["tag"] or f"v{sub_app}"
+            values[sub] = _merge(sub_values, values[sub])
+        alertmanager = _merge(ALERTMANAGER_DEFAULTS, values["alertmanager"])
+        alertmanager["image"]["tag"] = alertmanager["image"]["tag"] or ALERTMANAGER_APP_VERSION
+        values["alertmanager"] = alertmanager
+    if chart == "grafana":
+        values["image"]["tag"] = values["image"]["tag"] or app
+    return values
+
+
+def image_values(values: Any, path: str = "") -> set[str]:
+    """Paths of the image-bearing values: mappings that name a `repository`."""
+    if not isinstance(values, dict):
+        return set()
+    found = {path} if isinstance(values.get("repository"), str) else set()
+    for key, value in values.items():
+        found |= image_values(value, f"{path}.{key}" if path else key)
+    return found
+
+
+def chart_image_problems(
+    chart: str, release_values: dict, defaults: dict, data: dict[str, images.ImageEntry]
+) -> list[str]:
+    """Every image-bearing value of a chart and its release, judged: an image the chart renders
+    must be one the program lists (and pins from images.yaml, or leaves unresolved there); any
+    other must be kept out by its condition."""
+    merged = _merge(defaults, release_values)
+    listed = {".".join(image.path): image for image in _chart_images.CHART_IMAGES[chart]}
+    problems = []
+    for path in sorted(image_values(defaults) | image_values(release_values) | set(listed)):
+        if path not in listed:
+            why, off = NOT_RENDERED[chart].get(path, ("", lambda v: False))
+            if not off(merged):
+                problems.append(
+                    f"{chart}: {path} renders {_at(merged, path)} and the program does not pin it"
+                    + (f" ({why} no longer holds)" if why else "")
+                )
+            continue
+        ref = listed[path].rendered(_at(merged, path) or {})
+        entry = images.entry_for(ref, data)
+        if entry is None:
+            problems.append(f"{chart}: {path} renders {ref}, which images.yaml does not list")
+        elif entry.digest and not ref.endswith(f"@{entry.digest}"):
+            problems.append(f"{chart}: {path} renders {ref}, not by images.yaml's {entry.digest}")
+        elif not entry.digest and "@" in ref:
+            problems.append(f"{chart}: {path} renders {ref}, a digest images.yaml does not record")
+    return problems
+
+
+def release_values() -> dict[str, dict]:
+    from components.observability import _prometheus, hub
+
+    return {
+        "prometheus": hub.prometheus_values(["app"], _prometheus.AlertTimings(), "15d", 50, 2),
+        "grafana": hub.grafana_values(),
+    }
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_every_image_a_monitoring_chart_renders_is_pinned_or_unresolved(fleet, charts):
+    releases = {
+        r.inputs["chart"]: r.inputs["values"]
+        for r in fleet_graph(fleet, preview=False).of_type("kubernetes:helm.sh/v3:Release")
+        if r.inputs["chart"] in _chart_images.CHART_IMAGES
+    }
+    assert set(releases) == {"prometheus", "grafana"}, sorted(releases)
+    data = images.read()
+    for chart, values in releases.items():
+        assert chart_image_problems(chart, values, chart_defaults(charts, chart), data) == []
+    assert releases["prometheus"]["prometheus-pushgateway"]["enabled"] is False, (
+        "the pushgateway subchart is not used: its images are not listed, so it stays off"
+    )
+
+
+def test_each_chart_image_is_the_tag_its_chart_version_deploys_by_default(charts):
+    for chart, chart_images in _chart_images.CHART_IMAGES.items():
+        defaults = chart_defaults(charts, chart)
+        for image in chart_images:
+            default = image.rendered(_at(defaults, ".".join(image.path)))
+            assert image.reference == default, (
+                f"{chart} {'.'.join(image.path)}: images.yaml key {image.reference}, but the "
+                f"chart version deploys {default}"
+            )
+            assert image.reference in images.read(), f"{image.reference} not in images.yaml"
+
+
+def _resolved(monkeypatch) -> dict[str, images.ImageEntry]:
+    """images.yaml's entries, every one with a stand-in digest, in place of the real data."""
+    data = {
+        ref: images.ImageEntry(ref, "sha256:" + hashlib.sha256(ref.encode()).hexdigest(), "t", None)
+        for ref in images.read()
+    }
+    monkeypatch.setattr(images, "_data", lambda: data)
+    return data
+
+
+def test_resolved_chart_images_render_by_digest_in_each_charts_own_field(monkeypatch, charts):
+    data = _resolved(monkeypatch)
+    values = release_values()
+    for chart, chart_values in values.items():
+        defaults = chart_defaults(charts, chart)
+        assert chart_image_problems(chart, chart_values, defaults, data) == []
+    digest = {ref: e.digest for ref, e in data.items()}
+    rendered = {
+        **_chart_images.rendered_images("prometheus", values["prometheus"]),
+        **_chart_images.rendered_images("grafana", values["grafana"]),
+    }
+    server = "quay.io/prometheus/prometheus"
+    alertmanager = "quay.io/prometheus/alertmanager:v0.34.0"
+    grafana = "docker.io/grafana/grafana:13.2.0"
+    assert rendered["server.image"] == f"{server}@{digest[f'{server}:v3.14.0']}"
+    assert rendered["alertmanager.image"] == f"{alertmanager}@{digest[alertmanager]}"
+    assert rendered["image"] == f"{grafana}@{digest[grafana]}"
+    assert values["grafana"]["image"]["sha"] == digest[grafana].removeprefix("sha256:")
+    ksm = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0"
+    assert values["prometheus"]["kube-state-metrics"]["image"]["sha"] == digest[ksm]
+    node_exporter = values["prometheus"]["prometheus-node-exporter"]["image"]
+    assert node_exporter["digest"] == digest["quay.io/prometheus/node-exporter:v1.12.1"]
+    assert images.check(rendered.values(), data) == []
+
+
+def test_a_monitoring_image_by_tag_or_unlisted_fails(monkeypatch, charts):
+    data = _resolved(monkeypatch)
+    values = release_values()
+    prometheus = chart_defaults(charts, "prometheus")
+    grafana = chart_defaults(charts, "grafana")
+
+    bare = json.loads(json.dumps(values["prometheus"]))
+    del bare["server"]["image"]["digest"]
+    (problem,) = chart_image_problems("prometheus", bare, prometheus, data)
+    assert "server.image renders quay.io/prometheus/prometheus:v3.14.0, not by" in problem
+
+    new_default = json.loads(json.dumps(grafana))
+    new_default["newSidecar"] = {"image": {"repository": "example/new", "tag": "1.0"}}
+    (problem,) = chart_image_problems("grafana", values["grafana"], new_default, data)
+    assert "newSidecar.image renders" in problem and "does not pin it" in problem
+
+    persistent = {**values["grafana"], "persistence": {"enabled": True}}
+    (problem,) = chart_image_problems("grafana", persistent, grafana, data)
+    assert "initChownData.image" in problem and "no longer holds" in problem
+
+    (problem,) = images.check(["quay.io/prometheus/prometheus@sha256:" + "0" * 64], data)
+    assert "digest differs from images.yaml's quay.io/prometheus/prometheus:v3.14.0" in problem
+
+
+def test_the_policy_reads_the_images_in_chart_values():
+    def release(values: dict) -> list[str]:
+        messages: list[str] = []
+        opts = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
+        args = ResourceValidationArgs(
+            "kubernetes:helm.sh/v3:Release", {"values": values}, "urn:x", "r", opts, None, None
+        )
+        pol.images_pinned_by_digest.validate(args, lambda m, urn=None: messages.append(m))
+        return messages
+
+    image = {"registry": "docker.io", "repository": "grafana/grafana", "tag": "13.2.0"}
+    (message,) = release({"sub": {"image": image}})
+    assert "'docker.io/grafana/grafana:13.2.0' by tag" in message
+    hexdigest = "a" * 64
+    for pinned in (
+        {**image, "sha": hexdigest},
+        {**image, "sha": f"sha256:{hexdigest}"},
+        {**image, "digest": f"sha256:{hexdigest}"},
+        {**image, "tag": f"13.2.0@sha256:{hexdigest}"},
+    ):
+        assert release({"sub": {"image": pinned}}) == [], pinned
+
+
+def test_the_resolver_reads_the_monitoring_images_references():
+    import resolve_digests
+
+    assert resolve_digests.split_reference("docker.io/grafana/grafana:13.2.0") == (
+        "registry-1.docker.io",
+        "grafana/grafana",
+        "13.2.0",
+    )
+    assert resolve_digests.split_reference(
+        "quay.io/prometheus-operator/prometheus-config-reloader:v0.93.1"
+    ) == ("quay.io", "prometheus-operator/prometheus-config-reloader", "v0.93.1")
 
 
 # The resolver against a stand-in registry ------------------------------------------------------

@@ -107,8 +107,10 @@ def test_stack_outputs_describe_each_cluster_and_keep_kubeconfigs_secret(any_gra
         expected = {"cloud", "region", "apiServerUrl", "egressIps", "edgeAddress"}
         # An EKS cluster's name is exported so that a later run can tell it would rename it.
         expected |= {"cloudName"} if cluster["cloud"] == "aws" else set()
-        # An AKS cluster's node size, which a later run may not change (node_pool_changes.py).
-        expected |= {"nodeSize"} if cluster["cloud"] == "azure" else set()
+        # An AKS cluster's node size, its first pool's size and its Azure name: where a later
+        # run finds its nodes and adds a pool (node_pool_changes.py).
+        azure = {"nodeSize", "firstPoolSize", "azureName"}
+        expected |= azure if cluster["cloud"] == "azure" else set()
         assert set(cluster) == expected, name
     plain = json.dumps({k: v for k, v in wire.items() if k != "kubeconfigs"})
     for marker in ("certificate-authority-data", "client-key-data", "token:"):

@@ -40,7 +40,8 @@ def build_cluster(
     """The cluster component for `spec`. `extra_api_cidrs` also reach its API server where the
     cloud manages an allowlist (AKS; the EKS public endpoint is for operators only).
     `local_load_balancer` is the host's cloud-provider-kind, needed by kind clusters.
-    `previous_run` guards an EKS cluster's name against a change that would replace it."""
+    `previous_run` guards an EKS cluster's name against a change that would replace it, and
+    says where an AKS cluster's nodes run."""
     if spec.cloud == "aws":
         return EksCluster(
             spec.name,
@@ -58,7 +59,7 @@ def build_cluster(
                 spec=spec,
                 api_allowed_cidrs=fleet.api_allowed_cidrs,
                 extra_api_cidrs=extra_api_cidrs,
-                node_size=previous_run.node_size(spec) if previous_run else None,
+                pools=previous_run.aks_pools(spec) if previous_run else None,
             ),
         )
     if spec.cloud == "kind":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from components import _yaml
 from components.clusters._azure_zones import zones_for
 from components.clusters._base import FleetCluster
 from components.config import ClusterSpec
+from components.lifecycle.previous_run import AksPools
 
 AKS_CLUSTER_TYPE = "ocm-fleet:index:AksCluster"
 
@@ -60,9 +63,9 @@ class AksClusterArgs:
     extra_api_cidrs: pulumi.Input[Sequence[str]] = ()
     """Addresses that must also reach the API server, e.g. the app clusters' egress IPs when this
     cluster is the OCM hub. May be unknown until the clusters exist."""
-    node_size: pulumi.Input[str] | None = None
-    """The pool's VM size once checked against the stack's last run (see
-    `lifecycle.previous_run`); default `spec.node_size`."""
+    pools: pulumi.Input[AksPools] | None = None
+    """Which pools the nodes run in, from the stack's last run (see `lifecycle.previous_run`);
+    default: a new cluster, its nodes in its first pool."""
     workload_identity: bool = False
     """Enable the OIDC issuer and Microsoft Entra Workload ID. The OIDC issuer cannot be turned
     off again once on."""
@@ -108,6 +111,32 @@ def role_assignment_name(subscription_id: str, project: str, stack: str, name: s
     return str(uuid.uuid5(_ROLE_ASSIGNMENT_NAMESPACE, seed))
 
 
+def pool_name(vm_size: str) -> str:
+    """The AKS name of the separate pool for `vm_size`: `^[a-z][a-z0-9]{0,11}$`, readable, and
+    different for every size string (so a replacement pool, created before the old one is
+    deleted, never takes the old one's name), and never the first pool's name."""
+    slug = re.sub(r"[^a-z0-9]", "", vm_size.lower().removeprefix("standard_"))[:7]
+    return f"n{slug}{hashlib.sha256(vm_size.encode()).hexdigest()[:4]}"
+
+
+def unenforced_policies(cluster: str, network_policy: str | None) -> str | None:
+    """A warning when an AKS cluster does not enforce NetworkPolicies, else None.
+
+    Clusters created before the program chose Cilium keep their data plane: azure-native would
+    replace a cluster to change it (see `_network_profile`), so the switch is made in place with
+    the Azure CLI instead.
+    """
+    if network_policy == "cilium":
+        return None
+    return (
+        f"AKS cluster {cluster!r} runs network policy {network_policy or 'none'!r}, so the "
+        "fleet's NetworkPolicies are not enforced there. Switch it in place (all its nodes are "
+        "reimaged): az aks update --resource-group <group> --name <cluster> "
+        "--network-dataplane cilium; then pulumi refresh "
+        "(README, Security, what enforces the policies)"
+    )
+
+
 def _decode_kubeconfig(creds: containerservice.ListManagedClusterAdminCredentialsResult) -> str:
     if not creds.kubeconfigs:
         raise ValueError("AKS returned no admin kubeconfig")
@@ -132,6 +161,8 @@ class AksCluster(FleetCluster):
       only outbound address, exported as `egress_cidrs`;
     - the ManagedCluster: system-assigned identity, Kubernetes RBAC, authorized IP ranges on the
       API server, a System-mode VM scale set pool spread over the zones, patch auto-upgrades;
+    - once nodeSize differs from the size the cluster was created with, a separate System pool
+      of that size, which the nodes move to (see `AksPools`);
     - a Network Contributor role assignment for the cluster identity on the resource group;
     - the Kubernetes provider, from the admin kubeconfig (a secret).
     """
@@ -236,8 +267,8 @@ class AksCluster(FleetCluster):
         egress_ip: network.PublicIPAddress,
         egress_cidrs: pulumi.Output[list[str]],
     ) -> containerservice.ManagedCluster:
-        """The ManagedCluster with its System pool (see node_pool_changes.py for what a change
-        of the pool's knobs does) and its API allowlist."""
+        """The ManagedCluster with its first pool, the separate pool when there is one (see
+        node_pool_changes.py for what a change of each knob does) and its API allowlist."""
         name, spec, region, tags, child = (
             self._name,
             self.spec,
@@ -263,7 +294,13 @@ class AksCluster(FleetCluster):
                 ),
             }
 
-        return containerservice.ManagedCluster(
+        pools = pulumi.Output.from_input(args.pools or AksPools(spec.node_size, spec.node_size))
+        # Created once the stack's last run is read, which both preview and update know. The
+        # cluster waits for the pool: emptying the first pool needs another System pool.
+        own_pool = pools.apply(
+            lambda p: self._own_pool(p, resource_group, node_subnet) if p.separate else None
+        )
+        cluster = containerservice.ManagedCluster(
             f"{name}-aks",
             resource_group_name=resource_group.name,
             location=region,
@@ -284,40 +321,95 @@ class AksCluster(FleetCluster):
             api_server_access_profile=containerservice.ManagedClusterAPIServerAccessProfileArgs(
                 authorized_ip_ranges=api_ranges,
             ),
-            agent_pool_profiles=[self._system_pool(args, node_subnet)],
+            agent_pool_profiles=[self._first_pool(pools, node_subnet)],
             network_profile=_network_profile(egress_ip),
             auto_upgrade_profile=containerservice.ManagedClusterAutoUpgradeProfileArgs(
                 upgrade_channel=containerservice.UpgradeChannel.PATCH,
                 node_os_upgrade_channel=containerservice.NodeOSUpgradeChannel.NODE_IMAGE,
             ),
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=own_pool.apply(lambda pool: [pool] if pool else []),
+                    # Set when a cluster is created. azure-native replaces a cluster whose
+                    # data plane or policy engine changes (replacement.go, forceNewMap), while
+                    # AKS switches them in place; clusters made before Cilium keep theirs and
+                    # get a warning with the in-place command (`unenforced_policies`).
+                    ignore_changes=[
+                        "networkProfile.networkDataplane",
+                        "networkProfile.networkPolicy",
+                    ],
+                ),
+            ),
             **workload_identity,
         )
+        cluster.network_profile.apply(
+            lambda profile: (
+                _warn(unenforced_policies(name, profile.network_policy)) if profile else None
+            )
+        )
+        self.first_pool_size: pulumi.Output[str] = pools.apply(lambda p: p.first_size)
+        """The VM size of the cluster's first pool, kept for the cluster's life."""
+        return cluster
 
-    def _system_pool(
-        self, args: AksClusterArgs, node_subnet: network.Subnet
+    def _pool_settings(self, node_subnet: network.Subnet) -> dict:
+        """What every pool of the cluster shares, whichever resource declares it."""
+        return {
+            "type": containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
+            "orchestrator_version": self.spec.kubernetes_version,
+            "os_type": containerservice.OSType.LINUX,
+            # Ephemeral OS disks need a VM size with local storage, which the configurable
+            # size need not have; managed disks work with all of them.
+            "os_disk_type": containerservice.OSDiskType.MANAGED,
+            "os_disk_size_gb": OS_DISK_SIZE_GB,
+            "max_pods": MAX_PODS,
+            "availability_zones": self._zones,
+            "vnet_subnet_id": node_subnet.id,
+            "enable_node_public_ip": False,
+            "tags": self._tags,
+        }
+
+    def _first_pool(
+        self, pools: pulumi.Output[AksPools], node_subnet: network.Subnet
     ) -> containerservice.ManagedClusterAgentPoolProfileArgs:
-        """The System pool: nodeCount, nodeSize and kubernetesVersion land here."""
-        spec, zones, tags = self.spec, self._zones, self._tags
+        """The pool created with the cluster. It keeps its VM size; once the nodes run in a
+        pool of another size it becomes an empty User pool (User pools may have no nodes,
+        System pools may not), and it takes them back when nodeSize returns to its size."""
+        count = self.spec.node_count
         return containerservice.ManagedClusterAgentPoolProfileArgs(
             name="system",
+            mode=pools.apply(
+                lambda p: (
+                    containerservice.AgentPoolMode.USER
+                    if p.separate
+                    else containerservice.AgentPoolMode.SYSTEM
+                )
+            ),
+            count=pools.apply(lambda p: 0 if p.separate else count),
+            vm_size=pools.apply(lambda p: p.first_size),
+            **self._pool_settings(node_subnet),
+        )
+
+    def _own_pool(
+        self,
+        pools: AksPools,
+        resource_group: resources.ResourceGroup,
+        node_subnet: network.Subnet,
+    ) -> containerservice.AgentPool:
+        """The System pool of `pools.size` the nodes run in while it differs from the first
+        pool's. A new size replaces it (vmSize and the name both force a new pool); it takes a
+        new name, so Pulumi creates it before it deletes the old one."""
+        return containerservice.AgentPool(
+            f"{self._name}-pool",
+            resource_group_name=resource_group.name,
+            resource_name_=pools.cluster_name,
+            agent_pool_name=pool_name(pools.size),
             mode=containerservice.AgentPoolMode.SYSTEM,
-            type=containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
-            count=spec.node_count,
-            # See node_pool_changes.py: a new size cannot be applied to this pool.
-            vm_size=args.node_size if args.node_size is not None else spec.node_size,
-            orchestrator_version=spec.kubernetes_version,
-            os_type=containerservice.OSType.LINUX,
-            # Ephemeral OS disks need a VM size with local storage, which the
-            # configurable size need not have; managed disks work with all of them.
-            os_disk_type=containerservice.OSDiskType.MANAGED,
-            os_disk_size_gb=OS_DISK_SIZE_GB,
-            max_pods=MAX_PODS,
-            availability_zones=zones,
-            vnet_subnet_id=node_subnet.id,
-            enable_node_public_ip=False,
-            tags=tags,
+            count=self.spec.node_count,
+            vm_size=pools.size,
+            **self._pool_settings(node_subnet),
+            opts=self._child,
         )
 
     def _identity(
@@ -378,6 +470,11 @@ class AksCluster(FleetCluster):
         return kubeconfig, ca_data
 
 
+def _warn(message: str | None) -> None:
+    if message:
+        pulumi.log.warn(message)
+
+
 def _network_profile(
     egress_ip: network.PublicIPAddress,
 ) -> containerservice.ContainerServiceNetworkProfileArgs:
@@ -386,8 +483,7 @@ def _network_profile(
         network_plugin=containerservice.NetworkPlugin.AZURE,
         network_plugin_mode=containerservice.NetworkPluginMode.OVERLAY,
         # Azure CNI powered by Cilium enforces NetworkPolicies in eBPF at no extra
-        # charge. An existing overlay cluster switches in place, reimaging every node
-        # pool at once (AKS docs, "Upgrade Azure CNI IPAM modes and data plane").
+        # charge. Only new clusters get it from here (see the cluster's ignore_changes).
         network_dataplane=containerservice.NetworkDataplane.CILIUM,
         network_policy=containerservice.NetworkPolicy.CILIUM,
         pod_cidr=POD_CIDR,

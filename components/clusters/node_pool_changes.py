@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 IN_PLACE = "in place"
-REPLACES_POOL = "replaces the node group (a new one is created first)"
-REFUSED = "refused before any change"
+REPLACES_POOL = "replaces the node pool (a new one is created first)"
 
 
 @dataclass(frozen=True)
@@ -100,18 +99,53 @@ TABLE: tuple[Change, ...] = (
         "azure",
         "azure-native:containerservice:ManagedCluster",
         ("agentPoolProfiles",),
-        REFUSED,
-        "replacement.go makes no agentPoolProfiles property force a replacement, so a new "
-        "vmSize would be sent as a PUT of the cluster, and AKS refuses it: 'You can't change "
-        "the VM size of a node pool after you create it' (AKS docs, 'Manage node pools', "
-        "limitations). Nor can a cluster PUT add the pool to move to: 'Adding agent pools to "
-        "an existing cluster is not allowed through managed cluster operations' (Azure/bicep"
-        "#9644, pulumi-azure-native#579). A separate AgentPool resource does replace on vmSize "
-        "(replacement.go, AgentPool: vmSize), but pairing it with the cluster's inline pool "
-        "under ignoreChanges breaks every later cluster update once the inline pool is gone "
-        "(pulumi-azure-native#2719). The program therefore compares nodeSize with the size the "
-        "stack's last run exported and stops before any change; README, Day 2, says how to "
-        "move to a new size (a new cluster, then retire the old).",
+        IN_PLACE,
+        "AKS cannot change a pool's VM size ('You can't change the VM size of a node pool "
+        "after you create it', AKS docs, 'Manage node pools', limitations), so the first pool "
+        "keeps its size and only its mode and count move: System with nodeCount nodes while "
+        "nodeSize is its size, else an empty User pool. Both are updated in place by the "
+        "cluster's PUT (replacement.go lists no agentPoolProfiles property since "
+        "pulumi-azure-native#2774); a pool may turn User while another System pool exists (AKS "
+        "docs, 'Manage system node pools'), and a User pool may have 0 nodes (AKS REST API, "
+        "Agent Pools - Create Or Update, count). The cluster resource cannot add the pool to "
+        "move to ('Adding agent pools to an existing cluster is not allowed through managed "
+        "cluster operations', pulumi-azure-native#579) nor drop the first pool (a profile "
+        "left out of the PUT stays in Azure, #1686; one deleted behind it fails every later "
+        "PUT, #2719), so the first pool is never removed.",
+    ),
+    Change(
+        "nodeSize",
+        "azure",
+        "azure-native:containerservice:AgentPool",
+        ("agentPoolName", "vmSize"),
+        REPLACES_POOL,
+        "pulumi-azure-native provider/pkg/gen/replacement.go, forceNewMap, AgentPool: vmSize "
+        "forces a new pool, and agentPoolName is a path parameter of the pool's id (AKS REST "
+        "API, Agent Pools - Create Or Update). The pool is named after its size, so the "
+        "replacement, which Pulumi creates before deleting the old pool, never collides with "
+        "it; azure-native refuses to create over an existing pool (client_azcore.go, "
+        "CanCreate). The pool exists only while nodeSize differs from the first pool's size: "
+        "it is created when nodeSize first leaves that size and deleted, after the first "
+        "pool has taken the nodes back, when it returns.",
+    ),
+    Change(
+        "nodeCount",
+        "azure",
+        "azure-native:containerservice:AgentPool",
+        ("count",),
+        IN_PLACE,
+        "replacement.go lists no count for AgentPool; AKS scales a pool through its own PUT "
+        "(AKS docs, 'Scale the node count in an AKS cluster', az aks nodepool scale).",
+    ),
+    Change(
+        "kubernetesVersion",
+        "azure",
+        "azure-native:containerservice:AgentPool",
+        ("orchestratorVersion",),
+        IN_PLACE,
+        "replacement.go lists no orchestratorVersion for AgentPool; AKS docs, 'Upgrade a "
+        "node pool' (az aks nodepool upgrade): pools are upgraded in place after the control "
+        "plane.",
     ),
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -11,8 +12,8 @@ from components.config import NAMESPACE, ClusterSpec, FleetConfig
 
 CLUSTER_OUTPUTS = ("clusters", "retiringClusters")
 OUTPUTS_READ = (*CLUSTER_OUTPUTS, "hub")
-"""Stack outputs that map each app cluster's name to a description with `egressIps` (and, for
-EKS clusters, `cloudName`)."""
+"""Stack outputs that map each cluster's name to a description with `egressIps` (and, for EKS
+clusters, `cloudName`; for AKS clusters, `nodeSize`, `firstPoolSize` and `azureName`)."""
 
 
 class PhysicalNameError(pulumi.RunError):
@@ -20,7 +21,32 @@ class PhysicalNameError(pulumi.RunError):
 
 
 class NodeSizeError(pulumi.RunError):
-    """An AKS cluster's node size would change, which AKS refuses for an existing pool."""
+    """An AKS cluster's nodes would move to a new pool the program cannot place."""
+
+
+@dataclass(frozen=True)
+class AksPools:
+    """Which pools an AKS cluster's nodes run in, from its entry and the stack's last run.
+
+    AKS cannot change a pool's VM size, and a cluster's first pool (the one created with it,
+    inline in the ManagedCluster) can neither be removed nor be joined by another through the
+    cluster resource (components/clusters/node_pool_changes.py). So the first pool keeps the
+    size it was created with for the cluster's life; while `size` is that size the nodes run
+    there, otherwise in a separate pool of `size` and the first pool is emptied.
+    """
+
+    size: str
+    """The configured nodeSize."""
+    first_size: str
+    """The VM size of the cluster's first pool."""
+    cluster_name: str | None = None
+    """The ManagedCluster's Azure name, from the last run: a separate pool is added to it
+    without waiting for the cluster, so that the cluster can wait for the pool instead."""
+
+    @property
+    def separate(self) -> bool:
+        """Whether the nodes run in a pool of their own instead of the first pool."""
+        return self.size != self.first_size
 
 
 def departing_egress(outputs: Mapping[str, Any] | None, fleet: FleetConfig) -> list[str]:
@@ -61,24 +87,32 @@ def checked_cloud_name(outputs: Mapping[str, Any] | None, spec: ClusterSpec, ind
     return spec.cloud_name
 
 
-def checked_node_size(outputs: Mapping[str, Any] | None, spec: ClusterSpec, key: str) -> str:
-    """`spec.node_size`, once it is known to be the size the AKS cluster's pool was made with.
+def aks_pools(outputs: Mapping[str, Any] | None, spec: ClusterSpec, key: str) -> AksPools:
+    """Where the nodes of the AKS cluster of `spec` run (see `AksPools`).
 
-    AKS cannot change a node pool's VM size, and a cluster update cannot add the pool to move
-    to (see components/clusters/node_pool_changes.py). A new size would fail half-way through
-    a run; it is refused here, before any change, with the way that works.
+    A new cluster, or one the last run had in another region (a new location replaces it),
+    starts with its nodes in its first pool. Stacks last updated before the first pool's size
+    was exported recorded it as `nodeSize`, which could not change then.
     """
     before = _described(outputs, with_hub=True).get(spec.name) or {}
-    previous = before.get("nodeSize")
-    if previous is None or previous == spec.node_size:
-        return spec.node_size
-    raise NodeSizeError(
-        f"{key}.nodeSize: {spec.node_size!r} differs from {previous!r}, the VM size the AKS "
-        f"node pool of {spec.name!r} was created with, and AKS cannot change a pool's VM size. "
-        f"Set nodeSize back to {previous!r}. To move an app cluster to another size, add a "
-        "cluster with the new size, retire this one, then remove it (README, Day 2, changing "
-        "node sizes)"
+    if before.get("region", spec.region) != spec.region:
+        before = {}
+    first = before.get("firstPoolSize") or before.get("nodeSize") or spec.node_size
+    name = before.get("azureName")
+    pools = AksPools(
+        size=spec.node_size,
+        first_size=first,
+        cluster_name=name if isinstance(name, str) else None,
     )
+    if pools.separate and pools.cluster_name is None:
+        raise NodeSizeError(
+            f"{key}.nodeSize: {spec.node_size!r} would move the nodes of {spec.name!r} off "
+            f"its first pool ({first!r}) into a new pool, and the stack's last run did not "
+            "record the AKS cluster's Azure name that pool is added to (it was made by an "
+            f"earlier version of this program). Run `pulumi up` once with nodeSize {first!r}, "
+            f"then set {spec.node_size!r} (README, Day 2, changing node sizes)"
+        )
+    return pools
 
 
 def _described(
@@ -115,10 +149,10 @@ class PreviousRun:
         """See `departing_egress`."""
         return self.outputs.apply(lambda outputs: departing_egress(outputs, self.fleet))
 
-    def node_size(self, spec: ClusterSpec) -> pulumi.Output[str]:
-        """See `checked_node_size`; the AKS cluster waits for this check."""
+    def aks_pools(self, spec: ClusterSpec) -> pulumi.Output[AksPools]:
+        """See `aks_pools`; the AKS cluster's pools wait for it."""
         key = _config_key(self.fleet, spec)
-        return self.outputs.apply(lambda outputs: checked_node_size(outputs, spec, key))
+        return self.outputs.apply(lambda outputs: aks_pools(outputs, spec, key))
 
     def cloud_name(self, spec: ClusterSpec) -> pulumi.Output[str]:
         """See `checked_cloud_name`; the EKS cluster waits for this check."""

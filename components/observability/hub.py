@@ -16,7 +16,7 @@ from components import images
 from components._k8s import load_balancer_address
 from components.clusters._base import FleetCluster
 from components.edge import _haproxy, public_load_balancer
-from components.observability import _dashboard, _names, _prometheus, _receiver
+from components.observability import _chart_images, _dashboard, _names, _prometheus, _receiver
 from components.ocm import _charts as _ocm
 from components.security import network_policies as netpol
 from components.security.pod_security import namespace_metadata
@@ -82,6 +82,10 @@ class FleetMonitoringArgs:
     """How long each alert's condition must hold."""
     retention: str = "15d"
     storage_gb: int = 50
+    """Size of the Prometheus server's volume, in GiB."""
+    alertmanager_storage_gb: int = 2
+    """Size of Alertmanager's volume, in GiB. The chart's default, declared here so that the
+    size follows the program rather than a chart upgrade, and the cost estimate can read it."""
 
 
 class FleetMonitoring(pulumi.ComponentResource):
@@ -143,7 +147,13 @@ class FleetMonitoring(pulumi.ComponentResource):
             version=PROMETHEUS_CHART_VERSION,
             repository_opts={"repo": PROMETHEUS_CHART_REPO},
             namespace=ns,
-            values=prometheus_values(clusters, args.timings, args.retention, args.storage_gb),
+            values=prometheus_values(
+                clusters,
+                args.timings,
+                args.retention,
+                args.storage_gb,
+                args.alertmanager_storage_gb,
+            ),
             atomic=True,
             cleanup_on_fail=True,
             timeout=600,
@@ -426,10 +436,15 @@ def monitoring_policies(
 
 
 def prometheus_values(
-    clusters: Sequence[str], timings: _prometheus.AlertTimings, retention: str, storage_gb: int
+    clusters: Sequence[str],
+    timings: _prometheus.AlertTimings,
+    retention: str,
+    storage_gb: int,
+    alertmanager_storage_gb: int,
 ) -> dict[str, Any]:
-    """Values of the prometheus chart; every key exists in its values.yaml (tested)."""
-    return {
+    """Values of the prometheus chart; every key exists in its values.yaml (tested). Its
+    images are pinned from components/images.yaml (_chart_images)."""
+    values = {
         "server": {
             # The chart's default (web.enable-lifecycle) is repeated: Helm replaces lists.
             "extraFlags": ["web.enable-lifecycle", "web.enable-remote-write-receiver"],
@@ -440,6 +455,7 @@ def prometheus_values(
                 "evaluation_interval": _prometheus.EVALUATION_INTERVAL,
             },
         },
+        "alertmanager": {"persistence": {"size": f"{alertmanager_storage_gb}Gi"}},
         "serverFiles": dict(_prometheus.hub_server_files(clusters, timings)),
         "extraScrapeConfigs": _prometheus.dump(_prometheus.hub_scrape_configs()),
         "prometheus-pushgateway": {"enabled": False},
@@ -460,6 +476,7 @@ def prometheus_values(
             },
         },
     }
+    return _chart_images.with_images(values, _chart_images.PROMETHEUS_IMAGES)
 
 
 def manifest_work_metrics() -> dict[str, Any]:
@@ -503,8 +520,9 @@ def manifest_work_metrics() -> dict[str, Any]:
 
 
 def grafana_values() -> dict[str, Any]:
-    """Values of the grafana chart; every key exists in its values.yaml (tested)."""
-    return {
+    """Values of the grafana chart; every key exists in its values.yaml (tested). Its images
+    are pinned from components/images.yaml (_chart_images)."""
+    values = {
         "admin": {
             "existingSecret": GRAFANA_ADMIN_SECRET,
             "userKey": "admin-user",
@@ -545,7 +563,10 @@ def grafana_values() -> dict[str, Any]:
             }
         },
         "dashboards": {"ocm-fleet": {"fleet": {"json": _dashboard.dashboard_json()}}},
+        # The `helm test` pod, which nothing runs: its image has no digest value in the chart.
+        "testFramework": {"enabled": False},
     }
+    return _chart_images.with_images(values, _chart_images.GRAFANA_IMAGES)
 
 
 def receiver_deployment_spec(
