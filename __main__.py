@@ -131,8 +131,8 @@ entry = PublicLoadBalancer(
 
 
 def describe(cluster):
-    # cloudName, nodeSize, firstPoolSize, azureName: what later runs check a change against
-    # and build on (see PreviousRun).
+    # cloudName, nodeSize, firstPoolSize, azureName, kubernetesVersion: what later runs check a
+    # change against and build on (see PreviousRun).
     return {
         "cloud": cluster.cloud,
         "region": cluster.region,
@@ -141,9 +141,10 @@ def describe(cluster):
         **({"cloudName": cluster.cluster_name} if cluster.cloud == "aws" else {}),
         **(
             {
-                "nodeSize": cluster.spec.node_size,
+                "nodeSize": cluster.node_size,
                 "firstPoolSize": cluster.first_pool_size,
                 "azureName": cluster.cluster_name,
+                "kubernetesVersion": cluster.spec.kubernetes_version,
             }
             if cluster.cloud == "azure"
             else {}

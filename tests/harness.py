@@ -449,6 +449,8 @@ class RecordingMonitor(MockMonitor):
             if request.HasField("retainOnDelete")
             else False,
             "deleteBeforeReplace": request.deleteBeforeReplace,
+            # Set when the program chose either way; unset, the provider decides.
+            "deleteBeforeReplaceDefined": request.deleteBeforeReplaceDefined,
             "ignoreChanges": list(request.ignoreChanges),
             "replaceOnChanges": list(request.replaceOnChanges),
             "additionalSecretOutputs": list(request.additionalSecretOutputs),

@@ -25,10 +25,10 @@ from components.clusters.node_pool_changes import (
 KNOB_VALUES = {
     ("nodeSize", "aws"): "m6i.large",
     ("nodeCount", "aws"): 4,
-    ("kubernetesVersion", "aws"): "1.34",
+    ("kubernetesVersion", "aws"): "1.36",
     ("nodeSize", "azure"): "Standard_D8s_v5",
     ("nodeCount", "azure"): 4,
-    ("kubernetesVersion", "azure"): "1.34",
+    ("kubernetesVersion", "azure"): "1.36",
 }
 CLUSTER = {"aws": 0, "azure": 1}  # index in the dev stack's clusters
 
@@ -174,6 +174,11 @@ def test_sizes_after_the_first_move_replace_the_pool_and_leave_the_cluster_alone
         ("app-azure-pool", "agentPoolName"),
     }
     assert pool_name(SECOND) != pool_name(THIRD), "the replacement is created beside the old"
+    pool = third.named("app-azure-pool", POOL)
+    # azure-native asks for delete-before-replace on every replacement of a pool it does not
+    # name; deleting first would remove the cluster's only System pool.
+    assert pool.options["deleteBeforeReplaceDefined"], "the order must be chosen, not left"
+    assert not pool.options["deleteBeforeReplace"], "the new pool must exist before the old goes"
     assert_only_listed("nodeSize", "azure", second, third)
 
 
@@ -184,16 +189,66 @@ def test_returning_to_the_first_size_gives_the_nodes_back_to_the_first_pool():
     assert back.named("app-azure-aks", AKS).inputs == first.named("app-azure-aks", AKS).inputs
 
 
-def test_node_count_and_version_follow_the_nodes_into_the_separate_pool():
+def test_node_count_follows_the_nodes_into_the_separate_pool():
     _, moved = sizes(SECOND)
     config = with_knob("nodeSize", "azure", SECOND)
     config["ocm-fleet:clusters"][1]["nodeCount"] = 5
-    config["ocm-fleet:clusters"][1]["kubernetesVersion"] = "1.34"
-    changed, added, removed = diff(moved, then(config, moved))
+    after = then(config, moved)
+    changed, added, removed = diff(moved, after)
     assert not added and not removed
-    pool_inputs = {k for n, t, k in changed if t == POOL}
-    assert pool_inputs == {"count", "orchestratorVersion"}
-    assert first_pool(then(config, moved))["count"] == 0, "the emptied first pool stays empty"
+    assert {(n, k) for n, _, k in changed} == {("app-azure-pool", "count")}
+    assert first_pool(after)["count"] == 0, "the emptied first pool stays empty"
+
+
+def with_size_and_version(size: str, version: str) -> dict[str, Any]:
+    config = with_knob("nodeSize", "azure", size)
+    config["ocm-fleet:clusters"][1]["kubernetesVersion"] = version
+    return config
+
+
+def versions(graph: Graph) -> tuple[str, str, str | None]:
+    """(control plane, first pool, separate pool) Kubernetes versions of app-azure."""
+    pools = graph.of_type(POOL)
+    return (
+        graph.named("app-azure-aks", AKS).inputs["kubernetesVersion"],
+        first_pool(graph)["orchestratorVersion"],
+        pools[0].inputs["orchestratorVersion"] if pools else None,
+    )
+
+
+def test_an_upgrade_beside_a_separate_pool_takes_the_control_plane_first_then_the_pools():
+    """The cluster waits for the separate pool, so in one run the pool would be upgraded
+    first; AKS refuses a pool newer than its control plane."""
+    _, moved = sizes(SECOND)
+    old = versions(moved)[0]
+    upgraded = then(with_size_and_version(SECOND, "1.36"), moved)
+    assert versions(upgraded) == ("1.36", old, old), "the pools wait for the control plane"
+    assert any("Run `pulumi up` again" in line for line in upgraded.logs), upgraded.logs
+    caught_up = then(with_size_and_version(SECOND, "1.36"), upgraded)
+    assert versions(caught_up) == ("1.36", "1.36", "1.36")
+    assert not any("Run `pulumi up` again" in line for line in caught_up.logs)
+
+
+@pytest.mark.parametrize("size", [SECOND, FIRST], ids=["moving away", "moving back"])
+def test_a_size_and_version_change_together_upgrade_the_control_plane_first(size):
+    _, moved = sizes(SECOND)
+    start = moved if size == FIRST else base()
+    old = versions(start)[0]
+    both = then(with_size_and_version(size if size == FIRST else SECOND, "1.36"), start)
+    plane, first, separate = versions(both)
+    assert (plane, first) == ("1.36", old)
+    assert separate in (None, old), "no pool may be newer than the control plane"
+
+
+def test_an_upgrade_without_a_separate_pool_takes_everything_in_one_run():
+    upgraded = then(with_knob("kubernetesVersion", "azure"), base())
+    assert versions(upgraded) == ("1.36", "1.36", None)
+
+
+def test_only_the_case_of_a_size_changes_nothing():
+    for graphs in (sizes("standard_d4s_v5 "), sizes(SECOND, SECOND.upper())):
+        changed, added, removed = diff(graphs[-2], graphs[-1])
+        assert not changed and not added and not removed, (changed, added, removed)
 
 
 def test_a_size_change_on_a_stack_from_before_the_azure_name_was_exported_is_refused():
@@ -227,12 +282,13 @@ def test_a_new_cluster_and_a_moved_region_start_in_their_first_pool():
 
 
 def test_pool_names_are_valid_distinct_and_never_the_first_pools():
-    chosen = [FIRST, SECOND, THIRD, "Standard_NC24ads_A100_v4", "standard_d4s_v5", "Standard_B2s"]
+    chosen = [FIRST, SECOND, THIRD, "Standard_NC24ads_A100_v4", "Standard_B2s"]
     names = [pool_name(size) for size in chosen]
     for size, name in zip(chosen, names, strict=True):
         assert re.fullmatch(r"[a-z][a-z0-9]{0,11}", name), (size, name)
         assert name != "system"
     assert len(set(names)) == len(names), names
+    assert pool_name(" standard_d4s_v5") == pool_name(FIRST), "Azure reads sizes without case"
 
 
 def test_no_knob_is_refused_any_more():

@@ -109,7 +109,7 @@ def test_stack_outputs_describe_each_cluster_and_keep_kubeconfigs_secret(any_gra
         expected |= {"cloudName"} if cluster["cloud"] == "aws" else set()
         # An AKS cluster's node size, its first pool's size and its Azure name: where a later
         # run finds its nodes and adds a pool (node_pool_changes.py).
-        azure = {"nodeSize", "firstPoolSize", "azureName"}
+        azure = {"nodeSize", "firstPoolSize", "azureName", "kubernetesVersion"}
         expected |= azure if cluster["cloud"] == "azure" else set()
         assert set(cluster) == expected, name
     plain = json.dumps({k: v for k, v in wire.items() if k != "kubeconfigs"})

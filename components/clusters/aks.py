@@ -113,13 +113,20 @@ def role_assignment_name(subscription_id: str, project: str, stack: str, name: s
 
 def pool_name(vm_size: str) -> str:
     """The AKS name of the separate pool for `vm_size`: `^[a-z][a-z0-9]{0,11}$`, readable, and
-    different for every size string (so a replacement pool, created before the old one is
-    deleted, never takes the old one's name), and never the first pool's name."""
-    slug = re.sub(r"[^a-z0-9]", "", vm_size.lower().removeprefix("standard_"))[:7]
-    return f"n{slug}{hashlib.sha256(vm_size.encode()).hexdigest()[:4]}"
+    different for every size (so a replacement pool, created before the old one is deleted,
+    never takes the old one's name), and never the first pool's name. Azure reads sizes
+    without regard to case, and so does this."""
+    size = vm_size.strip().casefold()
+    slug = re.sub(r"[^a-z0-9]", "", size.removeprefix("standard_"))[:7]
+    return f"n{slug}{hashlib.sha256(size.encode()).hexdigest()[:4]}"
 
 
-def unenforced_policies(cluster: str, network_policy: str | None) -> str | None:
+def unenforced_policies(
+    cluster: str,
+    network_policy: str | None,
+    resource_group: str = "<group>",
+    azure_name: str = "<cluster>",
+) -> str | None:
     """A warning when an AKS cluster does not enforce NetworkPolicies, else None.
 
     Clusters created before the program chose Cilium keep their data plane: azure-native would
@@ -131,7 +138,7 @@ def unenforced_policies(cluster: str, network_policy: str | None) -> str | None:
     return (
         f"AKS cluster {cluster!r} runs network policy {network_policy or 'none'!r}, so the "
         "fleet's NetworkPolicies are not enforced there. Switch it in place (all its nodes are "
-        "reimaged): az aks update --resource-group <group> --name <cluster> "
+        f"reimaged): az aks update --resource-group {resource_group} --name {azure_name} "
         "--network-dataplane cilium; then pulumi refresh "
         "(README, Security, what enforces the policies)"
     )
@@ -344,20 +351,26 @@ class AksCluster(FleetCluster):
             ),
             **workload_identity,
         )
-        cluster.network_profile.apply(
-            lambda profile: (
-                _warn(unenforced_policies(name, profile.network_policy)) if profile else None
+        policy = cluster.network_profile.apply(lambda p: (p.network_policy or "") if p else None)
+        pulumi.Output.all(resource_group.name, cluster.name, policy).apply(
+            lambda a: (
+                _warn(unenforced_policies(name, a[2] or None, a[0], a[1]))
+                if a[2] is not None
+                else None
             )
         )
+        pools.apply(lambda p: _warn(_lagging_pools(name, spec.kubernetes_version, p)))
         self.first_pool_size: pulumi.Output[str] = pools.apply(lambda p: p.first_size)
         """The VM size of the cluster's first pool, kept for the cluster's life."""
+        self.node_size: pulumi.Output[str] = pools.apply(lambda p: p.size)
+        """The VM size the nodes run on."""
         return cluster
 
-    def _pool_settings(self, node_subnet: network.Subnet) -> dict:
+    def _pool_settings(self, node_subnet: network.Subnet, version: pulumi.Input[str]) -> dict:
         """What every pool of the cluster shares, whichever resource declares it."""
         return {
             "type": containerservice.AgentPoolType.VIRTUAL_MACHINE_SCALE_SETS,
-            "orchestrator_version": self.spec.kubernetes_version,
+            "orchestrator_version": version,
             "os_type": containerservice.OSType.LINUX,
             # Ephemeral OS disks need a VM size with local storage, which the configurable
             # size need not have; managed disks work with all of them.
@@ -388,7 +401,9 @@ class AksCluster(FleetCluster):
             ),
             count=pools.apply(lambda p: 0 if p.separate else count),
             vm_size=pools.apply(lambda p: p.first_size),
-            **self._pool_settings(node_subnet),
+            **self._pool_settings(
+                node_subnet, pools.apply(lambda p: p.pool_version or self.spec.kubernetes_version)
+            ),
         )
 
     def _own_pool(
@@ -398,8 +413,12 @@ class AksCluster(FleetCluster):
         node_subnet: network.Subnet,
     ) -> containerservice.AgentPool:
         """The System pool of `pools.size` the nodes run in while it differs from the first
-        pool's. A new size replaces it (vmSize and the name both force a new pool); it takes a
-        new name, so Pulumi creates it before it deletes the old one."""
+        pool's. A new size replaces it (vmSize and the name both force a new pool); the new
+        pool has a new name, so it is created before the old one is deleted. That order must be
+        asked for: azure-native asks for delete-before-replace on every replacement of a
+        resource it does not name itself (provider/pkg/provider/provider.go, Diff), and the
+        engine lets an explicit deleteBeforeReplace: false override that (pkg/resource/deploy/
+        step_generator.go). Deleting first would remove the cluster's only System pool."""
         return containerservice.AgentPool(
             f"{self._name}-pool",
             resource_group_name=resource_group.name,
@@ -408,8 +427,10 @@ class AksCluster(FleetCluster):
             mode=containerservice.AgentPoolMode.SYSTEM,
             count=self.spec.node_count,
             vm_size=pools.size,
-            **self._pool_settings(node_subnet),
-            opts=self._child,
+            **self._pool_settings(node_subnet, pools.pool_version or self.spec.kubernetes_version),
+            opts=pulumi.ResourceOptions.merge(
+                self._child, pulumi.ResourceOptions(delete_before_replace=False)
+            ),
         )
 
     def _identity(
@@ -468,6 +489,17 @@ class AksCluster(FleetCluster):
         # credentials are secret, so the CA need not stay wrapped.
         ca_data = pulumi.Output.unsecret(kubeconfig.apply(_ca_data))
         return kubeconfig, ca_data
+
+
+def _lagging_pools(cluster: str, version: str, pools: AksPools) -> str | None:
+    if pools.pool_version is None:
+        return None
+    return (
+        f"AKS cluster {cluster!r}: this run upgrades the control plane to {version!r} only; its "
+        f"node pools stay on {pools.pool_version!r}, since its nodes are or were in a separate "
+        "pool, which AKS may not upgrade ahead of the control plane. Run `pulumi up` again to "
+        "upgrade the pools (README, Day 2, change node sizes and counts)"
+    )
 
 
 def _warn(message: str | None) -> None:

@@ -122,9 +122,12 @@ TABLE: tuple[Change, ...] = (
         "pulumi-azure-native provider/pkg/gen/replacement.go, forceNewMap, AgentPool: vmSize "
         "forces a new pool, and agentPoolName is a path parameter of the pool's id (AKS REST "
         "API, Agent Pools - Create Or Update). The pool is named after its size, so the "
-        "replacement, which Pulumi creates before deleting the old pool, never collides with "
-        "it; azure-native refuses to create over an existing pool (client_azcore.go, "
-        "CanCreate). The pool exists only while nodeSize differs from the first pool's size: "
+        "replacement never collides with the old pool (azure-native refuses to create over an "
+        "existing one: client_azcore.go, CanCreate); azure-native asks for delete-before-"
+        "replace on it (provider.go, Diff), and the program overrides that with an explicit "
+        "deleteBeforeReplace: false, which the engine honours (step_generator.go), so the new "
+        "System pool exists before the old one goes. The pool exists only while nodeSize "
+        "differs from the first pool's size: "
         "it is created when nodeSize first leaves that size and deleted, after the first "
         "pool has taken the nodes back, when it returns.",
     ),
@@ -144,8 +147,12 @@ TABLE: tuple[Change, ...] = (
         ("orchestratorVersion",),
         IN_PLACE,
         "replacement.go lists no orchestratorVersion for AgentPool; AKS docs, 'Upgrade a "
-        "node pool' (az aks nodepool upgrade): pools are upgraded in place after the control "
-        "plane.",
+        "node pool' (az aks nodepool upgrade): pools are upgraded in place, never ahead of the "
+        "control plane (AKS REST API, Agent Pools, orchestratorVersion: 'The node pool version "
+        "cannot be greater than the control plane version'). The cluster waits for this pool, "
+        "so a run that changes kubernetesVersion upgrades the control plane only and keeps "
+        "every pool on the version the last run gave the control plane; the next run upgrades "
+        "the pools (previous_run.aks_pools).",
     ),
 )
 

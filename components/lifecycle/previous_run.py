@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pulumi
@@ -13,7 +13,8 @@ from components.config import NAMESPACE, ClusterSpec, FleetConfig
 CLUSTER_OUTPUTS = ("clusters", "retiringClusters")
 OUTPUTS_READ = (*CLUSTER_OUTPUTS, "hub")
 """Stack outputs that map each cluster's name to a description with `egressIps` (and, for EKS
-clusters, `cloudName`; for AKS clusters, `nodeSize`, `firstPoolSize` and `azureName`)."""
+clusters, `cloudName`; for AKS clusters, `nodeSize`, `firstPoolSize`, `azureName` and
+`kubernetesVersion`)."""
 
 
 class PhysicalNameError(pulumi.RunError):
@@ -22,6 +23,11 @@ class PhysicalNameError(pulumi.RunError):
 
 class NodeSizeError(pulumi.RunError):
     """An AKS cluster's nodes would move to a new pool the program cannot place."""
+
+
+def same_size(a: str, b: str) -> bool:
+    """Whether two VM size names are one size: Azure reads them without regard to case."""
+    return a.strip().casefold() == b.strip().casefold()
 
 
 @dataclass(frozen=True)
@@ -36,17 +42,20 @@ class AksPools:
     """
 
     size: str
-    """The configured nodeSize."""
+    """The nodeSize (as the last run wrote it when only its case or spacing differs)."""
     first_size: str
     """The VM size of the cluster's first pool."""
     cluster_name: str | None = None
     """The ManagedCluster's Azure name, from the last run: a separate pool is added to it
     without waiting for the cluster, so that the cluster can wait for the pool instead."""
+    pool_version: str | None = None
+    """The Kubernetes version the pools run, when it must lag behind the control plane's for
+    this run (see `aks_pools`); None: the configured version."""
 
     @property
     def separate(self) -> bool:
         """Whether the nodes run in a pool of their own instead of the first pool."""
-        return self.size != self.first_size
+        return not same_size(self.size, self.first_size)
 
 
 def departing_egress(outputs: Mapping[str, Any] | None, fleet: FleetConfig) -> list[str]:
@@ -93,17 +102,23 @@ def aks_pools(outputs: Mapping[str, Any] | None, spec: ClusterSpec, key: str) ->
     A new cluster, or one the last run had in another region (a new location replaces it),
     starts with its nodes in its first pool. Stacks last updated before the first pool's size
     was exported recorded it as `nodeSize`, which could not change then.
+
+    While the nodes are, or were in the last run, in a separate pool, the cluster waits for that
+    pool, so a pool would be upgraded before the control plane, and AKS refuses a pool newer
+    than its control plane. A new kubernetesVersion then upgrades the control plane only, the
+    pools keep the version the last run gave the control plane, and the next run upgrades them.
     """
     before = _described(outputs, with_hub=True).get(spec.name) or {}
     if before.get("region", spec.region) != spec.region:
         before = {}
-    first = before.get("firstPoolSize") or before.get("nodeSize") or spec.node_size
-    name = before.get("azureName")
-    pools = AksPools(
-        size=spec.node_size,
-        first_size=first,
-        cluster_name=name if isinstance(name, str) else None,
-    )
+    first = _text(before, "firstPoolSize") or _text(before, "nodeSize") or spec.node_size
+    last_size = _text(before, "nodeSize")
+    size = last_size if last_size and same_size(last_size, spec.node_size) else spec.node_size
+    were_separate = bool(last_size) and not same_size(last_size, first)
+    last_version = _text(before, "kubernetesVersion")
+    pools = AksPools(size=size, first_size=first, cluster_name=_text(before, "azureName"))
+    if (pools.separate or were_separate) and last_version not in (None, spec.kubernetes_version):
+        pools = replace(pools, pool_version=last_version)
     if pools.separate and pools.cluster_name is None:
         raise NodeSizeError(
             f"{key}.nodeSize: {spec.node_size!r} would move the nodes of {spec.name!r} off "
@@ -113,6 +128,11 @@ def aks_pools(outputs: Mapping[str, Any] | None, spec: ClusterSpec, key: str) ->
             f"then set {spec.node_size!r} (README, Day 2, changing node sizes)"
         )
     return pools
+
+
+def _text(described: Mapping[str, Any], key: str) -> str | None:
+    value = described.get(key)
+    return value if isinstance(value, str) and value else None
 
 
 def _described(
