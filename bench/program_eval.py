@@ -14,8 +14,9 @@ the same harness: the mocks and the recording of each registration. Imports are 
 timed evaluation; the cold columns show them: one evaluation of the same fleet (or floor) in
 a fresh interpreter, imports included, as `pulumi preview` runs the program. Peak memory is
 the interpreter's maximum resident size. With --repeat, cells are medians and the program's
-CPU time shows its range. Prints Markdown tables, then the modeled critical path of a first
-`up` (scripts/up_model.py) for each size.
+CPU time shows its range. Prints a Markdown table, each speed target met or not (the ratio
+against both floors: the one with the same GC setting is the like-for-like one), then the
+modeled first `up` (scripts/up_model.py) for each size and the critical path of the largest.
 """
 
 from __future__ import annotations
@@ -130,6 +131,48 @@ def median(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
+RATIO_TARGET = 1.5
+"""Program CPU time per resource, at most this many times the floor's, at every size."""
+LINEAR_TOLERANCE = 1.2
+"""Linear: per resource, the largest fleet costs at most this many times the smallest."""
+FLEET_TARGET_SIZE, FLEET_TARGET_S, FLEET_TARGET_MB = 100, 20.0, 1024.0
+
+
+def print_targets(rows: dict[int, dict]) -> None:
+    """Each target, met or not, from the figures of the table above."""
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    print("Targets:\n")
+    for size, row in rows.items():
+        like_for_like = verdict(row["ratio_same_gc"] <= RATIO_TARGET)
+        print(
+            f"- {size} app clusters, at most {RATIO_TARGET}x the floor per resource: "
+            f"{row['ratio']:.2f}x the floor as the SDK runs by default "
+            f"({verdict(row['ratio'] <= RATIO_TARGET)}), {row['ratio_same_gc']:.2f}x the floor "
+            f"with the same GC setting, the like-for-like one ({like_for_like})"
+        )
+    if len(rows) > 1:
+        small, large = min(rows), max(rows)
+        growth = rows[large]["ms"] / rows[small]["ms"]
+        print(
+            f"- linear from {small} to {large} app clusters: {rows[small]['ms']:.2f} then "
+            f"{rows[large]['ms']:.2f} ms per resource, {growth:.2f}x "
+            f"({verdict(growth <= LINEAR_TOLERANCE)})"
+        )
+    if FLEET_TARGET_SIZE in rows:
+        row = rows[FLEET_TARGET_SIZE]
+        cpu = row["cpu"]
+        print(
+            f"- {FLEET_TARGET_SIZE} app clusters under {FLEET_TARGET_S:g} s and "
+            f"{FLEET_TARGET_MB:g} MB: median {statistics.median(cpu):.2f} s CPU "
+            f"(slowest run {cpu[-1]:.2f} s), peak {row['rss']:.0f} MB "
+            f"({verdict(statistics.median(cpu) < FLEET_TARGET_S and row['rss'] < FLEET_TARGET_MB)}"
+            f"{'' if cpu[-1] < FLEET_TARGET_S else '; not in every run'})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="3,30,100", help="app cluster counts, comma-separated")
@@ -153,7 +196,7 @@ def main() -> None:
         "| program peak RSS (MB) | floor peak RSS (MB) | program cold (s) | floor cold (s) |"
     )
     print("|" + " ---: |" * 13)
-    paths = {}
+    paths, rows = {}, {}
     for size in sizes:
         arg = {"warmup": fleet(1), "fleet": fleet(size)}
         program = [measure("program", arg, mode) for _ in range(args.repeat)]
@@ -177,8 +220,17 @@ def main() -> None:
             f"| {program_cold['cpu_s']:.2f} | {floor_cold['cpu_s']:.2f} |",
             flush=True,
         )
+        rows[size] = {
+            "ms": p_ms,
+            "ratio": p_ms / f_ms,
+            "ratio_same_gc": p_ms / t_ms,
+            "cpu": cpu,
+            "rss": max(r["peak_rss_mb"] for r in program),
+        }
         if "path" in program[0]:
             paths[size] = program[0]
+    print()
+    print_targets(rows)
     print()
     for size, run in paths.items():
         print(
