@@ -513,6 +513,20 @@ def test_the_first_principal_takes_over_the_former_deployer_entry():
         assert alias.get("type", "") in ("", first.type, assoc.type), alias
 
 
+def test_the_former_deployer_listed_later_gets_its_new_entry_after_the_old_one_is_gone():
+    """Listed second, the former deployer's old entry is the first entry's old state with
+    another principal: a replacement. It must delete first (EKS holds one entry per
+    principal), and the former deployer's new entry must wait for that."""
+    g = build(admins=(OTHER, harness.MOCK_CALLER_ROLE))
+    entries = g.of_type(T_ENTRY)
+    (first,) = [e for e in entries if e.options["aliases"]]
+    assert first.inputs["principalArn"] == OTHER
+    assert first.options["deleteBeforeReplace"], f"{first} must delete before it replaces"
+    for other in entries:
+        if other is not first:
+            assert first.urn in other.dependencies, f"{other} must wait for {first}"
+
+
 def test_reordering_principals_keeps_every_entrys_name():
     a = {e.urn for e in build(admins=(harness.MOCK_CALLER_ROLE, OTHER)).of_type(T_ENTRY)}
     b = {e.urn for e in build(admins=(OTHER, harness.MOCK_CALLER_ROLE)).of_type(T_ENTRY)}

@@ -474,7 +474,9 @@ class EksCluster(FleetCluster):
         ran Pulumi. EKS refuses a second entry for a principal, and Pulumi creates before it
         deletes, so a new resource for that principal would fail. The first listed principal's
         entry therefore takes over the old resource through aliases: listed first, the former
-        deployer keeps its entry untouched.
+        deployer keeps its entry untouched. Listed later, the old entry's principal changes,
+        which replaces it; that replacement deletes first, and every other entry waits for it,
+        so the former deployer's new entry is created only once the old one is gone.
         """
         name, child = self._name, self._child
         admin_policy = pulumi.Output.concat(
@@ -484,6 +486,7 @@ class EksCluster(FleetCluster):
             CLUSTER_ADMIN_ACCESS_POLICY,
         )
         ready: list[pulumi.Resource] = []
+        first: aws.eks.AccessEntry | None = None
         for i, principal in enumerate(args.admin_principals):
             role = access_entry_role(principal)
             before = [pulumi.Alias(name=f"{name}-deployer")] if i == 0 else []
@@ -492,8 +495,11 @@ class EksCluster(FleetCluster):
                 cluster_name=cluster.name,
                 principal_arn=principal,
                 type="STANDARD",
-                opts=child(aliases=before),
+                opts=child(aliases=before, delete_before_replace=True)
+                if first is None
+                else child(depends_on=[first]),
             )
+            first = first or entry
             before = [pulumi.Alias(name=f"{name}-deployer-admin")] if i == 0 else []
             ready.append(
                 aws.eks.AccessPolicyAssociation(
