@@ -2,11 +2,12 @@
 
 libyaml's safe dumper and loader give the same text and the same data as PyYAML's pure-Python
 ones (tests/test_evaluation.py compares the whole recorded graph), several times faster; each
-cluster's kubeconfig and metrics-agent config go through them on every preview.
+cluster's kubeconfig and metrics-agent config, and manifests/, go through them on every preview.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -23,3 +24,8 @@ def safe_dump(data: Any, **options: Any) -> str:
 def safe_load(text: str) -> Any:
     """`yaml.safe_load(text)`."""
     return yaml.load(text, Loader=LOADER)
+
+
+def safe_load_all(text: str) -> Iterator[Any]:
+    """`yaml.safe_load_all(text)`."""
+    return yaml.load_all(text, Loader=LOADER)

@@ -94,10 +94,11 @@ def test_the_engine_records_the_same_graph_with_and_without_the_evaluation_setti
 def test_manifests_read_with_libyaml_are_those_the_pure_python_loader_reads(monkeypatch):
     import yaml
 
+    from components import _yaml
     from components.app import _manifests
 
     fast = _manifests.load_manifests()
-    monkeypatch.setattr(_manifests, "_SAFE_LOADER", yaml.SafeLoader)
+    monkeypatch.setattr(_yaml, "LOADER", yaml.SafeLoader)
     assert _manifests.load_manifests() == fast
 
 

@@ -431,6 +431,15 @@ def test_resolved_chart_images_render_by_digest_in_each_charts_own_field(monkeyp
     assert values["prometheus"]["kube-state-metrics"]["image"]["sha"] == digest[ksm]
     node_exporter = values["prometheus"]["prometheus-node-exporter"]["image"]
     assert node_exporter["digest"] == digest["quay.io/prometheus/node-exporter:v1.12.1"]
+    # The fields each chart's template reads (prometheus 29.27.0 deploy.yaml: server and
+    # config reloader `image.digest`; alertmanager 1.42.0 has none, so the tag carries it),
+    # checked in the values themselves, not through the program's model of the templates.
+    prometheus = values["prometheus"]
+    assert prometheus["server"]["image"]["digest"] == digest[f"{server}:v3.14.0"]
+    reloader = "quay.io/prometheus-operator/prometheus-config-reloader:v0.93.1"
+    assert prometheus["configmapReload"]["prometheus"]["image"]["digest"] == digest[reloader]
+    assert prometheus["alertmanager"]["image"]["tag"] == f"v0.34.0@{digest[alertmanager]}"
+    assert "digest" not in prometheus["alertmanager"]["image"], "the chart's schema forbids it"
     assert images.check(rendered.values(), data) == []
 
 

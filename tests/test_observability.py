@@ -339,9 +339,14 @@ def test_promtool_rule_tests_can_fail(tmp_path):
 # Subcharts take their values under their own name; they are checked against their chart.
 SUBCHARTS = ("kube-state-metrics", "prometheus-node-exporter", "prometheus-pushgateway")
 ALERTMANAGER_IMAGE_VALUES = {
-    "image": {"repository": "quay.io/prometheus/alertmanager", "pullPolicy": "", "tag": ""}
+    "image": {
+        "repository": "quay.io/prometheus/alertmanager",
+        "pullPolicy": "IfNotPresent",
+        "tag": "",
+    }
 }
-"""The alertmanager subchart's image values, which the prometheus chart's own `alertmanager`
+"""The alertmanager subchart's image values (only their keys are compared), which the
+prometheus chart's own `alertmanager`
 block does not list: alertmanager chart 1.42.0's values.yaml (the version in the prometheus
 chart's Chart.lock, prometheus-community/helm-charts at the reference data's commit), whose
 values.yaml the reference data lacks."""

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 
-from components import images
+from components import _yaml, images
 
 MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
 
@@ -27,11 +26,6 @@ WORK_KINDS: dict[str, tuple[str, str]] = {
 WORK_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
-# libyaml's loader reads the same data as the pure-Python one, about ten times faster; every
-# preview pays for reading manifests/. PyYAML built without libyaml falls back.
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 class ManifestError(pulumi.RunError, ValueError):
     """An object in manifests/ cannot be delivered safely (reported without a traceback)."""
 
@@ -46,7 +40,7 @@ def load_manifests(directory: Path = MANIFESTS_DIR) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []
     files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
     for path in files:
-        for index, obj in enumerate(yaml.load_all(path.read_text(), Loader=_SAFE_LOADER)):
+        for index, obj in enumerate(_yaml.safe_load_all(path.read_text())):
             if obj is None:
                 continue
             where = f"{path.name} document {index + 1}"

@@ -85,7 +85,9 @@ class FleetMonitoringArgs:
     """Size of the Prometheus server's volume, in GiB."""
     alertmanager_storage_gb: int = 2
     """Size of Alertmanager's volume, in GiB. The chart's default, declared here so that the
-    size follows the program rather than a chart upgrade, and the cost estimate can read it."""
+    size follows the program rather than a chart upgrade, and the cost estimate can read it.
+    Alertmanager is a StatefulSet, whose volume claim templates cannot change: a new size on a
+    live stack fails the release's upgrade."""
 
 
 class FleetMonitoring(pulumi.ComponentResource):
