@@ -233,11 +233,7 @@ def haproxy_deployment_spec(
                             "requests": {"cpu": "100m", "memory": "64Mi"},
                             "limits": {"memory": "256Mi"},
                         },
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
+                        "securityContext": pod_security.locked_down_container(),
                         "volumeMounts": [
                             {
                                 "name": "config",

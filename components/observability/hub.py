@@ -19,7 +19,7 @@ from components.edge import _haproxy, public_load_balancer
 from components.observability import _chart_images, _dashboard, _names, _prometheus, _receiver
 from components.ocm import _charts as _ocm
 from components.security import network_policies as netpol
-from components.security.pod_security import namespace_metadata
+from components.security.pod_security import locked_down_container, namespace_metadata
 
 FLEET_MONITORING_TYPE = "ocm-fleet:index:FleetMonitoring"
 
@@ -620,11 +620,7 @@ def receiver_deployment_spec(
                             "requests": {"cpu": "50m", "memory": "64Mi"},
                             "limits": {"memory": "256Mi"},
                         },
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False,
-                            "readOnlyRootFilesystem": True,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
+                        "securityContext": locked_down_container(),
                         "volumeMounts": [
                             {"name": "config", "mountPath": _receiver.CONFIG_DIR, "readOnly": True},
                             {"name": "secret", "mountPath": _receiver.SECRET_DIR, "readOnly": True},

@@ -54,6 +54,16 @@ def namespace_metadata(
     }
 
 
+def locked_down_container() -> dict[str, object]:
+    """A container security context that leaves the user, and the seccomp profile, to the pod:
+    no privilege escalation, every capability dropped, a read-only root filesystem."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
 def restricted_container(uid: int, *, read_only_root: bool = True) -> dict[str, object]:
     """A container security context that passes the `restricted` Pod Security Standard: a
     non-root user and group, no privilege escalation, every capability dropped, the runtime's
