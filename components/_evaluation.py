@@ -13,7 +13,7 @@ FULL_COLLECTION_THRESHOLD = 1_000_000
 def prepare_evaluation() -> None:
     """Run before the first resource: both cut the SDK's work per resource, not what it sends."""
     skip_full_garbage_collections()
-    pulumi.runtime.register_stack_transformation(_drop_versioned_azure_aliases)
+    pulumi.runtime.register_stack_transformation(_drop_aliases_nothing_can_match)
 
 
 def skip_full_garbage_collections() -> None:
@@ -39,24 +39,53 @@ def _is_versioned_azure_type(alias: object) -> bool:
     return package == "azure-native" and "/v" in module
 
 
-def _drop_versioned_azure_aliases(
+def _is_other_kubernetes_api_version(alias: object, type_: str) -> bool:
+    """An alias that names only the same Kubernetes kind under another API version."""
+    if not isinstance(alias, pulumi.Alias) or not isinstance(alias.type_, str):
+        return False
+    # Each field an Alias leaves unset is Ellipsis: the alias moves nothing but the type.
+    if any(v is not ... for v in (alias.name, alias.parent, alias.stack, alias.project)):
+        return False
+    package, _, rest = alias.type_.partition(":")
+    return (
+        package == "kubernetes"
+        and type_.startswith("kubernetes:")
+        and alias.type_ != type_
+        and rest.rpartition(":")[2] == type_.rpartition(":")[2]
+    )
+
+
+def _cannot_match(alias: object, type_: str) -> bool:
+    return _is_versioned_azure_type(alias) or _is_other_kubernetes_api_version(alias, type_)
+
+
+def _drop_aliases_nothing_can_match(
     args: pulumi.ResourceTransformationArgs,
 ) -> pulumi.ResourceTransformationResult | None:
-    """Drop the aliases azure-native adds for its API-versioned types, before the SDK expands them.
+    """Drop the aliases provider SDKs add for other API versions, before the SDK expands them.
 
-    Every azure-native resource carries one alias per API version of its type (113 on a
-    ManagedCluster, e.g. `azure-native:containerservice/v20170831:ManagedCluster`), so that a
-    stack built from a versioned module can move to the default one without a replacement.
-    The SDK turns each alias into several Outputs when the resource is constructed: with
-    them, alias handling made most of the Outputs of a whole fleet. This program
-    declares only the default modules (`azure-native:containerservice:ManagedCluster`), so
-    no resource of its stacks was ever recorded under a versioned type: those aliases cannot
-    match anything. Every other alias (Kubernetes API versions, any a component sets) stays.
+    - Every azure-native resource carries one alias per API version of its type (113 on a
+      ManagedCluster, e.g. `azure-native:containerservice/v20170831:ManagedCluster`), so that
+      a stack built from a versioned module can move to the default one without a
+      replacement.
+    - Many Kubernetes kinds carry one per API version the kind once had
+      (`kubernetes:extensions/v1beta1:NetworkPolicy`, the v1alpha1 and v1beta1 RBAC kinds),
+      so that a resource declared under an older version keeps its state.
+
+    The SDK turns each alias into several Outputs and tasks when the resource is
+    constructed: with them, alias handling made most of the Outputs of a whole fleet, and a
+    NetworkPolicy or ClusterRole cost about a third more than one without. This program
+    declares only the default azure-native modules (`azure-native:containerservice:
+    ManagedCluster`) and only the current Kubernetes versions (networking.k8s.io/v1,
+    rbac.authorization.k8s.io/v1, apps/v1, policy/v1), so no resource of its stacks was
+    ever recorded under one of those types: the aliases cannot match anything. Every other
+    alias stays: one that also moves a name or a parent, and the ones a component sets
+    (`eksAdminPrincipals` taking over the former deployer's access entry).
     """
     aliases = args.opts.aliases
     if not aliases:
         return None
-    kept = [a for a in aliases if not _is_versioned_azure_type(a)]
+    kept = [a for a in aliases if not _cannot_match(a, args.type_)]
     if len(kept) == len(aliases):
         return None
     opts = args.opts._copy()

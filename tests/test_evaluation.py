@@ -13,7 +13,22 @@ from harness import run_program
 from components import _evaluation
 
 
-def test_only_versioned_azure_native_aliases_are_dropped():
+def _transform(type_: str, aliases: list) -> pulumi.ResourceTransformationResult | None:
+    args = pulumi.ResourceTransformationArgs(
+        resource=None,  # type: ignore[arg-type]
+        type_=type_,
+        name="x",
+        props={"location": "westeurope"},
+        opts=pulumi.ResourceOptions(aliases=aliases, protect=True),
+    )
+    result = _evaluation._drop_aliases_nothing_can_match(args)
+    assert len(args.opts.aliases) == len(aliases), "the caller's options are not modified"
+    if result is not None:
+        assert result.opts.protect is True and result.props == {"location": "westeurope"}
+    return result
+
+
+def test_only_versioned_azure_native_aliases_are_dropped_from_an_azure_resource():
     aliases = [
         pulumi.Alias(type_="azure-native:containerservice/v20170831:ManagedCluster"),
         pulumi.Alias(type_="azure-native:network/v20150501preview:PublicIPAddress"),
@@ -21,39 +36,65 @@ def test_only_versioned_azure_native_aliases_are_dropped():
         pulumi.Alias(name="old-name"),
         "urn:pulumi:dev::ocm-fleet::some:type::old",
     ]
-    args = pulumi.ResourceTransformationArgs(
-        resource=None,  # type: ignore[arg-type]
-        type_="azure-native:containerservice:ManagedCluster",
-        name="x",
-        props={"location": "westeurope"},
-        opts=pulumi.ResourceOptions(aliases=aliases, protect=True),
-    )
-    result = _evaluation._drop_versioned_azure_aliases(args)
+    result = _transform("azure-native:containerservice:ManagedCluster", aliases)
     assert result is not None
     assert result.opts.aliases == aliases[2:], "only azure-native API-versioned aliases may go"
-    assert result.opts.protect is True and result.props == {"location": "westeurope"}
-    assert len(args.opts.aliases) == 5, "the caller's options are not modified"
+
+
+def test_kubernetes_aliases_for_other_api_versions_of_the_same_kind_are_dropped():
+    role = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole"
+    moves_more = [
+        pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta1:ClusterRole", name="old"),
+        pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta1:ClusterRole", parent=None),
+        pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta1:ClusterRole", stack="x"),
+        pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta1:ClusterRole", project="p"),
+    ]
+    other_kind = pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta1:Role")
+    same_type = pulumi.Alias(type_=role)
+    aliases = [
+        pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1alpha1:ClusterRole"),
+        pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta1:ClusterRole"),
+        *moves_more,
+        other_kind,
+        same_type,
+        pulumi.Alias(name="old-name"),
+    ]
+    result = _transform(role, aliases)
+    assert result is not None
+    assert result.opts.aliases == [*moves_more, other_kind, same_type, aliases[-1]], (
+        "only an alias that names the same kind under another API version, and nothing else, may go"
+    )
+
+
+def test_kubernetes_aliases_stay_on_a_resource_of_another_package():
+    aliases = [pulumi.Alias(type_="kubernetes:apps/v1beta1:Deployment")]
+    assert _transform("azure-native:containerservice:ManagedCluster", aliases) is None
 
 
 def test_resources_without_such_aliases_are_left_alone():
-    args = pulumi.ResourceTransformationArgs(
-        resource=None,  # type: ignore[arg-type]
-        type_="kubernetes:apps/v1:Deployment",
-        name="x",
-        props={},
-        opts=pulumi.ResourceOptions(
-            aliases=[pulumi.Alias(type_="kubernetes:apps/v1beta1:Deployment")]
-        ),
-    )
-    assert _evaluation._drop_versioned_azure_aliases(args) is None
+    assert _transform("kubernetes:apps/v1:Deployment", [pulumi.Alias(name="old-name")]) is None
+    assert _transform("kubernetes:apps/v1:Deployment", []) is None
 
 
-def _without_versioned_azure_aliases(options):
+def test_no_resource_of_a_fleet_keeps_an_alias_that_names_another_api_version():
+    """Where the fleet used to carry such aliases, none are left, and the program's own are."""
+    graph = run_program(FLEETS["dev"]())
+    recorded = {r.type: r.options["aliases"] for r in graph.resources if r.options["aliases"]}
+    for type_, aliases in recorded.items():
+        for alias in aliases:
+            assert "name" in alias, f"{type_} still carries {alias}"
+
+
+def _without_dropped_aliases(options):
     """The options, less the aliases the evaluation settings drop on purpose (tested above)."""
     aliases = [
         a
         for a in options.get("aliases", [])
         if not re.fullmatch(r"azure-native:[a-z]+/v[0-9a-z]+:\w+", a.get("type", ""))
+        and not (
+            set(a) <= {"type", "parentUrn"}
+            and re.fullmatch(r"kubernetes:[\w.]+/v\w+:\w+", a.get("type", ""))
+        )
     ]
     return {**options, "aliases": aliases}
 
@@ -68,7 +109,7 @@ def _recorded(graph):
             sorted(r.dependencies),
             {k: sorted(v) for k, v in r.property_dependencies.items()},
             r.wire_inputs,
-            _without_versioned_azure_aliases(r.options),
+            _without_dropped_aliases(r.options),
         )
         for r in sorted(graph.resources, key=lambda r: r.urn)
     ]
