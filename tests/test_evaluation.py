@@ -41,59 +41,106 @@ def test_only_versioned_azure_native_aliases_are_dropped_from_an_azure_resource(
     assert result.opts.aliases == aliases[2:], "only azure-native API-versioned aliases may go"
 
 
-def test_kubernetes_aliases_for_other_api_versions_of_the_same_kind_are_dropped():
+def test_the_aliases_pulumi_kubernetes_adds_are_dropped_and_no_others():
     role = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole"
-    moves_more = [
-        pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta1:ClusterRole", name="old"),
-        pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta1:ClusterRole", parent=None),
-        pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta1:ClusterRole", stack="x"),
-        pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta1:ClusterRole", project="p"),
+    older = "kubernetes:rbac.authorization.k8s.io/v1beta1:ClusterRole"
+    kept = [
+        pulumi.Alias(type_=older, name="old"),
+        pulumi.Alias(type_=older, parent=None),
+        pulumi.Alias(type_=older, stack="x"),
+        pulumi.Alias(type_=older, project="p"),
+        pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta1:Role"),
+        pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta2:ClusterRole"),
+        pulumi.Alias(type_=role),
+        pulumi.Alias(name="old-name"),
     ]
-    other_kind = pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta1:Role")
-    same_type = pulumi.Alias(type_=role)
     aliases = [
         pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1alpha1:ClusterRole"),
-        pulumi.Alias(type_="kubernetes:rbac.authorization.k8s.io/v1beta1:ClusterRole"),
-        *moves_more,
-        other_kind,
-        same_type,
-        pulumi.Alias(name="old-name"),
+        pulumi.Alias(type_=older),
+        *kept,
     ]
     result = _transform(role, aliases)
     assert result is not None
-    assert result.opts.aliases == [*moves_more, other_kind, same_type, aliases[-1]], (
-        "only an alias that names the same kind under another API version, and nothing else, may go"
+    assert result.opts.aliases == kept, (
+        "only an alias pulumi-kubernetes adds to the kind, naming nothing but its type, may go"
     )
 
 
-def test_kubernetes_aliases_stay_on_a_resource_of_another_package():
-    aliases = [pulumi.Alias(type_="kubernetes:apps/v1beta1:Deployment")]
-    assert _transform("azure-native:containerservice:ManagedCluster", aliases) is None
+def test_a_type_alias_on_a_custom_resource_stays():
+    """Moving a custom resource to a newer API version is what a type-only alias is for."""
+    replica_set = "kubernetes:work.open-cluster-management.io/v1beta1:ManifestWorkReplicaSet"
+    aliases = [
+        pulumi.Alias(
+            type_="kubernetes:work.open-cluster-management.io/v1alpha1:ManifestWorkReplicaSet"
+        )
+    ]
+    assert _transform(replica_set, aliases) is None
 
 
-def test_resources_without_such_aliases_are_left_alone():
-    assert _transform("kubernetes:apps/v1:Deployment", [pulumi.Alias(name="old-name")]) is None
-    assert _transform("kubernetes:apps/v1:Deployment", []) is None
+def _kubernetes_class(type_: str) -> type:
+    """The pulumi-kubernetes class of a built-in kind: `kubernetes:apps/v1:Deployment`."""
+    import importlib
+
+    _, group_version, kind = type_.split(":")
+    group, version = group_version.split("/")
+    module = importlib.import_module(f"pulumi_kubernetes.{group.split('.')[0]}.{version}")
+    return getattr(module, kind)
 
 
-def test_no_resource_of_a_fleet_keeps_an_alias_that_names_another_api_version():
-    """Where the fleet used to carry such aliases, none are left, and the program's own are."""
-    graph = run_program(FLEETS["dev"]())
-    recorded = {r.type: r.options["aliases"] for r in graph.resources if r.options["aliases"]}
-    for type_, aliases in recorded.items():
-        for alias in aliases:
-            assert "name" in alias, f"{type_} still carries {alias}"
+REQUIRED_ARGS = {
+    "Deployment": {"spec": {}},
+    "StatefulSet": {"spec": {}},
+    "ClusterRoleBinding": {
+        "role_ref": {"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "x"}
+    }
+}
 
 
-def _without_dropped_aliases(options):
+def test_each_entry_is_what_pulumi_kubernetes_adds_to_that_kind():
+    added: dict[str, set[str]] = {}
+
+    def record(args: pulumi.ResourceTransformationArgs) -> None:
+        added[args.type_] = {
+            a.type_ for a in args.opts.aliases or [] if isinstance(a, pulumi.Alias)
+        }
+
+    def program() -> None:
+        pulumi.runtime.register_stack_transformation(record)
+        for type_ in _evaluation.KUBERNETES_SDK_ALIASES:
+            kind = type_.rpartition(":")[2]
+            _kubernetes_class(type_)(kind.lower(), **REQUIRED_ARGS.get(kind, {}))
+
+    run_program({}, program=program)
+    assert added == _evaluation.KUBERNETES_SDK_ALIASES
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_no_alias_that_names_only_a_type_reaches_the_engine(fleet, preview):
+    """Every built-in kind the program declares is in the table; the program's own aliases stay."""
+    graph = run_program(FLEETS[fleet](), preview=preview)
+    for r in graph.resources:
+        for alias in r.options["aliases"]:
+            assert set(alias) != {"type", "parentUrn"}, (
+                f"{r} carries {alias}: add its type to KUBERNETES_SDK_ALIASES if "
+                "pulumi-kubernetes adds it"
+            )
+    if fleet == "dev":
+        taken_over = [
+            a["name"] for r in graph.resources for a in r.options["aliases"] if "name" in a
+        ]
+        assert "app-aws-deployer" in taken_over, "the access entry's own alias must stay"
+
+
+def _without_dropped_aliases(type_: str, options: dict) -> dict:
     """The options, less the aliases the evaluation settings drop on purpose (tested above)."""
+    sdk_added = _evaluation.KUBERNETES_SDK_ALIASES.get(type_, frozenset())
     aliases = [
         a
         for a in options.get("aliases", [])
         if not re.fullmatch(r"azure-native:[a-z]+/v[0-9a-z]+:\w+", a.get("type", ""))
         and not (
-            set(a) <= {"type", "parentUrn"}
-            and re.fullmatch(r"kubernetes:[\w.]+/v\w+:\w+", a.get("type", ""))
+            a.keys() == {"type", "parentUrn"} and not a["parentUrn"] and a["type"] in sdk_added
         )
     ]
     return {**options, "aliases": aliases}
@@ -109,7 +156,7 @@ def _recorded(graph):
             sorted(r.dependencies),
             {k: sorted(v) for k, v in r.property_dependencies.items()},
             r.wire_inputs,
-            _without_dropped_aliases(r.options),
+            _without_dropped_aliases(r.type, r.options),
         )
         for r in sorted(graph.resources, key=lambda r: r.urn)
     ]
