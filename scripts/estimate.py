@@ -252,12 +252,27 @@ def _at(values: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return values
 
 
+QUANTITY_SUFFIXES = {
+    **{suffix: 1024**power for power, suffix in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"), 1)},
+    **{suffix: 1000**power for power, suffix in enumerate(("k", "M", "G", "T", "P", "E"), 1)},
+}
+"""Kubernetes quantity suffixes (binary and decimal) and the bytes each stands for."""
+
+
 def _gib(text: str) -> float:
-    units = {"Gi": 1.0, "Ti": 1024.0, "Mi": 1 / 1024}
-    for suffix, factor in units.items():
+    """A storage quantity as Kubernetes writes it (`50Gi`, `50G`, `500Mi`, `1e9`), in GiB."""
+    text = text.strip()
+    number, factor = text, 1
+    for suffix, size in QUANTITY_SUFFIXES.items():
         if text.endswith(suffix):
-            return float(text[: -len(suffix)]) * factor
-    return float(text or 0) / 2**30
+            number, factor = text[: -len(suffix)], size
+            break
+    try:
+        return float(number or 0) * factor / 2**30
+    except ValueError:
+        raise ValueError(
+            f"storage quantity {text!r} is not a Kubernetes quantity such as 50Gi or 50G"
+        ) from None
 
 
 def render(

@@ -278,3 +278,25 @@ def test_a_local_kind_fleet_costs_nothing_and_still_gets_its_up_time(capsys):
         assert f"- {cluster} (kind): runs on machines you already have" in out
     assert "WARNINGS" not in out
     assert "| public-lb-service |" in out or "| app-rollout-status |" in out
+
+
+@pytest.mark.parametrize(
+    ("quantity", "gib"),
+    [
+        ("50Gi", 50.0),
+        ("2.5Gi", 2.5),
+        ("512Mi", 0.5),
+        ("1Ti", 1024.0),
+        ("50G", 50e9 / 2**30),
+        ("500M", 500e6 / 2**30),
+        ("1e9", 1e9 / 2**30),
+        (" 8Gi ", 8.0),
+    ],
+)
+def test_storage_quantities_in_binary_and_decimal_units(quantity, gib):
+    assert estimate._gib(quantity) == pytest.approx(gib)
+
+
+def test_a_storage_quantity_kubernetes_would_refuse_is_named():
+    with pytest.raises(ValueError, match=r"storage quantity '50GB' is not a Kubernetes quantity"):
+        estimate._gib("50GB")
