@@ -40,8 +40,29 @@ sys.path[:0] = [{tests!r}, {root!r}, {scripts!r}]
 from harness import run_program
 
 kind, arg, preview = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "preview"
-cold = kind.endswith("-cold")
-kind = kind.removesuffix("-cold")
+cold, counted = kind.endswith("-cold"), kind.endswith("-counted")
+kind = kind.removesuffix("-cold").removesuffix("-counted")
+
+
+def count_work():
+    # Count the SDK's units of work from here on: each Output made, each asyncio task started.
+    import asyncio.base_events
+    import pulumi.output
+    counts = {{"outputs": 0, "tasks": 0}}
+    init = pulumi.output.Output.__init__
+    create_task = asyncio.base_events.BaseEventLoop.create_task
+
+    def counted_init(self, *args, **kwargs):
+        counts["outputs"] += 1
+        return init(self, *args, **kwargs)
+
+    def counted_create_task(self, *args, **kwargs):
+        counts["tasks"] += 1
+        return create_task(self, *args, **kwargs)
+
+    pulumi.output.Output.__init__ = counted_init
+    asyncio.base_events.BaseEventLoop.create_task = counted_create_task
+    return counts
 
 
 def clear_program_caches():
@@ -72,12 +93,14 @@ if kind.startswith("floor"):
     if kind == "floor-tuned":
         from components._evaluation import skip_full_garbage_collections
         skip_full_garbage_collections()
+    counts = count_work() if counted else None
     started, cpu = time.perf_counter(), time.process_time()
     graph = run_program({{}}, preview=preview, program=floor(arg))
 else:
     if not cold:
         run_program(arg["warmup"], preview=preview)
         clear_program_caches()
+    counts = count_work() if counted else None
     started, cpu = time.perf_counter(), time.process_time()
     graph = run_program(arg["fleet"], preview=preview)
 if cold:
@@ -89,7 +112,9 @@ out = {{
     "resources": len(graph.resources),
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }}
-if kind == "program" and not preview and not cold:
+if counts is not None:
+    out.update(counts)
+if kind == "program" and not preview and not cold and not counted:
     import up_model
     sched = up_model.schedule(up_model.nodes_from_graph(graph))
     out["up_s"] = up_model.modeled_up_seconds(sched)
@@ -175,6 +200,25 @@ def print_targets(rows: dict[int, dict]) -> None:
         )
 
 
+def print_work(work: dict[int, tuple[dict, dict]]) -> None:
+    """The SDK's units of work per resource, counted in a run of their own: the same on any
+    machine, where the times above move with the load."""
+    print("SDK work per resource, counted (not timed): Outputs made and asyncio tasks started.\n")
+    print(
+        "| app clusters | program Outputs | floor Outputs | ratio "
+        "| program tasks | floor tasks | ratio |"
+    )
+    print("|" + " ---: |" * 7)
+    for size, (program, floor) in work.items():
+        p_n, f_n = program["resources"], floor["resources"]
+        p_out, f_out = program["outputs"] / p_n, floor["outputs"] / f_n
+        p_task, f_task = program["tasks"] / p_n, floor["tasks"] / f_n
+        print(
+            f"| {size} | {p_out:.2f} | {f_out:.2f} | {p_out / f_out:.2f} "
+            f"| {p_task:.2f} | {f_task:.2f} | {p_task / f_task:.2f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="3,30,100", help="app cluster counts, comma-separated")
@@ -198,7 +242,7 @@ def main() -> None:
         "| program peak RSS (MB) | floor peak RSS (MB) | program cold (s) | floor cold (s) |"
     )
     print("|" + " ---: |" * 13)
-    paths, rows = {}, {}
+    paths, rows, work = {}, {}, {}
     for size in sizes:
         arg = {"warmup": fleet(1), "fleet": fleet(size)}
         program, floor, tuned = [], [], []
@@ -210,6 +254,10 @@ def main() -> None:
             tuned.append(measure("floor-tuned", resources, mode))
         program_cold = measure("program-cold", arg, mode)
         floor_cold = measure("floor-tuned-cold", resources, mode)
+        work[size] = (
+            measure("program-counted", arg, mode),
+            measure("floor-counted", resources, mode),
+        )
         p_s, f_s = median(program, "cpu_s"), median(floor, "cpu_s")
         p_wall, f_wall = median(program, "run_s"), median(floor, "run_s")
         p_ms, f_ms = 1000 * p_s / resources, 1000 * f_s / int(floor[0]["resources"])
@@ -234,6 +282,8 @@ def main() -> None:
         }
         if "path" in program[0]:
             paths[size] = program[0]
+    print()
+    print_work(work)
     print()
     print_targets(rows)
     print()
