@@ -92,7 +92,7 @@ REQUIRED_ARGS = {
     "StatefulSet": {"spec": {}},
     "ClusterRoleBinding": {
         "role_ref": {"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "x"}
-    }
+    },
 }
 
 
