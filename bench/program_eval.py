@@ -49,18 +49,19 @@ def count_work():
     import asyncio.base_events
     import pulumi.output
     counts = {{"outputs": 0, "tasks": 0}}
-    init = pulumi.output.Output.__init__
+    # Every Output, made by its constructor or by apply, all and the like, registers itself here.
+    track = pulumi.output.Output._track
     create_task = asyncio.base_events.BaseEventLoop.create_task
 
-    def counted_init(self, *args, **kwargs):
+    def counted_track(self):
         counts["outputs"] += 1
-        return init(self, *args, **kwargs)
+        return track(self)
 
     def counted_create_task(self, *args, **kwargs):
         counts["tasks"] += 1
         return create_task(self, *args, **kwargs)
 
-    pulumi.output.Output.__init__ = counted_init
+    pulumi.output.Output._track = counted_track
     asyncio.base_events.BaseEventLoop.create_task = counted_create_task
     return counts
 
