@@ -49,19 +49,21 @@ def count_work():
     import asyncio.base_events
     import pulumi.output
     counts = {{"outputs": 0, "tasks": 0}}
-    # Every Output, made by its constructor or by apply, all and the like, registers itself here.
-    track = pulumi.output.Output._track
+    # Every Output, made by its constructor or by apply, all and the like, registers itself in
+    # _track; SDKs older than _track make every Output through the constructor.
+    made_at = "_track" if hasattr(pulumi.output.Output, "_track") else "__init__"
+    make = getattr(pulumi.output.Output, made_at)
     create_task = asyncio.base_events.BaseEventLoop.create_task
 
-    def counted_track(self):
+    def counted_make(self, *args, **kwargs):
         counts["outputs"] += 1
-        return track(self)
+        return make(self, *args, **kwargs)
 
     def counted_create_task(self, *args, **kwargs):
         counts["tasks"] += 1
         return create_task(self, *args, **kwargs)
 
-    pulumi.output.Output._track = counted_track
+    setattr(pulumi.output.Output, made_at, counted_make)
     asyncio.base_events.BaseEventLoop.create_task = counted_create_task
     return counts
 

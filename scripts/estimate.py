@@ -12,6 +12,7 @@ price is reported, not guessed. The `up` time comes from the model in scripts/up
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -255,24 +256,28 @@ def _at(values: Mapping[str, Any], path: tuple[str, ...]) -> Any:
 QUANTITY_SUFFIXES = {
     **{suffix: 1024**power for power, suffix in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"), 1)},
     **{suffix: 1000**power for power, suffix in enumerate(("k", "M", "G", "T", "P", "E"), 1)},
+    "m": 1e-3,
 }
-"""Kubernetes quantity suffixes (binary and decimal) and the bytes each stands for."""
+"""Kubernetes quantity suffixes (binary, decimal, milli) and the bytes each stands for."""
+
+QUANTITY = re.compile(
+    r"\+?(?P<number>\d+(\.\d*)?|\.\d+)"
+    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)|[eE](?P<exponent>[+-]?\d+))?"
+)
+"""A quantity as Kubernetes reads it: a number, then a suffix or a decimal exponent, not both."""
 
 
 def _gib(text: str) -> float:
     """A storage quantity as Kubernetes writes it (`50Gi`, `50G`, `500Mi`, `1e9`), in GiB."""
-    text = text.strip()
-    number, factor = text, 1
-    for suffix, size in QUANTITY_SUFFIXES.items():
-        if text.endswith(suffix):
-            number, factor = text[: -len(suffix)], size
-            break
-    try:
-        return float(number or 0) * factor / 2**30
-    except ValueError:
+    match = QUANTITY.fullmatch(text.strip())
+    if match is None:
         raise ValueError(
-            f"storage quantity {text!r} is not a Kubernetes quantity such as 50Gi or 50G"
-        ) from None
+            f"storage quantity {text!r} is not a Kubernetes quantity such as 50Gi, 50G or 5e10"
+        )
+    number = float(match["number"])
+    if match["exponent"] is not None:
+        return number * 10 ** int(match["exponent"]) / 2**30
+    return number * QUANTITY_SUFFIXES.get(match["suffix"] or "", 1) / 2**30
 
 
 def render(

@@ -290,6 +290,12 @@ def test_a_local_kind_fleet_costs_nothing_and_still_gets_its_up_time(capsys):
         ("50G", 50e9 / 2**30),
         ("500M", 500e6 / 2**30),
         ("1e9", 1e9 / 2**30),
+        ("1E3", 1e3 / 2**30),
+        ("5E", 5e18 / 2**30),
+        ("1Ei", 2.0**30),
+        ("500m", 0.5 / 2**30),
+        (".5Gi", 0.5),
+        ("+2Gi", 2.0),
         (" 8Gi ", 8.0),
     ],
 )
@@ -297,6 +303,7 @@ def test_storage_quantities_in_binary_and_decimal_units(quantity, gib):
     assert estimate._gib(quantity) == pytest.approx(gib)
 
 
-def test_a_storage_quantity_kubernetes_would_refuse_is_named():
-    with pytest.raises(ValueError, match=r"storage quantity '50GB' is not a Kubernetes quantity"):
-        estimate._gib("50GB")
+@pytest.mark.parametrize("quantity", ["50GB", "Gi", "", "-5Gi", "1_000Gi", "infGi", "nan", "1e3k"])
+def test_a_storage_quantity_kubernetes_would_refuse_is_named(quantity):
+    with pytest.raises(ValueError, match=rf"storage quantity '{quantity}' is not a Kubernetes"):
+        estimate._gib(quantity)
