@@ -103,8 +103,8 @@ def _drop_aliases_nothing_can_match(
 
     The SDK turns each alias into Outputs and tasks when the resource is constructed: with
     them, alias handling made most of the Outputs of a whole fleet, and the Kubernetes ones
-    about seven tasks each (bench/program_eval.py counts 22.4 tasks per resource with them,
-    19.9 without, at 30 app clusters). This program declares
+    about seven tasks each (22.4 tasks per resource with them, 19.9 without, at 30 app
+    clusters, counted the way bench/program_eval.py counts). This program declares
     only the default azure-native modules (`azure-native:containerservice:ManagedCluster`)
     and those built-in kinds only at their current versions, so no resource of its stacks
     was ever recorded under one of those types: the aliases cannot match anything. Every
