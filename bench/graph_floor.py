@@ -1,19 +1,25 @@
-"""The graph floor: what the SDK costs to register exactly the program's resources, with no program.
+"""The graph floor: what the SDK costs, under the mocks, to register just the program's resources.
 
 A run of the program is recorded at the SDK's own entry point (`pulumi.Resource.__init__`):
-each resource's class, type, name, inputs and options, in the order the program made them.
-The replay makes the same calls again, in the same order, through the same SDK classes: the
-same inputs (an Output becomes an already-resolved Output with the same value, secrecy and
-dependencies), the same parents, providers, `depends_on`, aliases and other options, and the
-same evaluation settings (`prepare_evaluation`). What it leaves out is the program itself:
-reading config and manifests, rendering payloads, the invokes, the applies that compute
-inputs, and the outputs components and the stack register. Those are the program's own
-costs, so the replay is a floor below the program for this graph: a program that declares
-these registrations cannot cost the SDK less than their replay does.
+each resource's class, type, name, inputs and options, in the order the program made them, and
+the options as the program's stack transformations left them. The replay makes the same calls
+again, in the same order, through the same SDK base classes: the same inputs, the same parents,
+providers, `depends_on`, aliases and other options. An Output input is replayed as one
+already-resolved Output with the same value, secrecy and dependencies (one per Output the
+program made, however many inputs shared it), or as the plain value where that is all it was.
+
+What the replay leaves out is everything a program does around those calls: reading config and
+manifests, rendering payloads, invokes, the applies that compute inputs, the provider classes'
+own constructors (their args classes, option merging and the aliases they add and the program's
+transformation drops), the stack transformations themselves, and the outputs components and the
+stack register. So a program that declares these registrations cannot cost the SDK less than
+their replay does, give or take the replay's own bookkeeping (a copy of each resource's options
+and the rebuilt Outputs, about 1 % of it).
 
 `differences` compares two recorded graphs registration by registration. bench/program_eval.py
 replays a fleet and refuses to report a time unless the replay registered exactly what the
-program did; tests/test_graph_floor.py checks the same for every fleet, in update and preview.
+program did; tests/test_graph_floor.py checks the same for every fleet, in update and preview,
+and that the replay does no more SDK work than the program (`count_sdk_work`).
 """
 
 from __future__ import annotations
@@ -29,11 +35,15 @@ from pulumi import _types
 from pulumi.output import _OutputData
 from pulumi.resource import ProviderResource, Resource
 
+STACK_TYPE = "pulumi:pulumi:Stack"
+
 
 @dataclasses.dataclass(frozen=True)
 class _Output:
-    """An Output the program passed, as it resolved: rebuilt, resolved, at each replay."""
+    """An Output the program passed, as it resolved; rebuilt, resolved, once per replay."""
 
+    key: int
+    """Which of the program's Outputs this was: inputs that shared one share its rebuild."""
     resources: tuple[int, ...]
     value: Any
     is_known: bool
@@ -42,17 +52,18 @@ class _Output:
 
 @dataclasses.dataclass(frozen=True)
 class _Ref:
-    """A resource the program passed where a value goes (by its position in the recording)."""
+    """A resource the program passed where a value goes, by its position in the recording."""
 
     index: int
 
 
 @dataclasses.dataclass(frozen=True)
 class _Container:
-    """A dict, list or input type holding an Output or a resource: rebuilt at each replay.
+    """A dict, list or SDK input type that holds an Output or a resource: rebuilt at each replay.
 
-    Containers that hold neither are kept as the program passed them and reused; the SDK
-    reads its inputs without changing them."""
+    Containers that hold neither are kept as the program passed them and reused by every
+    replay: the SDK reads its inputs without changing them (tests/test_graph_floor.py replays
+    each fleet twice to show it)."""
 
     make: Callable[[list], Any]
     items: tuple[Any, ...]
@@ -62,14 +73,17 @@ class _Container:
 
 @dataclasses.dataclass(frozen=True)
 class _Call:
+    """One call the program made to `Resource.__init__`, ready to make again."""
+
     cls: type
     type_: str
     name: str
     custom: bool
     props: Any
     opts: pulumi.ResourceOptions | None
+    """The options after the program's stack transformations, with the fields that name
+    resources left empty: `refs` fills them in at each replay."""
     refs: dict[str, Any]
-    """The options that name resources, by position in the recording."""
     remote: bool
     package_ref: Any
 
@@ -81,9 +95,6 @@ class Recording:
     calls: list[_Call]
 
 
-STACK_TYPE = "pulumi:pulumi:Stack"
-
-
 @contextmanager
 def recording() -> Iterator[Recording]:
     """Record every resource made while the block runs; the recording is filled at its end."""
@@ -91,20 +102,13 @@ def recording() -> Iterator[Recording]:
     sdk_init = Resource.__init__
 
     def record(
-        self,
-        t,
-        name,
-        custom,
-        props=None,
-        opts=None,
-        remote=False,
-        dependency=False,
+        self, t, name, custom, props=None, opts=None, remote=False, dependency=False,
         package_ref=None,
-    ):
+    ):  # fmt: skip
+        sdk_init(self, t, name, custom, props, opts, remote, dependency, package_ref)
         # The stack, and the stand-ins the SDK makes for URNs it is given, are the SDK's own.
         if not dependency and t != STACK_TYPE:
             made.append((self, t, name, custom, props, opts, remote, package_ref))
-        return sdk_init(self, t, name, custom, props, opts, remote, dependency, package_ref)
 
     result = Recording(calls=[])
     Resource.__init__ = record
@@ -114,45 +118,81 @@ def recording() -> Iterator[Recording]:
         Resource.__init__ = sdk_init
     # Every Output the program passed has resolved by now: the run awaited each one to send it.
     index = {id(entry[0]): i for i, entry in enumerate(made)}
-    result.calls = [
-        _Call(
-            cls=type(res),
-            type_=t,
-            name=name,
-            custom=custom,
-            props=_template(props, index),
-            opts=_options_template(opts),
-            refs=_option_refs(opts, index),
-            remote=remote,
-            package_ref=package_ref,
+    outputs: dict[int, int] = {}
+    calls = []
+    for res, t, name, custom, props, opts, remote, package_ref in made:
+        where = f"{t} {name}"
+        final = _transformed(res, t, name, props, opts)
+        calls.append(
+            _Call(
+                cls=type(res),
+                type_=t,
+                name=name,
+                custom=custom,
+                props=_template(props, index, outputs, where),
+                opts=_options_template(final, where),
+                refs=_option_refs(final, index, where),
+                remote=remote,
+                package_ref=package_ref,
+            )
         )
-        for res, t, name, custom, props, opts, remote, package_ref in made
-    ]
+    result.calls = calls
 
 
-def _template(value: Any, index: dict[int, int]) -> Any:
+def _transformed(res: Resource, t: str, name: str, props: Any, opts: Any) -> Any:
+    """The options as the transformations the SDK ran on `res` left them (resource.py applies
+    each in turn to the constructor's arguments; their props changes, if any, would show in
+    `differences`)."""
+    opts = opts if opts is not None else pulumi.ResourceOptions()
+    for transformation in res._transformations:
+        args = pulumi.ResourceTransformationArgs(
+            resource=res, type_=t, name=name, props=props, opts=opts
+        )
+        result = transformation(args)
+        if result is not None:
+            opts = result.opts
+    return opts
+
+
+def _position(index: dict[int, int], res: Any, where: str) -> int:
+    if id(res) not in index:
+        raise NotImplementedError(
+            f"{where} names {res!r}, which the recording did not make (the stack itself, or a "
+            "resource made outside the recorded run): the replay cannot name it"
+        )
+    return index[id(res)]
+
+
+def _template(value: Any, index: dict[int, int], outputs: dict[int, int], where: str) -> Any:
+    """`value` as the replay makes it again: what holds no Output or resource is kept as it is,
+    so a replay spends nothing on it that the SDK would not."""
     if isinstance(value, pulumi.Output):
         data = value._data.result()
+        if data.is_known and not data.is_secret and not data.resources:
+            # A plain value reaches the engine the same way; a program could have passed one.
+            return _template(data.value, index, outputs, where)
         return _Output(
-            resources=tuple(sorted(index[id(r)] for r in data.resources)),
-            value=_template(data.value, index),
+            key=outputs.setdefault(id(value), len(outputs)),
+            resources=tuple(sorted(_position(index, r, where) for r in data.resources)),
+            value=_template(data.value, index, outputs, where),
             is_known=data.is_known,
             is_secret=data.is_secret,
         )
     if isinstance(value, Resource):
-        return _Ref(index[id(value)])
+        return _Ref(_position(index, value, where))
     if isinstance(value, dict):
-        items = tuple((k, _template(v, index)) for k, v in value.items())
+        items = tuple((k, _template(v, index, outputs, where)) for k, v in value.items())
         if any(_rebuilt(v) for _, v in items):
             return _Container(make=type(value), items=items, keyed=True)
         return value
     if isinstance(value, (list, tuple)):
-        items = tuple(_template(v, index) for v in value)
+        items = tuple(_template(v, index, outputs, where) for v in value)
         if any(_rebuilt(v) for v in items):
-            return _Container(make=type(value), items=items, keyed=False)
+            return _Container(make=list if isinstance(value, list) else tuple, items=items,
+                              keyed=False)  # fmt: skip
         return value
     if _types.is_input_type(type(value)):
-        items = tuple((k, _template(v, index)) for k, v in vars(value).items())
+        items = tuple((k, _template(v, index, outputs, where)) for k, v in vars(value).items())
         if any(_rebuilt(v) for _, v in items):
             return _Container(
                 make=lambda pairs, v=value: _with_fields(v, pairs), items=items, keyed=True
@@ -172,37 +212,53 @@ def _with_fields(input_type: Any, pairs: list) -> Any:
 
 
 REFERENCE_OPTIONS = ("parent", "provider", "deleted_with")
+"""Options that name one resource; with `providers` and `depends_on`, the replay maps them to
+the resources it made."""
 
 
-def _options_template(opts: pulumi.ResourceOptions | None) -> pulumi.ResourceOptions | None:
-    if opts is None:
-        return None
+def _options_template(opts: pulumi.ResourceOptions, where: str) -> pulumi.ResourceOptions:
     template = opts._copy()
     for field in (*REFERENCE_OPTIONS, "providers", "depends_on"):
         setattr(template, field, None)
+    # They have shaped these options already; run again, they would cost the replay twice.
+    template.transformations = None
+    if template.transforms:
+        raise NotImplementedError(f"{where}: the replay does not run the `transforms` option")
+    # Any other option that still holds a resource or an Output would reach the replay as the
+    # recorded run's object, which `differences` cannot always tell (URNs come from names).
+    for field, value in vars(template).items():
+        held = value.values() if isinstance(value, dict) else value
+        if isinstance(held, (pulumi.Output, Resource)) or (
+            isinstance(held, (list, tuple))
+            and any(
+                isinstance(v, (pulumi.Output, Resource))
+                or isinstance(getattr(v, "parent", None), Resource)
+                for v in held
+            )
+        ):
+            raise NotImplementedError(
+                f"{where}: the replay does not map the resources or Outputs in option "
+                f"`{field}`; map it in _option_refs"
+            )
     return template
 
 
-def _option_refs(opts: pulumi.ResourceOptions | None, index: dict[int, int]) -> dict[str, Any]:
-    if opts is None:
-        return {}
+def _option_refs(opts: pulumi.ResourceOptions, index: dict[int, int], where: str) -> dict[str, Any]:
     refs: dict[str, Any] = {
-        f: index[id(getattr(opts, f))] for f in REFERENCE_OPTIONS if getattr(opts, f) is not None
+        f: _position(index, getattr(opts, f), where)
+        for f in REFERENCE_OPTIONS
+        if getattr(opts, f) is not None
     }
     if isinstance(opts.providers, dict):
-        refs["providers"] = {k: index[id(p)] for k, p in opts.providers.items()}
+        refs["providers"] = {k: _position(index, p, where) for k, p in opts.providers.items()}
     elif opts.providers:
-        refs["providers"] = [index[id(p)] for p in opts.providers]
+        refs["providers"] = [_position(index, p, where) for p in opts.providers]
     depends_on = opts.depends_on
     if isinstance(depends_on, pulumi.Output):
         depends_on = depends_on._data.result().value
     if depends_on is not None:
         listed = depends_on if isinstance(depends_on, (list, tuple)) else [depends_on]
-        refs["depends_on"] = [index[id(r)] for r in listed]
-    if opts.aliases and any(isinstance(getattr(a, "parent", None), Resource) for a in opts.aliases):
-        raise NotImplementedError(
-            "the replay does not map an alias's parent resource: add it to _option_refs"
-        )
+        refs["depends_on"] = [_position(index, r, where) for r in listed]
     return refs
 
 
@@ -210,23 +266,32 @@ def replay_program(rec: Recording) -> Callable[[], None]:
     """A program that makes the recorded calls again, for `harness.run_program(program=...)`."""
 
     def program() -> None:
-        from components._evaluation import prepare_evaluation
+        from components._evaluation import skip_full_garbage_collections
 
-        prepare_evaluation()
+        # The program's garbage collection setting; its stack transformations already shaped
+        # the recorded options.
+        skip_full_garbage_collections()
         made: list[Resource] = []
+        outputs: dict[int, pulumi.Output] = {}
         for call in rec.calls:
             res = call.cls.__new__(call.cls)
             made.append(res)
-            _SdkClass(res, call, made)
+            _ProviderClassFrame(res, call, made, outputs)
 
     return program
 
 
-class _SdkClass:
-    """Stands where the provider SDK's class stands, so the SDK walks a stack of the same shape
-    (it records the source position of each resource from the first frame outside the SDK)."""
+class _ProviderClassFrame:
+    """Calls the SDK's base class from an `__init__`, as a provider SDK's class does.
 
-    def __init__(self, res: Resource, call: _Call, made: list[Resource]):
+    The SDK sends each resource's stack trace: the frames below the third `__init__` above it
+    (runtime/resource.py, _get_stack_trace). From here that is the harness and the replay loop,
+    as shallow as the ConfigMap floor's and shallower than the program's, whose resources are
+    made inside components: so this cost, too, is no higher than the program's."""
+
+    def __init__(
+        self, res: Resource, call: _Call, made: list[Resource], outputs: dict[int, pulumi.Output]
+    ):
         opts = call.opts._copy() if call.opts is not None else None
         for field, ref in call.refs.items():
             if isinstance(ref, dict):
@@ -236,7 +301,7 @@ class _SdkClass:
             else:
                 value = made[ref]
             setattr(opts, field, value)
-        props = _materialize(call.props, made)
+        props = _materialize(call.props, made, outputs)
         if isinstance(res, ProviderResource):
             package = call.type_.removeprefix("pulumi:providers:")
             ProviderResource.__init__(res, package, call.name, props, opts, False, call.package_ref)
@@ -250,29 +315,31 @@ class _SdkClass:
             )
 
 
-def _materialize(value: Any, made: list[Resource]) -> Any:
+def _materialize(value: Any, made: list[Resource], outputs: dict[int, pulumi.Output]) -> Any:
     if isinstance(value, _Output):
-        data = asyncio.get_event_loop().create_future()
-        data.set_result(
-            _OutputData(
-                resources={made[i] for i in value.resources},
-                value=_materialize(value.value, made),
-                is_known=value.is_known,
-                is_secret=value.is_secret,
+        if value.key not in outputs:
+            data = asyncio.get_running_loop().create_future()
+            data.set_result(
+                _OutputData(
+                    resources={made[i] for i in value.resources},
+                    value=_materialize(value.value, made, outputs),
+                    is_known=value.is_known,
+                    is_secret=value.is_secret,
+                )
             )
-        )
-        return pulumi.Output._from_data(data)
+            outputs[value.key] = pulumi.Output._from_data(data)
+        return outputs[value.key]
     if isinstance(value, _Ref):
         return made[value.index]
     if isinstance(value, _Container):
         if value.keyed:
-            return value.make([(k, _materialize(v, made)) for k, v in value.items])
-        return value.make([_materialize(v, made) for v in value.items])
+            return value.make([(k, _materialize(v, made, outputs)) for k, v in value.items])
+        return value.make([_materialize(v, made, outputs) for v in value.items])
     return value
 
 
 def registrations(graph: Any) -> dict[str, dict[str, Any]]:
-    """Each registration as the engine received it, by URN; edges as sets (they arrive in any
+    """Each registration as the engine received it, by URN; edges sorted (they arrive in any
     order)."""
     return {
         r.urn: {
@@ -293,9 +360,16 @@ def registrations(graph: Any) -> dict[str, dict[str, Any]]:
 def differences(program: Any, replay: Any) -> list[str]:
     """What the replay registered or read differently from the program, one line per resource."""
     want, got = registrations(program), registrations(replay)
-    found = []
-    if program.reads != replay.reads:
-        found.append(f"reads differ: {program.reads} against {replay.reads}")
+    found = [
+        f"read of {read[0]} {read[1]}: not replayed as the program made it"
+        for read in program.reads
+        if read not in replay.reads
+    ]
+    found += [
+        f"read of {read[0]} {read[1]}: replayed, not in the program"
+        for read in replay.reads
+        if read not in program.reads
+    ]
     found += [f"{urn}: not replayed" for urn in want.keys() - got.keys()]
     found += [f"{urn}: replayed, not in the program" for urn in got.keys() - want.keys()]
     for urn in want.keys() & got.keys():
@@ -303,3 +377,34 @@ def differences(program: Any, replay: Any) -> list[str]:
         if fields:
             found.append(f"{urn}: {', '.join(fields)} differ")
     return sorted(found)
+
+
+@contextmanager
+def count_sdk_work() -> Iterator[dict[str, int]]:
+    """Count the SDK's units of work while the block runs: each Output made, each asyncio task
+    started. They do not move with the machine's load, as times do."""
+    import asyncio.base_events
+
+    counts = {"outputs": 0, "tasks": 0}
+    # Every Output, made by its constructor or by apply, all and the like, registers itself in
+    # _track; SDKs older than _track make every Output through the constructor.
+    made_at = "_track" if hasattr(pulumi.Output, "_track") else "__init__"
+    make = getattr(pulumi.Output, made_at)
+    loop_class = asyncio.base_events.BaseEventLoop
+    create_task = loop_class.create_task
+
+    def counted_make(self, *args, **kwargs):
+        counts["outputs"] += 1
+        return make(self, *args, **kwargs)
+
+    def counted_create_task(self, *args, **kwargs):
+        counts["tasks"] += 1
+        return create_task(self, *args, **kwargs)
+
+    setattr(pulumi.Output, made_at, counted_make)
+    loop_class.create_task = counted_create_task
+    try:
+        yield counts
+    finally:
+        setattr(pulumi.Output, made_at, make)
+        loop_class.create_task = create_task

@@ -10,11 +10,13 @@ trivial ConfigMaps on one Kubernetes provider as the fleet has resources: what t
 per resource before the program does anything of its own. It is measured as the SDK runs by
 default, and again with the garbage collection setting the program makes for itself
 (components/_evaluation.py), so that the second ratio compares like with like. Both sides pay
-the same harness: the mocks and the recording of each registration. Between the two stands the
-graph floor (bench/graph_floor.py): the program's own registrations replayed through the same
-SDK classes without the program, checked to register exactly what the program did. It splits
-the like-for-like ratio into what this graph costs the SDK over trivial ConfigMaps, which no
-program declaring the graph can go below, and what the program adds on top. Imports are in neither
+the same harness: the mocks and the recording of each registration (per registration; what
+they cost grows with its inputs). Between the two stands the graph floor (bench/graph_floor.py):
+the program's own registrations replayed through the SDK without the program, checked to
+register exactly what the program did. It splits the like-for-like ratio in two: what this
+graph costs the SDK under these mocks over trivial ConfigMaps, which no program declaring the
+graph can go below, and what the program adds on top, including the provider classes'
+constructors it cannot do without. Imports are in neither
 timed evaluation; the cold columns show them: one evaluation of the same fleet (or floor) in
 a fresh interpreter, imports included, as `pulumi preview` runs the program. Peak memory is
 the interpreter's maximum resident size. With --repeat, cells are medians and the program's
@@ -48,30 +50,6 @@ cold, counted = kind.endswith("-cold"), kind.endswith("-counted")
 kind = kind.removesuffix("-cold").removesuffix("-counted")
 
 
-def count_work():
-    # Count the SDK's units of work from here on: each Output made, each asyncio task started.
-    import asyncio.base_events
-    import pulumi.output
-    counts = {{"outputs": 0, "tasks": 0}}
-    # Every Output, made by its constructor or by apply, all and the like, registers itself in
-    # _track; SDKs older than _track make every Output through the constructor.
-    made_at = "_track" if hasattr(pulumi.output.Output, "_track") else "__init__"
-    make = getattr(pulumi.output.Output, made_at)
-    create_task = asyncio.base_events.BaseEventLoop.create_task
-
-    def counted_make(self, *args, **kwargs):
-        counts["outputs"] += 1
-        return make(self, *args, **kwargs)
-
-    def counted_create_task(self, *args, **kwargs):
-        counts["tasks"] += 1
-        return create_task(self, *args, **kwargs)
-
-    setattr(pulumi.output.Output, made_at, counted_make)
-    asyncio.base_events.BaseEventLoop.create_task = counted_create_task
-    return counts
-
-
 def clear_program_caches():
     # Forget what the warm-up left in the program's own caches (images.yaml, read once a run).
     for name, module in list(sys.modules.items()):
@@ -100,9 +78,7 @@ if kind.startswith("floor"):
     if kind == "floor-tuned":
         from components._evaluation import skip_full_garbage_collections
         skip_full_garbage_collections()
-    counts = count_work() if counted else None
-    started, cpu = time.perf_counter(), time.process_time()
-    graph = run_program({{}}, preview=preview, program=floor(arg))
+    run = lambda: run_program({{}}, preview=preview, program=floor(arg))
 elif kind == "graph":
     import graph_floor
     run_program(arg["warmup"], preview=preview)
@@ -110,23 +86,29 @@ elif kind == "graph":
     with graph_floor.recording() as recorded_calls:
         recorded = run_program(arg["fleet"], preview=preview)
     replay = graph_floor.replay_program(recorded_calls)
-    # The recorded run leaves garbage the program's GC setting never collects; the program's
-    # timed run starts without a run's worth of it, so the replay does too.
-    import gc
-    gc.collect()
-    counts = count_work() if counted else None
-    started, cpu = time.perf_counter(), time.process_time()
-    graph = run_program({{}}, preview=preview, program=replay)
+    run = lambda: run_program({{}}, preview=preview, program=replay)
 else:
     if not cold:
         run_program(arg["warmup"], preview=preview)
         clear_program_caches()
-    counts = count_work() if counted else None
+    run = lambda: run_program(arg["fleet"], preview=preview)
+if not cold:
+    # Every timed run starts from a collected heap: what the runs before it left, the
+    # program's GC setting would never collect.
+    import gc
+    gc.collect()
+if counted:
+    import graph_floor
+    counting = graph_floor.count_sdk_work()
+else:
+    import contextlib
+    counting = contextlib.nullcontext()
+with counting as counts:
     started, cpu = time.perf_counter(), time.process_time()
-    graph = run_program(arg["fleet"], preview=preview)
+    graph = run()
+    done, cpu_done = time.perf_counter(), time.process_time()
 if cold:
     cpu = cold_cpu
-done, cpu_done = time.perf_counter(), time.process_time()
 out = {{
     "run_s": done - started,
     "cpu_s": cpu_done - cpu,
@@ -212,7 +194,7 @@ def print_targets(rows: dict[int, dict]) -> None:
             f"{row['ratio']:.2f}x the floor as the SDK runs by default "
             f"({verdict(row['ratio'] <= RATIO_TARGET)}), {row['ratio_same_gc']:.2f}x the floor "
             f"with the same GC setting, the like-for-like one ({like_for_like}); the graph "
-            f"floor alone is {graph_ratio:.2f}x it"
+            f"floor alone is {graph_ratio:.2f}x that floor"
             + (
                 ", so no program that declares this graph can meet it"
                 if graph_ratio > RATIO_TARGET
@@ -243,8 +225,9 @@ def print_graph_floor(rows: dict[int, dict]) -> None:
     """The like-for-like ratio, split at the graph floor (bench/graph_floor.py): what the SDK
     costs for exactly the program's registrations, replayed without the program."""
     print(
-        "Graph floor: the program's own registrations replayed through the same SDK classes, "
-        "with the program's settings and without the program (CPU ms per resource).\n"
+        "Graph floor: the program's own registrations replayed through the SDK without the "
+        "program, with its GC setting (CPU ms per resource). Program / graph floor is what the "
+        "program adds, with the provider classes' constructors it calls.\n"
     )
     print(
         "| app clusters | floor, same GC | graph floor | graph floor / floor "

@@ -13,6 +13,8 @@ from harness import run_program
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import graph_floor
 
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
 
 def _recorded(fleet: str, preview: bool):
     with graph_floor.recording() as rec:
@@ -37,6 +39,19 @@ def test_the_replay_registers_what_the_program_registers(fleet, preview):
     assert graph_floor.differences(graph, _replay(rec, preview)) == []
 
 
+@pytest.mark.parametrize("fleet", ["dev", "local"])
+def test_the_replay_does_no_more_sdk_work_than_the_program(fleet):
+    """A floor must not cost more than what it is the floor of: per registration, the replay
+    makes no more Outputs and starts no more tasks than the program (counted, not timed)."""
+    with graph_floor.recording() as rec, graph_floor.count_sdk_work() as program:
+        graph = run_program(FLEETS[fleet]())
+    with graph_floor.count_sdk_work() as replay:
+        replayed = _replay(rec, False)
+    assert len(replayed.resources) == len(graph.resources) > 100
+    assert 0 < replay["outputs"] <= program["outputs"], (replay, program)
+    assert 0 < replay["tasks"] <= program["tasks"], (replay, program)
+
+
 @pytest.fixture(scope="module")
 def dev_recording():
     return _recorded("dev", preview=False)
@@ -55,6 +70,10 @@ def _urn_of(graph, call) -> str:
 def test_a_registration_left_out_is_reported(dev_recording):
     graph, rec = dev_recording
     last = rec.calls[-1]
+    # Leaving out the last call keeps every other call's references in place.
+    assert any((r.type, r.name) == (last.type_, last.name) for r in graph.resources), (
+        f"the dev fleet's last resource, {last.type_} {last.name}, is a registration"
+    )
     shorter = graph_floor.Recording(calls=rec.calls[:-1])
     assert graph_floor.differences(graph, _replay(shorter, False)) == [
         f"{_urn_of(graph, last)}: not replayed"
@@ -103,3 +122,15 @@ def test_an_input_replayed_without_its_dependency_is_reported(dev_recording):
     plain = _with_field(call.props, key, output.value)
     found = graph_floor.differences(graph, _replay(_with_call(rec, i, props=plain), False))
     assert found == [f"{_urn_of(graph, call)}: dependencies, property_dependencies differ"]
+
+
+def test_a_changed_read_is_reported(dev_recording):
+    graph, rec = dev_recording
+    i, call = next((i, c) for i, c in enumerate(rec.calls) if c.type_ == STACK_REFERENCE)
+    assert _fields(call.props)["name"] != "organization/ocm-fleet/elsewhere"
+    elsewhere = _with_field(call.props, "name", "organization/ocm-fleet/elsewhere")
+    found = graph_floor.differences(graph, _replay(_with_call(rec, i, props=elsewhere), False))
+    assert found == [
+        f"read of {STACK_REFERENCE} {call.name}: not replayed as the program made it",
+        f"read of {STACK_REFERENCE} {call.name}: replayed, not in the program",
+    ]
