@@ -396,13 +396,12 @@ def differences(program: Any, replay: Any) -> list[str]:
         for read in replay.reads
         if read not in program.reads
     ]
-    found += [f"{urn}: not replayed" for urn in want.keys() - got.keys()]
-    found += [f"{urn}: replayed, not in the program" for urn in got.keys() - want.keys()]
-    for urn in want.keys() & got.keys():
+
+    def fields_that_differ(urn: str) -> str | None:
         fields = [f for f in want[urn] if want[urn][f] != got[urn][f]]
-        if fields:
-            found.append(f"{urn}: {', '.join(fields)} differ")
-    return sorted(found)
+        return f"{', '.join(fields)} differ" if fields else None
+
+    return sorted(found + _compare(want, got, fields_that_differ))
 
 
 READS = "reads"
@@ -420,14 +419,15 @@ def fingerprints(graph: Any) -> dict[str, str]:
 def fingerprint_differences(expected: dict[str, str], replay: Any) -> list[str]:
     """What the replay registered or read differently from the fingerprinted program run."""
     got = fingerprints(replay)
-    found = [f"{key}: not replayed" for key in expected.keys() - got.keys()]
-    found += [f"{key}: replayed, not in the program" for key in got.keys() - expected.keys()]
-    found += [f"{key}: differs" for key in (expected.keys() & got.keys()) - _same(expected, got)]
-    return sorted(found)
+    return sorted(_compare(expected, got, lambda key: expected[key] != got[key] and "differs"))
 
 
-def _same(a: dict[str, str], b: dict[str, str]) -> set[str]:
-    return {key for key in a.keys() & b.keys() if a[key] == b[key]}
+def _compare(want: dict, got: dict, change: Callable[[str], Any]) -> list[str]:
+    """A line for each key only one side has, and for each key `change` describes."""
+    found = [f"{key}: not replayed" for key in want.keys() - got.keys()]
+    found += [f"{key}: replayed, not in the program" for key in got.keys() - want.keys()]
+    found += [f"{key}: {change(key)}" for key in want.keys() & got.keys() if change(key)]
+    return found
 
 
 def _digest(value: Any) -> str:
