@@ -9,7 +9,7 @@ from components.app.delivery import AppDelivery, AppDeliveryArgs, workload_manif
 from components.app.rollout import AppRollout, AppRolloutArgs
 from components.clusters import build_cluster, kind_load_balancer
 from components.clusters.existing import read_kubeconfigs
-from components.config import load_fleet_config
+from components.pulumi_config import load_fleet_config
 from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
 from components.lifecycle.previous_run import PreviousRun, union_of_egress
 from components.observability.agent import MetricsAgent, MetricsAgentArgs

@@ -1,16 +1,21 @@
-"""The stack configuration: a typed, validated model of what users write in Pulumi.<stack>.yaml."""
+"""The stack configuration: a typed, validated model of what users write in Pulumi.<stack>.yaml.
+
+The model is plain Python (no Pulumi import), so that `scripts/check.py` runs it on a stack file
+before anything is installed; `components/pulumi_config.py` feeds it from `pulumi.Config` inside
+the program. Both go through `raw_from_config_values`, so they read the values the same way.
+"""
 
 from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import pulumi
-from pulumi.runtime import config as runtime_config
+from components.regions import known_regions, nearest_region
 
 NAMESPACE = "ocm-fleet"
 """The config namespace: every key is `ocm-fleet:<key>`."""
@@ -67,6 +72,7 @@ TOP_LEVEL_KEYS = frozenset(
         "app",
         "rollout",
         "eksAdminPrincipals",
+        "extraRegions",
     }
 )
 APP_KEYS = frozenset({"imageTags"})
@@ -127,15 +133,16 @@ EKS_HUB_REASON = (
 )
 
 
-class FleetConfigError(pulumi.RunError):
+class FleetConfigError(Exception):
     """Raised with every configuration problem at once, before any resource is registered."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], *, stack: str = "dev"):
         self.problems = problems
+        self.stack_file = f"Pulumi.{stack}.yaml"
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(
             f"Invalid ocm-fleet configuration ({len(problems)} problem"
-            f"{'' if len(problems) == 1 else 's'}); fix Pulumi.<stack>.yaml:\n{lines}"
+            f"{'' if len(problems) == 1 else 's'}); fix {self.stack_file}:\n{lines}"
         )
 
 
@@ -306,7 +313,13 @@ def _check_cidr(key: str, value: Any, problems: list[str]) -> str | None:
 
 
 def _parse_cluster(
-    key: str, raw: Any, problems: list[str], *, is_hub: bool, stack: str
+    key: str,
+    raw: Any,
+    problems: list[str],
+    *,
+    is_hub: bool,
+    stack: str,
+    extra_regions: Collection[str] = (),
 ) -> ClusterSpec | None:
     if not isinstance(raw, Mapping):
         problems.append(
@@ -345,6 +358,14 @@ def _parse_cluster(
             example = "eu-west-1" if cloud == "aws" else "westeurope"
             problems.append(
                 f"{key}.region: {_fmt(region)} is not a {cloud} region name (e.g. {example!r})"
+            )
+        elif region not in known_regions(cloud) and region not in extra_regions:
+            nearest = nearest_region(cloud, region)
+            hint = f"did you mean {nearest!r}? " if nearest else ""
+            problems.append(
+                f"{key}.region: {region!r} is not a known {cloud} region ({hint}the list is "
+                f"components/regions.yaml; a region newer than it goes in "
+                f"{NAMESPACE}:extraRegions)"
             )
     elif region is not None and (not isinstance(region, str) or not region):
         problems.append(f"{key}.region: {_fmt(region)} must be a non-empty string")
@@ -669,6 +690,27 @@ def _parse_admin_principals(
     return tuple(principals)
 
 
+def _parse_extra_regions(raw: Any, problems: list[str]) -> frozenset[str]:
+    key = f"{NAMESPACE}:extraRegions"
+    if raw is None:
+        return frozenset()
+    if not isinstance(raw, list):
+        problems.append(f"{key}: {_fmt(raw)} must be a list of region names")
+        return frozenset()
+    regions = set()
+    for i, region in enumerate(raw):
+        if not isinstance(region, str) or not (
+            _AWS_REGION.fullmatch(region) or _AZURE_REGION.fullmatch(region)
+        ):
+            problems.append(
+                f"{key}[{i}]: {_fmt(region)} is not an aws or azure region name (such as "
+                "'eu-west-1' or 'westeurope')"
+            )
+        else:
+            regions.add(region)
+    return frozenset(regions)
+
+
 def parse_fleet_config(
     raw: Mapping[str, Any], *, stack: str = "dev", containers: Collection[str] | None = None
 ) -> FleetConfig:
@@ -681,12 +723,20 @@ def parse_fleet_config(
     for unknown in sorted(set(raw) - TOP_LEVEL_KEYS):
         problems.append(_unknown_key(f"{NAMESPACE}:{unknown}", unknown, TOP_LEVEL_KEYS))
 
+    extra_regions = _parse_extra_regions(raw.get("extraRegions"), problems)
     hub_raw = raw.get("hub")
     if hub_raw is None:
         problems.append(f"{NAMESPACE}:hub: missing; set the main cluster (name, cloud, region)")
         hub = None
     else:
-        hub = _parse_cluster(f"{NAMESPACE}:hub", hub_raw, problems, is_hub=True, stack=stack)
+        hub = _parse_cluster(
+            f"{NAMESPACE}:hub",
+            hub_raw,
+            problems,
+            is_hub=True,
+            stack=stack,
+            extra_regions=extra_regions,
+        )
 
     clusters: list[ClusterSpec] = []
     clusters_raw = raw.get("clusters")
@@ -700,7 +750,14 @@ def parse_fleet_config(
         problems.append(f"{key}: the list is empty; the fleet needs at least one app cluster")
     else:
         for i, item in enumerate(clusters_raw):
-            spec = _parse_cluster(f"{key}[{i}]", item, problems, is_hub=False, stack=stack)
+            spec = _parse_cluster(
+                f"{key}[{i}]",
+                item,
+                problems,
+                is_hub=False,
+                stack=stack,
+                extra_regions=extra_regions,
+            )
             if spec:
                 clusters.append(spec)
 
@@ -783,7 +840,7 @@ def parse_fleet_config(
     admins = _parse_admin_principals(raw.get("eksAdminPrincipals"), aws_clusters, problems)
 
     if problems:
-        raise FleetConfigError(problems)
+        raise FleetConfigError(problems, stack=stack)
     assert hub is not None
     return FleetConfig(
         hub=hub,
@@ -798,36 +855,49 @@ def parse_fleet_config(
     )
 
 
-def load_fleet_config() -> FleetConfig:
-    """Read and validate the `ocm-fleet:*` stack config."""
-    cfg = pulumi.Config(NAMESPACE)
-    # Every key set under the namespace, so that a misspelt one is reported, not ignored.
-    configured = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
-    prefix = f"{NAMESPACE}:"
-    raw: dict[str, Any] = {
-        key[len(prefix) :]: cfg.get(key[len(prefix) :])
-        for key in configured
-        if key.startswith(prefix) and key[len(prefix) :] not in TOP_LEVEL_KEYS
-    }
-    for key in ("hub", "clusters", "apiAllowedCidrs", "eksAdminPrincipals", "app", "rollout"):
+# Keys whose values are structures: Pulumi holds them as JSON text.
+STRUCTURED_KEYS = (
+    "hub",
+    "clusters",
+    "apiAllowedCidrs",
+    "eksAdminPrincipals",
+    "app",
+    "rollout",
+    "extraRegions",
+)
+
+
+def raw_from_config_values(values: Mapping[str, str]) -> dict[str, Any]:
+    """The raw model input from the stack's `ocm-fleet:` values as Pulumi holds them (keys without
+    the namespace, each value the text Pulumi gives the program: JSON for structures, plain text
+    for scalars). Both the program and the offline check read the stack through this."""
+    raw: dict[str, Any] = {key: value for key, value in values.items() if key not in TOP_LEVEL_KEYS}
+    for key in STRUCTURED_KEYS:
+        text = values.get(key)
+        if text is None:
+            continue
         try:
-            value = cfg.get_object(key)
-        except pulumi.config.ConfigTypeError:
-            # Structures arrive as JSON; a bare YAML scalar arrives as its plain text. Validate
-            # that text, so the error names it and says what the key expects, with the others.
-            value = cfg.get(key)
-        if value is not None:
-            raw[key] = value
-    if (ocm_version := cfg.get("ocmVersion")) is not None:
+            raw[key] = json.loads(text)
+        except ValueError:
+            # A bare YAML scalar arrives as its plain text. Validate that text, so the error
+            # names it and says what the key expects, with the others.
+            raw[key] = text
+    if (ocm_version := values.get("ocmVersion")) is not None:
         raw["ocmVersion"] = ocm_version
-    if (protect := cfg.get("protectData")) is not None:
+    if (protect := values.get("protectData")) is not None:
         raw["protectData"] = {"true": True, "false": False}.get(protect.lower(), protect)
-    if (rotation := cfg.get("databasePasswordRotation")) is not None:
+    if (rotation := values.get("databasePasswordRotation")) is not None:
         # isdigit() alone admits "²", which int() rejects with a ValueError
         digits = rotation.isascii() and rotation.isdigit()
         raw["databasePasswordRotation"] = int(rotation) if digits else rotation
+    return raw
+
+
+def fleet_config_from_values(values: Mapping[str, str], *, stack: str) -> FleetConfig:
+    """The validated config of a stack from its `ocm-fleet:` values (see raw_from_config_values),
+    with app.imageTags checked against the containers of manifests/."""
     from components.app._manifests import container_names, load_manifests
 
     return parse_fleet_config(
-        raw, stack=pulumi.get_stack(), containers=container_names(load_manifests())
+        raw_from_config_values(values), stack=stack, containers=container_names(load_manifests())
     )

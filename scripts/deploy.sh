@@ -15,10 +15,14 @@
 #                          deploy images that components/images.yaml has no digest for, by tag
 #                          (scripts/check_images.py and the policy pack refuse them otherwise)
 #
-# Order, so that a missing credential or tool costs seconds, not an install: read the stack
-# file; check tools and credentials; settle apiAllowedCidrs; install (Python packages, the
-# pinned Pulumi CLI and kind, into .tools/ and verified against the checksum files published
-# with each release); preview with the policy pack; ask; `pulumi up`.
+# Order, so that a problem costs seconds, not an install: the preflight (scripts/check.py
+# --preflight: the stack file through the program's own config model, the tools and credentials
+# of its clouds, kind's inotify limits, the images without a digest) lists every problem at once
+# and refuses before anything is installed, created or written; settle apiAllowedCidrs; pin the
+# images' digests where the registries answer (into components/images.yaml: review and commit
+# it); download the pinned Pulumi CLI and kind into .tools/, verified against the checksum files
+# published with each release; install the Python packages; preview with the policy pack; ask;
+# `pulumi up`.
 #
 # State: if you are logged in to a Pulumi backend (`pulumi whoami` works), that backend is used.
 # Otherwise the state goes to the local file backend in .pulumi-state/ (git-ignored), for this
@@ -87,7 +91,7 @@ python=${PYTHON:-python3}
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
   fail "Python 3.11 or newer is needed; point PYTHON at one (PYTHON=python3.12 $0)"
 
-# --- credentials and tools (nothing is installed before these pass) ---------------------------
+# --- which stack ---------------------------------------------------------------------------------
 aws_ready() { command -v aws >/dev/null 2>&1 && aws sts get-caller-identity >/dev/null 2>&1; }
 azure_ready() {
   [ -n "${ARM_CLIENT_ID:-}" ] || { command -v az >/dev/null 2>&1 && az account show >/dev/null 2>&1; }
@@ -108,56 +112,26 @@ fi
 config="Pulumi.${stack}.yaml"
 [ -f "$config" ] || fail "$config not found: copy Pulumi.dev.yaml to $config and edit it"
 
-# read_stack PYTHON: the stack file's facts (stack_config.py), or its one-line error.
+# --- preflight: every problem at once, before anything is installed, created or written -------
+check_args=(--filled-by-deploy apiAllowedCidrs --filled-by-deploy eksAdminPrincipals)
+[ "$allow_unresolved_images" = 0 ] || check_args+=(--allow-unresolved-images)
+# OCM_FLEET_TEST_REGISTRIES="HOST=URL ...": registries answered elsewhere (the tests' stand-in).
+for registry in ${OCM_FLEET_TEST_REGISTRIES:-}; do
+  check_args+=(--registry "$registry")
+done
+step "preflight: $config, tools, credentials, images (scripts/check.py)"
+facts=$("$python" scripts/check.py "$stack" --preflight --facts "${check_args[@]}") ||
+  fail "nothing installed, created or written; fix the problems above and run again"
 # Plain variables, not an associative array: macOS still ships bash 3.2.
 clouds="" api_cidrs="" open_api=no eks_admin_principals=no
-read_stack() {
-  local out key value
-  out=$("$1" scripts/stack_config.py "$config") || exit 1
-  while IFS='=' read -r key value; do
-    case "$key" in
-      clouds) clouds=$value ;;
-      api_cidrs) api_cidrs=$value ;;
-      open_api) open_api=$value ;;
-      eks_admin_principals) eks_admin_principals=$value ;;
-    esac
-  done <<<"$out"
-}
-read_stack "$python"
-
-checked_clouds=" "
-check_cloud() {
-  case "$1" in
-    aws)
-      command -v aws >/dev/null 2>&1 ||
-        fail "the AWS CLI is needed (EKS kubeconfigs call 'aws eks get-token'): https://aws.amazon.com/cli/"
-      aws sts get-caller-identity >/dev/null ||
-        fail "no working AWS credentials: run 'aws configure' or 'aws sso login', or set AWS_PROFILE"
-      ;;
-    azure)
-      if [ -z "${ARM_CLIENT_ID:-}" ]; then
-        command -v az >/dev/null 2>&1 ||
-          fail "sign in to Azure: install the Azure CLI and run 'az login', or set ARM_* variables"
-        az account show >/dev/null 2>&1 || fail "no Azure session: run 'az login'"
-      fi
-      ;;
-    kind)
-      command -v docker >/dev/null 2>&1 ||
-        fail "Docker is needed for kind clusters: https://docs.docker.com/engine/install/"
-      docker info >/dev/null 2>&1 ||
-        fail "Docker is installed but not running, or this user may not use it ('docker info' fails)"
-      ;;
+while IFS='=' read -r key value; do
+  case "$key" in
+    clouds) clouds=$value ;;
+    api_cidrs) api_cidrs=$value ;;
+    open_api) open_api=$value ;;
+    eks_admin_principals) eks_admin_principals=$value ;;
   esac
-  checked_clouds+="$1 "
-}
-check_clouds() {
-  local cloud
-  for cloud in $clouds; do
-    [[ "$checked_clouds" == *" $cloud "* ]] || check_cloud "$cloud"
-  done
-}
-step "checking tools and credentials for: ${clouds:-no clusters}"
-check_clouds
+done <<<"$facts"
 
 # A pulumi or kind already on PATH is used, unless OCM_FLEET_PINNED_TOOLS=1 (CI) asks for
 # exactly the pinned releases.
@@ -215,6 +189,25 @@ verify() {
   [ "$expected" = "$actual" ] ||
     fail "checksum mismatch for $3: expected $expected, got $actual; nothing installed"
 }
+# Scratch folders of the downloads, removed however the script ends.
+scratch_dirs=()
+remove_scratch() { [ ${#scratch_dirs[@]} -eq 0 ] || rm -rf "${scratch_dirs[@]}"; }
+trap remove_scratch EXIT
+new_scratch() {
+  scratch=$(mktemp -d)
+  scratch_dirs+=("$scratch")
+}
+# download WHAT URL FILE: one line saying what failed and what to do, instead of curl's own.
+download() {
+  local code=0
+  curl -fsSL --retry 2 --connect-timeout 15 "$2" -o "$3" 2>/dev/null || code=$?
+  [ "$code" = 0 ] && return 0
+  case "$code" in
+    6 | 7 | 28 | 35) fail "cannot download $1 from ${2%%/releases/*} (curl exit $code: no connection): check your network or proxy (HTTPS_PROXY), or put $1 on PATH yourself and run again" ;;
+    22) fail "cannot download $1: $2 was refused or not found (curl exit 22); put $1 on PATH yourself and run again" ;;
+    *) fail "cannot download $1 from $2 (curl exit $code); check your network or proxy, or put $1 on PATH yourself" ;;
+  esac
+}
 platform() {
   local os arch
   os=$(uname -s | tr '[:upper:]' '[:lower:]')
@@ -227,37 +220,45 @@ platform() {
   echo "$os $arch"
 }
 install_pulumi() {
-  local os arch pulumi_arch name base scratch
+  local os arch pulumi_arch name base
   read -r os arch <<<"$(platform)"
   pulumi_arch=$arch
   [ "$arch" = amd64 ] && pulumi_arch=x64
   name="pulumi-v${PULUMI_VERSION}-${os}-${pulumi_arch}.tar.gz"
   base="https://github.com/pulumi/pulumi/releases/download/v${PULUMI_VERSION}"
-  scratch=$(mktemp -d)
+  new_scratch
   step "installing the Pulumi CLI $PULUMI_VERSION into ${PULUMI_DIR#"$PWD"/}"
-  curl -fsSL "$base/$name" -o "$scratch/$name"
-  curl -fsSL "$base/pulumi-${PULUMI_VERSION}-checksums.txt" -o "$scratch/checksums.txt"
+  download pulumi "$base/$name" "$scratch/$name"
+  download pulumi "$base/pulumi-${PULUMI_VERSION}-checksums.txt" "$scratch/checksums.txt"
   verify "$scratch/$name" "$scratch/checksums.txt" "$name"
   rm -rf "$PULUMI_DIR"
   mkdir -p "$PULUMI_DIR"
   tar -xzf "$scratch/$name" -C "$PULUMI_DIR"
-  rm -rf "$scratch"
   [ -x "$PULUMI_DIR/pulumi/pulumi" ] || fail "the Pulumi archive has no pulumi/pulumi"
 }
 install_kind() {
-  local os arch name base scratch
+  local os arch name base
   read -r os arch <<<"$(platform)"
   name="kind-${os}-${arch}"
   base="https://github.com/kubernetes-sigs/kind/releases/download/${KIND_VERSION}"
-  scratch=$(mktemp -d)
+  new_scratch
   step "installing kind $KIND_VERSION into ${KIND_DIR#"$PWD"/}"
-  curl -fsSL "$base/$name" -o "$scratch/$name"
-  curl -fsSL "$base/$name.sha256sum" -o "$scratch/$name.sha256sum"
+  download kind "$base/$name" "$scratch/$name"
+  download kind "$base/$name.sha256sum" "$scratch/$name.sha256sum"
   verify "$scratch/$name" "$scratch/$name.sha256sum" "$name"
   mkdir -p "$KIND_DIR"
   install -m 0755 "$scratch/$name" "$KIND_DIR/kind"
-  rm -rf "$scratch"
 }
+
+# --- images pinned, then the downloads, then the Python packages ---------------------------------
+if [ "$allow_unresolved_images" = 0 ]; then
+  "$python" scripts/check.py "$stack" --pin "${check_args[@]}" ||
+    fail "the images' digests could not be recorded (above); nothing else was installed"
+fi
+# The downloads come first: a network problem shows in seconds, not after the pip installs.
+for tool in ${downloads[@]+"${downloads[@]}"}; do
+  "install_$tool"
+done
 
 if [ ! -x .venv/bin/python ]; then
   step "creating .venv"
@@ -270,13 +271,6 @@ if [ ! -x policy/.venv/bin/python ]; then
 fi
 policy/.venv/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt
 
-# The file again, now with PyYAML: a cloud the first scan missed is checked before anything runs.
-read_stack .venv/bin/python
-check_clouds
-
-for tool in ${downloads[@]+"${downloads[@]}"}; do
-  "install_$tool"
-done
 # The project's tools come first, for this script and for the commands Pulumi runs (kind).
 export PATH="$PULUMI_DIR/pulumi:$KIND_DIR:$PATH"
 

@@ -64,7 +64,7 @@ def split_reference(reference: str) -> tuple[str, str, str]:
     return ("registry-1.docker.io" if host == "docker.io" else host), repository, tag
 
 
-def _bearer_token(challenge: str, repository: str) -> str:
+def _bearer_token(challenge: str, repository: str, timeout: float) -> str:
     params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
     if "realm" not in params:
         raise ResolveError(f"unexpected authentication challenge: {challenge}")
@@ -72,12 +72,14 @@ def _bearer_token(challenge: str, repository: str) -> str:
     if "service" in params:
         query["service"] = params["service"]
     url = f"{params['realm']}?{urllib.parse.urlencode(query)}"
-    with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         body = json.load(response)
     return body.get("token") or body.get("access_token") or ""
 
 
-def fetch_digest(reference: str, endpoints: dict[str, str]) -> tuple[str, str]:
+def fetch_digest(
+    reference: str, endpoints: dict[str, str], *, timeout: float = TIMEOUT
+) -> tuple[str, str]:
     """(digest, registry host) of the manifest `reference`'s tag points to."""
     host, repository, tag = split_reference(reference)
     base = endpoints.get(host, f"https://{host}")
@@ -86,7 +88,7 @@ def fetch_digest(reference: str, endpoints: dict[str, str]) -> tuple[str, str]:
     for _attempt in range(2):
         request = urllib.request.Request(url, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 body = response.read()
                 announced = response.headers.get("Docker-Content-Digest")
             break
@@ -97,7 +99,7 @@ def fetch_digest(reference: str, endpoints: dict[str, str]) -> tuple[str, str]:
                 and challenge.lower().startswith("bearer")
                 and "Authorization" not in headers
             ):
-                headers["Authorization"] = f"Bearer {_bearer_token(challenge, repository)}"
+                headers["Authorization"] = f"Bearer {_bearer_token(challenge, repository, timeout)}"
                 continue
             raise ResolveError(f"{reference}: {url} answered {err.code} {err.reason}") from err
     else:
@@ -108,6 +110,39 @@ def fetch_digest(reference: str, endpoints: dict[str, str]) -> tuple[str, str]:
             f"{reference}: the registry announces {announced}, the bytes are {digest}"
         )
     return digest, host
+
+
+def describe_failure(err: Exception) -> str:
+    """What went wrong reaching a registry, in words that say what to check."""
+    reason = getattr(err, "reason", None)
+    if isinstance(err, urllib.error.URLError) and not isinstance(err, urllib.error.HTTPError):
+        if isinstance(reason, OSError) and "Name or service not known" in str(reason):
+            return "the registry's host name does not resolve: check your network, DNS or proxy"
+        if isinstance(reason, (TimeoutError, ConnectionError, OSError)):
+            return f"the registry cannot be reached ({reason}): check your network or proxy"
+    if isinstance(err, TimeoutError):
+        return "the registry did not answer in time: check your network or proxy"
+    return str(err)
+
+
+def record(
+    resolved: dict[str, tuple[str, str]], images_file: Path | None = None
+) -> list[str]:
+    """Writes resolved (digest, host) pairs into the images file; returns one line per change."""
+    path = images_file or images.IMAGES_FILE
+    data = images.read(path)
+    today = datetime.date.today().isoformat()
+    changed = []
+    for reference, (digest, host) in sorted(resolved.items()):
+        entry = data.get(reference)
+        if entry is None or digest == entry.digest:
+            continue
+        changed.append(f"{reference}: {entry.digest or 'unresolved'} -> {digest}")
+        source = f"registry {host}, resolved {today} by scripts/resolve_digests.py"
+        data[reference] = images.ImageEntry(reference, digest, source, None)
+    if changed:
+        path.write_text(render(path, data))
+    return changed
 
 
 def render(path: Path, data: dict[str, images.ImageEntry]) -> str:
@@ -138,20 +173,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     endpoints = dict(item.split("=", 1) for item in args.registry)
     data = images.read(args.images_file)
-    today = datetime.date.today().isoformat()
-    changed, failed = [], []
+    resolved, failed = {}, []
     for reference, entry in sorted(data.items()):
         if args.only_unresolved and entry.digest:
             continue
         try:
-            digest, host = fetch_digest(reference, endpoints)
+            resolved[reference] = fetch_digest(reference, endpoints)
         except (ResolveError, urllib.error.URLError, OSError, ValueError) as err:
-            failed.append(f"{reference}: {err}")
-            continue
-        if digest != entry.digest:
-            changed.append(f"{reference}: {entry.digest or 'unresolved'} -> {digest}")
-            source = f"registry {host}, resolved {today} by scripts/resolve_digests.py"
-            data[reference] = images.ImageEntry(reference, digest, source, None)
+            failed.append(f"{reference}: {describe_failure(err)}")
+    changed = [
+        f"{reference}: {data[reference].digest or 'unresolved'} -> {digest}"
+        for reference, (digest, _host) in sorted(resolved.items())
+        if digest != data[reference].digest
+    ]
     for line in changed:
         print(line)
     for line in failed:
@@ -159,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return 1 if changed or failed else 0
     if changed:
-        args.images_file.write_text(render(args.images_file, data))
+        record(resolved, args.images_file)
         print(f"{args.images_file}: {len(changed)} digest(s) updated; review and commit")
     return 1 if failed else 0
 

@@ -18,9 +18,9 @@ from components.config import (
     ClusterSpec,
     FleetConfig,
     FleetConfigError,
-    load_fleet_config,
     parse_fleet_config,
 )
+from components.pulumi_config import load_fleet_config
 
 KNOWN_KEYS = (
     "apiServerUrl, cloud, context, egressIps, kubeconfig, kubernetesVersion, name, natGateways, "
@@ -588,7 +588,7 @@ def test_every_problem_is_reported_in_one_error():
         "ocm-fleet:eksAdminPrincipals: missing; the fleet has aws clusters (App)",
     ]
     with pytest.raises(
-        FleetConfigError, match=r"\(13 problems\); fix Pulumi\.<stack>\.yaml"
+        FleetConfigError, match=r"\(13 problems\); fix Pulumi\.dev\.yaml"
     ) as info:
         parse_fleet_config(raw)
     problems = info.value.problems

@@ -6,9 +6,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pulumi
-
 from components import _yaml, images
+
+try:
+    from pulumi import RunError as _ReportedError
+except ImportError:  # scripts/check.py runs the config model, which reads manifests/, without it
+
+    class _ReportedError(Exception):  # type: ignore[no-redef]
+        pass
+
 
 MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
 
@@ -26,7 +32,7 @@ WORK_KINDS: dict[str, tuple[str, str]] = {
 WORK_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
-class ManifestError(pulumi.RunError, ValueError):
+class ManifestError(_ReportedError, ValueError):
     """An object in manifests/ cannot be delivered safely (reported without a traceback)."""
 
 
