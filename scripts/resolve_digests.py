@@ -6,10 +6,11 @@
 
 Needs HTTPS access to the registries (Docker Hub, quay.io, registry.k8s.io) and nothing else:
 it speaks the registry HTTP API (the OCI distribution spec) with anonymous pull tokens. For each
-`repository:tag` it fetches the manifest the tag names (the multi-platform index where there
-is one), checks that the SHA-256 of the bytes received is the digest the registry announces,
-and records it with the registry and the date as its source. Review the diff and commit it:
-the committed file is the record of what runs. The same digest can be read by hand with
+`repository:tag` it asks, with a HEAD request, for the digest of the manifest the tag names (the
+multi-platform index where there is one), as the registry announces it; a registry that
+announces none is asked for the manifest itself, whose SHA-256 is the digest. It records the
+digest with the registry and the date as its source. Review the diff and commit it: the
+committed file is the record of what runs. The same digest can be read by hand with
 `crane digest <image>` or `docker buildx imagetools inspect <image>`.
 
 `--registry HOST=URL` sends a registry's requests elsewhere (a mirror, or a stand-in in tests).
@@ -77,21 +78,15 @@ def _bearer_token(challenge: str, repository: str, timeout: float) -> str:
     return body.get("token") or body.get("access_token") or ""
 
 
-def fetch_digest(
-    reference: str, endpoints: dict[str, str], *, timeout: float = TIMEOUT
-) -> tuple[str, str]:
-    """(digest, registry host) of the manifest `reference`'s tag points to."""
-    host, repository, tag = split_reference(reference)
-    base = endpoints.get(host, f"https://{host}")
-    url = f"{base}/v2/{repository}/manifests/{tag}"
-    headers = {"Accept": ACCEPT}
+def _request(
+    url: str, method: str, headers: dict[str, str], repository: str, timeout: float
+) -> tuple[bytes, str | None]:
+    """(body, announced digest) of one registry request, after a Bearer token where asked."""
     for _attempt in range(2):
-        request = urllib.request.Request(url, headers=headers)
+        request = urllib.request.Request(url, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                body = response.read()
-                announced = response.headers.get("Docker-Content-Digest")
-            break
+                return response.read(), response.headers.get("Docker-Content-Digest")
         except urllib.error.HTTPError as err:
             challenge = err.headers.get("WWW-Authenticate", "")
             if (
@@ -101,9 +96,32 @@ def fetch_digest(
             ):
                 headers["Authorization"] = f"Bearer {_bearer_token(challenge, repository, timeout)}"
                 continue
-            raise ResolveError(f"{reference}: {url} answered {err.code} {err.reason}") from err
-    else:
-        raise ResolveError(f"{reference}: {url} refused the pull token")
+            raise ResolveError(f"{url} answered {err.code} {err.reason}") from err
+    raise ResolveError(f"{url} refused the pull token")
+
+
+def fetch_digest(
+    reference: str, endpoints: dict[str, str], *, timeout: float = TIMEOUT
+) -> tuple[str, str]:
+    """(digest, registry host) of the manifest `reference`'s tag points to.
+
+    A HEAD request first: registries announce the digest in `Docker-Content-Digest`, and Docker
+    Hub does not count HEAD requests against its pull rate limit. Where no digest is announced,
+    the manifest is fetched and its bytes hashed; a GET whose announced digest differs from the
+    bytes is refused. (A wrong announced digest cannot slip through either way: the container
+    runtime checks the manifest it pulls against the digest it was given.)
+    """
+    host, repository, tag = split_reference(reference)
+    base = endpoints.get(host, f"https://{host}")
+    url = f"{base}/v2/{repository}/manifests/{tag}"
+    headers = {"Accept": ACCEPT}
+    try:
+        _, announced = _request(url, "HEAD", headers, repository, timeout)
+        if announced and images.DIGEST.fullmatch(announced):
+            return announced, host
+        body, announced = _request(url, "GET", headers, repository, timeout)
+    except ResolveError as err:
+        raise ResolveError(f"{reference}: {err}") from err
     digest = "sha256:" + hashlib.sha256(body).hexdigest()
     if announced and announced != digest:
         raise ResolveError(
@@ -125,9 +143,7 @@ def describe_failure(err: Exception) -> str:
     return str(err)
 
 
-def record(
-    resolved: dict[str, tuple[str, str]], images_file: Path | None = None
-) -> list[str]:
+def record(resolved: dict[str, tuple[str, str]], images_file: Path | None = None) -> list[str]:
     """Writes resolved (digest, host) pairs into the images file; returns one line per change."""
     path = images_file or images.IMAGES_FILE
     data = images.read(path)

@@ -511,11 +511,20 @@ class Registry(http.server.BaseHTTPRequestHandler):
 
     manifests: ClassVar[dict[str, bytes]] = {}
     announce: ClassVar[dict[str, str]] = {}
+    announce_on_head: ClassVar[bool] = True
+    requests: ClassVar[list[str]] = []
 
     def log_message(self, *args):  # keep pytest output clean
         pass
 
+    def do_HEAD(self):
+        self.answer(body=False)
+
     def do_GET(self):
+        self.answer(body=True)
+
+    def answer(self, *, body: bool):
+        Registry.requests.append(f"{self.command} {self.path}")
         host = f"http://{self.server.server_address[0]}:{self.server.server_address[1]}"
         if self.path.startswith("/token"):
             body = json.dumps({"token": "t0ken"}).encode()
@@ -530,17 +539,20 @@ class Registry(http.server.BaseHTTPRequestHandler):
             self.send_header("WWW-Authenticate", challenge)
             self.end_headers()
             return
-        body = self.manifests.get(self.path)
-        if body is None:
+        manifest = self.manifests.get(self.path)
+        if manifest is None:
             self.send_response(404)
             self.end_headers()
             return
         self.send_response(200)
-        digest = self.announce.get(self.path, "sha256:" + hashlib.sha256(body).hexdigest())
-        self.send_header("Docker-Content-Digest", digest)
+        digest = self.announce.get(self.path, "sha256:" + hashlib.sha256(manifest).hexdigest())
+        if body or self.announce_on_head:
+            self.send_header("Docker-Content-Digest", digest)
         self.send_header("Content-Type", "application/vnd.oci.image.index.v1+json")
+        self.send_header("Content-Length", str(len(manifest)))
         self.end_headers()
-        self.wfile.write(body)
+        if body:
+            self.wfile.write(manifest)
 
 
 @pytest.fixture
@@ -554,6 +566,7 @@ def registry() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         Registry.manifests, Registry.announce = {}, {}
+        Registry.announce_on_head, Registry.requests = True, []
 
 
 def test_the_resolver_records_the_digest_of_the_bytes_the_registry_serves(tmp_path, registry):
@@ -612,6 +625,8 @@ def test_the_resolver_records_the_digest_of_the_bytes_the_registry_serves(tmp_pa
 def test_the_resolver_refuses_a_registry_whose_digest_does_not_match_its_bytes(tmp_path, registry):
     Registry.manifests = {"/v2/library/mariadb/manifests/11.4.8": b"{}"}
     Registry.announce = {"/v2/library/mariadb/manifests/11.4.8": "sha256:" + "f" * 64}
+    # A HEAD without the digest sends the resolver to the bytes, which it checks.
+    Registry.announce_on_head = False
     path = write_images(
         tmp_path / "images.yaml", {"mariadb:11.4.8": {"digest": None, "unresolved": "not yet"}}
     )
