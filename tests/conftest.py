@@ -21,6 +21,7 @@ from harness import (
     run_program,
     with_admin_principals,
 )
+from registry_stand_in import registry  # noqa: F401 (a fixture for every test module)
 
 SHARED_REFERENCE = ROOT.parent / "shared" / "reference" / "ocm-v1.3.1"
 

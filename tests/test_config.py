@@ -587,9 +587,7 @@ def test_every_problem_is_reported_in_one_error():
         "ocm-fleet:databasePasswordRotation: -1 must be an integer of at least 0",
         "ocm-fleet:eksAdminPrincipals: missing; the fleet has aws clusters (App)",
     ]
-    with pytest.raises(
-        FleetConfigError, match=r"\(13 problems\); fix Pulumi\.dev\.yaml"
-    ) as info:
+    with pytest.raises(FleetConfigError, match=r"\(13 problems\); fix Pulumi\.dev\.yaml") as info:
         parse_fleet_config(raw)
     problems = info.value.problems
     assert len(problems) == len(expected), "\n".join(problems)

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 from harness import ROOT
+from registry_stand_in import Registry
 
 PULUMI_VERSION = "3.272.0"
 KIND_VERSION = "v0.31.0"
@@ -567,3 +568,73 @@ def test_a_file_backend_named_in_advance_gets_its_folder(project, tmp_path):
     assert run.code == 0, run.stderr
     assert state.is_dir()
     assert not run.ran("pulumi whoami"), "a backend named in PULUMI_BACKEND_URL is used as is"
+
+
+# --- images pinned on the first run ---------------------------------------------------------------
+
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+
+def test_unresolved_images_are_pinned_from_the_registry_and_the_deploy_goes_on(project, registry):
+    index = b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}'
+    digest = "sha256:" + hashlib.sha256(index).hexdigest()
+    Registry.manifests = {
+        "/v2/library/mariadb/manifests/11.4.8": index,
+        "/v2/open-cluster-management/work/manifests/v1.3.1": index,
+    }
+    resolve_all_images(
+        project, unresolved=("mariadb:11.4.8", "quay.io/open-cluster-management/work:v1.3.1")
+    )
+    run = deploy(
+        project,
+        "local",
+        "--yes",
+        OCM_FLEET_TEST_REGISTRIES=f"registry-1.docker.io={registry} quay.io={registry}",
+    )
+    assert run.code == 0, run.stderr
+    assert f"pinned mariadb:11.4.8: unresolved -> {digest}" in run.stderr
+    assert "components/images.yaml now records these digests; review and commit it" in run.stderr
+    data = yaml.safe_load((project / "components" / "images.yaml").read_text())["images"]
+    assert data["mariadb:11.4.8"]["digest"] == digest
+    assert "registry registry-1.docker.io" in data["mariadb:11.4.8"]["source"]
+    # Token exchange, then HEAD only: the announced digest, no manifest pulled.
+    assert "HEAD /v2/library/mariadb/manifests/11.4.8" in Registry.requests
+    assert not any(r.startswith("GET /v2/") for r in Registry.requests), Registry.requests
+    assert run.index("pulumi preview") > run.index("pip "), "the deploy went on"
+
+
+def test_images_a_registry_cannot_give_stop_the_deploy_before_anything_is_written(
+    project, registry
+):
+    Registry.manifests = {"/v2/library/mariadb/manifests/11.4.8": b"{}"}
+    unresolved = (
+        "mariadb:11.4.8",
+        "quay.io/open-cluster-management/work:v1.3.1",  # 404 at the stand-in
+        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0",  # host unreachable
+    )
+    resolve_all_images(project, unresolved=unresolved)
+    images_before = (project / "components" / "images.yaml").read_text()
+    run = deploy(
+        project,
+        "local",
+        "--yes",
+        OCM_FLEET_TEST_REGISTRIES=(
+            f"registry-1.docker.io={registry} quay.io={registry} registry.k8s.io={UNREACHABLE}"
+        ),
+    )
+    assert run.code == 1
+    lines = run.stderr.splitlines()
+    assert (
+        lines[0]
+        == "check: 2 problems with stack 'local', before anything was installed or written:"
+    )
+    assert "quay.io/open-cluster-management/work:v1.3.1" in lines[1] and "404" in lines[1]
+    assert (
+        "registry.k8s.io could not be asked" in lines[2]
+        and "check your network or proxy" in lines[2]
+    )
+    assert "--allow-unresolved-images" in lines[1] and "resolve_digests.py" in lines[2]
+    assert "mariadb" not in run.stderr, "a resolvable image is no problem"
+    assert run.installs == [] and not run.ran("pulumi")
+    assert (project / "components" / "images.yaml").read_text() == images_before
+    assert not (project / ".venv").exists() and not (project / ".tools").exists()

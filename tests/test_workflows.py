@@ -186,7 +186,7 @@ def test_e2e_runs_the_local_stack_on_pull_requests_and_nightly_and_checks_it_end
         return found[0]
 
     order = [
-        "scripts/resolve_digests.py --only-unresolved",
+        "sudo sysctl -w fs.inotify.max_user_watches=524288",
         './scripts/deploy.sh "$STACK" --yes',
         "./scripts/e2e.sh fleet-ready",
         "./scripts/e2e.sh serves",
