@@ -30,6 +30,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -463,3 +464,17 @@ def count_sdk_work() -> Iterator[dict[str, int]]:
     finally:
         setattr(pulumi.Output, made_at, make)
         loop_class.create_task = create_task
+
+
+if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        epilog="A module, not a command: bench/program_eval.py run it.",
+    ).parse_args()
+    print(
+        "bench/graph_floor.py is a module; run bench/program_eval.py",
+        file=sys.stderr,
+    )
+    sys.exit(2)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -249,15 +250,33 @@ def run_drill(
     return report
 
 
+class DrillError(Exception):
+    """The drill cannot start; the message is the one line the user sees."""
+
+
 def _stack_outputs(stack: str) -> dict:
+    if shutil.which("pulumi") is None:
+        raise DrillError(
+            "the Pulumi CLI is not on PATH; put it there (./scripts/deploy.sh installs it into "
+            ".tools/pulumi-<version>/pulumi) and run again"
+        )
     done = subprocess.run(
         ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         timeout=120,
     )
-    return json.loads(done.stdout)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise DrillError(
+            f"cannot read the outputs of stack {stack!r} ({last}); deploy it first "
+            f"(./scripts/deploy.sh {stack}) or select its backend (pulumi login)"
+        )
+    try:
+        return json.loads(done.stdout)
+    except ValueError as err:
+        raise DrillError(f"stack {stack!r} has no outputs to drill against ({err})") from err
 
 
 def _kubectl_for(kubeconfig: str, workdir: Path) -> Callable[..., str]:
@@ -294,8 +313,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between requests")
     args = parser.parse_args(argv)
 
-    outputs = _stack_outputs(args.stack)
-    kubeconfigs = outputs["kubeconfigs"]
+    try:
+        outputs = _stack_outputs(args.stack)
+    except DrillError as err:
+        print(f"drill: {err}", file=sys.stderr)
+        return 1
+    if shutil.which("kubectl") is None:
+        print("drill: kubectl is not on PATH; install it and run again", file=sys.stderr)
+        return 1
+    kubeconfigs = outputs.get("kubeconfigs") or {}
     if args.cluster not in kubeconfigs or args.cluster not in outputs.get("clusters", {}):
         parser.error(f"{args.cluster!r} is not an app cluster of stack {args.stack!r}")
     url = outputs["url"].rstrip("/") + "/api/books"

@@ -10,6 +10,8 @@
 # Environment: STACK (default local). Needs pulumi, kubectl, kind, docker, curl and python3.
 # kind clusters are named "<stack>-<cluster>" (components/clusters/kind.py).
 set -euo pipefail
+# A failure inside $(...) stops the script too, not only the substitution (bash 4.4 and later).
+shopt -s inherit_errexit 2>/dev/null || true
 cd "$(dirname "$0")/.."
 
 STACK=${STACK:-local}
@@ -24,11 +26,35 @@ fail() {
 }
 step() { echo "==> $*"; }
 
+need() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || fail "$tool is not on PATH; install it (deploy.sh puts pulumi and kind in .tools/) and run again"
+  done
+}
+# output NAME [FLAGS]: one stack output as JSON, or one line saying why there is none.
+output() {
+  local name=$1 json
+  shift
+  json=$(pulumi stack output "$name" --stack "$STACK" --json "$@" 2>/dev/null) ||
+    fail "stack '$STACK' has no output '$name': deploy it first (./scripts/deploy.sh $STACK), or set STACK"
+  python3 -c 'import json, sys; json.loads(sys.argv[1])' "$json" 2>/dev/null ||
+    fail "stack '$STACK': the output '$name' is not JSON"
+  printf '%s\n' "$json"
+}
+
+stack_url() {
+  pulumi stack output url --stack "$STACK" 2>/dev/null ||
+    fail "stack '$STACK' has no output 'url': deploy it first (./scripts/deploy.sh $STACK), or set STACK"
+}
+
 # The admin kubeconfigs from the stack's (secret) output, one file per cluster, never printed.
 write_kubeconfigs() {
+  local json
+  json=$(output kubeconfigs --show-secrets)
   mkdir -p "$KUBECONFIGS"
   chmod 700 "$KUBECONFIGS"
-  pulumi stack output kubeconfigs --stack "$STACK" --show-secrets --json |
+  printf '%s\n' "$json" |
     python3 -c '
 import json, os, sys
 target = sys.argv[1]
@@ -40,7 +66,9 @@ for name, text in json.load(sys.stdin).items():
 ' "$KUBECONFIGS"
 }
 app_clusters() {
-  pulumi stack output clusters --stack "$STACK" --json |
+  local json
+  json=$(output clusters)
+  printf '%s\n' "$json" |
     python3 -c 'import json, sys; print("\n".join(sorted(json.load(sys.stdin))))'
 }
 hub_cluster() {
@@ -87,7 +115,7 @@ fleet_ready() {
 
 serves() {
   local url count
-  url=$(pulumi stack output url --stack "$STACK")
+  url=$(stack_url)
   [[ "$url" == http://?* ]] || fail "the stack's url output is '$url'"
   step "GET $url/ and $url/shop/"
   curl -fsS --max-time 10 -o /dev/null "$url/" || fail "$url/ does not answer"
@@ -98,7 +126,7 @@ serves() {
 
 failover() {
   local url app nodes i answered=0
-  url=$(pulumi stack output url --stack "$STACK")
+  url=$(stack_url)
   app=$(app_clusters | head -n 1)
   nodes=$(docker ps --quiet --filter "label=io.x-k8s.kind.cluster=$STACK-$app")
   [ -n "$nodes" ] || fail "no node containers for the kind cluster $STACK-$app"
@@ -148,14 +176,17 @@ collect() {
   done
 }
 
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 case "${1:-}" in
-  fleet-ready) fleet_ready ;;
-  serves) serves ;;
-  failover) failover ;;
-  no-leftovers) no_leftovers ;;
+  fleet-ready) need pulumi kubectl python3 && fleet_ready ;;
+  serves) need pulumi curl python3 && serves ;;
+  failover) need pulumi docker curl python3 && failover ;;
+  no-leftovers) need kind docker && no_leftovers ;;
   collect) collect "${2:?collect needs a directory}" ;;
+  -h | --help) usage ;;
   *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    usage >&2
+    echo "error: unknown command '${1:-}'" >&2
     exit 64
     ;;
 esac

@@ -28,7 +28,13 @@ import up_model  # noqa: E402
 from harness import Graph, load_stack_config, run_program, with_admin_principals  # noqa: E402
 
 from components.clusters import aks, eks  # noqa: E402
-from components.config import NAMESPACE, ClusterSpec, FleetConfig, parse_fleet_config  # noqa: E402
+from components.config import (  # noqa: E402
+    NAMESPACE,
+    ClusterSpec,
+    FleetConfig,
+    FleetConfigError,
+    parse_fleet_config,
+)
 
 PRICES = ROOT / "scripts" / "prices.yaml"
 BILLED_CLOUDS = ("aws", "azure")
@@ -96,11 +102,11 @@ def load_prices(path: Path = PRICES) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def fleet_of(config: Mapping[str, Any]) -> FleetConfig:
+def fleet_of(config: Mapping[str, Any], stack: str = "dev") -> FleetConfig:
     """The stack config through the program's config model (errors as the program gives them)."""
     prefix = f"{NAMESPACE}:"
     return parse_fleet_config(
-        {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}
+        {k[len(prefix) :]: v for k, v in config.items() if k.startswith(prefix)}, stack=stack
     )
 
 
@@ -343,7 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     config.setdefault(f"{NAMESPACE}:apiAllowedCidrs", ["192.0.2.1/32"])
     # Nor does who is cluster admin: the mocks' caller stands in where deploy.sh would ask.
     config = with_admin_principals(config)
-    fleet = fleet_of(config)
+    try:
+        fleet = fleet_of(config, args.stack)
+    except FleetConfigError as err:
+        print(f"estimate: {err}", file=sys.stderr)
+        return 1
     graph = run_program(config, stack=args.stack)
     prices = load_prices()
     bill = estimate(fleet, graph, prices)

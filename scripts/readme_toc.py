@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from pathlib import Path
@@ -46,9 +47,12 @@ def rewrite(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
+    args = parser.parse_args(argv)
     text = README.read_text()
     updated = rewrite(text)
-    if "--check" in argv:
+    if args.check:
         if updated != text:
             print("README.md: Contents out of date; run .venv/bin/python scripts/readme_toc.py")
             return 1

@@ -4,6 +4,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+case "${1:-}" in
+  -h | --help)
+    cat <<'EOF'
+Usage: ./scripts/test.sh [PYTEST ARGS...]
+
+Sets up everything the tests need, then runs ruff (lint and format check) and pytest:
+  - .venv with requirements-dev.txt (created if absent);
+  - the Debian packages the real-binary tests run: haproxy, shellcheck, prometheus and
+    mariadb-server (with apt-get, as root or through sudo; elsewhere their tests skip).
+Arguments go to pytest, e.g. ./scripts/test.sh tests/test_check.py -k region
+Tests that need ../shared/reference (upstream schemas and charts) skip without it, unless
+OCM_FLEET_REQUIRE_REFERENCE=1 (as .ci/run sets) makes them fail.
+EOF
+    exit 0
+    ;;
+esac
+
 python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   echo "error: Python 3.11 or newer is needed ('$python' is $("$python" --version 2>&1))." >&2

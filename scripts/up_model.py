@@ -567,3 +567,18 @@ def sources_table(types: Iterable[str]) -> list[str]:
             f"| Service type LoadBalancer ({cloud}) | {fig.seconds:g} | {fig.kind} | {fig.source} |"
         )
     return rows
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    argparse.ArgumentParser(
+        description=(__doc__ or "").splitlines()[0],
+        epilog="A module, not a command: scripts/estimate.py and bench/program_eval.py run it.",
+    ).parse_args()
+    print(
+        "scripts/up_model.py is a module; run scripts/estimate.py or bench/program_eval.py",
+        file=sys.stderr,
+    )
+    sys.exit(2)

@@ -154,3 +154,36 @@ def test_no_leftovers_names_what_destroy_left(tmp_path, env, message):
 def test_no_leftovers_passes_on_a_clean_machine(tmp_path):
     done, _ = e2e(tmp_path, "no-leftovers", KIND_CLUSTERS="someone-elses")
     assert done.returncode == 0, done.stderr
+
+
+# --- manners: usage, missing tools, a stack without outputs ---------------------------------------
+
+
+def test_help_exits_zero_and_a_usage_error_non_zero(tmp_path):
+    done, _ = e2e(tmp_path, "--help")
+    assert done.returncode == 0 and "fleet-ready" in done.stdout
+    done, _ = e2e(tmp_path, "fleet-redy")
+    assert done.returncode == 64 and "unknown command 'fleet-redy'" in done.stderr
+
+
+def test_without_pulumi_the_check_stops_with_one_line(tmp_path):
+    e2e(tmp_path, "--help")  # writes the stand-ins
+    (tmp_path / "bin" / "pulumi").unlink()
+    done, _ = e2e(tmp_path, "fleet-ready")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "FAIL: pulumi is not on PATH; install it (deploy.sh puts pulumi and kind in .tools/) "
+        "and run again"
+    ]
+
+
+def test_a_stack_without_outputs_is_one_line_not_a_traceback(tmp_path):
+    e2e(tmp_path, "--help")
+    (tmp_path / "bin" / "pulumi").write_text(
+        "#!/bin/bash\necho 'error: no stack named local found' >&2\nexit 255\n"
+    )
+    for command in ("fleet-ready", "serves"):
+        done, _ = e2e(tmp_path, command)
+        assert done.returncode == 1, command
+        assert "Traceback" not in done.stderr and "JSONDecodeError" not in done.stderr
+        assert "deploy it first (./scripts/deploy.sh local)" in done.stderr, done.stderr

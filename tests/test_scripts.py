@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 
 import pytest
 from harness import ROOT
@@ -35,3 +36,64 @@ def test_deploy_keeps_the_users_login_and_checks_credentials_first():
     deploy = text.index('pulumi up --stack "$stack"')
     assert text.index("aws sts get-caller-identity") < deploy
     assert text.index("az account show") < deploy
+
+
+HELPERS = sorted([*(ROOT / "scripts").glob("*.py"), *(ROOT / "bench").glob("*.py")])
+
+
+def _tree_state() -> dict[str, bytes]:
+    return {
+        str(p.relative_to(ROOT)): p.read_bytes()
+        for p in [ROOT / "README.md", *(ROOT / "components").glob("*.yaml")]
+    }
+
+
+@pytest.mark.parametrize("script", HELPERS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_helper_answers_help_and_refuses_a_bad_option(script):
+    before = _tree_state()
+    helped = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage:") and len(helped.stdout.splitlines()) > 2, (
+        f"{script.name} --help must say what it does:\n{helped.stdout}"
+    )
+    bad = subprocess.run(
+        [sys.executable, str(script), "--no-such-option"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr, bad.stderr
+    assert _tree_state() == before, f"{script.name}: --help or a usage error changed files"
+
+
+def test_test_sh_help_installs_nothing(tmp_path):
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "test.sh"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHON": str(tmp_path / "no-python")},
+    )
+    assert done.returncode == 0 and "Usage: ./scripts/test.sh" in done.stdout, done.stderr
+    assert "==>" not in done.stdout, "nothing is set up for --help"
+
+
+def test_the_drill_without_the_pulumi_cli_is_one_line(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "drill.py"),
+            *("--stack", "dev", "--cluster", "app-aws", "--fault", "app-down"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": str(tmp_path)},
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "drill: the Pulumi CLI is not on PATH; put it there (./scripts/deploy.sh installs it "
+        "into .tools/pulumi-<version>/pulumi) and run again"
+    ]
