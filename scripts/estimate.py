@@ -26,6 +26,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
 
 import up_model  # noqa: E402
 from harness import Graph, load_stack_config, run_program, with_admin_principals  # noqa: E402
+from workloads import pod_template, workloads  # noqa: E402
 
 from components.clusters import aks, eks  # noqa: E402
 from components.config import (  # noqa: E402
@@ -286,8 +287,107 @@ def _gib(text: str) -> float:
     return number * QUANTITY_SUFFIXES.get(match["suffix"] or "", 1) / 2**30
 
 
+# What every kind node runs before the program adds anything, as requests (CPU millicores,
+# memory MiB). Control-plane node: kubeadm's static pods (cmd/kubeadm/app/phases/controlplane:
+# kube-apiserver 250m, kube-controller-manager 200m, kube-scheduler 100m; etcd/local.go: etcd
+# 100m and 100Mi) and CoreDNS's two replicas (kubeadm's CoreDNS Deployment: 100m and 70Mi each).
+# Every node: kindnet (kind's kindnetd DaemonSet: 100m and 50Mi).
+KIND_CONTROL_PLANE_REQUESTS = (250 + 200 + 100 + 100 + 2 * 100, 100 + 2 * 70)
+KIND_NODE_REQUESTS = (100, 50)
+
+
+@dataclass(frozen=True)
+class LocalNeed:
+    cluster: str
+    nodes: int
+    cpu_millicores: float
+    memory_mib: float
+    volumes_gib: float
+
+
+def _cpu_millicores(text: Any) -> float:
+    text = str(text)
+    return float(text[:-1]) if text.endswith("m") else float(text) * 1000
+
+
+def _memory_mib(text: Any) -> float:
+    return _gib(str(text)) * 1024
+
+
+def local_needs(fleet: FleetConfig, graph: Graph) -> list[LocalNeed]:
+    """The requests of what each kind cluster runs (the program's workloads, and what kind and
+    kubeadm put on every node), and the volumes it claims: what Docker must have to give."""
+    placed = workloads(graph)
+    needs = []
+    for spec in fleet.all_clusters:
+        if spec.cloud != "kind":
+            continue
+        nodes = 1 + spec.node_count
+        cpu = KIND_CONTROL_PLANE_REQUESTS[0] + nodes * KIND_NODE_REQUESTS[0]
+        memory = KIND_CONTROL_PLANE_REQUESTS[1] + nodes * KIND_NODE_REQUESTS[1]
+        for item in (p for p in placed if p.cluster == spec.name):
+            copies = nodes if item.kind == "DaemonSet" else item.obj["spec"].get("replicas", 1)
+            pod = pod_template(item.obj)["spec"]
+            for container in pod.get("containers") or []:
+                requests = (container.get("resources") or {}).get("requests") or {}
+                cpu += copies * _cpu_millicores(requests.get("cpu", "0"))
+                memory += copies * _memory_mib(requests.get("memory", "0"))
+        provider = graph.kubernetes_provider(spec.name).urn
+        volumes = sum(
+            _gib(_claimed(r))
+            for r in graph.resources
+            if r.provider_urn == provider and r.type == PVC
+        )
+        for release in (
+            r for r in graph.resources if r.provider_urn == provider and r.type == RELEASE
+        ):
+            volumes += sum(gib for _, gib in _chart_volumes(spec, release, Bill()))
+        needs.append(LocalNeed(spec.name, nodes, cpu, memory, volumes))
+    return needs
+
+
+def render_local(needs: list[LocalNeed]) -> list[str]:
+    out = [
+        "# What Docker must give the kind clusters",
+        "",
+        "Requests, not limits: the pods the program declares on each cluster (its Deployments, "
+        "StatefulSets, DaemonSets and Jobs, and the ManifestWorks' app), and what every kind "
+        "node runs already (kubeadm's control plane and CoreDNS, kind's kindnet; figures in "
+        "scripts/estimate.py with their sources). Not counted: the Helm releases' own pods "
+        "(the OCM operators and agents, the monitoring charts), which set their own requests.",
+        "",
+        "| cluster | nodes | CPU requested | memory requested | volumes claimed |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for need in needs:
+        out.append(
+            f"| {need.cluster} | {need.nodes} | {need.cpu_millicores / 1000:.2f} cores "
+            f"| {need.memory_mib / 1024:.2f} GiB | {need.volumes_gib:g} GiB |"
+        )
+    cpu = sum(n.cpu_millicores for n in needs) / 1000
+    memory = sum(n.memory_mib for n in needs) / 1024
+    volumes = sum(n.volumes_gib for n in needs)
+    nodes = sum(n.nodes for n in needs)
+    out += [
+        f"| **all** | **{nodes}** | **{cpu:.2f} cores** | **{memory:.2f} GiB** "
+        f"| **{volumes:g} GiB** |",
+        "",
+        f"Give Docker at least {cpu:.1f} CPUs and {memory:.1f} GiB of memory beyond what else "
+        f"it runs, and {volumes:g} GiB of disk for the volumes plus the node image and every "
+        "image each node pulls. Six or more nodes need raised inotify limits "
+        "(scripts/check.py --preflight says which).",
+        "",
+    ]
+    return out
+
+
 def render(
-    stack: str, fleet: FleetConfig, bill: Bill, prices: Mapping[str, Any], sched: Any
+    stack: str,
+    fleet: FleetConfig,
+    bill: Bill,
+    prices: Mapping[str, Any],
+    sched: Any,
+    local: list[LocalNeed] | None = None,
 ) -> str:
     out = [
         f"# Stack {stack}: monthly cost at list prices (USD, on demand, "
@@ -296,9 +396,13 @@ def render(
         "Each unit price is the list price of the date beside it, from the source that "
         f"{PRICES.relative_to(ROOT)} names; a price of an earlier date may have changed since.",
         "",
-        "| cluster | cloud | region | item | quantity | unit price | list price of | per month |",
-        "| --- | --- | --- | --- | ---: | ---: | --- | ---: |",
     ]
+    if bill.lines or bill.warnings:
+        out += [
+            "| cluster | cloud | region | item | quantity | unit price | list price of "
+            "| per month |",
+            "| --- | --- | --- | --- | ---: | ---: | --- | ---: |",
+        ]
     specs = {s.name: s for s in fleet.all_clusters}
     for line in bill.lines:
         spec = specs[line.cluster]
@@ -313,7 +417,10 @@ def render(
     out += ["", f"**Total counted: ${bill.total:,.2f} per month{partial}**", ""]
     if bill.free:
         out += ["Not billed by the program:", *[f"- {f}" for f in bill.free], ""]
-    out += ["Not counted:", *[f"- {n}" for n in NOT_COUNTED], ""]
+    if bill.lines or bill.warnings:
+        out += ["Not counted:", *[f"- {n}" for n in NOT_COUNTED], ""]
+    if local:
+        out += render_local(local)
     if bill.warnings:
         out += ["WARNINGS (no price, no guess):", *[f"- {w}" for w in bill.warnings], ""]
     up = up_model.modeled_up_seconds(sched)
@@ -358,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     prices = load_prices()
     bill = estimate(fleet, graph, prices)
     sched = up_model.schedule(up_model.nodes_from_graph(graph))
-    print(render(args.stack, fleet, bill, prices, sched))
+    print(render(args.stack, fleet, bill, prices, sched, local_needs(fleet, graph)))
     return 0
 
 

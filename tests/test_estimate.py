@@ -22,6 +22,14 @@ def _price(usd: float, per: str, **dated: str) -> dict:
 
 
 # Round figures, so the bill below can be checked by hand: 1000 hours a month.
+LOCAL_FLEET = {
+    "ocm-fleet:hub": {"name": "hub", "cloud": "kind"},
+    "ocm-fleet:clusters": [
+        {"name": "app-1", "cloud": "kind"},
+        {"name": "app-2", "cloud": "kind"},
+    ],
+    "ocm-fleet:apiAllowedCidrs": ["127.0.0.1/32"],
+}
 PRICES = {
     "hoursPerMonth": 1000,
     "aws": {
@@ -278,6 +286,44 @@ def test_a_local_kind_fleet_costs_nothing_and_still_gets_its_up_time(capsys):
         assert f"- {cluster} (kind): runs on machines you already have" in out
     assert "WARNINGS" not in out
     assert "| public-lb-service |" in out or "| app-rollout-status |" in out
+
+
+def test_a_local_fleet_gets_what_docker_must_give_it_and_no_empty_price_table(capsys):
+    assert estimate.main(["local"]) == 0
+    out = capsys.readouterr().out
+    assert "| cluster | cloud | region | item |" not in out, "no price table with no prices"
+    assert "\nNot counted:\n" not in out, "the clouds' exclusions say nothing of a local fleet"
+    assert "# What Docker must give the kind clusters" in out
+    assert re.search(r"\| \*\*all\*\* \| \*\*6\*\* \| \*\*[\d.]+ cores\*\* \|", out), out
+
+
+def test_each_kind_worker_adds_what_every_node_runs():
+    """A worker more adds kindnet's requests and one copy of every DaemonSet's pods; the
+    control plane's own pods are counted once per cluster."""
+    from workloads import pod_template, workloads
+
+    def needs(workers: int) -> tuple[dict, object]:
+        config = copy.deepcopy(LOCAL_FLEET)
+        config["ocm-fleet:clusters"][0]["nodeCount"] = workers
+        graph = run_program(config, stack="local")
+        fleet = estimate.fleet_of(config, "local")
+        return {n.cluster: n for n in estimate.local_needs(fleet, graph)}, graph
+
+    one, graph = needs(1)
+    two, _ = needs(2)
+    daemons = [p for p in workloads(graph) if p.cluster == "app-1" and p.kind == "DaemonSet"]
+    assert daemons, "the app clusters run the metrics agents' DaemonSets"
+    per_node_cpu = estimate.KIND_NODE_REQUESTS[0] + sum(
+        estimate._cpu_millicores((c.get("resources") or {}).get("requests", {}).get("cpu", "0"))
+        for p in daemons
+        for c in pod_template(p.obj)["spec"]["containers"]
+    )
+    assert two["app-1"].nodes == one["app-1"].nodes + 1 == 3
+    assert two["app-1"].cpu_millicores - one["app-1"].cpu_millicores == pytest.approx(per_node_cpu)
+    assert two["hub"] == one["hub"], "another cluster's workers change nothing on the hub"
+    control_plane_cpu = estimate.KIND_CONTROL_PLANE_REQUESTS[0]
+    assert one["hub"].cpu_millicores > control_plane_cpu + 2 * estimate.KIND_NODE_REQUESTS[0]
+    assert one["hub"].volumes_gib > 0, "the database and monitoring volumes are on the hub"
 
 
 @pytest.mark.parametrize(
