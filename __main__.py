@@ -9,7 +9,6 @@ from components.app.delivery import AppDelivery, AppDeliveryArgs, workload_manif
 from components.app.rollout import AppRollout, AppRolloutArgs
 from components.clusters import build_cluster, kind_load_balancer
 from components.clusters.existing import read_kubeconfigs
-from components.pulumi_config import load_fleet_config
 from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
 from components.lifecycle.previous_run import PreviousRun, union_of_egress
 from components.observability.agent import MetricsAgent, MetricsAgentArgs
@@ -17,6 +16,7 @@ from components.observability.hub import FleetMonitoring, FleetMonitoringArgs
 from components.ocm.hub import OcmHub, OcmHubArgs
 from components.ocm.managed_cluster import OcmManagedCluster, OcmManagedClusterArgs
 from components.ocm.placement import FleetPlacement, FleetPlacementArgs
+from components.pulumi_config import load_fleet_config
 
 prepare_evaluation()
 # Everything read from config and local files is checked before the first resource exists.
