@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from conftest import FLEETS, fleet_graph
+from conftest import FLEETS, REFERENCE_ROOT, fleet_graph, require_reference
 from harness import ROOT, Graph
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 from workloads import pod_template, rendered_objects, workloads
@@ -208,7 +208,7 @@ def test_the_policy_on_the_real_graph_refuses_exactly_the_unresolved_images():
 
 # The monitoring charts' own images ------------------------------------------------------------
 
-CHARTS = ROOT.parent / "shared" / "reference" / "observability" / "charts"
+CHARTS = REFERENCE_ROOT / "observability" / "charts"
 PROMETHEUS_SUBCHARTS = ("kube-state-metrics", "prometheus-node-exporter")
 ALERTMANAGER_DEFAULTS = {
     "enabled": True,
@@ -280,9 +280,7 @@ condition (from the chart's templates) that keeps them out."""
 
 @pytest.fixture
 def charts() -> Path:
-    if not CHARTS.is_dir():
-        pytest.skip(f"chart reference data not found at {CHARTS} (the shared/ folder)")
-    return CHARTS
+    return require_reference(CHARTS)
 
 
 def _merge(base: Any, over: Any) -> Any:
