@@ -43,7 +43,7 @@ CHART_PODS = {
         (
             "prometheus-server",
             {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/component": "server"},
-            (("TCP", 9090, "web"),),
+            (("TCP", 9090, ""),),  # the chart names no port here
         ),
         ("alertmanager", {"app.kubernetes.io/name": "alertmanager"}, (("TCP", 9093, "http"),)),
         (

@@ -281,3 +281,284 @@ def test_the_policies_admit_exactly_the_needed_flows_to_the_ports_the_charts_ren
     renders = rendered(fleet, reference)
     network = network_of(fleet_graph(fleet, False), chart_pods(renders))
     assert flow_problems(network) == []
+
+
+# --- each check fails when it should ----------------------------------------------------------
+
+
+def test_a_value_the_charts_schema_refuses_fails_the_render_and_the_lint(reference):
+    # prometheus 29.27.0 values.schema.json: alertmanager.persistence.size is a string.
+    release = with_values(
+        the_release("dev", reference, "prometheus"), ("alertmanager", "persistence", "size"), 2
+    )
+    with pytest.raises(helm.RenderError, match=r"alertmanager\.persistence\.size|size"):
+        helm.render(release, reference)
+    done = helm.lint(release, reference)
+    assert done.returncode != 0, f"helm lint passed a refused value:\n{done.stdout}"
+
+
+def test_an_unpinned_image_in_the_values_fails_the_image_check(reference):
+    release = with_values(
+        the_release("dev", reference, "prometheus"),
+        ("server", "image"),
+        {"repository": "quay.io/prometheus/prometheus", "tag": "v3.15.0", "digest": ""},
+    )
+    problems = image_problems(release, helm.render(release, reference))
+    assert any(
+        "quay.io/prometheus/prometheus:v3.15.0" in p and "does not list" in p for p in problems
+    ), problems
+
+
+def test_a_digest_images_yaml_does_not_record_fails_the_image_check(reference):
+    digest = "sha256:" + "0" * 64
+    release = with_values(
+        the_release("dev", reference, "prometheus"), ("server", "image", "digest"), digest
+    )
+    problems = image_problems(release, helm.render(release, reference))
+    assert any(f"prometheus@{digest}" in p for p in problems), problems
+
+
+def test_a_pod_breaking_its_namespaces_level_fails_the_pod_security_check(reference):
+    graph = fleet_graph("dev", False)
+    release = with_values(
+        the_release("dev", reference, "prometheus"), ("server", "hostNetwork"), True
+    )
+    objects = helm.render(release, reference)
+    levels = namespace_levels(graph, rendered("dev", reference))
+    assert levels[(release.cluster, "monitoring")] == "baseline"
+    problems = pod_security_problems(release, objects, levels)
+    assert any("prometheus-server" in p and "hostNetwork" in p for p in problems), problems
+
+
+def test_a_pod_in_a_namespace_without_a_level_fails_the_pod_security_check(reference):
+    (release, objects), *_ = [(r, o) for r, o in rendered("dev", reference) if r.chart == "grafana"]
+    levels = namespace_levels(fleet_graph("dev", False), [])
+    del levels[(release.cluster, "monitoring")]
+    problems = pod_security_problems(release, objects, levels)
+    assert any("enforces no Pod Security level" in p for p in problems), problems
+
+
+def test_a_container_without_probes_or_requests_fails_unless_written_down(reference):
+    (release, objects), *_ = [
+        (r, o) for r, o in rendered("dev", reference) if r.chart == "cluster-manager"
+    ]
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    del container["readinessProbe"]
+    del container["resources"]
+    problems = readiness_problems(release, objects)
+    assert any("no readinessProbe" in p for p in problems), problems
+    assert any("no resource requests" in p for p in problems), problems
+
+
+def test_an_exception_the_render_no_longer_needs_fails(reference):
+    (release, objects), *_ = [(r, o) for r, o in rendered("dev", reference) if r.chart == "grafana"]
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
+        container["resources"] = {"requests": {"cpu": "100m", "memory": "128Mi"}}
+    problems = readiness_problems(release, objects)
+    assert any("drop its exception" in p for p in problems), problems
+
+
+def test_an_object_the_schema_refuses_fails_the_validity_check(reference):
+    (release, objects), *_ = [(r, o) for r, o in rendered("dev", reference) if r.chart == "grafana"]
+    (service,) = [o for o in objects if o["kind"] == "Service"]
+    service["spec"]["portz"] = service["spec"].pop("ports")
+    problems = validity_problems(release, objects)
+    assert any("portz" in p or "ports" in p for p in problems), problems
+
+
+def test_a_policy_opening_a_port_only_the_render_shows_fails_the_flow_check(reference):
+    """Grafana renders its gossip (9094) and profiling (6060) ports besides 3000; a policy
+    letting Prometheus reach profiling opens a flow nothing needs. The hand-written list of
+    the charts' pods (network_flows.CHART_PODS) knows port 3000 only, so it misses this."""
+    graph = fleet_graph("dev", False)
+    renders = rendered("dev", reference)
+    hub = next(r.cluster for r, _ in renders if r.chart == "grafana")
+    opened = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "grafana-profiling", "namespace": "monitoring"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "grafana"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "server"}}}
+                    ],
+                    "ports": [{"protocol": "TCP", "port": 6060}],
+                }
+            ],
+        },
+    }
+    # Prometheus's own egress is closed too: the pair opens the flow.
+    egress = {
+        **opened,
+        "metadata": {"name": "server-to-grafana-profiling", "namespace": "monitoring"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/component": "server"}},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "grafana"}}}],
+                    "ports": [{"protocol": "TCP", "port": 6060}],
+                }
+            ],
+        },
+    }
+    from workloads import Placed
+
+    by_render = network_of(graph, chart_pods(renders))
+    by_render.objects += [Placed(hub, opened, "test"), Placed(hub, egress, "test")]
+    problems = flow_problems(by_render)
+    assert problems == [
+        f"allowed but not needed: ('{hub}/monitoring/prometheus-server', "
+        f"'{hub}/monitoring/grafana', 'TCP/6060')"
+    ], problems
+    by_hand = network_of(graph)
+    by_hand.objects += [Placed(hub, opened, "test"), Placed(hub, egress, "test")]
+    assert flow_problems(by_hand) == [], "the hand-written chart pods now list port 6060"
+
+
+def test_the_hand_written_chart_pods_are_what_the_charts_render(reference):
+    """network_flows.CHART_PODS serves the tests that run without Helm: each of its pods has
+    the labels the render gives it and ports the render has."""
+    from network_flows import CHART_PODS
+
+    renders = rendered("dev", reference)
+    for chart, pods in CHART_PODS.items():
+        (release, objects), *_ = [(r, o) for r, o in renders if r.chart == chart]
+        by_name = {e.name: e for e in chart_endpoints(release.cluster, chart, objects)}
+        for name, labels, ports in pods:
+            assert name in by_name, (
+                f"{chart}: CHART_PODS lists {name}, the render has {sorted(by_name)}"
+            )
+            rendered_pod = by_name[name]
+            assert labels.items() <= rendered_pod.labels.items(), (name, rendered_pod.labels)
+            assert set(ports) <= set(rendered_pod.ports), (name, rendered_pod.ports)
+
+
+# --- Helm 4 renders what the provider's Helm 3 library installs ------------------------------
+#
+# The releases are helm.v3.Release: pulumi-kubernetes installs them with the Helm 3 library it
+# embeds (helm.sh/helm/v3), with the cluster at hand. The renders here come from the Helm 4
+# binary, offline. What that gap could hide, and what the tests below rule out for these charts
+# with the program's values:
+# - the chart API: Helm 4 reads apiVersion v2 charts as Helm 3 does, while apiVersion v3
+#   charts are Helm 4's alone; every chart and subchart here is v2;
+# - cluster discovery: the provider's Helm sees the cluster's real API versions, the render sees
+#   --api-versions only; no template the program's values reach depends on them;
+# - `lookup`: against a cluster it returns live objects, offline nothing; grafana's admin-password
+#   lookup falls back to a random password, so a template that uses it renders differently on
+#   each run: the renders are identical run to run;
+# - hooks and tests: `helm template` prints hooks the install runs as hooks; none is rendered.
+
+
+def _chart_files(reference: Path) -> list[Path]:
+    found = []
+    for chart in helm.CHART_DIRS.values():
+        found += [
+            reference / chart / "Chart.yaml",
+            *(reference / chart).glob("charts/*/Chart.yaml"),
+        ]
+    return found
+
+
+def test_every_chart_and_subchart_uses_the_chart_api_both_helms_render(reference):
+    import yaml
+
+    files = _chart_files(reference)
+    assert len(files) == 8, files  # four charts, the prometheus chart's four subcharts
+    for path in files:
+        assert yaml.safe_load(path.read_text())["apiVersion"] == "v2", path
+
+
+@pytest.mark.parametrize("fleet", RENDER_FLEETS)
+def test_no_render_depends_on_what_cluster_discovery_would_add(fleet, reference):
+    probed = (
+        "autoscaling.k8s.io/v1",
+        "autoscaling.k8s.io/v1/VerticalPodAutoscaler",
+        "policy/v1beta1/PodSecurityPolicy",
+        "monitoring.coreos.com/v1",
+    )
+    for release, objects in rendered(fleet, reference):
+        wider = helm.Release(
+            **{**release.__dict__, "api_versions": (*release.api_versions, *probed)}
+        )
+        assert helm.render(wider, reference) == objects, (
+            f"{release} renders differently when the cluster serves {probed}"
+        )
+
+
+def test_renders_are_the_same_run_to_run_so_no_lookup_or_random_fallback_is_used(reference):
+    for release, objects in rendered("dev", reference):
+        assert helm.render(release, reference) == objects, f"{release} renders differently twice"
+
+
+def test_a_template_falling_back_from_lookup_shows_up_as_a_changing_render(reference):
+    # Without admin.existingSecret grafana renders its own admin Secret, whose password comes
+    # from `lookup` (templates/_helpers.tpl, grafana.password) or else randAlphaNum.
+    release = the_release("dev", reference, "grafana")
+    values = copy.deepcopy(dict(release.values))
+    del values["admin"]
+    bare = helm.Release(**{**release.__dict__, "values": values})
+    assert helm.render(bare, reference) != helm.render(bare, reference)
+
+
+@pytest.mark.parametrize("fleet", RENDER_FLEETS)
+def test_no_release_renders_hooks(fleet, reference):
+    for release, objects in rendered(fleet, reference):
+        hooks = [
+            f"{o['kind']} {o['metadata']['name']}"
+            for o in objects
+            if "helm.sh/hook" in (o["metadata"].get("annotations") or {})
+        ]
+        assert hooks == [], f"{release} renders hooks, which install runs apart: {hooks}"
+
+
+# --- the monitoring charts' images, from the renders ------------------------------------------
+
+
+@pytest.mark.parametrize("fleet", RENDER_FLEETS)
+def test_the_monitoring_charts_render_exactly_the_images_the_program_lists(fleet, reference):
+    """components/observability/_chart_images lists each chart's images to pin them; the
+    render says which images the chart runs with the program's values."""
+    for release, objects in rendered(fleet, reference):
+        if release.chart not in _chart_images.CHART_IMAGES:
+            continue
+        listed = {i.reference for i in _chart_images.CHART_IMAGES[release.chart]}
+        ran = {ref.partition("@")[0] for ref in helm.images_of(objects)}
+        assert ran == listed, (
+            f"{release}: renders {sorted(ran)}, the program lists {sorted(listed)}"
+        )
+
+
+def test_resolved_digests_render_by_digest_in_each_charts_own_field(monkeypatch, reference):
+    """With a digest for every image in images.yaml, every image the monitoring charts render
+    is pinned by it: each chart's digest field, read by Helm rather than by a model of it."""
+    import hashlib
+
+    from components.observability import _prometheus, hub
+
+    data = {
+        ref: images.ImageEntry(ref, "sha256:" + hashlib.sha256(ref.encode()).hexdigest(), "t", None)
+        for ref in images.read()
+    }
+    monkeypatch.setattr(images, "_data", lambda: data)
+    values = {
+        "prometheus": hub.prometheus_values(["app"], _prometheus.AlertTimings(), "15d", 50, 2),
+        "grafana": hub.grafana_values(),
+    }
+    for chart, chart_values in values.items():
+        release = helm.Release(
+            **{**the_release("dev", reference, chart).__dict__, "values": chart_values}
+        )
+        ran = helm.images_of(helm.render(release, reference))
+        assert len(ran) == len(_chart_images.CHART_IMAGES[chart]), sorted(ran)
+        for ref in ran:
+            name = ref.partition("@")[0]
+            entry = images.entry_for(ref, data)
+            assert entry is not None and ref.endswith(f"@{entry.digest}"), (
+                f"{chart} renders {ref}, not {name} by its digest"
+            )
