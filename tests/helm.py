@@ -135,6 +135,8 @@ class Release:
     """API versions (group/version and group/version/Kind) its cluster serves at install time,
     beyond the built-in ones."""
     chart_source: Mapping[str, Any] = field(default_factory=dict)
+    local_chart: str | None = None
+    """The local chart path the release installs from (config `charts`), if any."""
 
     def __str__(self) -> str:
         return f"Helm release {self.resource} ({self.chart} on {self.cluster})"
@@ -150,6 +152,25 @@ def _integral(value: Any) -> Any:
     if isinstance(value, list):
         return [_integral(v) for v in value]
     return value
+
+
+def release_chart(res: Registered) -> tuple[str, str | None]:
+    """(chart name, local chart path or None) of a release: a release from a local chart
+    (config `charts`) names no repository, and its Chart.yaml says which chart it is."""
+    chart = res.inputs["chart"]
+    if "repositoryOpts" in res.inputs:
+        return chart, None
+    return _local_chart_name(Path(chart)), chart
+
+
+def _local_chart_name(path: Path) -> str:
+    if path.is_dir():
+        return yaml.safe_load((path / "Chart.yaml").read_text())["name"]
+    with tarfile.open(path) as archive:
+        member = next(m for m in archive.getmembers() if m.name.endswith("/Chart.yaml"))
+        extracted = archive.extractfile(member)
+        assert extracted is not None, path
+        return yaml.safe_load(extracted.read())["name"]
 
 
 def crd_api_versions(crd: Mapping[str, Any]) -> set[str]:
@@ -181,11 +202,13 @@ def releases(graph: Graph, reference: Path, kube_versions: Mapping[str, str]) ->
     found = []
     for res in graph.of_type(RELEASE_TYPE):
         cluster = providers[res.provider_urn]
+        chart, local = release_chart(res)
         found.append(
             Release(
                 resource=res.name,
                 cluster=cluster,
-                chart=res.inputs["chart"],
+                chart=chart,
+                local_chart=local,
                 name=res.inputs["name"],
                 namespace=res.inputs["namespace"],
                 values=_integral(res.inputs.get("values") or {}),
@@ -208,7 +231,7 @@ def installed_first(graph: Graph, release: Registered, reference: Path) -> set[s
         if not graph.depends_on(release, other):
             continue
         if other.type == RELEASE_TYPE:
-            crds = chart_crds(reference, other.inputs["chart"])
+            crds = chart_crds(reference, release_chart(other)[0])
         elif other.type.endswith(":ClusterManager"):
             crds = _operator_crds(reference, managed=False)
         elif other.type.endswith(":Klusterlet"):
@@ -224,7 +247,7 @@ def installed_first(graph: Graph, release: Registered, reference: Path) -> set[s
 
 def _arguments(release: Release, reference: Path, values_file: Path) -> list[str]:
     args = [
-        str(reference / CHART_DIRS[release.chart]),
+        release.local_chart or str(reference / CHART_DIRS[release.chart]),
         "--values",
         str(values_file),
         "--namespace",

@@ -562,3 +562,56 @@ def test_resolved_digests_render_by_digest_in_each_charts_own_field(monkeypatch,
             assert entry is not None and ref.endswith(f"@{entry.digest}"), (
                 f"{chart} renders {ref}, not {name} by its digest"
             )
+
+
+def test_releases_from_local_charts_render_what_the_repositories_charts_render(reference):
+    """With config `charts` naming the reference charts (directories, and the grafana chart
+    packaged as a .tgz), each release installs from that path and renders the same objects."""
+    import tarfile
+    import tempfile
+
+    from harness import run_program
+
+    with tempfile.TemporaryDirectory() as tmp:
+        grafana = Path(tmp) / "grafana-12.11.1.tgz"
+        with tarfile.open(grafana, "w:gz") as archive:
+            archive.add(reference / helm.CHART_DIRS["grafana"], arcname="grafana")
+        charts = {
+            "clusterManager": str(reference / helm.CHART_DIRS["cluster-manager"]),
+            "klusterlet": str(reference / helm.CHART_DIRS["klusterlet"]),
+            "prometheus": str(reference / helm.CHART_DIRS["prometheus"]),
+            "grafana": str(grafana),
+        }
+        graph = run_program({**FLEETS["dev"](), "ocm-fleet:charts": charts})
+        local = helm.releases(graph, reference, kube_versions("dev"))
+        assert sorted(r.local_chart for r in local) == sorted(
+            [*charts.values(), charts["klusterlet"]]
+        )
+        by_resource = {r.resource: objs for r, objs in rendered("dev", reference)}
+        for release in local:
+            assert helm.render(release, reference) == by_resource[release.resource], (
+                f"{release} from {release.local_chart} renders differently"
+            )
+
+
+def test_api_versions_at_install_time_follow_what_the_graph_installs_first(reference):
+    """What `--api-versions` gets: the CRDs of the releases and OCM operators a resource
+    depends on. The ClusterManager CR comes after the cluster-manager chart (its CRD); a
+    ManifestWork comes after the ClusterManager is Applied (the hub operator's CRDs)."""
+    graph = fleet_graph("dev", False)
+    (cr,) = graph.of_type("kubernetes:operator.open-cluster-management.io/v1:ClusterManager")
+    assert "operator.open-cluster-management.io/v1/ClusterManager" in helm.installed_first(
+        graph, cr, reference
+    )
+    work = graph.of_type("kubernetes:work.open-cluster-management.io/v1:ManifestWork")[0]
+    after_hub = helm.installed_first(graph, work, reference)
+    assert {
+        "work.open-cluster-management.io/v1/ManifestWork",
+        "cluster.open-cluster-management.io/v1/ManagedCluster",
+    } <= after_hub
+    assert "work.open-cluster-management.io/v1/AppliedManifestWork" not in after_hub, (
+        "AppliedManifestWork is the klusterlet operator's, on the managed cluster"
+    )
+    # No release of these fleets waits for another chart or an operator: each renders with the
+    # built-in API versions only.
+    assert {r.api_versions for r in fleet_releases("dev", reference)} == {()}
