@@ -528,10 +528,13 @@ def test_the_monitoring_charts_render_exactly_the_images_the_program_lists(fleet
         if release.chart not in _chart_images.CHART_IMAGES:
             continue
         listed = {i.reference for i in _chart_images.CHART_IMAGES[release.chart]}
-        ran = {ref.partition("@")[0] for ref in helm.images_of(objects)}
-        assert ran == listed, (
+        ran = set(helm.images_of(objects))
+        assert {ref.partition("@")[0] for ref in ran} == listed, (
             f"{release}: renders {sorted(ran)}, the program lists {sorted(listed)}"
         )
+        # scripts/check_images.py lists the images as _chart_images says the chart renders them.
+        modeled = set(_chart_images.rendered_images(release.chart, release.values).values())
+        assert modeled == ran, f"{release}: Helm renders {sorted(ran)}, the model {sorted(modeled)}"
 
 
 def test_resolved_digests_render_by_digest_in_each_charts_own_field(monkeypatch, reference):
@@ -556,6 +559,8 @@ def test_resolved_digests_render_by_digest_in_each_charts_own_field(monkeypatch,
         )
         ran = helm.images_of(helm.render(release, reference))
         assert len(ran) == len(_chart_images.CHART_IMAGES[chart]), sorted(ran)
+        modeled = set(_chart_images.rendered_images(chart, chart_values).values())
+        assert modeled == set(ran), f"{chart}: Helm renders {sorted(ran)}, the model {modeled}"
         for ref in ran:
             name = ref.partition("@")[0]
             entry = images.entry_for(ref, data)
@@ -615,3 +620,30 @@ def test_api_versions_at_install_time_follow_what_the_graph_installs_first(refer
     # No release of these fleets waits for another chart or an operator: each renders with the
     # built-in API versions only.
     assert {r.api_versions for r in fleet_releases("dev", reference)} == {()}
+
+
+@pytest.mark.parametrize("fleet", RENDER_FLEETS)
+def test_the_only_namespace_a_chart_renders_without_a_pod_security_level_is_the_agents(
+    fleet, reference
+):
+    """The klusterlet chart renders the agent namespace (templates/agent-namespace.yaml) with no
+    Pod Security label, so it gets the cluster's default level. The chart renders no pod there:
+    the operator creates the agents in it. Any other such namespace, or a rendered pod in it,
+    is new and fails here."""
+    renders = rendered(fleet, reference)
+    unlabelled = {
+        (r.chart, o["metadata"]["name"])
+        for r, objs in renders
+        for o in objs
+        if o["kind"] == "Namespace"
+        and not (o["metadata"].get("labels") or {}).get(f"{PSA_PREFIX}/enforce")
+    }
+    assert unlabelled == {("klusterlet", "open-cluster-management-agent")}, unlabelled
+    in_it = [
+        f"{r}: {o['kind']} {o['metadata']['name']}"
+        for r, objs in renders
+        for o in objs
+        if o["kind"] in WORKLOAD_KINDS
+        and o["metadata"].get("namespace") == "open-cluster-management-agent"
+    ]
+    assert in_it == []
