@@ -233,12 +233,20 @@ def test_every_release_is_rendered_by_helm_with_the_programs_values(fleet, refer
     assert charts == sorted(
         ["cluster-manager", "prometheus", "grafana", *["klusterlet"] * len(apps)]
     )
+    levels = namespace_levels(graph, renders)
     for release, objects in renders:
         assert objects, f"{release} renders nothing"
-        # Everything namespaced lands in the release's namespace, but for the objects the
-        # charts place elsewhere on purpose (node-exporter's host namespace, the agent's).
         kinds = {o["kind"] for o in objects}
         assert WORKLOAD_KINDS & kinds, f"{release} renders no workload: {sorted(kinds)}"
+        # Namespaced objects land in the release's namespace, or where the values send them
+        # (node-exporter's host namespace, the klusterlet's agent namespace): each one a
+        # namespace the program or the chart creates.
+        for obj in objects:
+            namespace = obj["metadata"].get("namespace")
+            assert namespace is None or (release.cluster, namespace) in levels, (
+                f"{release}: {obj['kind']} {obj['metadata']['name']} lands in {namespace}, "
+                "which nothing creates"
+            )
 
 
 @pytest.mark.parametrize("fleet", RENDER_FLEETS)
