@@ -52,7 +52,14 @@ hub = build_cluster(
     previous_run=previous_run,
 )
 
-ocm = OcmHub("ocm-hub", OcmHubArgs(hub_cluster=hub, ocm_version=fleet.ocm_version))
+ocm = OcmHub(
+    "ocm-hub",
+    OcmHubArgs(
+        hub_cluster=hub,
+        ocm_version=fleet.ocm_version,
+        chart_path=fleet.chart_paths.get("cluster-manager"),
+    ),
+)
 database = Database(
     "database",
     DatabaseArgs(
@@ -65,7 +72,12 @@ database = Database(
 # The receiver admits the same app clusters, from the same addresses, as everything else.
 monitoring = FleetMonitoring(
     "monitoring",
-    FleetMonitoringArgs(hub_cluster=hub, app_clusters=list(apps), allowed_cidrs=app_egress),
+    FleetMonitoringArgs(
+        hub_cluster=hub,
+        app_clusters=list(apps),
+        allowed_cidrs=app_egress,
+        chart_paths=fleet.chart_paths,
+    ),
 )
 
 deliveries, managed_clusters, agents = {}, [], []
@@ -73,7 +85,11 @@ for name, cluster in apps.items():
     membership = OcmManagedCluster(
         f"{name}-ocm",
         OcmManagedClusterArgs(
-            cluster=cluster, hub_cluster=hub, ocm_hub=ocm, ocm_version=fleet.ocm_version
+            cluster=cluster,
+            hub_cluster=hub,
+            ocm_hub=ocm,
+            ocm_version=fleet.ocm_version,
+            chart_path=fleet.chart_paths.get("klusterlet"),
         ),
     )
     managed_clusters.append(membership.managed_cluster)

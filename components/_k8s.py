@@ -1,4 +1,4 @@
-"""Small helpers for Kubernetes objects the components read back."""
+"""Small helpers for Kubernetes objects the components read back, and for Helm releases."""
 
 from __future__ import annotations
 
@@ -14,3 +14,12 @@ def load_balancer_address(status: Any) -> str:
         return ""
     first = entries[0]
     return first.get("ip") or first.get("hostname") or ""
+
+
+def chart_source(chart: str, version: str, repo: str, local_path: str | None) -> dict[str, Any]:
+    """Where a helm.v3.Release takes its chart: the pinned version from its repository, or a
+    local chart directory or .tgz (config `charts`, for clusters that cannot reach the
+    repository). A local chart is what it is, so no version or repository goes with it."""
+    if local_path:
+        return {"chart": local_path}
+    return {"chart": chart, "version": version, "repository_opts": {"repo": repo}}

@@ -11,9 +11,13 @@ import difflib
 import ipaddress
 import json
 import re
+import tarfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from components.regions import known_regions, nearest_region
 
@@ -73,8 +77,16 @@ TOP_LEVEL_KEYS = frozenset(
         "rollout",
         "eksAdminPrincipals",
         "extraRegions",
+        "charts",
     }
 )
+CHART_KEYS = {
+    "clusterManager": "cluster-manager",
+    "klusterlet": "klusterlet",
+    "prometheus": "prometheus",
+    "grafana": "grafana",
+}
+"""`charts` key -> the chart it replaces (its Chart.yaml name)."""
 APP_KEYS = frozenset({"imageTags"})
 ROLLOUT_KEYS = frozenset(
     {"canary", "maxConcurrency", "minSuccessTime", "progressDeadline", "maxFailures"}
@@ -236,6 +248,10 @@ class FleetConfig:
     """Progressive rollout settings; the canary defaults to the first serving cluster."""
     eks_admin_principals: tuple[str, ...] = ()
     """IAM role or user ARNs with cluster admin on every EKS cluster (required with aws)."""
+    chart_paths: Mapping[str, str] = field(default_factory=dict)
+    """Chart name (cluster-manager, klusterlet, prometheus, grafana) -> a local chart directory
+    or .tgz installed instead of the chart repository's; a chart not named here comes from its
+    repository."""
     all_clusters: tuple[ClusterSpec, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -838,6 +854,7 @@ def parse_fleet_config(
         if isinstance(c, Mapping) and c.get("cloud") == "aws"
     ]
     admins = _parse_admin_principals(raw.get("eksAdminPrincipals"), aws_clusters, problems)
+    chart_paths = _parse_charts(raw.get("charts"), problems)
 
     if problems:
         raise FleetConfigError(problems, stack=stack)
@@ -852,7 +869,69 @@ def parse_fleet_config(
         app=app,
         rollout=rollout,
         eks_admin_principals=admins,
+        chart_paths=chart_paths,
     )
+
+
+def _chart_name(path: Path) -> str | None:
+    """The `name` in a chart directory's or .tgz's Chart.yaml, or None when it has none."""
+    try:
+        if path.is_dir():
+            text = (path / "Chart.yaml").read_text()
+        else:
+            with tarfile.open(path) as archive:
+                # A packaged chart holds <name>/Chart.yaml (helm package); subcharts sit deeper.
+                top = [m for m in archive.getmembers() if m.name.count("/") == 1]
+                member = next((m for m in top if m.name.endswith("/Chart.yaml")), None)
+                extracted = archive.extractfile(member) if member else None
+                if extracted is None:
+                    return None
+                text = extracted.read().decode()
+        chart = yaml.safe_load(text)
+    except (OSError, tarfile.TarError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    name = chart.get("name") if isinstance(chart, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _parse_charts(raw: Any, problems: list[str]) -> dict[str, str]:
+    """`charts`: local chart paths, checked to be the chart they replace. A relative path is
+    relative to the project directory, where Pulumi runs the program and the provider reads it."""
+    key = f"{NAMESPACE}:charts"
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.append(
+            f"{key}: {_fmt(raw)} must be a mapping of chart to a local chart directory or .tgz, "
+            "such as {clusterManager: charts/cluster-manager-1.3.1.tgz}"
+        )
+        return {}
+    paths = {}
+    for name, value in sorted(raw.items()):
+        where = f"{key}.{name}"
+        if name not in CHART_KEYS:
+            problems.append(_unknown_key(where, str(name), frozenset(CHART_KEYS)))
+            continue
+        chart = CHART_KEYS[name]
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{where}: {_fmt(value)} must be the path of a chart directory or .tgz")
+            continue
+        path = Path(value).expanduser()
+        if not path.exists():
+            problems.append(
+                f"{where}: {value!r} does not exist (relative to the project directory)"
+            )
+            continue
+        if path.is_file() and not value.endswith((".tgz", ".tar.gz")):
+            problems.append(f"{where}: {value!r} is a file but not a .tgz packaged chart")
+            continue
+        found = _chart_name(path)
+        if found != chart:
+            what = f"is the chart {found!r}" if found else "holds no readable Chart.yaml"
+            problems.append(f"{where}: {value!r} {what}; it must be the {chart!r} chart")
+            continue
+        paths[chart] = value
+    return paths
 
 
 # Keys whose values are structures: Pulumi holds them as JSON text.
@@ -864,6 +943,7 @@ STRUCTURED_KEYS = (
     "app",
     "rollout",
     "extraRegions",
+    "charts",
 )
 
 

@@ -185,7 +185,9 @@ def check_stack(
             values[key] = json.dumps(PLACEHOLDERS[key])
             report.facts[f"fill_{key}"] = "yes"
     try:
-        fleet = fleet_config_from_values(values, stack=stack)
+        # Relative paths in the config (charts) are the project directory's, as under Pulumi.
+        with contextlib.chdir(ROOT):
+            fleet = fleet_config_from_values(values, stack=stack)
     except FleetConfigError as err:
         report.problems.extend(f"{stack_file.name}: {p}" for p in err.problems)
         return None

@@ -23,7 +23,24 @@ from harness import (
 )
 from registry_stand_in import registry  # noqa: F401 (a fixture for every test module)
 
-SHARED_REFERENCE = ROOT.parent / "shared" / "reference" / "ocm-v1.3.1"
+REFERENCE_ENV = "OCM_FLEET_REFERENCE"
+FETCHED_REFERENCE = ROOT / ".reference"
+"""Where scripts/fetch_reference.py puts the reference data by default."""
+
+
+def reference_root() -> Path:
+    """The upstream reference data: $OCM_FLEET_REFERENCE, else ../shared/reference beside the
+    repository, else what scripts/fetch_reference.py fetched into .reference/."""
+    if os.environ.get(REFERENCE_ENV):
+        return Path(os.environ[REFERENCE_ENV])
+    shared = ROOT.parent / "shared" / "reference"
+    if shared.is_dir() or not FETCHED_REFERENCE.is_dir():
+        return shared
+    return FETCHED_REFERENCE
+
+
+REFERENCE_ROOT = reference_root()
+SHARED_REFERENCE = REFERENCE_ROOT / "ocm-v1.3.1"
 
 
 # What deploy.sh writes into a stack on its first run: the caller's address.
@@ -117,5 +134,21 @@ def shared_reference() -> Path:
     if not SHARED_REFERENCE.is_dir():
         if os.environ.get("OCM_FLEET_REQUIRE_REFERENCE") == "1":
             pytest.fail(f"OCM_FLEET_REQUIRE_REFERENCE=1 but {SHARED_REFERENCE} does not exist")
-        pytest.skip(f"upstream reference data not found at {SHARED_REFERENCE} (the shared/ folder)")
+        pytest.skip(
+            f"upstream reference data not found at {SHARED_REFERENCE} (the shared/ folder, or "
+            "run scripts/fetch_reference.py)"
+        )
     return SHARED_REFERENCE
+
+
+def require_reference(path: Path) -> Path:
+    """`path` under the reference data, or a skip saying where it was looked for (a failure
+    when OCM_FLEET_REQUIRE_REFERENCE=1, as in .ci/run and test.yml)."""
+    if not path.exists():
+        if os.environ.get("OCM_FLEET_REQUIRE_REFERENCE") == "1":
+            pytest.fail(f"OCM_FLEET_REQUIRE_REFERENCE=1 but {path} does not exist")
+        pytest.skip(
+            f"upstream reference data not found at {path} (the shared/ folder, or run "
+            "scripts/fetch_reference.py)"
+        )
+    return path

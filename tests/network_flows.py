@@ -43,7 +43,7 @@ CHART_PODS = {
         (
             "prometheus-server",
             {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/component": "server"},
-            (("TCP", 9090, "web"),),
+            (("TCP", 9090, ""),),  # the chart names no port here
         ),
         ("alertmanager", {"app.kubernetes.io/name": "alertmanager"}, (("TCP", 9093, "http"),)),
         (
@@ -92,7 +92,9 @@ class Network:
     """Clusters whose load balancers proxy connections (kind)."""
 
 
-def network_of(graph: Graph) -> Network:
+def network_of(graph: Graph, chart_pods: list[Endpoint] | None = None) -> Network:
+    """The network of a recorded run. The charts' pods are `chart_pods` where given (rendered
+    by Helm: chart_endpoints), else the hand-written CHART_PODS."""
     providers = clusters_by_provider(graph)
     apps = app_cluster_names(graph)
     (hub,) = sorted(set(providers.values()) - set(apps))
@@ -105,8 +107,8 @@ def network_of(graph: Graph) -> Network:
     load_balancers[(hub, "bookstore-data", "mariadb-public")] = outputs["databaseHost"]
     load_balancers[(hub, "ocm-fleet-ingress", "public-lb")] = urlparse(outputs["url"]).hostname
     load_balancers[(hub, "monitoring", "metrics-receiver")] = outputs["metricsReceiver"]
-    operators = []
-    for r in graph.of_type("kubernetes:helm.sh/v3:Release"):
+    operators = list(chart_pods or ())
+    for r in [] if chart_pods is not None else graph.of_type("kubernetes:helm.sh/v3:Release"):
         cluster, namespace = providers[r.provider_urn], r.inputs["namespace"]
         # The monitoring charts' pods, with the labels the charts give them; node-exporter
         # runs on the host network, outside NetworkPolicies, and is left out.
@@ -126,6 +128,35 @@ def network_of(graph: Graph) -> Network:
         operators,
         proxied,
     )
+
+
+def chart_endpoints(
+    cluster: str, chart: str, objects: Iterable[Mapping[str, Any]]
+) -> list[Endpoint]:
+    """The pods a chart's rendered objects run, with the labels and every port they render.
+
+    A pod is named by its `app.kubernetes.io/name` label where that names a component other
+    than the chart (a subchart's: alertmanager, kube-state-metrics), else by its workload
+    (prometheus-server, grafana, cluster-manager). Pods on the host network are outside what
+    NetworkPolicies govern and left out, as CHART_PODS leaves node-exporter out.
+    """
+    found = []
+    for obj in objects:
+        if obj.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+            continue
+        template = pod_template(dict(obj))
+        if template["spec"].get("hostNetwork"):
+            continue
+        labels = dict((template.get("metadata") or {}).get("labels") or {})
+        component = labels.get("app.kubernetes.io/name")
+        name = component if component and component != chart else obj["metadata"]["name"]
+        ports = tuple(
+            (p.get("protocol", "TCP"), int(p["containerPort"]), p.get("name", ""))
+            for c in template["spec"]["containers"]
+            for p in c.get("ports") or []
+        )
+        found.append(Endpoint(cluster, obj["metadata"]["namespace"], name, labels, ports))
+    return found
 
 
 # --- selectors and peers ---------------------------------------------------------------------

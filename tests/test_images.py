@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import FLEETS, fleet_graph
+from conftest import FLEETS, REFERENCE_ROOT, fleet_graph, require_reference
 from harness import ROOT, Graph
 from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions, ResourceValidationArgs
 from registry_stand_in import Registry
@@ -206,7 +206,7 @@ def test_the_policy_on_the_real_graph_refuses_exactly_the_unresolved_images():
 
 # The monitoring charts' own images ------------------------------------------------------------
 
-CHARTS = ROOT.parent / "shared" / "reference" / "observability" / "charts"
+CHARTS = REFERENCE_ROOT / "observability" / "charts"
 PROMETHEUS_SUBCHARTS = ("kube-state-metrics", "prometheus-node-exporter")
 ALERTMANAGER_DEFAULTS = {
     "enabled": True,
@@ -278,9 +278,7 @@ condition (from the chart's templates) that keeps them out."""
 
 @pytest.fixture
 def charts() -> Path:
-    if not CHARTS.is_dir():
-        pytest.skip(f"chart reference data not found at {CHARTS} (the shared/ folder)")
-    return CHARTS
+    return require_reference(CHARTS)
 
 
 def _merge(base: Any, over: Any) -> Any:
@@ -405,40 +403,6 @@ def _resolved(monkeypatch) -> dict[str, images.ImageEntry]:
     }
     monkeypatch.setattr(images, "_data", lambda: data)
     return data
-
-
-def test_resolved_chart_images_render_by_digest_in_each_charts_own_field(monkeypatch, charts):
-    data = _resolved(monkeypatch)
-    values = release_values()
-    for chart, chart_values in values.items():
-        defaults = chart_defaults(charts, chart)
-        assert chart_image_problems(chart, chart_values, defaults, data) == []
-    digest = {ref: e.digest for ref, e in data.items()}
-    rendered = {
-        **_chart_images.rendered_images("prometheus", values["prometheus"]),
-        **_chart_images.rendered_images("grafana", values["grafana"]),
-    }
-    server = "quay.io/prometheus/prometheus"
-    alertmanager = "quay.io/prometheus/alertmanager:v0.34.0"
-    grafana = "docker.io/grafana/grafana:13.2.0"
-    assert rendered["server.image"] == f"{server}@{digest[f'{server}:v3.14.0']}"
-    assert rendered["alertmanager.image"] == f"{alertmanager}@{digest[alertmanager]}"
-    assert rendered["image"] == f"{grafana}@{digest[grafana]}"
-    assert values["grafana"]["image"]["sha"] == digest[grafana].removeprefix("sha256:")
-    ksm = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0"
-    assert values["prometheus"]["kube-state-metrics"]["image"]["sha"] == digest[ksm]
-    node_exporter = values["prometheus"]["prometheus-node-exporter"]["image"]
-    assert node_exporter["digest"] == digest["quay.io/prometheus/node-exporter:v1.12.1"]
-    # The fields each chart's template reads (prometheus 29.27.0 deploy.yaml: server and
-    # config reloader `image.digest`; alertmanager 1.42.0 has none, so the tag carries it),
-    # checked in the values themselves, not through the program's model of the templates.
-    prometheus = values["prometheus"]
-    assert prometheus["server"]["image"]["digest"] == digest[f"{server}:v3.14.0"]
-    reloader = "quay.io/prometheus-operator/prometheus-config-reloader:v0.93.1"
-    assert prometheus["configmapReload"]["prometheus"]["image"]["digest"] == digest[reloader]
-    assert prometheus["alertmanager"]["image"]["tag"] == f"v0.34.0@{digest[alertmanager]}"
-    assert "digest" not in prometheus["alertmanager"]["image"], "the chart's schema forbids it"
-    assert images.check(rendered.values(), data) == []
 
 
 def test_a_monitoring_image_by_tag_or_unlisted_fails(monkeypatch, charts):

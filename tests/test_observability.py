@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import FLEETS, fleet_graph
+from conftest import FLEETS, REFERENCE_ROOT, fleet_graph, require_reference
 from harness import contains_plain, is_secret, is_unknown, run_program, wire_get
 from schemas import chart_values, kubernetes_errors, unknown_value_keys
 from test_ocm import MANIFEST_WORK, RELEASE, app_cluster_names, hub_name, per_cluster
@@ -24,7 +23,7 @@ from components.observability import _dashboard, _prometheus, _queries, _receive
 from components.observability import agent as agent_module
 from components.observability import hub as hub_module
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "observability"
+REFERENCE = REFERENCE_ROOT / "observability"
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None,
@@ -44,11 +43,7 @@ POD_FILES = (
 
 @pytest.fixture
 def observability_reference() -> Path:
-    if not REFERENCE.is_dir():
-        if os.environ.get("OCM_FLEET_REQUIRE_REFERENCE") == "1":
-            pytest.fail(f"OCM_FLEET_REQUIRE_REFERENCE=1 but {REFERENCE} does not exist")
-        pytest.skip(f"chart reference data not found at {REFERENCE} (the shared/ folder)")
-    return REFERENCE
+    return require_reference(REFERENCE)
 
 
 def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:

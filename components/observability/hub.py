@@ -13,7 +13,7 @@ import pulumi_random as random
 import pulumi_tls as tls
 
 from components import images
-from components._k8s import load_balancer_address
+from components._k8s import chart_source, load_balancer_address
 from components.clusters._base import FleetCluster
 from components.edge import _haproxy, public_load_balancer
 from components.observability import _chart_images, _dashboard, _names, _prometheus, _receiver
@@ -88,6 +88,9 @@ class FleetMonitoringArgs:
     size follows the program rather than a chart upgrade, and the cost estimate can read it.
     Alertmanager is a StatefulSet, whose volume claim templates cannot change: a new size on a
     live stack fails the release's upgrade."""
+    chart_paths: Mapping[str, str] = field(default_factory=dict)
+    """Chart name (prometheus, grafana) -> a local chart directory or .tgz installed instead of
+    the chart repository's."""
 
 
 class FleetMonitoring(pulumi.ComponentResource):
@@ -145,9 +148,12 @@ class FleetMonitoring(pulumi.ComponentResource):
         prometheus = k8s.helm.v3.Release(
             f"{name}-prometheus",
             name=PROMETHEUS_RELEASE,
-            chart="prometheus",
-            version=PROMETHEUS_CHART_VERSION,
-            repository_opts={"repo": PROMETHEUS_CHART_REPO},
+            **chart_source(
+                "prometheus",
+                PROMETHEUS_CHART_VERSION,
+                PROMETHEUS_CHART_REPO,
+                args.chart_paths.get("prometheus"),
+            ),
             namespace=ns,
             values=prometheus_values(
                 clusters,
@@ -183,9 +189,12 @@ class FleetMonitoring(pulumi.ComponentResource):
         k8s.helm.v3.Release(
             f"{name}-grafana",
             name=GRAFANA_RELEASE,
-            chart="grafana",
-            version=GRAFANA_CHART_VERSION,
-            repository_opts={"repo": GRAFANA_CHART_REPO},
+            **chart_source(
+                "grafana",
+                GRAFANA_CHART_VERSION,
+                GRAFANA_CHART_REPO,
+                args.chart_paths.get("grafana"),
+            ),
             namespace=ns,
             values=grafana_values(),
             atomic=True,

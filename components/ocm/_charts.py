@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import images
+from components._k8s import chart_source
 from components.security import network_policies as netpol
 from components.security import pod_security
 
@@ -76,9 +77,15 @@ def feature_gates(*enabled: str, keep: Sequence[str] = ()) -> list[dict[str, str
 
 
 def operator_chart(
-    name: str, chart: str, version: str, values: Mapping[str, Any], opts: pulumi.ResourceOptions
+    name: str,
+    chart: str,
+    version: str,
+    values: Mapping[str, Any],
+    opts: pulumi.ResourceOptions,
+    chart_path: str | None = None,
 ) -> tuple[k8s.core.v1.Namespace, k8s.helm.v3.Release]:
-    """The operator namespace and an OCM chart pinned to `version` from the official repo.
+    """The operator namespace and an OCM chart pinned to `version` from the official repo, or
+    from `chart_path` (a local chart directory or .tgz) when given.
 
     `opts` carries the parent and the cluster's provider. The chart's CR is declared by the
     caller, depending on the release, so that destroy deletes it while the operator runs.
@@ -92,9 +99,7 @@ def operator_chart(
     release = k8s.helm.v3.Release(
         f"{name}-{chart}",
         name=chart,
-        chart=chart,
-        version=version,
-        repository_opts={"repo": CHART_REPO},
+        **chart_source(chart, version, CHART_REPO, chart_path),
         namespace=namespace.metadata.name,
         values=dict(values),
         # A failed install or upgrade is rolled back, not left half-applied.

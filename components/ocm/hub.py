@@ -21,6 +21,8 @@ class OcmHubArgs:
     """The main cluster; everything here is created through its provider."""
     ocm_version: str
     """OCM release; the cluster-manager chart version and the image tag of every hub component."""
+    chart_path: str | None = None
+    """A local cluster-manager chart (directory or .tgz) instead of the chart repository's."""
 
 
 class OcmHub(pulumi.ComponentResource):
@@ -53,6 +55,7 @@ class OcmHub(pulumi.ComponentResource):
             version,
             {"clusterManager": {"create": False}, **_ocm.operator_image_values(version)},
             on_hub,
+            chart_path=args.chart_path,
         )
         self.cluster_manager = k8s.apiextensions.CustomResource(
             f"{name}-cluster-manager-cr",

@@ -32,6 +32,8 @@ class OcmManagedClusterArgs:
     """The hub's OCM objects: ClusterManager, cluster set and bootstrap kubeconfig."""
     ocm_version: str
     """OCM release; the klusterlet chart version and the agent image tag."""
+    chart_path: str | None = None
+    """A local klusterlet chart (directory or .tgz) instead of the chart repository's."""
 
 
 class OcmManagedCluster(pulumi.ComponentResource):
@@ -69,6 +71,7 @@ class OcmManagedCluster(pulumi.ComponentResource):
             version,
             klusterlet_values(cluster.name, args.ocm_hub.bootstrap_kubeconfig, version),
             on_app,
+            chart_path=args.chart_path,
         )
         self.klusterlet = k8s.apiextensions.CustomResource(
             f"{name}-klusterlet-cr",
