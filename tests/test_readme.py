@@ -144,3 +144,19 @@ def test_the_table_of_contents_lists_every_section():
         "README.md: the Contents do not match the headings; "
         "run .venv/bin/python scripts/readme_toc.py"
     )
+
+
+def test_the_tool_paths_the_docs_give_are_the_versions_deploy_pins():
+    deploy = (ROOT / "scripts" / "deploy.sh").read_text()
+    pins = {
+        "pulumi": re.search(r"^PULUMI_VERSION=(\S+)$", deploy, re.M).group(1),
+        "kind": re.search(r"^KIND_VERSION=(\S+)$", deploy, re.M).group(1),
+    }
+    given = [
+        (p.name, *m)
+        for p in PAGES
+        for m in re.findall(r"\.tools/(pulumi|kind)-([\w.]+)", p.read_text())
+    ]
+    assert given, "the docs should say where deploy.sh installs its tools"
+    stale = [(page, tool, v) for page, tool, v in given if v != pins[tool]]
+    assert not stale, f"tool versions that scripts/deploy.sh no longer pins ({pins}): {stale}"
