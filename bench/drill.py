@@ -5,7 +5,8 @@ Run: .venv/bin/python bench/drill.py [--trials 3] [--takeover 6]
 
 `--takeover` stands in for OCM's part of a cluster loss (lease, taint, toleration, placement,
 apply, pods ready), which no loopback stand-in can reproduce: on a live fleet it is about four
-minutes (README, "Losing a cluster"); scripts/drill.py measures it there. Prints a Markdown table.
+minutes (docs/rollout-and-failover.md, "Losing a cluster"); scripts/drill.py measures it there.
+Prints a Markdown table.
 """
 
 from __future__ import annotations

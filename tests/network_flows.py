@@ -484,7 +484,8 @@ def needed_flows(network: Network) -> set[tuple[str, str, str]]:
         flows.add((agent, f"{app}/monitoring-host/node-exporter", "TCP/9100"))
         flows |= {(ksm, f"{app}/default/kube-apiserver", p) for p in api}
     # On kind a load balancer is a proxy that hides its client, so the pods behind it admit
-    # whoever reaches it; the kind network is the host's own (README, "Clusters on kind").
+    # whoever reaches it; the kind network is the host's own (docs/how-it-works.md, "Clusters on
+    # kind").
     if hub in network.proxied:
         flows.add((INTERNET, db, "TCP/3306"))
         flows.add((INTERNET, f"{mon}/metrics-receiver", "TCP/8443"))

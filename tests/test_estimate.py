@@ -261,14 +261,44 @@ def test_the_dev_stack_estimate_prints_cost_exclusions_and_up_time(capsys):
     )
 
 
-def test_the_readme_shows_what_the_dev_estimate_prints(capsys):
-    readme = (ROOT / "README.md").read_text()
-    shown = readme.split("For the dev stack it prints (abridged):", 1)[1]
+FIRST_HOUR = ROOT / "docs" / "first-hour.md"
+
+
+@pytest.mark.parametrize("stack", ["dev", "local"])
+def test_the_docs_show_what_the_estimate_prints(stack, capsys):
+    shown = FIRST_HOUR.read_text().split(f"For the {stack} stack it prints (abridged):", 1)[1]
     shown = shown.split("```text\n", 1)[1].split("```", 1)[0]
-    assert estimate.main(["dev"]) == 0
+    assert estimate.main([stack]) == 0
     out = capsys.readouterr().out.splitlines()
     stale = [line for line in shown.splitlines() if line not in out]
-    assert not stale, f"README lines the dev estimate no longer prints: {stale}"
+    assert shown.strip() and not stale, (
+        f"{FIRST_HOUR.name} lines the {stack} estimate no longer prints: {stale}"
+    )
+
+
+FIGURE = re.compile(r"\$[\d,]+\.\d\d|\d+ min \d\d s|\d+(?:\.\d+)? (?:CPUs|GiB)")
+
+
+def test_the_readme_figures_are_what_the_estimate_prints(capsys):
+    """Each README figure beside `scripts/estimate.py STACK` (in its cell, or in its row when the
+    row names one stack) is in what that command prints."""
+    claimed: dict[str, set[str]] = {}
+    for row in (ROOT / "README.md").read_text().splitlines():
+        if not row.startswith("|"):
+            continue
+        cells = row.strip("|").split("|")
+        stacks = re.findall(r"scripts/estimate\.py (\w+)", row)
+        for cell in cells:
+            named = re.findall(r"scripts/estimate\.py (\w+)", cell)
+            stack = named[0] if named else (stacks[0] if len(set(stacks)) == 1 else None)
+            if stack:
+                claimed.setdefault(stack, set()).update(FIGURE.findall(cell))
+    assert {"dev", "local"} <= set(claimed) and all(claimed.values()), claimed
+    for stack, figures in claimed.items():
+        assert estimate.main([stack]) == 0
+        out = capsys.readouterr().out
+        wrong = sorted(f for f in figures if f not in out)
+        assert not wrong, f"README figures `scripts/estimate.py {stack}` does not print: {wrong}"
 
 
 def test_the_estimate_reads_the_config_through_the_program_model():

@@ -86,7 +86,7 @@ class DatabaseArgs:
     storage_gb: int = 20
     """Size of the data volume."""
     password_rotation: int = 0
-    """Bump to generate a new app password and roll it out (see README, "Rotating")."""
+    """Bump to generate a new app password and roll it out (see docs/data.md, "Rotating")."""
 
 
 class Database(pulumi.ComponentResource):
@@ -205,7 +205,7 @@ class Database(pulumi.ComponentResource):
                 "type": "LoadBalancer",
                 "selector": LABELS,
                 # The NetworkPolicy matches the app clusters' egress addresses, so they must
-                # reach the pod unchanged (see README, "Network policies").
+                # reach the pod unchanged (see docs/security.md, "Network policies").
                 "externalTrafficPolicy": "Local",
                 "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql"}],
                 "loadBalancerSourceRanges": args.allowed_cidrs,

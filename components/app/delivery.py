@@ -153,7 +153,7 @@ class AppDelivery(pulumi.ComponentResource):
                 "type": "LoadBalancer",
                 "selector": ROUTER_LABELS,
                 # The router's NetworkPolicy admits the main cluster's egress addresses, so they
-                # must reach the pod unchanged (see README, "Network policies").
+                # must reach the pod unchanged (see docs/security.md, "Network policies").
                 "externalTrafficPolicy": "Local",
                 "ports": [
                     {

@@ -53,7 +53,7 @@ TAKEOVER_BUDGET_SECONDS = {
     "pods ready (image pull, shopapi readiness)": 90,
     "public LB rise (2 checks x 2 s)": 4,
 }
-"""The expected takeover time of a standby, part by part (README, "Losing a cluster")."""
+"""The expected takeover time of a standby, part by part (docs/rollout-and-failover.md)."""
 
 # A Deployment is still progressing until the controller has seen its latest spec and every
 # replica is updated and available with no old pod left. The rule is on every Deployment and the

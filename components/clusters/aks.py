@@ -140,7 +140,7 @@ def unenforced_policies(
         "fleet's NetworkPolicies are not enforced there. Switch it in place (all its nodes are "
         f"reimaged): az aks update --resource-group {resource_group} --name {azure_name} "
         "--network-dataplane cilium; then pulumi refresh "
-        "(README, Security, what enforces the policies)"
+        "(docs/security.md, what enforces the policies)"
     )
 
 
@@ -498,7 +498,7 @@ def _lagging_pools(cluster: str, version: str, pools: AksPools) -> str | None:
         f"AKS cluster {cluster!r}: this run upgrades the control plane to {version!r} only; its "
         f"node pools stay on {pools.pool_version!r}, since its nodes are or were in a separate "
         "pool, which AKS may not upgrade ahead of the control plane. Run `pulumi up` again to "
-        "upgrade the pools (README, Day 2, change node sizes and counts)"
+        "upgrade the pools (docs/day-2.md, change node sizes and counts)"
     )
 
 

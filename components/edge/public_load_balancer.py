@@ -105,7 +105,7 @@ class PublicLoadBalancer(pulumi.ComponentResource):
                 "type": "LoadBalancer",
                 "selector": LABELS,
                 # Keep the client's address visible to HAProxy and to the NetworkPolicy, and
-                # avoid a second hop (see README, "Network policies").
+                # avoid a second hop (see docs/security.md, "Network policies").
                 "externalTrafficPolicy": "Local",
                 "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
             },

@@ -91,7 +91,8 @@ def checked_cloud_name(outputs: Mapping[str, Any] | None, spec: ClusterSpec, ind
             f"{NAMESPACE}:clusters[{index}].physicalName: missing; the EKS cluster of "
             f"{spec.name!r} is named {previous!r} in this stack, and the name it would get "
             f"now, {spec.cloud_name!r}, would replace the cluster. Set physicalName: "
-            f"{previous} to keep it (see README, Day 2, upgrading an existing stack)"
+            f"{previous} to keep it (see docs/day-2.md, upgrading a stack created before these "
+            "changes)"
         )
     return spec.cloud_name
 
@@ -125,7 +126,7 @@ def aks_pools(outputs: Mapping[str, Any] | None, spec: ClusterSpec, key: str) ->
             f"its first pool ({first!r}) into a new pool, and the stack's last run did not "
             "record the AKS cluster's Azure name that pool is added to (it was made by an "
             f"earlier version of this program). Run `pulumi up` once with nodeSize {first!r}, "
-            f"then set {spec.node_size!r} (README, Day 2, changing node sizes)"
+            f"then set {spec.node_size!r} (docs/day-2.md, change node sizes and counts)"
         )
     return pools
 

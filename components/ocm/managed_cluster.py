@@ -19,7 +19,8 @@ once the lease is 5 x this old (registration/hub/lease/controller.go, leaseContr
 gracePeriod = leaseDurationTimes * LeaseDurationSeconds), and the taint controller then taints it
 `unreachable` (registration/hub/taint/controller.go, taintController.sync). OCM's default, 60 s,
 makes that 5 minutes before failover can even start; 20 s makes it 100 s, at the cost of one
-Lease update per cluster every 20 s on the hub. See README, "Losing a cluster"."""
+Lease update per cluster every 20 s on the hub. See docs/rollout-and-failover.md, "Losing a
+cluster"."""
 
 
 @dataclass(frozen=True, kw_only=True)
