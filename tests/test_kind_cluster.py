@@ -301,7 +301,7 @@ def test_a_stacks_destroy_leaves_the_controller_to_other_stacks_kind_clusters(tm
     env = {
         "CONTAINER": kind.CLOUD_PROVIDER_KIND_CONTAINER,
         "IMAGE": kind.CLOUD_PROVIDER_KIND_IMAGE,
-        "STACK": "local",
+        "CLUSTERS": "local-app-1 local-hub",
     }
     (tmp_path / "clusters").write_text("local-hub\nlocal-app-1\nother-hub\n")
     _, calls = run_command(kind._STOP_CONTROLLER, env, tmp_path)
@@ -316,15 +316,42 @@ def test_a_stacks_destroy_leaves_the_controller_to_other_stacks_kind_clusters(tm
     )
 
 
-def test_every_stack_passes_its_name_to_the_controller():
+# The stop command's filter before it matched full names: by the stack's name and a dash.
+_PREFIX_FILTER = """others=$(kind get clusters 2>/dev/null | grep -v "^$STACK-" || true)"""
+
+
+@pytest.mark.parametrize("filter_", ["by full names", "by prefix (before)"])
+def test_destroying_stack_local_leaves_the_controller_to_stack_local_2(tmp_path, filter_):
+    """Stack `local-2` names its clusters `local-2-*`: stack `local`'s destroy must count them
+    as another stack's, so the controller keeps running to release their Services."""
+    graph = run_program(local_config(), stack="local")
+    env = dict(graph.named("kind-load-balancer-controller", COMMAND).inputs["environment"])
+    script = kind._STOP_CONTROLLER
+    if filter_ != "by full names":
+        # The same command with the old first line in place of the new filter.
+        end = script.index("done)\n") + len("done)\n")
+        script = _PREFIX_FILTER + "\n" + script[end:]
+        env["STACK"] = "local"
+    (tmp_path / "clusters").write_text(
+        "local-hub\nlocal-app-1\nlocal-app-2\nlocal-2-hub\nlocal-2-app-1\n"
+    )
+    _, calls = run_command(script, env, tmp_path)
+    stopped = [c for c in calls if c.startswith("docker")]
+    if filter_ == "by full names":
+        assert not stopped, f"local-2's clusters still need {env['CONTAINER']}: {calls}"
+    else:
+        assert stopped, "the prefix filter took local-2-* for stack local's own clusters"
+
+
+def test_every_stack_passes_its_kind_clusters_full_names_to_the_controller():
     graph = run_program(local_config(), stack="local")
     controller = graph.named("kind-load-balancer-controller")
-    assert controller.inputs["environment"]["STACK"] == "local", controller
-    names = [
+    names = sorted(
         c.inputs["environment"]["KIND_CLUSTER"]
         for c in graph.resources
         if is_kind_cluster_command(c)
-    ]
-    assert names and all(n.startswith("local-") for n in names), (
-        f"the controller's stop test matches this stack's clusters by the prefix: {names}"
+    )
+    assert names == ["local-app-1", "local-app-2", "local-hub"], names
+    assert controller.inputs["environment"]["CLUSTERS"] == " ".join(names), (
+        f"{controller}: its stop command matches this stack's clusters by their full names"
     )

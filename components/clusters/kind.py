@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -69,8 +70,16 @@ docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
 docker run --detach --name "$CONTAINER" --network host --restart unless-stopped \\
   --volume /var/run/docker.sock:/var/run/docker.sock "$IMAGE"
 """
+# The stack's own clusters are matched by their full names (CLUSTERS, space-separated): a
+# prefix would take another stack's clusters for this one's whenever that stack's name starts
+# with this one's and a dash (stack `local` and stack `local-2`). kind names have no spaces.
 _STOP_CONTROLLER = """\
-others=$(kind get clusters 2>/dev/null | grep -v "^$STACK-" || true)
+others=$(kind get clusters 2>/dev/null | while IFS= read -r cluster; do
+  case " $CLUSTERS " in
+    *" $cluster "*) ;;
+    *) printf '%s\\n' "$cluster" ;;
+  esac
+done)
 if [ -n "$others" ]; then
   echo "$CONTAINER keeps running: other kind clusters on this host need it: $others" >&2
   exit 0
@@ -125,8 +134,9 @@ class KindLoadBalancerArgs:
     """cloud-provider-kind image."""
     container_name: str = CLOUD_PROVIDER_KIND_CONTAINER
     """Name of its container; one per host."""
-    stack: str
-    """Pulumi stack name: its destroy leaves the controller to other stacks' kind clusters."""
+    clusters: Sequence[str]
+    """Full names of this stack's kind clusters (kind_cluster_name): its destroy leaves the
+    controller running while any other kind cluster is on the host."""
 
 
 class KindLoadBalancer(pulumi.ComponentResource):
@@ -158,7 +168,7 @@ class KindLoadBalancer(pulumi.ComponentResource):
             environment={
                 "CONTAINER": args.container_name,
                 "IMAGE": args.image,
-                "STACK": args.stack,
+                "CLUSTERS": " ".join(sorted(args.clusters)),
             },
             # A new image or name means a new container: stop the old one first, it has the name.
             triggers=[args.image, args.container_name],
