@@ -115,6 +115,8 @@ class Graph:
     logs: list[str] = field(default_factory=list)
     reads: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     """Resources read rather than registered (type, name, inputs), e.g. StackReferences."""
+    invokes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """Invokes the program made (token, arguments), e.g. the kind address reads."""
 
     @property
     def by_urn(self) -> dict[str, Registered]:
@@ -173,12 +175,13 @@ class Graph:
 
     def egress_resources(self, cluster_name: str) -> list[Registered]:
         """The resources a cluster's egress addresses come from: Elastic IPs (EKS), the outbound
-        public IP (AKS), the command reading the node containers' addresses (kind)."""
+        public IP (AKS), the command that creates the kind cluster (its nodes' addresses are
+        read once it exists)."""
         return [
             r
             for r in self.descendants(self.cluster_component(cluster_name))
             if r.type in ("aws:ec2/eip:Eip", "azure-native:network:PublicIPAddress")
-            or (r.type == COMMAND and r.name == f"{cluster_name}-node-addresses")
+            or is_kind_cluster_command(r)
         ]
 
     def cluster_component(self, cluster_name: str) -> Registered:
@@ -263,8 +266,13 @@ class FleetMocks(Mocks):
         *,
         caller_arn: str = MOCK_CALLER_ROLE,
         previous_outputs: Mapping[str, Any] | None = None,
+        kind_host: Mapping[str, str] | None = None,
     ):
         self.preview = preview
+        self.kind_host = dict(kind_host or {})
+        """What the kind address reads print, by `KIND_CLUSTER` (nodes) or
+        `KIND_CLUSTER/NAMESPACE/SERVICE` (a load balancer), in place of the mocks' own: a host
+        whose containers have moved since."""
         self.caller_arn = caller_arn
         """The IAM principal behind the STS session the program runs as."""
         self.previous_outputs = dict(previous_outputs or {})
@@ -403,6 +411,24 @@ class FleetMocks(Mocks):
                 "subscriptionId": "33333333-3333-3333-3333-333333333333",
                 "tenantId": "44444444-4444-4444-4444-444444444444",
             }
+        if tok == "command:local:run":
+            # pulumi-command's run, as KindCluster reads the kind network's addresses with it.
+            script = args.args.get("command") or ""
+            env = args.args.get("environment") or {}
+            key = "/".join(
+                str(env[k]) for k in ("KIND_CLUSTER", "NAMESPACE", "SERVICE") if k in env
+            )
+            n = zlib.crc32(key.encode()) % 100_000
+            if "kind get nodes" in script:
+                # One address per node (control plane and one worker).
+                stdout = f"172.18.0.{n % 100 + 2}\n172.18.0.{n % 100 + 102}\n"
+            elif "docker ps" in script:
+                # A load balancer's proxy container.
+                stdout = f"172.18.1.{n % 250 + 1}\n"
+            else:
+                raise NotImplementedError(f"the mocks have no output for the command {script!r}")
+            stdout = self.kind_host.get(key, stdout)
+            return {"command": script, "environment": env, "stdout": stdout, "stderr": ""}
         raise NotImplementedError(f"the mocks have no answer for invoke {tok}")
 
 
@@ -416,9 +442,6 @@ def _command_stdout(inputs: Mapping[str, Any], n: int) -> str:
         kubeconfig["current-context"] = f"kind-{env['KIND_CLUSTER']}"
         kubeconfig["contexts"][0]["name"] = kubeconfig["current-context"]
         return yaml.safe_dump(kubeconfig)
-    if "docker inspect" in create:
-        # One address per node on the kind network (control plane and one worker).
-        return f"172.18.0.{n % 100 + 2}\n172.18.0.{n % 100 + 102}\n"
     if "docker run" in create:
         return f"{n:064x}\n"
     raise NotImplementedError(f"the mocks have no output for the command {create!r}")
@@ -430,6 +453,12 @@ class RecordingMonitor(MockMonitor):
     def __init__(self, mocks: Mocks, graph: Graph):
         super().__init__(mocks)
         self.graph = graph
+
+    def Invoke(self, request):
+        response = super().Invoke(request)
+        args = rpc.deserialize_properties(request.args, keep_unknowns=True)
+        self.graph.invokes.append((request.tok, _plain(args)))
+        return response
 
     def ReadResource(self, request):
         response = super().ReadResource(request)
@@ -563,19 +592,23 @@ def run_program(
     admin_principals: Any = _DEFAULT,
     caller_arn: str = MOCK_CALLER_ROLE,
     previous_outputs: Mapping[str, Any] | None = None,
+    kind_host: Mapping[str, str] | None = None,
 ) -> Graph:
     """Run `__main__.py` (or `program`) once under mocks, in a fresh Pulumi runtime context.
 
     Raises whatever the program raises (e.g. a FleetConfigError); pass `graph` to inspect
     what was registered before the raise. `admin_principals` sets `eksAdminPrincipals` when
     the config lacks it (default: the mock caller's role if the fleet has aws; None: unset);
-    `caller_arn` is who runs the program; `previous_outputs` are the stack's last outputs.
+    `caller_arn` is who runs the program; `previous_outputs` are the stack's last outputs;
+    `kind_host` what the kind address reads find (FleetMocks.kind_host).
     """
     graph = Graph() if graph is None else graph
     config = with_admin_principals(config, admin_principals)
 
     def _run() -> None:
-        mocks = FleetMocks(preview, caller_arn=caller_arn, previous_outputs=previous_outputs)
+        mocks = FleetMocks(
+            preview, caller_arn=caller_arn, previous_outputs=previous_outputs, kind_host=kind_host
+        )
         monitor = RecordingMonitor(mocks, graph)
         pulumi.runtime.mocks.set_mocks(
             mocks,

@@ -122,16 +122,105 @@ def test_allowlists_are_the_node_containers_addresses():
         assert ipaddress.ip_network(cidr).subnet_of(ipaddress.ip_network("172.18.0.0/16")), cidr
     database = graph.named("database-public", SERVICE)
     assert database.inputs["spec"]["loadBalancerSourceRanges"] == apps
+    hub_cluster = kind_command(graph, fleet.hub.name)
     for spec in fleet.clusters:
-        reader = graph.named(f"{spec.name}-node-addresses", COMMAND)
-        assert "kind get nodes" in reader.inputs["create"]
-        assert reader.urn in database.property_dependencies["spec"], (
-            f"the database allowlist must come from {reader}"
+        cluster = kind_command(graph, spec.name)
+        assert cluster.urn in database.property_dependencies["spec"], (
+            f"the database allowlist must wait for {cluster}, whose nodes it reads"
         )
         edge = graph.named(f"{spec.name}-app-edge", SERVICE)
         assert edge.inputs["spec"]["loadBalancerSourceRanges"] == hub, edge
-        hub_reader = graph.named(f"{fleet.hub.name}-node-addresses", COMMAND)
-        assert hub_reader.urn in edge.property_dependencies["spec"], edge
+        assert hub_cluster.urn in edge.property_dependencies["spec"], edge
+
+
+def address_reads(graph: Graph) -> dict[str, str]:
+    """The kind address reads the program made, by what they read -> the command."""
+    reads = {}
+    for token, args in graph.invokes:
+        if token == "command:local:run":
+            env = args["environment"]
+            key = "/".join(env[k] for k in ("KIND_CLUSTER", "NAMESPACE", "SERVICE") if k in env)
+            reads[key] = args["command"]
+    return reads
+
+
+def test_kind_addresses_are_read_on_every_run_not_kept_from_a_create():
+    graph = run_program(local_config(), stack="local")
+    stored = [
+        r.name
+        for r in graph.of_type(COMMAND)
+        if any(s in r.inputs["create"] for s in ("kind get nodes", "docker ps", "docker inspect"))
+    ]
+    assert not stored, f"a Command keeps its first output for ever: {stored}"
+    assert address_reads(graph) == {
+        "local-hub": kind._NODE_ADDRESSES,
+        "local-app-1": kind._NODE_ADDRESSES,
+        "local-app-2": kind._NODE_ADDRESSES,
+        "local-app-1/bookstore/bookstore-edge": kind._LOAD_BALANCER_ADDRESS,
+        "local-app-2/bookstore/bookstore-edge": kind._LOAD_BALANCER_ADDRESS,
+        "local-hub/bookstore-data/mariadb-public": kind._LOAD_BALANCER_ADDRESS,
+        "local-hub/monitoring/metrics-receiver": kind._LOAD_BALANCER_ADDRESS,
+    }, "each kind cluster's nodes and each kind LoadBalancer Service, read by an invoke"
+    preview = run_program(local_config(), stack="local", preview=True)
+    assert not address_reads(preview), "a preview that creates the clusters cannot read them"
+    assert not [t for t, _ in fleet_graph("dev", False).invokes if t == "command:local:run"]
+
+
+MOVED = {
+    # After a Docker restart: the hub's and app-1's nodes, app-1's edge and the database's
+    # load balancer have other addresses on the kind network.
+    "local-hub": "172.18.0.31\n172.18.0.32\n",
+    "local-app-1": "172.18.0.41\n172.18.0.42\n",
+    "local-app-1/bookstore/bookstore-edge": "172.18.0.51\n",
+    "local-hub/bookstore-data/mariadb-public": "172.18.0.61\n",
+}
+ADDRESS_BUILT = [
+    ("database-public", SERVICE),
+    ("app-1-app-edge", SERVICE),
+    (
+        "app-1-app-network-policy-router-from-main-cluster",
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    ),
+    ("app-1-app-network-policy-router-from-edge", "kubernetes:networking.k8s.io/v1:NetworkPolicy"),
+    (
+        "database-network-policy-mariadb-from-load-balancer",
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    ),
+    ("app-1-app-database-config", "kubernetes:core/v1:ConfigMap"),
+    ("public-lb-config", "kubernetes:core/v1:ConfigMap"),
+]
+
+
+def test_a_docker_restart_shows_as_a_diff_and_the_next_up_mends_every_address():
+    before = run_program(local_config(), stack="local")
+    again = run_program(local_config(), stack="local")
+    after = run_program(local_config(), stack="local", kind_host=MOVED)
+    for name, type_ in ADDRESS_BUILT:
+        inputs = before.named(name, type_).inputs
+        assert again.named(name, type_).inputs == inputs, f"{name}: a diff with nothing moved"
+        assert after.named(name, type_).inputs != inputs, f"{name}: the move must show as a diff"
+    database = after.named("database-public", SERVICE).inputs["spec"]
+    app_2 = before.stack_outputs["clusters"]["app-2"]["egressIps"]
+    assert database["loadBalancerSourceRanges"] == sorted(
+        ["172.18.0.41/32", "172.18.0.42/32", *app_2]
+    ), "the database allowlist must hold app-1's new node addresses"
+    hub = ["172.18.0.31/32", "172.18.0.32/32"]
+    assert after.named("app-1-app-edge", SERVICE).inputs["spec"]["loadBalancerSourceRanges"] == hub
+    policies = {
+        n: after.named(n, "kubernetes:networking.k8s.io/v1:NetworkPolicy").inputs["spec"]
+        for n, t in ADDRESS_BUILT
+        if "network-policy" in n
+    }
+    from_hub = policies["app-1-app-network-policy-router-from-main-cluster"]["ingress"][0]["from"]
+    assert from_hub == [{"ipBlock": {"cidr": c}} for c in hub], from_hub
+    from_edge = policies["app-1-app-network-policy-router-from-edge"]["ingress"][0]["from"]
+    assert from_edge == [{"ipBlock": {"cidr": "172.18.0.51/32"}}], from_edge
+    from_lb = policies["database-network-policy-mariadb-from-load-balancer"]["ingress"][0]["from"]
+    assert from_lb == [{"ipBlock": {"cidr": "172.18.0.61/32"}}], from_lb
+    config = after.named("app-1-app-database-config", "kubernetes:core/v1:ConfigMap")
+    assert config.inputs["data"]["DB_HOST"] == "172.18.0.61", config
+    haproxy = after.named("public-lb-config", "kubernetes:core/v1:ConfigMap").inputs["data"]
+    assert "server app-1 172.18.0.51:" in haproxy["haproxy.cfg"], "HAProxy's upstream of app-1"
 
 
 def test_changing_the_nodes_replaces_the_kind_cluster_old_one_first(tmp_path):
@@ -176,7 +265,8 @@ esac
     "docker": """#!/bin/sh
 echo "docker $*" >> "$LOG"
 case "$1" in
-  inspect) echo "172.18.0.7" ;;
+  inspect) echo "${ADDRESS-172.18.0.7}" ;;
+  ps) echo "${PROXIES-}" ;;
   run) echo "0123abcd" ;;
   container) exit 1 ;;
 esac
@@ -244,6 +334,45 @@ def test_controller_commands_start_and_stop_one_container(tmp_path):
     run_command(kind._STOP_CONTROLLER, env, tmp_path)
 
 
+def test_load_balancer_address_command_reads_the_services_proxy_container(tmp_path):
+    env = {
+        "CONTROLLER": kind.CLOUD_PROVIDER_KIND_CONTAINER,
+        "KIND_CLUSTER": "local-app-1",
+        "KIND_NETWORK": "kind",
+        "LABEL": kind.LOAD_BALANCER_LABEL,
+        "NAMESPACE": "bookstore",
+        "SERVICE": "bookstore-edge",
+        "PROXIES": "9f1e",
+    }
+    stdout, calls = run_command(kind._LOAD_BALANCER_ADDRESS, env, tmp_path)
+    assert kind.load_balancer_ip(stdout, "bookstore-edge") == "172.18.0.7"
+    label = "io.x-k8s.cloud-provider-kind.loadbalancer.name=local-app-1/bookstore/bookstore-edge"
+    assert calls[0] == f"docker ps --quiet --filter label={label}", calls
+    assert calls[1].startswith("docker inspect") and calls[1].endswith(" 9f1e"), calls
+
+
+@pytest.mark.parametrize(
+    ("script", "env", "message"),
+    [
+        ("_NODE_ADDRESSES", {"ADDRESS": ""}, "kind node local-app-1-control-plane has no address"),
+        ("_LOAD_BALANCER_ADDRESS", {"PROXIES": ""}, "no load balancer runs for bookstore/"),
+    ],
+    ids=["node not running", "no proxy container"],
+)
+def test_an_address_read_fails_naming_what_is_not_running(tmp_path, script, env, message):
+    base = {
+        "CONTROLLER": kind.CLOUD_PROVIDER_KIND_CONTAINER,
+        "KIND_CLUSTER": "local-app-1",
+        "KIND_NETWORK": "kind",
+        "LABEL": kind.LOAD_BALANCER_LABEL,
+        "NAMESPACE": "bookstore",
+        "SERVICE": "bookstore-edge",
+    }
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        run_command(getattr(kind, script), {**base, **env}, tmp_path)
+    assert message in failed.value.stderr, failed.value.stderr
+
+
 def test_node_addresses_that_are_not_ips_are_an_error():
     with pytest.raises(Exception, match="not IP addresses"):
         kind.node_cidrs("172.18.0.2\n<no value>\n")
@@ -301,7 +430,7 @@ def test_a_stacks_destroy_leaves_the_controller_to_other_stacks_kind_clusters(tm
     env = {
         "CONTAINER": kind.CLOUD_PROVIDER_KIND_CONTAINER,
         "IMAGE": kind.CLOUD_PROVIDER_KIND_IMAGE,
-        "STACK": "local",
+        "CLUSTERS": "local-app-1 local-hub",
     }
     (tmp_path / "clusters").write_text("local-hub\nlocal-app-1\nother-hub\n")
     _, calls = run_command(kind._STOP_CONTROLLER, env, tmp_path)
@@ -316,15 +445,42 @@ def test_a_stacks_destroy_leaves_the_controller_to_other_stacks_kind_clusters(tm
     )
 
 
-def test_every_stack_passes_its_name_to_the_controller():
+# The stop command's filter before it matched full names: by the stack's name and a dash.
+_PREFIX_FILTER = """others=$(kind get clusters 2>/dev/null | grep -v "^$STACK-" || true)"""
+
+
+@pytest.mark.parametrize("filter_", ["by full names", "by prefix (before)"])
+def test_destroying_stack_local_leaves_the_controller_to_stack_local_2(tmp_path, filter_):
+    """Stack `local-2` names its clusters `local-2-*`: stack `local`'s destroy must count them
+    as another stack's, so the controller keeps running to release their Services."""
+    graph = run_program(local_config(), stack="local")
+    env = dict(graph.named("kind-load-balancer-controller", COMMAND).inputs["environment"])
+    script = kind._STOP_CONTROLLER
+    if filter_ != "by full names":
+        # The same command with the old first line in place of the new filter.
+        end = script.index("done)\n") + len("done)\n")
+        script = _PREFIX_FILTER + "\n" + script[end:]
+        env["STACK"] = "local"
+    (tmp_path / "clusters").write_text(
+        "local-hub\nlocal-app-1\nlocal-app-2\nlocal-2-hub\nlocal-2-app-1\n"
+    )
+    _, calls = run_command(script, env, tmp_path)
+    stopped = [c for c in calls if c.startswith("docker")]
+    if filter_ == "by full names":
+        assert not stopped, f"local-2's clusters still need {env['CONTAINER']}: {calls}"
+    else:
+        assert stopped, "the prefix filter took local-2-* for stack local's own clusters"
+
+
+def test_every_stack_passes_its_kind_clusters_full_names_to_the_controller():
     graph = run_program(local_config(), stack="local")
     controller = graph.named("kind-load-balancer-controller")
-    assert controller.inputs["environment"]["STACK"] == "local", controller
-    names = [
+    names = sorted(
         c.inputs["environment"]["KIND_CLUSTER"]
         for c in graph.resources
         if is_kind_cluster_command(c)
-    ]
-    assert names and all(n.startswith("local-") for n in names), (
-        f"the controller's stop test matches this stack's clusters by the prefix: {names}"
+    )
+    assert names == ["local-app-1", "local-app-2", "local-hub"], names
+    assert controller.inputs["environment"]["CLUSTERS"] == " ".join(names), (
+        f"{controller}: its stop command matches this stack's clusters by their full names"
     )

@@ -118,8 +118,22 @@ def work(
     }
 
 
+def first_seen_at_transition(works) -> dict[str, float]:
+    """Deadline clocks as a wait holds them that saw each work's generation reported when its
+    Progressing condition last changed, as on a work's first generation."""
+    clocks = {}
+    for w in works:
+        progressing = RolloutStatusProvider.condition(w, "Progressing")
+        if progressing is not None:
+            clocks[RolloutStatusProvider.clock_key(w)] = RolloutStatusProvider.parse_time(
+                progressing["lastTransitionTime"]
+            )
+    return clocks
+
+
 def assess(works, decisions=CLUSTERS, **props):
-    return RolloutStatusProvider.assess({**PROPS, **props}, decisions, works, NOW)
+    clocks = first_seen_at_transition(works)
+    return RolloutStatusProvider.assess({**PROPS, **props}, decisions, works, NOW, clocks)
 
 
 def test_every_cluster_on_the_new_revision_and_not_progressing_is_complete():
@@ -362,10 +376,13 @@ def test_create_reads_the_hub_by_label_and_keeps_the_kubeconfig_out_of_its_outpu
 
 def test_update_fails_with_the_message_when_the_hub_shows_a_stopped_rollout():
     now = time.time()
-    works = [work("app-a", progressing="True", since=601, base=now), work("app-b", "old9876")]
+    works = [
+        work("app-a", progressing="True", degraded="True", since=601, base=now),
+        work("app-b", "old9876"),
+    ]
     with StandInHub(CLUSTERS, works) as hub:
         props = {**PROPS, "kubeconfig": hub.kubeconfig(), "budgetSeconds": 30}
-        with pytest.raises(RuntimeError, match=r"failed: app-a \(timed out"):
+        with pytest.raises(RuntimeError, match=r"failed: app-a \(failed"):
             RolloutStatusProvider().update("ocm-fleet/bookstore", {}, props)
 
 
@@ -428,13 +445,14 @@ def test_the_serialized_provider_runs_where_this_package_is_not_importable(tmp_p
         blob = serialize_provider(RolloutStatusProvider())
     (tmp_path / "provider").write_text(blob)
     works = [work("app-a", progressing="True", since=601), work("app-b", "old9876")]
-    (tmp_path / "case.json").write_text(json.dumps([PROPS, CLUSTERS, works, NOW]))
+    clocks = first_seen_at_transition(works)
+    (tmp_path / "case.json").write_text(json.dumps([PROPS, CLUSTERS, works, NOW, clocks]))
     script = (
         "import base64, json, sys, dill\n"
         "assert not any('rollout' in p for p in sys.path[1:] if 'site-packages' not in p)\n"
         "provider = dill.loads(base64.b64decode(open('provider').read()))\n"
-        "props, decisions, works, now = json.load(open('case.json'))\n"
-        "print(json.dumps(provider.assess(props, decisions, works, now)))\n"
+        "props, decisions, works, now, clocks = json.load(open('case.json'))\n"
+        "print(json.dumps(provider.assess(props, decisions, works, now, clocks)))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script],
@@ -445,7 +463,9 @@ def test_the_serialized_provider_runs_where_this_package_is_not_importable(tmp_p
         env={"PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stdout) == RolloutStatusProvider.assess(PROPS, CLUSTERS, works, NOW)
+    expected = RolloutStatusProvider.assess(PROPS, CLUSTERS, works, NOW, dict(clocks))
+    assert expected["outcome"] == "stopped", expected
+    assert json.loads(done.stdout) == expected
     assert RolloutStatusProvider.__module__ == "components.app.rollout_status", "restored"
 
 
@@ -480,3 +500,281 @@ def test_provider_module_has_no_side_effects_on_import():
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+# --- one rollback, judged by the program and by OCM's own rollout logic, replayed ------------
+#
+# A replay in Python of how OCM 1.3.1's ManifestWorkReplicaSet controller judges clusters in a
+# Progressive rollout with a mandatory decision group (what replica_set_spec renders):
+# work/hub/controllers/manifestworkreplicasetcontroller/manifestworkreplicaset_deploy_reconcile.go
+# (deployReconciler.reconcile: a work whose spec differs from the template is left out of the
+# existing statuses; clusterRolloutStatusFunc, shouldReturnToApply), then sdk-go
+# pkg/apis/cluster/v1alpha1/rollout.go (getProgressiveClusters, progressivePerGroup,
+# progressivePerCluster, determineRolloutStatus, calculateRecheckTime, calculateRolloutSize).
+# Each function below is named after the one it replays.
+
+TO_APPLY, PROGRESSING, SUCCEEDED, FAILED, TIME_OUT = (
+    "ToApply",
+    "Progressing",
+    "Succeeded",
+    "Failed",
+    "TimeOut",
+)
+
+
+def ocm_condition_ready(cond, generation, require_true):  # isConditionReady
+    if cond is None or cond.get("observedGeneration") != generation:
+        return False
+    return not require_true or cond.get("status") == "True"
+
+
+def ocm_cluster_rollout_status(w):  # clusterRolloutStatusFunc -> [status, lastTransitionTime]
+    find = RolloutStatusProvider.condition
+    applied, progressing, degraded = find(w, "Applied"), find(w, "Progressing"), find(w, "Degraded")
+    generation = w["metadata"]["generation"]
+    if (
+        not ocm_condition_ready(applied, generation, True)
+        or not ocm_condition_ready(progressing, generation, False)
+        or (degraded is not None and degraded.get("observedGeneration") != generation)
+    ):  # shouldReturnToApply
+        return [TO_APPLY, None]
+    stamp_of = RolloutStatusProvider.parse_time
+    if progressing["status"] == "True" and (degraded or {}).get("status") == "True":
+        return [FAILED, stamp_of(degraded["lastTransitionTime"])]
+    if progressing["status"] == "False":
+        return [SUCCEEDED, stamp_of(progressing["lastTransitionTime"])]
+    return [PROGRESSING, stamp_of(progressing["lastTransitionTime"])]
+
+
+def ocm_determine_rollout_status(entry, min_success, timeout, now, rollout, timed_out):
+    """determineRolloutStatus: entry is [cluster, status, lastTransitionTime], changed in place."""
+    _, status, since = entry
+    if status == TO_APPLY:
+        rollout.append(entry)
+    elif status == SUCCEEDED:
+        # calculateRecheckTime: from lastTransitionTime, or from now without one.
+        if now < (now if since is None else since) + min_success:
+            rollout.append(entry)
+    elif status != TIME_OUT:
+        if now < (now if since is None else since) + timeout:
+            rollout.append(entry)
+        else:
+            entry[1] = TIME_OUT
+            timed_out.append(entry)
+
+
+def ocm_rollout_size(threshold, total, default):  # calculateRolloutSize
+    return RolloutStatusProvider.failure_budget(threshold, total) or default
+
+
+def ocm_progressive(decisions, canary, works, revision, spec, now):
+    """getProgressiveClusters: {"rollout": [...], "timed out": [...]} of cluster names."""
+    seconds = RolloutStatusProvider.seconds
+    min_success, timeout = seconds(spec["minSuccessTime"]), seconds(spec["progressDeadline"])
+    # reconcile: only works whose spec equals the template have a status; here the revision
+    # label is the template's digest, so equal labels are equal specs.
+    current = [
+        [w["metadata"]["namespace"], *ocm_cluster_rollout_status(w)]
+        for w in works
+        if w["metadata"]["labels"][REVISION_LABEL] == revision
+        and w["metadata"]["namespace"] in decisions
+    ]
+    max_failures = ocm_rollout_size(spec["maxFailures"], len(decisions), 0)
+
+    def names(entries):
+        return [e[0] for e in entries]
+
+    # progressivePerGroup for the mandatory group, over every cluster's status (not only the
+    # group's); getProgressiveClusters stops there if anything is to roll out or timed out.
+    rollout, timed_out, existing = [], [], set()
+    for entry in [list(e) for e in current]:
+        if entry[1] != TO_APPLY:
+            ocm_determine_rollout_status(entry, min_success, timeout, now, rollout, timed_out)
+            existing.add(entry[0])
+    for cluster in sorted(c for c in decisions if c in canary and c not in existing):
+        rollout.append([cluster, TO_APPLY, None])
+    if rollout or timed_out:
+        return {"rollout": names(rollout), "timed out": names(timed_out)}
+
+    # progressivePerCluster over the rest, maxConcurrency at a time.
+    rest = sorted(c for c in decisions if c not in canary)
+    size = ocm_rollout_size(spec["maxConcurrency"], len(rest), len(rest))
+    rollout, timed_out, seen, failures, breach = [], [], set(), 0, False
+    for entry in sorted((list(e) for e in current), key=lambda e: e[0]):
+        seen.add(entry[0])
+        if not breach or entry[1] != TO_APPLY:
+            ocm_determine_rollout_status(entry, min_success, timeout, now, rollout, timed_out)
+        if entry[1] in (TIME_OUT, FAILED):
+            failures += 1
+            breach = failures > max_failures
+        if len(rollout) >= size:
+            return {"rollout": names(rollout), "timed out": names(timed_out)}
+    if not breach:
+        for cluster in rest:
+            if cluster not in seen and len(rollout) < size:
+                rollout.append([cluster, TO_APPLY, None])
+    return {"rollout": names(rollout), "timed out": names(timed_out)}
+
+
+OLD, NEW = "old9876", "new1234"
+SPEC = {"maxConcurrency": 1, "minSuccessTime": "2m", "progressDeadline": "10m", "maxFailures": 0}
+
+
+def agent_work(cluster, revision, generation, *, applied, progressing, since):
+    """A ManifestWork as the hub stores it: `applied` is the generation the agent has applied,
+    `progressing` the Progressing status it reports, `since` its lastTransitionTime."""
+    return {
+        "metadata": {
+            "name": "bookstore",
+            "namespace": cluster,
+            "generation": generation,
+            "labels": {REVISION_LABEL: revision},
+        },
+        "status": {
+            "conditions": [
+                {"type": "Applied", "status": "True", "observedGeneration": applied},
+                {
+                    "type": "Progressing",
+                    "status": progressing,
+                    "observedGeneration": applied,
+                    "lastTransitionTime": stamp(0, since),
+                    "message": "rolling out" if progressing == "True" else "all available",
+                },
+            ]
+        },
+    }
+
+
+def hub_at(t: float) -> list[dict[str, Any]]:
+    """The hub's ManifestWorks at time t (seconds from NOW) of this story.
+
+    app-a is the canary. app-b has run OLD for an hour. app-c was chosen by the Placement just
+    before NEW was shipped (a standby taking over) and has no work yet. At 0 NEW is shipped;
+    the canary's new pods never become ready. At 700 the change is reverted: the controller
+    puts OLD back on the canary at 710 and the agent applies it at 720, reporting Progressing
+    still True while the new pods start, with the transition time of 10 that
+    meta.SetStatusCondition kept; at 800 the pods are ready and Progressing turns False.
+    """
+    settled = agent_work("app-b", OLD, 1, applied=1, progressing="False", since=NOW - 3600)
+    works = [settled]
+    if t < 10:
+        works.append(agent_work("app-a", OLD, 1, applied=1, progressing="False", since=NOW - 3600))
+    elif t < 710:
+        works.append(agent_work("app-a", NEW, 2, applied=2, progressing="True", since=NOW + 10))
+    elif t < 720:
+        works.append(agent_work("app-a", OLD, 3, applied=2, progressing="True", since=NOW + 10))
+    elif t < 800:
+        works.append(agent_work("app-a", OLD, 3, applied=3, progressing="True", since=NOW + 10))
+    else:
+        works.append(agent_work("app-a", OLD, 3, applied=3, progressing="False", since=NOW + 800))
+    # The hub hands app-c its work once the canary has soaked (800 + 2m), at 930; ready at 940.
+    if t >= 930:
+        works.append(
+            agent_work("app-c", OLD, 1, applied=1, progressing=str(t < 940), since=NOW + 940)
+        )
+    return works
+
+
+class Recording(RolloutStatusProvider):
+    """The provider, noting at every poll its judgement beside OCM's, replayed."""
+
+    def __init__(self) -> None:
+        self.polls: list[dict[str, Any]] = []
+
+    def assess(self, props, decisions, works, now, clocks=None):
+        result = super().assess(props, decisions, works, now, clocks)
+        ocm = ocm_progressive(decisions, props["canary"], works, props["revision"], SPEC, now)
+        self.polls.append({"t": now - NOW, "program": result, "ocm": ocm})
+        return result
+
+
+def story_wait(revision: str, start: float) -> tuple[Recording, Any]:
+    clock = FakeClock()
+    clock.now = NOW + start
+    provider = Recording()
+    props = {**PROPS, "revision": revision, "canary": ["app-a"], "budgetSeconds": 3600}
+    try:
+        result = provider.wait(
+            props,
+            clock=clock,
+            sleep=clock.sleep,
+            observe=lambda: (CLUSTERS, hub_at(clock.now - NOW)),
+        )
+    except RuntimeError as err:
+        result = err
+    return provider, result
+
+
+def at(provider: Recording, t: float) -> dict[str, Any]:
+    [poll] = [p for p in provider.polls if p["t"] == t]
+    return poll
+
+
+def test_a_rollback_after_a_timed_out_canary_completes_while_ocm_recovers_by_itself():
+    # 1. NEW: the canary times out, OCM and the program agree, and `up` fails, as it must.
+    shipped, outcome = story_wait(NEW, 0)
+    assert isinstance(outcome, RuntimeError), f"NEW's rollout must fail `up`, got {outcome}"
+    assert "failed: app-a (timed out" in str(outcome), outcome
+    last = shipped.polls[-1]
+    assert last["t"] == 610, "the deadline ran from the agent's report of generation 2, at 10"
+    assert last["ocm"] == {"rollout": [], "timed out": ["app-a"]}, (
+        f"OCM must see the canary timed out and hold app-c at t={last['t']}: {last['ocm']}"
+    )
+    assert all(p["ocm"]["rollout"] in ([], ["app-a"]) for p in shipped.polls), (
+        "OCM hands app-b and app-c nothing while the canary is not ready"
+    )
+
+    # 2. The revert, OLD, from 700: the program must wait it out and succeed.
+    reverted, outcome = story_wait(OLD, 700)
+    assert not isinstance(outcome, Exception), f"the rollback must not fail `up`: {outcome}"
+    assert {name: c["state"] for name, c in outcome.items()} == dict.fromkeys(
+        CLUSTERS, "succeeded"
+    ), outcome
+    states = {p["t"]: p["program"]["clusters"]["app-a"]["state"] for p in reverted.polls}
+    assert states[700] == "previous" and states[710] == "applying", states
+    # 3. Progressing stays True with the transition time of 10, 710 s old at 720.
+    for t in (720, 750, 790):
+        poll = at(reverted, t)
+        assert poll["ocm"] == {"rollout": [], "timed out": ["app-a"]}, (
+            f"OCM judges the reverted canary by its kept transition time at t={t}: {poll['ocm']}"
+        )
+        assert poll["program"]["clusters"]["app-a"]["state"] == "progressing", (
+            f"the program must give the reverted canary its deadline at t={t}: {poll['program']}"
+        )
+        assert poll["program"]["outcome"] == "running", poll["program"]
+    # 4. Progressing turns False: OCM recovers, soaks the canary, and only then goes on.
+    assert at(reverted, 800)["ocm"] == {"rollout": ["app-a"], "timed out": []}
+    assert at(reverted, 910)["ocm"] == {"rollout": ["app-a"], "timed out": []}, "still soaking"
+    assert at(reverted, 920)["ocm"] == {"rollout": ["app-c"], "timed out": []}, (
+        "after the soak OCM gives app-c the rolled-back revision"
+    )
+    assert at(reverted, 800)["program"]["outcome"] == "running", "app-c has no app yet"
+    assert reverted.polls[-1]["t"] == 940, "complete as soon as app-c is ready"
+
+
+def test_ocm_replay_follows_the_mandatory_group_and_the_failure_budget():
+    """The replay's own checks, on cases its source states outright."""
+    fresh = ocm_progressive(CLUSTERS, ["app-a"], [], OLD, SPEC, NOW)
+    assert fresh == {"rollout": ["app-a"], "timed out": []}, "canaries first"
+    ready = [
+        agent_work(c, OLD, 1, applied=1, progressing="False", since=NOW - 3600)
+        for c in ("app-a", "app-b")
+    ]
+    assert ocm_progressive(CLUSTERS, ["app-a"], ready, OLD, SPEC, NOW)["rollout"] == ["app-c"]
+    half = {**SPEC, "maxConcurrency": "100%"}
+    assert ocm_progressive(CLUSTERS, ["app-a"], ready[:1], OLD, half, NOW)["rollout"] == [
+        "app-b",
+        "app-c",
+    ], "a percentage of the clusters after the canaries"
+    soaking = agent_work("app-b", OLD, 1, applied=1, progressing="False", since=NOW - 60)
+    assert ocm_progressive(CLUSTERS, ["app-a"], [ready[0], soaking], OLD, SPEC, NOW) == {
+        "rollout": ["app-b"],
+        "timed out": [],
+    }, "a cluster within minSuccessTime holds its slot"
+    stuck = agent_work("app-b", OLD, 1, applied=1, progressing="True", since=NOW - 601)
+    for budget in (0, 1):
+        # The mandatory group's pass judges every cluster, so a timed-out one after the
+        # canaries ends the pass there, whatever maxFailures says.
+        assert ocm_progressive(
+            CLUSTERS, ["app-a"], [ready[0], stuck], OLD, {**SPEC, "maxFailures": budget}, NOW
+        ) == {"rollout": [], "timed out": ["app-b"]}, f"maxFailures {budget}"

@@ -11,7 +11,6 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import images
-from components._k8s import load_balancer_address
 from components.clusters._base import FleetCluster
 from components.security import network_policies as netpol
 from components.security import pod_security
@@ -212,7 +211,7 @@ class Database(pulumi.ComponentResource):
             },
             opts=after(statefulset),
         )
-        public_address = public.status.apply(load_balancer_address)
+        public_address = args.hub_cluster.load_balancer_address(public)
         proxied = []
         if args.hub_cluster.load_balancers_proxy:
             # MariaDB sees its load balancer's own address (FleetCluster.load_balancers_proxy).

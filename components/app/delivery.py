@@ -9,7 +9,6 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components._k8s import load_balancer_address
 from components.app._manifests import place, set_image_tags, work_agent_rules
 from components.app.database import DatabaseEndpoint
 from components.clusters._base import FleetCluster
@@ -172,7 +171,7 @@ class AppDelivery(pulumi.ComponentResource):
                 ),
             ),
         )
-        self.edge_address = self.edge.status.apply(load_balancer_address)
+        self.edge_address = cluster.load_balancer_address(self.edge)
         if cluster.load_balancers_proxy:
             # The router sees the edge's own address (see FleetCluster.load_balancers_proxy).
             netpol.declare(

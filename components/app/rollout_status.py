@@ -74,16 +74,43 @@ class RolloutStatusProvider(pulumi.dynamic.ResourceProvider):
             .timestamp()
         )
 
-    @classmethod
-    def judge(cls, work: Mapping[str, Any], revision: str, label: str, deadline_s: int, now: float):
-        """(state, detail) of one cluster's ManifestWork, the way OCM's rollout sees it.
+    @staticmethod
+    def clock_key(work: Mapping[str, Any]) -> str:
+        """Which deadline clock a work runs on: one per ManifestWork and generation."""
+        meta = work.get("metadata") or {}
+        return f"{meta.get('namespace')}/{meta.get('name')}/{meta.get('generation')}"
 
-        manifestworkreplicaset_deploy_reconcile.go, clusterRolloutStatusFunc: until the agent's
-        Applied (True) and Progressing conditions have observed the work's generation, the
-        cluster is still to apply; then Progressing=False is succeeded, Progressing=True with
-        Degraded=True failed, otherwise progressing. sdk-go rollout.go, determineRolloutStatus:
-        progressing or failed for longer than progressDeadline since Progressing last changed is
-        timed out. A work carrying another revision has not been reached yet.
+    @classmethod
+    def judge(
+        cls,
+        work: Mapping[str, Any],
+        revision: str,
+        label: str,
+        deadline_s: int,
+        now: float,
+        clocks: dict[str, float],
+    ):
+        """(state, detail) of one cluster's ManifestWork, the way OCM's rollout sees it, except
+        for when its deadline starts.
+
+        manifestworkreplicaset_deploy_reconcile.go, clusterRolloutStatusFunc and
+        shouldReturnToApply: until the agent's Applied (True), Progressing and (if present)
+        Degraded conditions have observed the work's generation, the cluster is still to apply;
+        then Progressing=False is succeeded, Progressing=True with Degraded=True failed,
+        otherwise progressing. A work carrying another revision has not been reached yet.
+
+        Progressing or failed for progressDeadline is timed out. OCM counts that from the
+        condition's lastTransitionTime (sdk-go rollout.go, determineRolloutStatus), but the agent
+        merges its conditions with meta.SetStatusCondition, which keeps the transition time
+        while the status stays the same (statuscontroller/availablestatus_controller.go,
+        syncManifestWork, over conditions/helpers.go, AggregateManifestConditions): a work that
+        was still Progressing=True when a new generation came (a revert of a stuck rollout)
+        keeps the old time, and OCM sees it timed out before its new pods could start. The hub
+        recovers by itself once Progressing turns False. So here the deadline runs from when
+        this wait first saw the agent report the generation (`clocks`, one entry per work and
+        generation, added on first sight; a work already reported when the wait starts gets
+        the wait's start), or from a later transition of the condition, never from an earlier
+        one, which may belong to a previous generation.
         """
         labels = (work.get("metadata") or {}).get("labels") or {}
         if labels.get(label) != revision:
@@ -98,14 +125,16 @@ class RolloutStatusProvider(pulumi.dynamic.ResourceProvider):
             or applied.get("status") != "True"
             or progressing is None
             or progressing.get("observedGeneration") != generation
+            or (degraded is not None and degraded.get("observedGeneration") != generation)
         ):
             return "applying", "the work agent has not applied this revision yet"
         if progressing.get("status") == "False":
             return "succeeded", progressing.get("message", "")
-        since = progressing.get("lastTransitionTime")
-        late = since is not None and now - cls.parse_time(since) >= deadline_s
+        since = clocks.setdefault(cls.clock_key(work), now)
+        if progressing.get("lastTransitionTime"):
+            since = max(since, cls.parse_time(progressing["lastTransitionTime"]))
         failed = progressing.get("status") == "True" and (degraded or {}).get("status") == "True"
-        if late:
+        if now - since >= deadline_s:
             return "timed out", progressing.get("message", "")
         return ("failed" if failed else "progressing"), progressing.get("message", "")
 
@@ -145,12 +174,15 @@ class RolloutStatusProvider(pulumi.dynamic.ResourceProvider):
         decisions: Sequence[str],
         works: Sequence[Mapping[str, Any]],
         now: float,
+        clocks: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         """The rollout's state from stand-alone API answers.
 
-        Returns {"clusters": {name: {...}}, "outcome": "complete" | "running" | "stopped",
-        "message": str}.
+        `clocks` holds when each work's generation was first seen reported (see `judge`); one
+        wait passes the same dict to every poll. Returns {"clusters": {name: {...}}, "outcome":
+        "complete" | "running" | "stopped", "message": str}.
         """
+        clocks = {} if clocks is None else clocks
         revision, label = props["revision"], props["revisionLabel"]
         deadline_s = cls.seconds(props["progressDeadline"])
         by_cluster = {(w.get("metadata") or {}).get("namespace"): w for w in works}
@@ -161,7 +193,7 @@ class RolloutStatusProvider(pulumi.dynamic.ResourceProvider):
                 state, detail = "previous", "no app yet"
                 entry = {"revision": "", "images": {}, "deployments": {}}
             else:
-                state, detail = cls.judge(work, revision, label, deadline_s, now)
+                state, detail = cls.judge(work, revision, label, deadline_s, now, clocks)
                 labels = (work.get("metadata") or {}).get("labels") or {}
                 entry = {
                     "revision": labels.get(label, ""),
@@ -351,6 +383,7 @@ class RolloutStatusProvider(pulumi.dynamic.ResourceProvider):
                 return self.observe(connection, props)
 
         start = clock()
+        clocks: dict[str, float] = {}
         last: dict[str, Any] = {"clusters": {}, "message": ""}
         while True:
             try:
@@ -359,7 +392,7 @@ class RolloutStatusProvider(pulumi.dynamic.ResourceProvider):
                 decisions, works, error = None, None, err
             else:
                 error = None
-                last = self.assess(props, decisions, works, clock())
+                last = self.assess(props, decisions, works, clock(), clocks)
                 if last["outcome"] == "complete":
                     return last["clusters"]
                 if last["outcome"] == "stopped":

@@ -15,6 +15,7 @@ from components.clusters.kind import (
     KindClusterArgs,
     KindLoadBalancer,
     KindLoadBalancerArgs,
+    kind_cluster_name,
 )
 from components.config import ClusterSpec, FleetConfig
 from components.lifecycle.previous_run import PreviousRun
@@ -22,10 +23,10 @@ from components.lifecycle.previous_run import PreviousRun
 
 def kind_load_balancer(fleet: FleetConfig) -> KindLoadBalancer | None:
     """The host's cloud-provider-kind when the fleet runs on kind, else None."""
-    if any(spec.cloud == "kind" for spec in fleet.all_clusters):
-        return KindLoadBalancer(
-            "kind-load-balancer", KindLoadBalancerArgs(stack=pulumi.get_stack())
-        )
+    stack = pulumi.get_stack()
+    kind = [kind_cluster_name(spec, stack) for spec in fleet.all_clusters if spec.cloud == "kind"]
+    if kind:
+        return KindLoadBalancer("kind-load-balancer", KindLoadBalancerArgs(clusters=kind))
     return None
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import _k8s
 from components.config import ClusterSpec
 
 
@@ -37,6 +38,12 @@ class FleetCluster(pulumi.ComponentResource):
     """What the cluster's LoadBalancer Services need besides the cluster, such as a controller
     that runs outside it (kind). Folded into the provider's dependencies, so every Service on
     the cluster is created after it and deleted before it."""
+
+    def load_balancer_address(self, service: k8s.core.v1.Service) -> pulumi.Output[str]:
+        """The address (IP or DNS name) of a LoadBalancer Service on this cluster. A cloud's
+        load balancer keeps its address for its life, so the status recorded when the Service
+        was created stays true; kind reads it anew (KindCluster.load_balancer_address)."""
+        return service.status.apply(_k8s.load_balancer_address)
 
     @property
     def name(self) -> str:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_command as command
+import pulumi_kubernetes as k8s
 
 from components import _yaml, images
 from components.clusters._base import FleetCluster
@@ -43,11 +45,42 @@ kind get kubeconfig --name "$KIND_CLUSTER"
 _DELETE_CLUSTER = 'kind delete cluster --name "$KIND_CLUSTER"'
 
 # The nodes' addresses on the kind network: what other clusters see as this cluster's source.
+# Read on every preview and `up` (see KindCluster), so a node or a whole address that is missing
+# is an error, never an allowlist with fewer addresses.
 _NODE_ADDRESSES = """\
 set -eu
-for node in $(kind get nodes --name "$KIND_CLUSTER"); do
-  docker inspect --format '{{(index .NetworkSettings.Networks "'"$KIND_NETWORK"'").IPAddress}}' \\
-    "$node"
+nodes=$(kind get nodes --name "$KIND_CLUSTER")
+if [ -z "$nodes" ]; then
+  echo "kind cluster $KIND_CLUSTER has no nodes on this host: is Docker running?" >&2
+  exit 1
+fi
+for node in $nodes; do
+  address=$(docker inspect \\
+    --format '{{(index .NetworkSettings.Networks "'"$KIND_NETWORK"'").IPAddress}}' "$node")
+  if [ -z "$address" ]; then
+    echo "kind node $node has no address on network $KIND_NETWORK: is it running?" >&2
+    exit 1
+  fi
+  echo "$address"
+done
+"""
+
+# The address of a LoadBalancer Service's proxy container on the kind network: the container
+# carries the label LoadBalancerNameLabelKey, valued `<kind cluster>/<namespace>/<name>`
+# (kubernetes-sigs/cloud-provider-kind, pkg/constants/constants.go). That address is the one
+# the controller writes into the Service's status.
+LOAD_BALANCER_LABEL = "io.x-k8s.cloud-provider-kind.loadbalancer.name"
+_LOAD_BALANCER_ADDRESS = """\
+set -eu
+proxies=$(docker ps --quiet --filter "label=$LABEL=$KIND_CLUSTER/$NAMESPACE/$SERVICE")
+if [ -z "$proxies" ]; then
+  echo "no load balancer runs for $NAMESPACE/$SERVICE of kind cluster $KIND_CLUSTER:" \\
+    "is $CONTROLLER running (docker start $CONTROLLER)?" >&2
+  exit 1
+fi
+for id in $proxies; do
+  docker inspect \\
+    --format '{{(index .NetworkSettings.Networks "'"$KIND_NETWORK"'").IPAddress}}' "$id"
 done
 """
 
@@ -69,8 +102,16 @@ docker rm -f "$CONTAINER" >/dev/null 2>&1 || true
 docker run --detach --name "$CONTAINER" --network host --restart unless-stopped \\
   --volume /var/run/docker.sock:/var/run/docker.sock "$IMAGE"
 """
+# The stack's own clusters are matched by their full names (CLUSTERS, space-separated): a
+# prefix would take another stack's clusters for this one's whenever that stack's name starts
+# with this one's and a dash (stack `local` and stack `local-2`). kind names have no spaces.
 _STOP_CONTROLLER = """\
-others=$(kind get clusters 2>/dev/null | grep -v "^$STACK-" || true)
+others=$(kind get clusters 2>/dev/null | while IFS= read -r cluster; do
+  case " $CLUSTERS " in
+    *" $cluster "*) ;;
+    *) printf '%s\\n' "$cluster" ;;
+  esac
+done)
 if [ -n "$others" ]; then
   echo "$CONTAINER keeps running: other kind clusters on this host need it: $others" >&2
   exit 0
@@ -111,6 +152,17 @@ def ca_from_kubeconfig(kubeconfig: str) -> str:
     return data
 
 
+def load_balancer_ip(stdout: str, service: str) -> str:
+    """The one address printed by the load-balancer address command."""
+    found = sorted(set(stdout.split()))
+    if len(found) != 1:
+        raise pulumi.RunError(f"the kind load balancer of {service} has addresses {found}")
+    try:
+        return str(ipaddress.ip_address(found[0]))
+    except ValueError as err:
+        raise pulumi.RunError(f"the kind load balancer of {service}: {err}") from err
+
+
 def node_cidrs(stdout: str) -> list[str]:
     """One /32 per node address printed by the node-address command."""
     try:
@@ -125,8 +177,9 @@ class KindLoadBalancerArgs:
     """cloud-provider-kind image."""
     container_name: str = CLOUD_PROVIDER_KIND_CONTAINER
     """Name of its container; one per host."""
-    stack: str
-    """Pulumi stack name: its destroy leaves the controller to other stacks' kind clusters."""
+    clusters: Sequence[str]
+    """Full names of this stack's kind clusters (kind_cluster_name): its destroy leaves the
+    controller running while any other kind cluster is on the host."""
 
 
 class KindLoadBalancer(pulumi.ComponentResource):
@@ -143,6 +196,8 @@ class KindLoadBalancer(pulumi.ComponentResource):
 
     controller: command.local.Command
     """The command whose lifetime is the controller's."""
+    container_name: str
+    """Name of the controller's container."""
 
     def __init__(
         self,
@@ -151,6 +206,7 @@ class KindLoadBalancer(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__(KIND_LOAD_BALANCER_TYPE, name, None, opts)
+        self.container_name = args.container_name
         self.controller = command.local.Command(
             f"{name}-controller",
             create=_START_CONTROLLER,
@@ -158,7 +214,7 @@ class KindLoadBalancer(pulumi.ComponentResource):
             environment={
                 "CONTAINER": args.container_name,
                 "IMAGE": args.image,
-                "STACK": args.stack,
+                "CLUSTERS": " ".join(sorted(args.clusters)),
             },
             # A new image or name means a new container: stop the old one first, it has the name.
             triggers=[args.image, args.container_name],
@@ -183,9 +239,19 @@ class KindCluster(FleetCluster):
     Creates:
     - `<name>-kind-cluster`: `kind create cluster` on create, `kind delete cluster` on delete;
       its output is the kubeconfig Pulumi uses (API server on a host port), a secret;
-    - `<name>-node-addresses`: the node containers' addresses on the kind network, which are
-      the egress addresses the database and edge allowlists are built from;
     - the Kubernetes provider, depending on both the cluster and the host's load balancer.
+
+    Addresses on the kind network are not for a cluster's life: Docker hands them out again
+    when containers start, so a Docker or host restart can move every node and every load
+    balancer's proxy container. So they are read on every preview and `up`, by invokes of
+    `command:local:run` (pulumi-command's `run`), not by a Command, whose output is kept from
+    its create: the node containers' addresses (`egress_cidrs`, from which the database and
+    edge allowlists are built) and each LoadBalancer Service's proxy address
+    (`load_balancer_address`: HAProxy's upstreams, the database host, the policies admitting
+    the proxies). A moved address shows as a diff of what is built from it, and `up` mends it;
+    an unchanged one reads the same and shows nothing. The cost: every preview and `up` runs
+    `kind get nodes` and `docker inspect` per cluster and `docker ps` per load balancer, and
+    fails, saying which, when a node or proxy container is not running.
 
     Other clusters reach the API server at `https://<kind name>-control-plane:6443`, the name
     Docker resolves on the kind network and that kind puts in the API server certificate
@@ -216,20 +282,44 @@ class KindCluster(FleetCluster):
                 parent=self, delete_before_replace=True, additional_secret_outputs=["stdout"]
             ),
         )
-        addresses = command.local.Command(
-            f"{name}-node-addresses",
-            create=_NODE_ADDRESSES,
+        self._controller = args.load_balancer.container_name
+        addresses = command.local.run_output(
+            command=_NODE_ADDRESSES,
             environment={"KIND_CLUSTER": self.kind_name, "KIND_NETWORK": KIND_NETWORK},
-            # Read again whenever the cluster is new; a cluster's nodes keep their addresses.
-            triggers=[cluster.id],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster]),
+            # Run once the cluster exists; unknown in a preview that creates it.
+            opts=pulumi.InvokeOutputOptions(depends_on=[cluster]),
         )
         kubeconfig = pulumi.Output.secret(cluster.stdout)
         self._finish(
             kubeconfig=kubeconfig,
             api_server_url=f"https://{self.kind_name}-control-plane:{API_SERVER_PORT}",
             ca_data=kubeconfig.apply(ca_from_kubeconfig),
-            egress_cidrs=addresses.stdout.apply(node_cidrs),
-            provider_depends_on=[cluster, addresses],
+            # With the cluster's id, so the addresses carry the dependency on it in a preview
+            # too: an invoke's unknown result carries none.
+            egress_cidrs=pulumi.Output.all(addresses.stdout, cluster.id).apply(
+                lambda out: node_cidrs(out[0])
+            ),
+            provider_depends_on=[cluster],
             load_balancer_depends_on=[args.load_balancer],
+        )
+
+    def load_balancer_address(self, service: k8s.core.v1.Service) -> pulumi.Output[str]:
+        """The current address of the Service's proxy container, read on every preview and `up`
+        (see the class docstring); unknown in a preview that creates the Service."""
+        found = command.local.run_output(
+            command=_LOAD_BALANCER_ADDRESS,
+            environment=pulumi.Output.all(service.metadata.namespace, service.metadata.name).apply(
+                lambda ref: {
+                    "CONTROLLER": self._controller,
+                    "KIND_CLUSTER": self.kind_name,
+                    "KIND_NETWORK": KIND_NETWORK,
+                    "LABEL": LOAD_BALANCER_LABEL,
+                    "NAMESPACE": ref[0],
+                    "SERVICE": ref[1],
+                }
+            ),
+            opts=pulumi.InvokeOutputOptions(depends_on=[service]),
+        )
+        return pulumi.Output.all(found.stdout, service.metadata.name).apply(
+            lambda out: load_balancer_ip(out[0], out[1])
         )

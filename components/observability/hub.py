@@ -13,7 +13,7 @@ import pulumi_random as random
 import pulumi_tls as tls
 
 from components import images
-from components._k8s import chart_source, load_balancer_address
+from components._k8s import chart_source
 from components.clusters._base import FleetCluster
 from components.edge import _haproxy, public_load_balancer
 from components.observability import _chart_images, _dashboard, _names, _prometheus, _receiver
@@ -226,7 +226,7 @@ class FleetMonitoring(pulumi.ComponentResource):
         self.receiver_service = self._receiver(
             name, ns, clusters, server_pem, args.allowed_cidrs, prometheus, on_hub
         )
-        self.receiver_address = self.receiver_service.status.apply(load_balancer_address)
+        self.receiver_address = args.hub_cluster.load_balancer_address(self.receiver_service)
         if args.hub_cluster.load_balancers_proxy:
             # The receiver sees its load balancer's own address (FleetCluster.load_balancers_proxy).
             netpol.declare(
