@@ -459,6 +459,13 @@ def test_every_acknowledged_commit_survives_losing_the_primary(pair):
         primary, replica, writer
     )
     acknowledged = set(writer.acknowledged)
+    # Between the loss and the promotion the replica answers reads and refuses the app's writes.
+    read = replica.app("SELECT COUNT(*) FROM ledger;")
+    assert read.returncode == 0, f"the replica must serve reads before promotion: {read.stderr}"
+    early = replica.app(f"INSERT INTO ledger VALUES ({writer.next_id + 10**6}, 'too early');")
+    assert early.returncode != 0 and "read-only" in early.stderr, (
+        "before its promotion the replica must refuse the app's writes"
+    )
     promotion = replica.must("promote")
     found = replica.ids()
     FIGURES["rows acknowledged"] = len(acknowledged)
@@ -490,6 +497,9 @@ def test_every_acknowledged_commit_survives_losing_the_primary(pair):
         f"row {unacknowledged} was never acknowledged and must be on neither server"
     )
     assert primary.ids() <= found, "the former primary must hold nothing the new one lacks"
+    assert "Successfully truncated binlog file" in primary.log.read_text(), (
+        "the former primary's restart must truncate its unacknowledged binlog tail"
+    )
 
     primary.must("rejoin", replica)
     wait_until(
@@ -532,7 +542,9 @@ def test_control_without_semi_sync_the_same_failover_loses_commits(pair):
         f"rejoin must refuse a former primary that diverged: {rejoined.stderr}"
     )
     assert primary.root("SELECT @@read_only") == "1", "a refused rejoin leaves it fenced"
-    primary.must("reclone", replica)
+    reclone = primary.must("reclone", replica)
+    FIGURES["control: re-clone seconds"] = reclone
+    print(f"\ncontrol: {FIGURES}")
     position = replica.root("SELECT @@gtid_binlog_pos")
     assert primary.root(f"SELECT MASTER_GTID_WAIT('{position}', 30)") == "0"
     assert primary.ids() == replica.ids(), "after the re-clone both servers hold the same rows"
