@@ -131,6 +131,8 @@ class Server:
     extra: list[str] = field(default_factory=list)
     port: int = field(default_factory=_free_port)
     proc: subprocess.Popen | None = None
+    replication_password: str = REPLICATION_PASSWORD
+    """What the Secret on this server's home holds (rotation changes it)."""
 
     @property
     def socket(self) -> Path:
@@ -241,7 +243,7 @@ class Server:
     def script(self, command: str, peer: Server | None = None, **env: str):
         """Runs the shipped replication.sh for this server."""
         password = self.home / "replication-password"
-        password.write_text(REPLICATION_PASSWORD)
+        password.write_text(self.replication_password)
         environment = {
             "PATH": os.environ["PATH"],
             "LOCAL_DEFAULTS": str(self.defaults),
@@ -392,11 +394,13 @@ def make_primary(pair: Pair, *extra: str) -> Server:
     one-step promotion the first `up` runs, with the app's table and a catalogue to copy."""
     primary = pair.server("primary", 1, *extra)
     primary.must("promote")
-    created = primary.app(
+    # Unlogged: the seed copies the schema, and the test is spared the one wait (the timeout)
+    # of a first commit with no replica connected yet.
+    primary.root(
+        f"SET SESSION sql_log_bin = 0; USE {database.DB_NAME};"
         "CREATE TABLE ledger (id INT PRIMARY KEY, payload VARCHAR(64)) ENGINE=InnoDB;"
         "CREATE TABLE catalogue (id INT PRIMARY KEY, body VARCHAR(1000)) ENGINE=InnoDB;"
     )
-    assert created.returncode == 0, created.stderr
     return primary
 
 
@@ -568,10 +572,50 @@ def test_a_stall_past_the_timeout_falls_back_to_async_and_shows_in_the_status(pa
     wait_until("semi-sync back on", lambda: primary.status("Rpl_semi_sync_master_status") == "ON")
 
 
-def test_the_replication_user_refuses_plain_tcp(pair):
-    # A short timeout only spares the test the first commit's wait for a replica there is not.
-    primary = make_primary(pair, "--rpl-semi-sync-master-timeout=300")
-    done = subprocess.run(
+def replication_login(server: Server, password: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            binary("mariadb"),
+            "--no-defaults",
+            "--ssl",
+            f"--ssl-ca={server.tls_ca()}",
+            "--ssl-verify-server-cert",
+            "-h127.0.0.1",
+            f"-P{server.port}",
+            f"-u{replication.REPLICATION_USER}",
+            f"-p{password}",
+            "-e",
+            "SELECT 1",
+        ],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_a_restarted_primary_is_writable_again_once_its_replica_follows(pair):
+    primary = make_primary(pair)
+    replica = pair.server("replica", 2)
+    follow(replica, primary)
+    primary.stop()
+    primary.start()
+    assert primary.root("SELECT @@read_only") == "1", "every start is read-only"
+    assert replica.script("hold", HOLD_SECONDS="1").returncode == replication.FENCED_EXIT, (
+        "hold on a server that replicates from another must refuse to make it writable"
+    )
+    # The replica's IO thread reconnects by itself (MASTER_CONNECT_RETRY); hold waits for it.
+    primary.must("hold", HOLD_SECONDS="30")
+    wrote = primary.app("INSERT INTO ledger VALUES (2, 'after the restart');")
+    assert wrote.returncode == 0, f"the primary must take writes once held: {wrote.stderr}"
+    position = primary.root("SELECT @@gtid_binlog_pos")
+    assert replica.root(f"SELECT MASTER_GTID_WAIT('{position}', 30)") == "0"
+    assert 2 in replica.ids()
+
+
+def test_the_replication_user_needs_tls_and_its_password_rotates(pair):
+    primary = make_primary(pair)
+    replica = pair.server("replica", 2)
+    follow(replica, primary)
+    plain = subprocess.run(
         [
             binary("mariadb"),
             "--no-defaults",
@@ -579,40 +623,35 @@ def test_the_replication_user_refuses_plain_tcp(pair):
             "-h127.0.0.1",
             f"-P{primary.port}",
             f"-u{replication.REPLICATION_USER}",
-            f"-p{REPLICATION_PASSWORD}",
+            f"-p{primary.replication_password}",
             "-e",
             "SELECT 1",
         ],
         capture_output=True,
         text=True,
     )
-    assert done.returncode != 0 and "Access denied" in done.stderr, (
-        f"the replication user must not log in without TLS: {done.stdout}{done.stderr}"
+    assert plain.returncode != 0 and "Access denied" in plain.stderr, (
+        f"the replication user must not log in without TLS: {plain.stdout}{plain.stderr}"
     )
-    with_tls = subprocess.run(
-        [
-            binary("mariadb"),
-            "--no-defaults",
-            "--ssl",
-            f"--ssl-ca={primary.tls_ca()}",
-            "--ssl-verify-server-cert",
-            "-h127.0.0.1",
-            f"-P{primary.port}",
-            f"-u{replication.REPLICATION_USER}",
-            f"-p{REPLICATION_PASSWORD}",
-            "-e",
-            "SELECT 1",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    with_tls = replication_login(primary, primary.replication_password)
     assert with_tls.returncode == 0, f"control: with TLS it logs in: {with_tls.stderr}"
+    old = primary.replication_password
+    for server in (primary, replica):
+        server.replication_password = "replicationTestRotated2"
+        server.must("grant")
+    replica.must("replicate", primary)
+    assert replication_login(primary, old).returncode != 0, "the old password must be refused"
+    wrote = primary.app("INSERT INTO ledger VALUES (3, 'after the rotation');")
+    assert wrote.returncode == 0, wrote.stderr
+    position = primary.root("SELECT @@gtid_binlog_pos")
+    assert replica.root(f"SELECT MASTER_GTID_WAIT('{position}', 30)") == "0"
+    assert 3 in replica.ids(), "replication goes on with the new password"
 
 
 def test_the_replica_refuses_a_primary_without_tls(pair):
-    plain = pair.server("plain-primary", 1, "--rpl-semi-sync-master-timeout=300", tls=False)
+    plain = pair.server("plain-primary", 1, tls=False)
     plain.must("promote")
-    assert plain.app("CREATE TABLE ledger (id INT PRIMARY KEY);").returncode == 0
+    plain.root(f"SET SESSION sql_log_bin = 0; CREATE TABLE {database.DB_NAME}.ledger (id INT);")
     replica = pair.server("replica", 2)
     seeded = replica.script("seed", plain, TLS_CA=str(replica.tls_ca()))
     assert seeded.returncode != 0, "the seed must not copy data over plain TCP"
