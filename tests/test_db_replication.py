@@ -73,10 +73,8 @@ def workdir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def tls(workdir: Path) -> Tls:
-    """A CA and a server certificate for 127.0.0.1, made here as the graph makes them."""
-    d = workdir / "tls"
+def make_tls(d: Path) -> Tls:
+    """A CA and a server certificate for 127.0.0.1 signed by it, as the graph makes them."""
     d.mkdir()
 
     def openssl(*words: str) -> None:
@@ -99,6 +97,17 @@ def tls(workdir: Path) -> Tls:
         "-extfile san.cnf -out server.pem",
     )
     return Tls(ca=d / "ca.pem", cert=d / "server.pem", key=d / "server.key")
+
+
+@pytest.fixture(scope="module")
+def tls(workdir: Path) -> Tls:
+    return make_tls(workdir / "tls")
+
+
+@pytest.fixture(scope="module")
+def impostor_tls(workdir: Path) -> Tls:
+    """Certificates as good as the fleet's, from a CA the fleet does not know."""
+    return make_tls(workdir / "impostor-tls")
 
 
 @pytest.fixture(scope="module")
@@ -284,11 +293,13 @@ class Pair:
         self.root, self.template, self.tls = root, template, tls
         self.servers: list[Server] = []
 
-    def server(self, name: str, server_id: int, *extra: str, tls: bool = True) -> Server:
+    def server(
+        self, name: str, server_id: int, *extra: str, tls: bool = True, files: Tls | None = None
+    ) -> Server:
         home = self.root / name
         home.mkdir()
         shutil.copytree(self.template, home / "data")
-        server = Server(name, server_id, home, self.tls if tls else None, list(extra))
+        server = Server(name, server_id, home, (files or self.tls) if tls else None, list(extra))
         self.servers.append(server)
         server.start()
         # What the image's entrypoint does on each home: the app's database and user, unlogged,
@@ -649,7 +660,9 @@ def test_the_replication_user_needs_tls_and_its_password_rotates(pair):
     assert 3 in replica.ids(), "replication goes on with the new password"
 
 
-def test_the_replica_refuses_a_primary_without_tls(pair):
+def test_the_replica_refuses_a_primary_without_tls_or_with_a_stranger_certificate(
+    pair, impostor_tls
+):
     plain = pair.server("plain-primary", 1, tls=False)
     plain.must("promote")
     plain.root(f"SET SESSION sql_log_bin = 0; CREATE TABLE {database.DB_NAME}.ledger (id INT);")
@@ -659,6 +672,14 @@ def test_the_replica_refuses_a_primary_without_tls(pair):
     followed = replica.script("replicate", plain, TLS_CA=str(replica.tls_ca()))
     assert followed.returncode != 0, "the replica must not replicate over plain TCP"
     assert "2026" in followed.stderr, f"the refusal must be TLS's: {followed.stderr}"
+    impostor = pair.server("impostor", 3, files=impostor_tls)
+    impostor.must("promote")
+    impostor.root(f"SET SESSION sql_log_bin = 0; CREATE TABLE {database.DB_NAME}.ledger (id INT);")
+    fooled = replica.script("replicate", impostor, TLS_CA=str(replica.tls_ca()))
+    assert fooled.returncode != 0, (
+        "the replica must not follow a server the fleet's CA did not sign"
+    )
+    assert "2026" in fooled.stderr, f"the refusal must be TLS's: {fooled.stderr}"
     assert (
         replica.root("SELECT COUNT(*) FROM information_schema.TABLES WHERE table_name = 'ledger'")
         == "0"

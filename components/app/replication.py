@@ -29,8 +29,9 @@ well inside the public entry's 30 s server timeout (components/edge/_haproxy.py)
 during a replica outage is slow once, never failed, and a cross-cloud blip of a few seconds
 keeps the guarantee. While the primary runs asynchronously the no-loss guarantee does not
 hold: a promotion then loses what the replica had not received. The user sees that state as
-the metric ``mysql_global_status_rpl_semi_sync_master_status`` (mysqld-exporter's reading of
-``Rpl_semi_sync_master_status``) at 0, and the alert ``DatabaseReplicationAsync`` (alert_rules).
+the metric ``mysql_global_status_rpl_semi_sync_master_status`` at 0 (mysqld-exporter reads
+``Rpl_semi_sync_master_status`` and maps ON/OFF to 1/0: prometheus/mysqld_exporter
+``collector/collector.go`` (parseStatus)), and the alert ``DatabaseReplicationAsync`` (alert_rules).
 
 **Promotion** (``replication.sh promote``) stops the IO thread, waits with
 ``MASTER_GTID_WAIT`` until the relay log is applied up to ``Gtid_IO_Pos``, then
