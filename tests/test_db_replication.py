@@ -609,6 +609,7 @@ def test_a_restarted_primary_is_writable_again_once_its_replica_follows(pair):
     replica = pair.server("replica", 2)
     follow(replica, primary)
     primary.stop()
+    restarted = time.monotonic()
     primary.start()
     assert primary.root("SELECT @@read_only") == "1", "every start is read-only"
     assert replica.script("hold", HOLD_SECONDS="1").returncode == replication.FENCED_EXIT, (
@@ -616,6 +617,8 @@ def test_a_restarted_primary_is_writable_again_once_its_replica_follows(pair):
     )
     # The replica's IO thread reconnects by itself (MASTER_CONNECT_RETRY); hold waits for it.
     primary.must("hold", HOLD_SECONDS="30")
+    FIGURES["restart to writable, seconds"] = time.monotonic() - restarted
+    print(f"\nrestart: {FIGURES}")
     wrote = primary.app("INSERT INTO ledger VALUES (2, 'after the restart');")
     assert wrote.returncode == 0, f"the primary must take writes once held: {wrote.stderr}"
     position = primary.root("SELECT @@gtid_binlog_pos")
@@ -684,6 +687,31 @@ def test_the_replica_refuses_a_primary_without_tls_or_with_a_stranger_certificat
         replica.root("SELECT COUNT(*) FROM information_schema.TABLES WHERE table_name = 'ledger'")
         == "0"
     ), "nothing came over"
+
+
+def test_promotion_refuses_a_replica_whose_relay_log_is_not_applied(pair):
+    primary = make_primary(pair)
+    replica = pair.server("replica", 2)
+    follow(replica, primary)
+    # A row only the replica has (unlogged): the primary's row of the same id stops its SQL
+    # thread, so the relay log holds a commit the replica cannot apply.
+    replica.root(
+        f"SET SESSION sql_log_bin = 0; INSERT INTO {database.DB_NAME}.ledger VALUES (7, 'x');"
+    )
+    assert primary.app("INSERT INTO ledger VALUES (7, 'from the primary');").returncode == 0
+    primary.kill()
+    refused = replica.script("promote", WAIT_SECONDS="2")
+    assert refused.returncode != 0, "promotion must refuse a relay log it cannot apply"
+    assert "not applied" in refused.stderr, refused.stderr
+    assert replica.root("SELECT @@read_only") == "1", "and leave the replica read-only"
+
+
+def test_usage_errors_exit_2():
+    for args in ([], ["demote"]):
+        done = subprocess.run(
+            ["bash", str(replication.SCRIPT), *args], capture_output=True, text=True, env={}
+        )
+        assert done.returncode == 2 and "usage:" in done.stderr, (args, done.stderr)
 
 
 def test_the_shipped_options_are_the_documented_ones():

@@ -68,6 +68,7 @@ peer() {
 peer_tls=()
 peer_options() {
   peer
+  user >/dev/null
   peer_tls=(--host="$PEER_HOST" --port="$PEER_PORT" --user="$(user)"
     --ssl --ssl-ca="$TLS_CA" --ssl-verify-server-cert)
 }
@@ -101,6 +102,7 @@ change_master() {
   local secret
   secret=$(password)
   peer
+  user >/dev/null
   # MASTER_SSL_VERIFY_SERVER_CERT is set although 11.4 turns it on by default, so the
   # 10.11 servers the tests run behave the same.
   local_sql <<SQL
