@@ -41,7 +41,10 @@ replica read-only, if the relay log cannot be applied.
 **Fencing.** Every server starts ``read_only = ON`` (replication.cnf). Only two steps make one
 writable: ``promote``, the operator's decision; and ``hold``, which a primary runs at each
 start and which turns it writable only once the replica of the other home follows it
-(``Rpl_semi_sync_master_clients`` >= 1). A former primary that returns after a promotion has
+(``Rpl_semi_sync_master_clients`` >= 1; the replica retries its connection every 2 s,
+``MASTER_CONNECT_RETRY``, so a restarted primary is writable about 2 s after it starts). A
+replica runs with semi-sync's master side off, since its replayed commits wait for no one, and
+``promote`` turns it on. A former primary that returns after a promotion has
 no replica (its successor ran ``RESET SLAVE ALL`` and follows no one), so it stays read-only
 whatever its own home's stale configuration says, and the app's writes are refused. The cost,
 stated: a primary that restarts while the other home is down stays read-only until that home
@@ -57,6 +60,10 @@ cannot help when the former primary committed without the replica (an asynchrono
 after the timeout, or semi-sync off): the new primary's binlog then lacks a GTID the former
 one holds, replication stops with error 1236 under ``gtid_strict_mode``, ``rejoin`` exits 4,
 and ``replication.sh reclone`` drops its data and binlog and seeds it again.
+The same recovery runs when a primary crashes and restarts without any promotion. A commit the
+replica acknowledged in the instant before the engine committed it is then cut on the primary,
+and the replica holds one commit more than its primary: not a lost write (its client never had
+an answer), but the replica is then the one to promote. This case is reasoned, not tested.
 
 **10.11 and 11.4.** The tests run Debian's 10.11; the program's image is 11.4. What differs
 and matters: 11.4 clients and replicas verify the server certificate by default, and an 11.4

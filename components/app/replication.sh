@@ -151,8 +151,16 @@ replicate() {
     --execute="SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_slave_status'" | cut -f2)"
 }
 
-seed() {
+plain_databases() {
   : "${DATABASES:?}"
+  local name
+  for name in $DATABASES; do
+    case "$name" in *[!A-Za-z0-9_]*) fail "database name '$name' is not a plain name" ;; esac
+  done
+}
+
+seed() {
+  plain_databases
   peer_options
   local secret
   secret=$(password)
@@ -229,11 +237,10 @@ rejoin() {
 }
 
 reclone() {
-  : "${DATABASES:?}"
+  plain_databases
   local name
   local_sql --execute="SET GLOBAL read_only = ON; STOP SLAVE; RESET SLAVE ALL;"
   for name in $DATABASES; do
-    case "$name" in *[!A-Za-z0-9_]*) fail "database name '$name' is not a plain name" ;; esac
     local_sql --execute="SET SESSION sql_log_bin = 0; DROP DATABASE IF EXISTS \`$name\`;"
   done
   # The diverged commits leave with the binlog that holds them.
