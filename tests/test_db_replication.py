@@ -615,6 +615,7 @@ def test_a_restarted_primary_is_writable_again_once_its_replica_follows(pair):
     assert replica.script("hold", HOLD_SECONDS="1").returncode == replication.FENCED_EXIT, (
         "hold on a server that replicates from another must refuse to make it writable"
     )
+    assert replica.root("SELECT @@read_only") == "1", "the replica stays read-only"
     # The replica's IO thread reconnects by itself (MASTER_CONNECT_RETRY); hold waits for it.
     primary.must("hold", HOLD_SECONDS="30")
     FIGURES["restart to writable, seconds"] = time.monotonic() - restarted
