@@ -42,8 +42,9 @@ echo "==> installing Python dependencies (requirements-dev.txt)"
 
 # Real tools check what the program renders: haproxy (proxy configs), shellcheck (scripts),
 # prometheus (promtool on rendered configs and rules, and a real run against HAProxy).
-# mariadb-server runs the schema Job's seed guard against a real server. Each entry is the
-# Debian package, then the program that shows it is there (the server lives in /usr/sbin).
+# mariadb-server runs the schema Job's seed guard against a real server, and two servers for
+# the database replication tests. Each entry is the Debian package, then the program that
+# shows it is there (the server lives in /usr/sbin).
 missing=()
 for entry in haproxy:haproxy shellcheck:shellcheck prometheus:prometheus mariadb-server:mariadbd; do
   package=${entry%%:*} program=${entry#*:}

@@ -1,0 +1,261 @@
+#!/bin/bash
+# Replication between the fleet's two database homes, one step per command. Every server runs
+# with replication.cnf: GTID, semi-synchronous with the wait point AFTER_SYNC, read-only at start.
+#
+#   grant      on each server: the replication user, TLS required, not written to the binlog
+#   seed       on an empty replica: a consistent copy of the primary and its GTID position
+#   replicate  on a replica: follow the primary, over verified TLS, from its GTID position
+#   promote    on the replica: apply the relay log it holds, stop replicating, turn writable
+#   hold       on a primary that (re)starts: writable only once its replica follows it
+#   rejoin     on a former primary: follow the new primary; exit 4 when its history diverged
+#   reclone    on a former primary that diverged: drop its data and binlog, seed, replicate
+#
+# Exit status: 0 done; 1 a failure (nothing was decided); 2 usage; 3 `hold` gave up, still
+# read-only (fenced); 4 `rejoin` found a history the new primary lacks: run `reclone`.
+#
+# Environment:
+#   LOCAL_DEFAULTS             client option file logging in to the local server as root
+#   PEER_HOST, PEER_PORT       the primary (seed, replicate, rejoin, reclone)
+#   TLS_CA                     CA file that signed the primary's server certificate
+#   REPLICATION_USER           the replication user's name
+#   REPLICATION_PASSWORD_FILE  its password (letters and digits), kept off command lines
+#   DATABASES                  the databases a seed copies (space-separated), e.g. bookstore
+#   WAIT_SECONDS               how long promote and rejoin wait for the server (default 60)
+#   HOLD_SECONDS               how long hold waits for its replica; 0 waits forever (default 0)
+set -euo pipefail
+
+command=${1:-}
+WAIT_SECONDS=${WAIT_SECONDS:-60}
+HOLD_SECONDS=${HOLD_SECONDS:-0}
+
+say() { echo "replication $command: $*" >&2; }
+fail() {
+  say "$1"
+  exit "${2:-1}"
+}
+
+local_sql() {
+  mariadb --defaults-extra-file="$LOCAL_DEFAULTS" --batch --skip-column-names "$@"
+}
+
+password() {
+  : "${REPLICATION_PASSWORD_FILE:?}"
+  local value
+  value=$(cat "$REPLICATION_PASSWORD_FILE")
+  # The password goes inside SQL string literals: letters and digits only (as generated).
+  case "$value" in
+    "" | *[!A-Za-z0-9]*) fail "the replication password must be letters and digits only" ;;
+  esac
+  printf '%s' "$value"
+}
+
+user() {
+  : "${REPLICATION_USER:?}"
+  case "$REPLICATION_USER" in
+    "" | *[!A-Za-z0-9_]*) fail "REPLICATION_USER must be letters, digits and _ only" ;;
+  esac
+  printf '%s' "$REPLICATION_USER"
+}
+
+peer() {
+  : "${PEER_HOST:?}" "${PEER_PORT:?}" "${TLS_CA:?}"
+  case "$PEER_HOST" in *[!A-Za-z0-9.:-]*) fail "PEER_HOST '$PEER_HOST' is not a host name" ;; esac
+  case "$PEER_PORT" in "" | *[!0-9]*) fail "PEER_PORT '$PEER_PORT' is not a port" ;; esac
+}
+
+# The client options that reach the primary: TLS, with its certificate checked against TLS_CA
+# and its host name, so neither a plain-text path nor an impostor carries the data.
+peer_tls=()
+peer_options() {
+  peer
+  user >/dev/null
+  peer_tls=(--host="$PEER_HOST" --port="$PEER_PORT" --user="$(user)"
+    --ssl --ssl-ca="$TLS_CA" --ssl-verify-server-cert)
+}
+
+slave_field() {
+  mariadb --defaults-extra-file="$LOCAL_DEFAULTS" --execute='SHOW SLAVE STATUS\G' |
+    sed -n "s/^ *$1: //p"
+}
+
+semi_sync_clients() {
+  local_sql --execute="SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'" | cut -f2
+}
+
+grant() {
+  local name secret
+  name=$(user)
+  secret=$(password)
+  # Each home grants for itself: unlogged, so no server holds a transaction the other lacks.
+  local_sql <<SQL
+SET SESSION sql_log_bin = 0;
+CREATE USER IF NOT EXISTS '$name'@'%' IDENTIFIED BY '$secret' REQUIRE SSL;
+ALTER USER '$name'@'%' IDENTIFIED BY '$secret' REQUIRE SSL;
+-- Replication, and what mariadb-dump needs to take a consistent copy for a seed.
+GRANT REPLICATION SLAVE, BINLOG MONITOR, SELECT, SHOW VIEW, TRIGGER, EVENT, RELOAD
+  ON *.* TO '$name'@'%';
+SQL
+  say "user $name may replicate, over TLS only"
+}
+
+change_master() {
+  local secret
+  secret=$(password)
+  peer
+  user >/dev/null
+  # MASTER_SSL_VERIFY_SERVER_CERT is set although 11.4 turns it on by default, so the
+  # 10.11 servers the tests run behave the same.
+  local_sql <<SQL
+CHANGE MASTER TO
+  MASTER_HOST = '$PEER_HOST', MASTER_PORT = $PEER_PORT,
+  MASTER_USER = '$(user)', MASTER_PASSWORD = '$secret',
+  MASTER_SSL = 1, MASTER_SSL_CA = '$TLS_CA', MASTER_SSL_VERIFY_SERVER_CERT = 1,
+  MASTER_USE_GTID = slave_pos,
+  MASTER_CONNECT_RETRY = 2;
+SQL
+}
+
+wait_for_threads() {
+  local waited=0 io sql error
+  while [ "$waited" -lt "$WAIT_SECONDS" ]; do
+    io=$(slave_field Slave_IO_Running)
+    sql=$(slave_field Slave_SQL_Running)
+    error=$(slave_field Last_IO_Errno)
+    if [ "$io" = Yes ] && [ "$sql" = Yes ]; then
+      return 0
+    fi
+    if [ -n "$error" ] && [ "$error" != 0 ]; then
+      printf '%s' "$error"
+      return 1
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  printf 'timeout'
+  return 1
+}
+
+# A replica's own commits are the primary's, replayed: they wait for no one. Left on, each
+# replayed commit would wait for a replica of the replica (wait_no_slave) until the timeout.
+as_replica="SET GLOBAL read_only = ON; SET GLOBAL rpl_semi_sync_master_enabled = OFF; STOP SLAVE;"
+
+replicate() {
+  local_sql --execute="$as_replica"
+  change_master
+  local_sql --execute="START SLAVE;"
+  local error
+  if ! error=$(wait_for_threads); then
+    fail "not replicating from $PEER_HOST:$PEER_PORT (error $error): $(slave_field Last_IO_Error)"
+  fi
+  say "replicating from $PEER_HOST:$PEER_PORT over TLS, semi-sync $(local_sql \
+    --execute="SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_slave_status'" | cut -f2)"
+}
+
+plain_databases() {
+  : "${DATABASES:?}"
+  local name
+  for name in $DATABASES; do
+    case "$name" in *[!A-Za-z0-9_]*) fail "database name '$name' is not a plain name" ;; esac
+  done
+}
+
+seed() {
+  plain_databases
+  peer_options
+  local secret
+  secret=$(password)
+  # --single-transaction reads one InnoDB snapshot while the primary keeps taking writes;
+  # the dump's position is that snapshot's (Binlog_snapshot_file/position), no global lock,
+  # and it ends with SET GLOBAL gtid_slave_pos. The load is not binlogged: the replica's
+  # history stays the primary's. A failed dump stops here (pipefail), before any position.
+  local_sql --execute="SET GLOBAL read_only = ON; STOP SLAVE; RESET SLAVE ALL;"
+  # shellcheck disable=SC2086 # DATABASES is a list of names
+  if ! MYSQL_PWD=$secret mariadb-dump "${peer_tls[@]}" --single-transaction --gtid \
+    --master-data=1 --routines --triggers --events --databases $DATABASES |
+    local_sql --init-command="SET SESSION sql_log_bin = 0"; then
+    fail "the copy from $PEER_HOST:$PEER_PORT failed: nothing to replicate from"
+  fi
+  say "seeded $DATABASES at GTID $(local_sql --execute='SELECT @@gtid_slave_pos')"
+}
+
+promote() {
+  local io_pos applied
+  # The primary is gone or leaving: take no more from it, and apply all the relay log holds.
+  local_sql --execute="STOP SLAVE IO_THREAD;"
+  io_pos=$(slave_field Gtid_IO_Pos)
+  if [ -n "$io_pos" ]; then
+    applied=$(local_sql --execute="SELECT MASTER_GTID_WAIT('$io_pos', $WAIT_SECONDS)")
+    if [ "$applied" != 0 ]; then
+      fail "the relay log is not applied up to $io_pos within ${WAIT_SECONDS}s: $(slave_field \
+        Last_SQL_Error); still read-only"
+    fi
+  fi
+  local_sql --execute="STOP SLAVE; RESET SLAVE ALL;
+    SET GLOBAL rpl_semi_sync_master_enabled = ON; SET GLOBAL read_only = OFF;"
+  say "primary at GTID $(local_sql --execute='SELECT @@gtid_current_pos'), writable"
+}
+
+hold() {
+  local waited=0
+  # A server is only writable while the replica of the other home follows it: a former
+  # primary that returns after a promotion has none (its successor replicates from no one),
+  # so it stays read-only, whatever its home's configuration still says.
+  while [ "$HOLD_SECONDS" = 0 ] || [ "$waited" -lt "$HOLD_SECONDS" ]; do
+    if [ "$(slave_field Slave_IO_Running)" = Yes ]; then
+      fail "this server replicates from another: it is not the primary" 3
+    fi
+    if [ "$(semi_sync_clients)" -ge 1 ]; then
+      local_sql --execute="SET GLOBAL read_only = OFF;"
+      say "a replica follows this server: writable"
+      return 0
+    fi
+    sleep 1
+    waited=$((waited + 1))
+  done
+  fail "no replica followed within ${HOLD_SECONDS}s: still read-only (fenced)" 3
+}
+
+rejoin() {
+  local error
+  local_sql --execute="$as_replica"
+  # Its own history, truncated at restart to what the replica acknowledged, is where it
+  # starts following the new primary from.
+  local_sql --execute="SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos;"
+  change_master
+  local_sql --execute="START SLAVE;"
+  if ! error=$(wait_for_threads); then
+    local_sql --execute="STOP SLAVE;"
+    case "$error" in
+      # ER_MASTER_FATAL_ERROR_READING_BINLOG: the new primary's binlog lacks a GTID this
+      # server has, so it holds commits the new primary never saw (an async stretch).
+      1236) fail "this server's history diverged from $PEER_HOST:$PEER_PORT: run reclone" 4 ;;
+      *) fail "not replicating from $PEER_HOST:$PEER_PORT (error $error)" ;;
+    esac
+  fi
+  say "rejoined as a replica of $PEER_HOST:$PEER_PORT at GTID $(local_sql \
+    --execute='SELECT @@gtid_slave_pos')"
+}
+
+reclone() {
+  plain_databases
+  local name
+  local_sql --execute="SET GLOBAL read_only = ON; STOP SLAVE; RESET SLAVE ALL;"
+  for name in $DATABASES; do
+    local_sql --execute="SET SESSION sql_log_bin = 0; DROP DATABASE IF EXISTS \`$name\`;"
+  done
+  # The diverged commits leave with the binlog that holds them.
+  local_sql --execute="RESET MASTER; SET GLOBAL gtid_slave_pos = '';"
+  seed
+  replicate
+}
+
+case "$command" in
+  grant | seed | replicate | promote | hold | rejoin | reclone)
+    : "${LOCAL_DEFAULTS:?}"
+    "$command"
+    ;;
+  *)
+    echo "usage: replication.sh grant|seed|replicate|promote|hold|rejoin|reclone" >&2
+    exit 2
+    ;;
+esac
