@@ -88,6 +88,23 @@ _PERCENT = re.compile(r"^(100|[0-9]{1,2})%$")
 # A plain Go duration of one unit; OCM's own pattern `^(([0-9])+[h|m|s])|None$` is unanchored at
 # the end, so this is the strict part of it.
 _DURATION = re.compile(r"^[0-9]+[hms]$")
+# OCM reads both rollout durations as Go's time.Duration, int64 nanoseconds, and
+# time.ParseDuration refuses a longer one (sdk-go rollout.go, parseTimeout; MinSuccessTime is a
+# metav1.Duration): the ManifestWorkReplicaSet would fail on the hub instead.
+_MAX_DURATION_SECONDS = (2**63 - 1) // 10**9
+_UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
+DURATION_TOO_LONG = "is longer than OCM can hold (Go's time.Duration: at most 2562047h, 292 years)"
+
+
+def _duration_too_long(duration: str) -> bool:
+    """`duration` (digits and one unit) is past Go's time.Duration."""
+    digits = duration[:-1].lstrip("0")
+    # More than 19 digits is past int64 in any unit, and int() refuses more than 4300.
+    if len(digits) > 19:
+        return True
+    return int(digits or "0") * _UNIT_SECONDS[duration[-1]] > _MAX_DURATION_SECONDS
+
+
 # An image tag (Docker's grammar), optionally pinned to a digest: "1.1" or "1.1@sha256:<hex>".
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$")
 CLOUD_ONLY_KEYS = ("nodeCount", "nodeSize", "kubernetesVersion")
@@ -655,6 +672,8 @@ def _parse_rollout(raw: Any, clusters: list[ClusterSpec], problems: list[str]) -
                 f"{key}.minSuccessTime", soak, "must be", "a duration such as '2m', '90s' or '0'"
             )
         )
+    elif soak != "0" and _duration_too_long(soak):
+        problems.append(f"{key}.minSuccessTime: {soak!r} {DURATION_TOO_LONG}")
     deadline = raw.get("progressDeadline", DEFAULT_PROGRESS_DEADLINE)
     if not isinstance(deadline, str) or not _DURATION.fullmatch(deadline):
         problems.append(
@@ -671,6 +690,8 @@ def _parse_rollout(raw: Any, clusters: list[ClusterSpec], problems: list[str]) -
         problems.append(
             f"{key}.progressDeadline: {deadline!r} would time every cluster out at once"
         )
+    elif _duration_too_long(deadline):
+        problems.append(f"{key}.progressDeadline: {deadline!r} {DURATION_TOO_LONG}")
     return RolloutSpec(
         canary=tuple(canary),
         max_concurrency=concurrency if concurrency is not None else DEFAULT_MAX_CONCURRENCY,

@@ -17,6 +17,8 @@ from datetime import date
 from typing import Any
 
 import pytest
+from conftest import dev_config
+from harness import run_program
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +26,7 @@ from components.app._manifests import container_names, load_manifests
 from components.config import (
     APP_KEYS,
     CLUSTER_KEYS,
+    FIND_YOUR_PRINCIPAL,
     MAX_NAME_LENGTH,
     ROLLOUT_KEYS,
     TOP_LEVEL_KEYS,
@@ -522,17 +525,30 @@ def assert_readable(err: FleetConfigError) -> None:
         assert f"  - {problem}" in str(err), f"problem missing from the message: {problem}"
 
 
-def with_rollout(**rollout: Any) -> dict[str, Any]:
-    return {
-        "hub": {"name": "main", "cloud": "azure", "region": "westeurope"},
-        "clusters": [
-            {"name": "app-aws", "cloud": "aws", "region": "eu-west-1"},
-            {"name": "app-azure", "cloud": "azure", "region": "westeurope"},
-        ],
-        "apiAllowedCidrs": ["203.0.113.0/24"],
-        "eksAdminPrincipals": ["arn:aws:iam::123456789012:role/platform-admin"],
-        "rollout": rollout,
-    }
+BASE: dict[str, Any] = {
+    "hub": {"name": "main", "cloud": "azure", "region": "westeurope"},
+    "clusters": [
+        {"name": "app-aws", "cloud": "aws", "region": "eu-west-1"},
+        {"name": "app-azure", "cloud": "azure", "region": "westeurope"},
+    ],
+    "apiAllowedCidrs": ["203.0.113.0/24"],
+    "eksAdminPrincipals": ["arn:aws:iam::123456789012:role/platform-admin"],
+}
+
+
+def base_with(*changes: tuple[Path, Any]) -> dict[str, Any]:
+    """BASE with each (path, value) set; a value of DELETE removes the key."""
+    raw = copy.deepcopy(BASE)
+    for path, value in changes:
+        if value is DELETE:
+            del get(raw, path[:-1])[path[-1]]
+        else:
+            put(raw, path, value)
+    return raw
+
+
+DELETE = object()
+LONG = 10**5000
 
 
 @bounded(VALID_EXAMPLES)
@@ -555,7 +571,12 @@ def test_every_config_the_schema_admits_parses(raw):
 
 @bounded(MUTATED_EXAMPLES)
 @given(raw=mutated_configs())
-@example(raw=with_rollout(canary=[["app-aws"]]))
+@example(raw=base_with((("rollout",), {"canary": [["app-aws"]]})))
+@example(raw=base_with((("rollout",), {"canary": [{"app-aws": None}]})))
+@example(raw=base_with((("clusters", 0, "name"), 5), (("eksAdminPrincipals",), DELETE)))
+@example(raw=base_with((("clusters", 0, "nodeCount"), LONG)))
+@example(raw=base_with((("clusters", 0, LONG), 1)))
+@example(raw=base_with((("rollout",), {"progressDeadline": "9" * 5000 + "m"})))
 def test_any_mutated_config_parses_or_gets_the_models_own_error(raw):
     result = outcome(raw)
     if isinstance(result, FleetConfigError):
@@ -585,3 +606,253 @@ def test_numbers_thousands_of_digits_long_get_the_models_own_error(raw):
         assert_readable(result)
     else:
         assert isinstance(result, FleetConfig), f"parse_fleet_config returned {result!r}"
+
+
+# --- what each input these properties found now gets --------------------------------------
+
+_PRINCIPALS_MISSING = (
+    "ocm-fleet:eksAdminPrincipals: missing; the fleet has aws clusters (ocm-fleet:clusters[0]), "
+    "and every EKS cluster grants cluster admin to exactly the IAM role or user ARNs listed here, "
+    f"never to whoever happens to run Pulumi; {FIND_YOUR_PRINCIPAL}"
+)
+_NOT_A_LABEL = (
+    "is not a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a "
+    "letter or digit)"
+)
+_CLUSTER_KEYS = ", ".join(sorted(CLUSTER_KEYS))
+
+
+@pytest.mark.parametrize(
+    ("changes", "problems"),
+    [
+        pytest.param(
+            [(("rollout",), {"canary": [["app-aws"]]})],
+            [
+                "ocm-fleet:rollout.canary[0]: ['app-aws'] is not an app cluster of "
+                "ocm-fleet:clusters (app-aws, app-azure)"
+            ],
+            id="canary-entry-a-list",
+        ),
+        pytest.param(
+            [(("rollout",), {"canary": [{"app-aws": None}]})],
+            [
+                "ocm-fleet:rollout.canary[0]: {'app-aws': null} is not an app cluster of "
+                "ocm-fleet:clusters (app-aws, app-azure)"
+            ],
+            id="canary-entry-a-mapping",
+        ),
+        pytest.param(
+            [(("clusters", 0, "name"), 5), (("eksAdminPrincipals",), DELETE)],
+            [f"ocm-fleet:clusters[0].name: 5 {_NOT_A_LABEL}", _PRINCIPALS_MISSING],
+            id="aws-cluster-named-by-a-number-without-principals",
+        ),
+        pytest.param(
+            [(("clusters", 0, "nodeCount"), LONG)],
+            [
+                "ocm-fleet:clusters[0].nodeCount: an integer of about 5000 digits is above the "
+                "supported 100"
+            ],
+            id="integer-too-long-to-print",
+        ),
+        pytest.param(
+            [(("apiAllowedCidrs",), LONG)],
+            [
+                "ocm-fleet:apiAllowedCidrs: an integer of about 5000 digits must be a non-empty "
+                "list of CIDRs that may reach the Kubernetes API servers (your workstation's and "
+                "CI's public addresses)"
+            ],
+            id="integer-too-long-to-print-where-a-list-belongs",
+        ),
+        pytest.param(
+            [(("clusters", 0, LONG), 1)],
+            [
+                "ocm-fleet:clusters[0].an integer of about 5000 digits: unknown key (known keys: "
+                f"{_CLUSTER_KEYS})"
+            ],
+            id="unknown-key-too-long-to-print",
+        ),
+        pytest.param(
+            [(("rollout",), {LONG: 1})],
+            [
+                "ocm-fleet:rollout.an integer of about 5000 digits: unknown key (known keys: "
+                "canary, maxConcurrency, maxFailures, minSuccessTime, progressDeadline)"
+            ],
+            id="unknown-rollout-key-too-long-to-print",
+        ),
+        pytest.param(
+            [(("app",), {"imageTags": {LONG: "1.1"}})],
+            [
+                "ocm-fleet:app.imageTags.an integer of about 5000 digits: no container of that "
+                "name in manifests/ (containers: router, shopapi, shopui, website)"
+            ],
+            id="image-tag-key-too-long-to-print",
+        ),
+        pytest.param(
+            [(("rollout",), {"progressDeadline": "0" * 5000 + "s"})],
+            [
+                f"ocm-fleet:rollout.progressDeadline: '{'0' * 5000}s' would time every cluster "
+                "out at once"
+            ],
+            id="zero-deadline-of-5000-digits",
+        ),
+        pytest.param(
+            [(("rollout",), {"progressDeadline": "9" * 5000 + "m"})],
+            [
+                f"ocm-fleet:rollout.progressDeadline: '{'9' * 5000}m' is longer than OCM can "
+                "hold (Go's time.Duration: at most 2562047h, 292 years)"
+            ],
+            id="deadline-of-5000-digits",
+        ),
+        pytest.param(
+            [(("rollout",), {"minSuccessTime": "2562048h", "progressDeadline": "153722868m"})],
+            [
+                "ocm-fleet:rollout.minSuccessTime: '2562048h' is longer than OCM can hold "
+                "(Go's time.Duration: at most 2562047h, 292 years)",
+                "ocm-fleet:rollout.progressDeadline: '153722868m' is longer than OCM can hold "
+                "(Go's time.Duration: at most 2562047h, 292 years)",
+            ],
+            id="durations-one-past-go",
+        ),
+    ],
+)
+def test_each_crash_found_is_now_a_config_error(changes, problems):
+    with pytest.raises(FleetConfigError) as err:
+        parse_fleet_config(base_with(*changes), containers=CONTAINERS)
+    assert err.value.problems == problems
+
+
+def test_the_longest_durations_go_holds_are_accepted():
+    rollout = {"minSuccessTime": "9223372036s", "progressDeadline": "2562047h"}
+    fleet = parse_fleet_config(base_with((("rollout",), rollout)))
+    assert (fleet.rollout.min_success_time, fleet.rollout.progress_deadline) == (
+        "9223372036s",
+        "2562047h",
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        (
+            ("hub", "name"),
+            f"ocm-fleet:hub.name: missing; it must be {_NOT_A_LABEL[len('is not ') :]}",
+        ),
+        (
+            ("clusters", 0, "cloud"),
+            "ocm-fleet:clusters[0].cloud: missing; it must be one of aws, azure, existing, kind",
+        ),
+        (
+            ("clusters", 0, "nodeCount"),
+            "ocm-fleet:clusters[0].nodeCount: missing; it must be an integer of at least 1",
+        ),
+        (
+            ("clusters", 0, "nodeSize"),
+            "ocm-fleet:clusters[0].nodeSize: missing; it must be a non-empty string",
+        ),
+        (
+            ("clusters", 0, "standby"),
+            "ocm-fleet:clusters[0].standby: missing; it must be true or false",
+        ),
+        (
+            ("clusters", 1),
+            "ocm-fleet:clusters[1]: missing; it must be a mapping with at least 'name', 'cloud' "
+            "and 'region'",
+        ),
+        (
+            ("clusters",),
+            "ocm-fleet:clusters: missing; it must be a list of application clusters (each with "
+            "name, cloud and region)",
+        ),
+        (
+            ("apiAllowedCidrs", 0),
+            "ocm-fleet:apiAllowedCidrs[0]: missing; it must be a CIDR string such as "
+            "'203.0.113.0/24'",
+        ),
+        (
+            ("eksAdminPrincipals", 0),
+            "ocm-fleet:eksAdminPrincipals[0]: missing; it must be an IAM role or user ARN such as "
+            "'arn:aws:iam::123456789012:role/platform-admin'",
+        ),
+        (("protectData",), "ocm-fleet:protectData: missing; it must be true or false"),
+        (
+            ("databasePasswordRotation",),
+            "ocm-fleet:databasePasswordRotation: missing; it must be an integer of at least 0 "
+            "(raise it by one to rotate the app's database password)",
+        ),
+        (
+            ("ocmVersion",),
+            "ocm-fleet:ocmVersion: missing; it must be an OCM release such as '1.3.1' (no "
+            "leading 'v')",
+        ),
+        (
+            ("rollout",),
+            None,
+        ),
+        (
+            ("app", "imageTags"),
+            "ocm-fleet:app.imageTags: missing; it must map container names to image tags",
+        ),
+        (
+            ("app", "imageTags", "shopapi"),
+            "ocm-fleet:app.imageTags.shopapi: missing; it must be an image tag such as '1.1' or "
+            "'1.1@sha256:<64 hex digits>' (quote it in YAML so 1.10 stays 1.10)",
+        ),
+        (
+            ("rollout", "canary", 0),
+            "ocm-fleet:rollout.canary[0]: missing; it must be an app cluster of "
+            "ocm-fleet:clusters (app-aws, app-azure)",
+        ),
+        (
+            ("rollout", "maxConcurrency"),
+            "ocm-fleet:rollout.maxConcurrency: missing; it must be an integer of at least 1 or a "
+            "percentage such as '25%'",
+        ),
+        (
+            ("rollout", "minSuccessTime"),
+            "ocm-fleet:rollout.minSuccessTime: missing; it must be a duration such as '2m', '90s' "
+            "or '0'",
+        ),
+    ],
+    ids=lambda v: key_path(v) if isinstance(v, tuple) else "missing",
+)
+def test_a_null_value_is_called_missing_not_none(path, problem):
+    """What YAML writes as `~`, `null` or nothing at all reaches the model as None."""
+    around = {"app": {"imageTags": {"shopapi": "1.1"}}, "rollout": {"canary": ["app-aws"]}}
+    raw = base_with(*[((k,), v) for k, v in around.items() if k == path[0]])
+    put(raw, path, None)
+    if problem is None:
+        # an optional structured key left empty is the same as leaving it out
+        assert isinstance(parse_fleet_config(raw, containers=CONTAINERS), FleetConfig)
+        return
+    with pytest.raises(FleetConfigError) as err:
+        parse_fleet_config(raw, containers=CONTAINERS)
+    assert err.value.problems == [problem]
+
+
+def test_the_program_reports_a_nested_canary_as_a_config_error_not_a_traceback():
+    config = dev_config()
+    config["ocm-fleet:rollout"] = {"canary": [["app-aws"]]}
+    with pytest.raises(FleetConfigError) as err:
+        run_program(config)
+    assert err.value.problems == [
+        "ocm-fleet:rollout.canary[0]: ['app-aws'] is not an app cluster of ocm-fleet:clusters "
+        "(app-aws, app-azure)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "problem"),
+    [
+        (("hub", None), 1, f"ocm-fleet:hub.null: unknown key (known keys: {_CLUSTER_KEYS})"),
+        (
+            ("clusters", 0, "nodeCount"),
+            [None, {"a": None}],
+            "ocm-fleet:clusters[0].nodeCount: [null, {'a': null}] must be an integer of at least 1",
+        ),
+    ],
+    ids=["null-key", "null-inside-a-value"],
+)
+def test_a_null_key_or_a_null_inside_a_value_reads_null_not_none(path, value, problem):
+    with pytest.raises(FleetConfigError) as err:
+        parse_fleet_config(base_with((path, value)))
+    assert err.value.problems == [problem]
