@@ -106,6 +106,23 @@ _PERCENT = re.compile(r"^(100|[0-9]{1,2})%$")
 # A plain Go duration of one unit; OCM's own pattern `^(([0-9])+[h|m|s])|None$` is unanchored at
 # the end, so this is the strict part of it.
 _DURATION = re.compile(r"^[0-9]+[hms]$")
+# OCM reads both rollout durations as Go's time.Duration, int64 nanoseconds, and
+# time.ParseDuration refuses a longer one (sdk-go rollout.go, parseTimeout; MinSuccessTime is a
+# metav1.Duration): the ManifestWorkReplicaSet would fail on the hub instead.
+_MAX_DURATION_SECONDS = (2**63 - 1) // 10**9
+_UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
+DURATION_TOO_LONG = "is longer than OCM can hold (Go's time.Duration: at most 2562047h, 292 years)"
+
+
+def _duration_too_long(duration: str) -> bool:
+    """`duration` (digits and one unit) is past Go's time.Duration."""
+    digits = duration[:-1].lstrip("0")
+    # More than 19 digits is past int64 in any unit, and int() refuses more than 4300.
+    if len(digits) > 19:
+        return True
+    return int(digits or "0") * _UNIT_SECONDS[duration[-1]] > _MAX_DURATION_SECONDS
+
+
 # An image tag (Docker's grammar), optionally pinned to a digest: "1.1" or "1.1@sha256:<hex>".
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$")
 CLOUD_ONLY_KEYS = ("nodeCount", "nodeSize", "kubernetesVersion")
@@ -303,8 +320,36 @@ class FleetConfig:
         ]
 
 
+# repr() refuses integers of more than 4300 digits (sys.int_info.default_max_str_digits).
+_MAX_SHOWN_INT_BITS = 14_000
+
+
 def _fmt(value: Any) -> str:
+    """A value as a message shows it: quoted like Python, but a null inside it (YAML's `~` or
+    an empty entry) as `null`, not Python's None, and an integer too long to print by its size."""
+    if value is None:
+        return "null"
+    if _is_int(value) and value.bit_length() > _MAX_SHOWN_INT_BITS:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    if isinstance(value, list):
+        return f"[{', '.join(_fmt(v) for v in value)}]"
+    if isinstance(value, Mapping):
+        return f"{{{', '.join(f'{_fmt(k)}: {_fmt(v)}' for k, v in value.items())}}}"
     return repr(value)
+
+
+def _wrong(where: str, value: Any, verb: str, expected: str) -> str:
+    """`<where>: <value> <verb> <expected>`; a value that is absent or null, which the user
+    wrote as nothing, reads `<where>: missing; it must be <expected>`."""
+    if value is None:
+        return f"{where}: missing; it {'must' if verb == 'must' else 'must be'} {expected}"
+    return f"{where}: {_fmt(value)} {verb} {expected}"
+
+
+def _key_text(key: Any) -> str:
+    """A mapping key in a key path (and its sort order): a YAML key may be a number, a boolean
+    or null, and str() refuses integers of more than 4300 digits."""
+    return key if isinstance(key, str) else _fmt(key)
 
 
 def _is_int(value: Any) -> bool:
@@ -319,7 +364,7 @@ def _unknown_key(where: str, key: str, known: frozenset[str]) -> str:
 
 def _check_cidr(key: str, value: Any, problems: list[str]) -> str | None:
     if not isinstance(value, str):
-        problems.append(f"{key}: {_fmt(value)} is not a CIDR string such as '203.0.113.0/24'")
+        problems.append(_wrong(key, value, "is not", "a CIDR string such as '203.0.113.0/24'"))
         return None
     try:
         return str(ipaddress.ip_network(value, strict=True))
@@ -339,16 +384,18 @@ def _parse_cluster(
 ) -> ClusterSpec | None:
     if not isinstance(raw, Mapping):
         problems.append(
-            f"{key}: {_fmt(raw)} must be a mapping with at least 'name', 'cloud' and 'region'"
+            _wrong(key, raw, "must be", "a mapping with at least 'name', 'cloud' and 'region'")
         )
         return None
     before = len(problems)
-    for unknown in sorted(set(raw) - CLUSTER_KEYS, key=str):
-        problems.append(_unknown_key(f"{key}.{unknown}", str(unknown), CLUSTER_KEYS))
+    for unknown in sorted(set(raw) - CLUSTER_KEYS, key=_key_text):
+        problems.append(
+            _unknown_key(f"{key}.{_key_text(unknown)}", _key_text(unknown), CLUSTER_KEYS)
+        )
 
     cloud = raw.get("cloud")
     if cloud not in CLOUDS:
-        problems.append(f"{key}.cloud: {_fmt(cloud)} is not one of {', '.join(CLOUDS)}")
+        problems.append(_wrong(f"{key}.cloud", cloud, "is not", f"one of {', '.join(CLOUDS)}"))
         cloud = None
     elif is_hub and cloud == "aws":
         problems.append(f"{key}.cloud: 'aws' is not supported for the hub: {EKS_HUB_REASON}")
@@ -356,8 +403,13 @@ def _parse_cluster(
     name = raw.get("name")
     if not isinstance(name, str) or not _DNS_LABEL.fullmatch(name):
         problems.append(
-            f"{key}.name: {_fmt(name)} is not a DNS-1123 label "
-            "(lowercase letters, digits and '-', starting and ending with a letter or digit)"
+            _wrong(
+                f"{key}.name",
+                name,
+                "is not",
+                "a DNS-1123 label "
+                "(lowercase letters, digits and '-', starting and ending with a letter or digit)",
+            )
         )
     elif cloud and len(name) > MAX_NAME_LENGTH[cloud]:
         problems.append(
@@ -389,19 +441,26 @@ def _parse_cluster(
     default_count = DEFAULT_KIND_WORKERS if cloud == "kind" else DEFAULT_NODE_COUNT
     node_count = raw.get("nodeCount", default_count)
     if not _is_int(node_count) or node_count < 1:
-        problems.append(f"{key}.nodeCount: {_fmt(node_count)} must be an integer of at least 1")
+        problems.append(
+            _wrong(f"{key}.nodeCount", node_count, "must be", "an integer of at least 1")
+        )
     elif node_count > 100:
         problems.append(f"{key}.nodeCount: {_fmt(node_count)} is above the supported 100")
 
     node_size = raw.get("nodeSize", DEFAULT_NODE_SIZE.get(cloud or "", ""))
     if not isinstance(node_size, str) or (cloud in DEFAULT_NODE_SIZE and not node_size.strip()):
-        problems.append(f"{key}.nodeSize: {_fmt(node_size)} must be a non-empty string")
+        problems.append(_wrong(f"{key}.nodeSize", node_size, "must be", "a non-empty string"))
 
     version = raw.get("kubernetesVersion", DEFAULT_KUBERNETES_VERSION)
     if not isinstance(version, str) or not _K8S_MINOR.fullmatch(version):
         problems.append(
-            f"{key}.kubernetesVersion: {_fmt(version)} must be MAJOR.MINOR, such as "
-            f"'{DEFAULT_KUBERNETES_VERSION}' (quote it in YAML so 1.30 does not become 1.3)"
+            _wrong(
+                f"{key}.kubernetesVersion",
+                version,
+                "must be",
+                f"MAJOR.MINOR, such as '{DEFAULT_KUBERNETES_VERSION}' "
+                "(quote it in YAML so 1.30 does not become 1.3)",
+            )
         )
 
     existing_only = ("context", "kubeconfig", "apiServerUrl", "egressIps")
@@ -410,7 +469,7 @@ def _parse_cluster(
     if cloud == "existing":
         for opt in ("context", "kubeconfig"):
             if opt in raw and (not isinstance(raw[opt], str) or not raw[opt]):
-                problems.append(f"{key}.{opt}: {_fmt(raw[opt])} must be a non-empty string")
+                problems.append(_wrong(f"{key}.{opt}", raw[opt], "must be", "a non-empty string"))
         if api_server_url is not None and (
             not isinstance(api_server_url, str) or not api_server_url.startswith("https://")
         ):
@@ -423,9 +482,13 @@ def _parse_cluster(
         raw_ips = raw.get("egressIps")
         if not isinstance(raw_ips, list) or not raw_ips:
             problems.append(
-                f"{key}.egressIps: {_fmt(raw_ips)} must be a non-empty list of the public "
-                "addresses (CIDRs) this cluster's traffic leaves from; the database and edge "
-                "allowlists are built from them"
+                _wrong(
+                    f"{key}.egressIps",
+                    raw_ips,
+                    "must be",
+                    "a non-empty list of the public addresses (CIDRs) this cluster's traffic "
+                    "leaves from; the database and edge allowlists are built from them",
+                )
             )
         else:
             for i, ip in enumerate(raw_ips):
@@ -463,10 +526,10 @@ def _parse_cluster(
     if is_hub and "standby" in raw:
         problems.append(f"{key}.standby: only app clusters can be standbys")
     elif not isinstance(standby, bool):
-        problems.append(f"{key}.standby: {_fmt(standby)} must be true or false")
+        problems.append(_wrong(f"{key}.standby", standby, "must be", "true or false"))
     retire = raw.get("retire", False)
     if not isinstance(retire, bool):
-        problems.append(f"{key}.retire: {_fmt(retire)} must be true or false")
+        problems.append(_wrong(f"{key}.retire", retire, "must be", "true or false"))
     elif is_hub and "retire" in raw:
         problems.append(
             f"{key}.retire: the hub cannot retire; it carries OCM, the database and the load "
@@ -478,9 +541,13 @@ def _parse_cluster(
     if cloud == "aws":
         if nat_gateways not in NAT_GATEWAY_MODES:
             problems.append(
-                f"{key}.natGateways: {_fmt(nat_gateways)} is not one of "
-                f"{', '.join(NAT_GATEWAY_MODES)} (single: one Elastic IP; perZone: one per zone, "
-                "survives the loss of a zone)"
+                _wrong(
+                    f"{key}.natGateways",
+                    nat_gateways,
+                    "is not",
+                    f"one of {', '.join(NAT_GATEWAY_MODES)} (single: one Elastic IP; perZone: one "
+                    "per zone, survives the loss of a zone)",
+                )
             )
         physical = raw.get("physicalName")
         if physical is not None:
@@ -532,8 +599,9 @@ def _parse_size(key: str, value: Any, problems: list[str], *, minimum: int) -> i
     if isinstance(value, str) and _PERCENT.fullmatch(value) and int(value[:-1]) >= minimum:
         return value
     problems.append(
-        f"{key}: {_fmt(value)} must be an integer of at least {minimum} or a percentage "
-        f"such as '25%'"
+        _wrong(
+            key, value, "must be", f"an integer of at least {minimum} or a percentage such as '25%'"
+        )
     )
     return None
 
@@ -545,15 +613,17 @@ def _parse_app(raw: Any, containers: Collection[str] | None, problems: list[str]
     if not isinstance(raw, Mapping):
         problems.append(f"{key}: {_fmt(raw)} must be a mapping such as {{imageTags: {{...}}}}")
         return AppSpec()
-    for unknown in sorted(set(raw) - APP_KEYS, key=str):
-        problems.append(_unknown_key(f"{key}.{unknown}", str(unknown), APP_KEYS))
+    for unknown in sorted(set(raw) - APP_KEYS, key=_key_text):
+        problems.append(_unknown_key(f"{key}.{_key_text(unknown)}", _key_text(unknown), APP_KEYS))
     tags_raw = raw.get("imageTags", {})
     if not isinstance(tags_raw, Mapping):
-        problems.append(f"{key}.imageTags: {_fmt(tags_raw)} must map container names to image tags")
+        problems.append(
+            _wrong(f"{key}.imageTags", tags_raw, "must", "map container names to image tags")
+        )
         return AppSpec()
     tags: dict[str, str] = {}
-    for name, tag in sorted(tags_raw.items(), key=lambda kv: str(kv[0])):
-        where = f"{key}.imageTags.{name}"
+    for name, tag in sorted(tags_raw.items(), key=lambda kv: _key_text(kv[0])):
+        where = f"{key}.imageTags.{_key_text(name)}"
         if containers is not None and name not in containers:
             problems.append(
                 f"{where}: no container of that name in manifests/ "
@@ -561,8 +631,13 @@ def _parse_app(raw: Any, containers: Collection[str] | None, problems: list[str]
             )
         elif not isinstance(tag, str) or not _IMAGE_TAG.fullmatch(tag):
             problems.append(
-                f"{where}: {_fmt(tag)} is not an image tag such as '1.1' or "
-                "'1.1@sha256:<64 hex digits>' (quote it in YAML so 1.10 stays 1.10)"
+                _wrong(
+                    where,
+                    tag,
+                    "is not",
+                    "an image tag such as '1.1' or '1.1@sha256:<64 hex digits>' "
+                    "(quote it in YAML so 1.10 stays 1.10)",
+                )
             )
         else:
             tags[name] = tag
@@ -576,8 +651,10 @@ def _parse_rollout(raw: Any, clusters: list[ClusterSpec], problems: list[str]) -
     if not isinstance(raw, Mapping):
         problems.append(f"{key}: {_fmt(raw)} must be a mapping (canary, maxConcurrency, ...)")
         return RolloutSpec()
-    for unknown in sorted(set(raw) - ROLLOUT_KEYS, key=str):
-        problems.append(_unknown_key(f"{key}.{unknown}", str(unknown), ROLLOUT_KEYS))
+    for unknown in sorted(set(raw) - ROLLOUT_KEYS, key=_key_text):
+        problems.append(
+            _unknown_key(f"{key}.{_key_text(unknown)}", _key_text(unknown), ROLLOUT_KEYS)
+        )
 
     canary: list[str] = []
     if "canary" in raw:
@@ -587,11 +664,22 @@ def _parse_rollout(raw: Any, clusters: list[ClusterSpec], problems: list[str]) -
         value = raw["canary"]
         if not isinstance(value, list) or not value:
             problems.append(
-                f"{key}.canary: {_fmt(value)} must be a non-empty list of app cluster names"
+                _wrong(f"{key}.canary", value, "must be", "a non-empty list of app cluster names")
             )
         else:
             for i, name in enumerate(value):
-                if name in retiring:
+                # A list or mapping (`canary: [[app-aws]]`) cannot be looked up in a set.
+                if not isinstance(name, str) or name not in serving | standby | retiring:
+                    problems.append(
+                        _wrong(
+                            f"{key}.canary[{i}]",
+                            name,
+                            "is not",
+                            f"an app cluster of {NAMESPACE}:clusters "
+                            f"({', '.join(sorted(serving)) or 'none'})",
+                        )
+                    )
+                elif name in retiring:
                     problems.append(
                         f"{key}.canary[{i}]: {name!r} is retiring; it no longer runs the app"
                     )
@@ -599,11 +687,6 @@ def _parse_rollout(raw: Any, clusters: list[ClusterSpec], problems: list[str]) -
                     problems.append(
                         f"{key}.canary[{i}]: {name!r} is a standby; it runs the app only when "
                         "a serving cluster is lost, so it cannot take changes first"
-                    )
-                elif name not in serving:
-                    problems.append(
-                        f"{key}.canary[{i}]: {_fmt(name)} is not an app cluster of "
-                        f"{NAMESPACE}:clusters ({', '.join(sorted(serving)) or 'none'})"
                     )
                 elif name in canary:
                     problems.append(f"{key}.canary[{i}]: {name!r} is listed twice")
@@ -622,19 +705,30 @@ def _parse_rollout(raw: Any, clusters: list[ClusterSpec], problems: list[str]) -
     soak = raw.get("minSuccessTime", DEFAULT_MIN_SUCCESS_TIME)
     if not isinstance(soak, str) or not (_DURATION.fullmatch(soak) or soak == "0"):
         problems.append(
-            f"{key}.minSuccessTime: {_fmt(soak)} must be a duration such as '2m', '90s' or '0'"
+            _wrong(
+                f"{key}.minSuccessTime", soak, "must be", "a duration such as '2m', '90s' or '0'"
+            )
         )
+    elif soak != "0" and _duration_too_long(soak):
+        problems.append(f"{key}.minSuccessTime: {soak!r} {DURATION_TOO_LONG}")
     deadline = raw.get("progressDeadline", DEFAULT_PROGRESS_DEADLINE)
     if not isinstance(deadline, str) or not _DURATION.fullmatch(deadline):
         problems.append(
-            f"{key}.progressDeadline: {_fmt(deadline)} must be a duration such as '10m' "
-            "('None' is refused: a cluster that never becomes ready would hold the rollout "
-            "and `pulumi up` forever)"
+            _wrong(
+                f"{key}.progressDeadline",
+                deadline,
+                "must be",
+                "a duration such as '10m' ('None' is refused: a cluster that never becomes "
+                "ready would hold the rollout and `pulumi up` forever)",
+            )
         )
-    elif int(deadline[:-1]) == 0:
+    # Not int(): it refuses more than 4300 digits.
+    elif not deadline[:-1].strip("0"):
         problems.append(
             f"{key}.progressDeadline: {deadline!r} would time every cluster out at once"
         )
+    elif _duration_too_long(deadline):
+        problems.append(f"{key}.progressDeadline: {deadline!r} {DURATION_TOO_LONG}")
     return RolloutSpec(
         canary=tuple(canary),
         max_concurrency=concurrency if concurrency is not None else DEFAULT_MAX_CONCURRENCY,
@@ -696,8 +790,13 @@ def _parse_admin_principals(
             )
         elif not isinstance(arn, str) or not _IAM_PRINCIPAL.fullmatch(arn):
             problems.append(
-                f"{key}[{i}]: {_fmt(arn)} is not an IAM role or user ARN such as "
-                "'arn:aws:iam::123456789012:role/platform-admin'"
+                _wrong(
+                    f"{key}[{i}]",
+                    arn,
+                    "is not",
+                    "an IAM role or user ARN such as "
+                    "'arn:aws:iam::123456789012:role/platform-admin'",
+                )
             )
         elif arn in principals:
             problems.append(f"{key}[{i}]: {arn!r} is listed twice; EKS allows one entry each")
@@ -759,8 +858,12 @@ def parse_fleet_config(
     key = f"{NAMESPACE}:clusters"
     if not isinstance(clusters_raw, list):
         problems.append(
-            f"{key}: {_fmt(clusters_raw)} must be a list of application clusters "
-            "(each with name, cloud and region)"
+            _wrong(
+                key,
+                clusters_raw,
+                "must be",
+                "a list of application clusters (each with name, cloud and region)",
+            )
         )
     elif not clusters_raw:
         problems.append(f"{key}: the list is empty; the fleet needs at least one app cluster")
@@ -817,8 +920,13 @@ def parse_fleet_config(
     key = f"{NAMESPACE}:apiAllowedCidrs"
     if not isinstance(cidrs_raw, list) or not cidrs_raw:
         problems.append(
-            f"{key}: {_fmt(cidrs_raw)} must be a non-empty list of CIDRs that may reach the "
-            "Kubernetes API servers (your workstation's and CI's public addresses)"
+            _wrong(
+                key,
+                cidrs_raw,
+                "must be",
+                "a non-empty list of CIDRs that may reach the Kubernetes API servers (your "
+                "workstation's and CI's public addresses)",
+            )
         )
     else:
         for i, value in enumerate(cidrs_raw):
@@ -829,19 +937,29 @@ def parse_fleet_config(
     ocm_version = raw.get("ocmVersion", DEFAULT_OCM_VERSION)
     if not isinstance(ocm_version, str) or not _OCM_VERSION.fullmatch(ocm_version):
         problems.append(
-            f"{NAMESPACE}:ocmVersion: {_fmt(ocm_version)} must be an OCM release such as "
-            f"'{DEFAULT_OCM_VERSION}' (no leading 'v')"
+            _wrong(
+                f"{NAMESPACE}:ocmVersion",
+                ocm_version,
+                "must be",
+                f"an OCM release such as '{DEFAULT_OCM_VERSION}' (no leading 'v')",
+            )
         )
 
     protect_data = raw.get("protectData", False)
     if not isinstance(protect_data, bool):
-        problems.append(f"{NAMESPACE}:protectData: {_fmt(protect_data)} must be true or false")
+        problems.append(
+            _wrong(f"{NAMESPACE}:protectData", protect_data, "must be", "true or false")
+        )
 
     rotation = raw.get("databasePasswordRotation", 0)
     if not _is_int(rotation) or rotation < 0:
         problems.append(
-            f"{NAMESPACE}:databasePasswordRotation: {_fmt(rotation)} must be an integer of at "
-            "least 0 (raise it by one to rotate the app's database password)"
+            _wrong(
+                f"{NAMESPACE}:databasePasswordRotation",
+                rotation,
+                "must be",
+                "an integer of at least 0 (raise it by one to rotate the app's database password)",
+            )
         )
 
     if isinstance(clusters_raw, list) and len(clusters) == len(clusters_raw):
@@ -849,7 +967,8 @@ def parse_fleet_config(
     app = _parse_app(raw.get("app"), containers, problems)
     rollout = _parse_rollout(raw.get("rollout"), clusters, problems)
     aws_clusters = [
-        c.get("name", f"entry {i}")
+        # a name that is not text is reported at its own key; here the entry's key stands in
+        c["name"] if isinstance(c.get("name"), str) else f"{NAMESPACE}:clusters[{i}]"
         for i, c in enumerate(clusters_raw if isinstance(clusters_raw, list) else [])
         if isinstance(c, Mapping) and c.get("cloud") == "aws"
     ]
