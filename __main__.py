@@ -109,7 +109,7 @@ rollout = AppRollout(
         serving=[name for name, c in apps.items() if not c.spec.standby],
         standby=[name for name, c in apps.items() if c.spec.standby],
         memberships=agents,
-        cluster_parts=list(deliveries.values()),
+        cluster_parts=[part for d in deliveries.values() for part in d.work_needs],
         manifests=workload_manifests(
             manifests,
             image_tags=fleet.app.image_tags,

@@ -368,7 +368,14 @@ IMPOSED_TYPES: dict[str, str] = {
 }
 """Steps no ordering of the graph can skip or shorten: they take their time in the
 unavoidable chain; everything else (IAM, networks, namespaces, policies, providers, Services
-waiting for an address) takes none there."""
+waiting for an address) takes none there.
+
+Two waits the program keeps are not among them, so they count against it: an EKS cluster's
+Kubernetes provider waits for the CoreDNS add-on, because the OCM agents reach the hub by
+name and, in reverse, must still resolve it while destroy waits for them to remove what their
+ManifestWorks applied (components/clusters/eks.py, _nodes_and_addons); and a ManifestWork waits
+for its cluster's namespace, credentials and permissions (AppDelivery.work_needs). Neither waits
+for a load balancer or for the EBS CSI add-on any more."""
 
 
 def _imposed(node: Node, node_addons: set[str]) -> bool:

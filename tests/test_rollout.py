@@ -360,3 +360,19 @@ def test_a_retiring_cluster_leaves_the_placement_while_the_rest_keep_their_order
         chain = ["work", "managed_cluster", "klusterlet", "chart", "cluster"]
         for before, after in itertools.pairwise(chain):
             assert graph.depends_on(r[before], r[after]), f"{r[before]} of {name} -> {r[after]}"
+
+
+@pytest.mark.parametrize(("shape", "preview"), CASES)
+def test_the_app_waits_for_each_clusters_namespace_and_credentials_but_not_its_edge(shape, preview):
+    """The work agent needs the namespace, the database Secret and ConfigMap and its own
+    permissions before it applies; the edge's address is needed only by the public entry."""
+    graph, fleet = graph_of(shape, preview), fleet_of(shape)
+    mwrs = replica_set(graph)
+    entry = graph.named("public-lb-config")
+    for spec in fleet.active_clusters:
+        for part in ("namespace", "database-secret", "database-config", "work-agent-role"):
+            needed = graph.named(f"{spec.name}-app-{part}")
+            assert graph.depends_on(mwrs, needed), f"{mwrs} must depend on {needed}"
+        edge = graph.named(f"{spec.name}-app-edge")
+        assert not graph.depends_on(mwrs, edge), f"{mwrs} must not wait for {edge}"
+        assert graph.depends_on(entry, edge), f"{entry} must wait for {edge}"

@@ -93,8 +93,9 @@ class AppRolloutArgs:
     """Every candidate's ManagedCluster and Klusterlet CR: the replica set is deleted, and with it
     every ManifestWork, while each cluster's agent still runs."""
     cluster_parts: Sequence[pulumi.Resource]
-    """Every candidate's per-cluster app part (namespace, credentials, edge): the works need
-    them, and are gone before them on destroy."""
+    """What every candidate's ManifestWork needs on its cluster (AppDelivery.work_needs: the
+    namespace, credentials, permissions): the works wait for them, and are gone before them on
+    destroy. Not the edges: their load balancers are needed by the public entry only."""
     manifests: Sequence[Mapping[str, Any]]
     """The template's objects, placed in the app namespace (delivery.workload_manifests)."""
     rollout: RolloutSpec

@@ -162,7 +162,8 @@ class EksCluster(FleetCluster):
     - a managed node group in the private subnets, through a launch template that requires
       IMDSv2 and encrypts the root volume;
     - the add-ons vpc-cni, kube-proxy, eks-pod-identity-agent, coredns and aws-ebs-csi-driver,
-      the last with its IAM role through EKS Pod Identity;
+      the last with its IAM role through EKS Pod Identity (volume claims wait for it:
+      `storage_dependencies`);
     - the Kubernetes provider, from an `aws eks get-token` kubeconfig, usable only once the
       identity running Pulumi is known to be one of `admin_principals`.
     """
@@ -194,7 +195,7 @@ class EksCluster(FleetCluster):
         identity = self._identity_and_encryption()
         cluster = self._control_plane(args, network, identity)
         admins_ready, caller = self._admins(args, cluster)
-        nodes_ready = self._nodes_and_addons(cluster, network, identity)
+        nodes_ready, storage = self._nodes_and_addons(cluster, network, identity)
 
         self.vpc_id = network.vpc.id
         self.cluster_name = cluster.name
@@ -218,6 +219,7 @@ class EksCluster(FleetCluster):
             ca_data=ca_data,
             egress_cidrs=egress_cidrs,
             provider_depends_on=[*nodes_ready, *admins_ready],
+            storage_depends_on=storage,
         )
 
     def _child(self, **kwargs: Any) -> pulumi.ResourceOptions:
@@ -533,9 +535,15 @@ class EksCluster(FleetCluster):
 
     def _nodes_and_addons(
         self, cluster: aws.eks.Cluster, network: _Network, identity: _Identity
-    ) -> list[pulumi.Resource]:
+    ) -> tuple[list[pulumi.Resource], list[pulumi.Resource]]:
         """Add-ons nodes need, the launch template and node group, then the other add-ons.
-        Returns what the Kubernetes provider must wait for."""
+        Returns what the Kubernetes provider must wait for, and what volumes must wait for.
+
+        The provider waits for CoreDNS: the OCM agents reach the hub by name, and in reverse
+        CoreDNS must outlive them while they remove what their ManifestWorks applied. It does
+        not wait for the EBS CSI driver: nothing the program puts on an app cluster claims a
+        volume, and a claim that does depends on `storage_dependencies` instead, which keeps
+        the driver running until the claim's volume is deleted."""
         name, child, spec = self._name, self._child, self.spec
         before_nodes = {
             a: self._addon(cluster, a, configuration_values=ADDON_CONFIGURATION.get(a))
@@ -601,7 +609,7 @@ class EksCluster(FleetCluster):
         )
         coredns = self._addon(cluster, "coredns", depends_on=[node_group])
         ebs_csi = self._storage(cluster, node_group, before_nodes["eks-pod-identity-agent"])
-        return [node_group, coredns, ebs_csi]
+        return [node_group, coredns], [ebs_csi]
 
     def _storage(
         self,

@@ -161,7 +161,14 @@ class FleetMonitoring(pulumi.ComponentResource):
             timeout=600,
             opts=pulumi.ResourceOptions.merge(
                 on_hub,
-                pulumi.ResourceOptions(depends_on=[*namespaces.values(), *policies]),
+                # Its Prometheus and Alertmanager claim volumes.
+                pulumi.ResourceOptions(
+                    depends_on=[
+                        *namespaces.values(),
+                        *policies,
+                        *args.hub_cluster.storage_dependencies,
+                    ]
+                ),
             ),
         )
 
