@@ -119,6 +119,8 @@ rollout = AppRollout(
         hub_kubeconfig=hub.kubeconfig,
         hub_context=fleet.hub.context,
         ready_after=database.ready,
+        delivered=previous_run.app_revisions(),
+        last_strategy=previous_run.last_strategy(),
     ),
 )
 entry = PublicLoadBalancer(
@@ -168,7 +170,12 @@ pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
 pulumi.export("metricsReceiver", monitoring.receiver_address)
 pulumi.export(
     "app",
-    {"revision": rollout.revision, "images": rollout.images, "clusters": rollout.status.clusters},
+    {
+        "revision": rollout.revision,
+        "images": rollout.images,
+        "strategy": rollout.strategy_type,
+        "clusters": rollout.status.clusters,
+    },
 )
 pulumi.export(
     "kubeconfigs",
