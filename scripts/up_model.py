@@ -442,7 +442,8 @@ Kubernetes provider waits for the CoreDNS add-on, because the OCM agents reach t
 name and, in reverse, must still resolve it while destroy waits for them to remove what their
 ManifestWorks applied (components/clusters/eks.py, _nodes_and_addons); and a ManifestWork waits
 for its cluster's namespace, credentials and permissions (AppDelivery.work_needs). Neither waits
-for a load balancer or for the EBS CSI add-on any more."""
+for a load balancer or for the EBS CSI add-on's rollout: the add-on is deleted with its cluster,
+so destroy still removes every object on the cluster first."""
 
 
 def _imposed(node: Node, node_addons: set[str]) -> bool:

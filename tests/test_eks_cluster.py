@@ -411,6 +411,13 @@ def test_only_volumes_wait_for_the_ebs_csi_driver(preview):
     )
     claim = g.named("claim")
     assert g.depends_on(claim, ebs), "a volume claim must depend on the EBS CSI add-on"
+    # Destroy still removes every object on the cluster before the driver: the add-on goes with
+    # the cluster, its role and pod identity after the provider.
+    assert ebs.options["deletedWith"] == one(g, "aws:eks/cluster:Cluster").urn, (
+        "the EBS CSI add-on must be deleted with the cluster"
+    )
+    for identity in (g.named("app-ie-ebs-csi"), role_of(g, "app-ie-ebs-csi-role")):
+        assert g.depends_on(one(g, T_K8S), identity), f"app-ie-k8s must depend on {identity}"
 
 
 # --- stability ------------------------------------------------------------------------------

@@ -41,7 +41,8 @@ class FleetCluster(pulumi.ComponentResource):
     """What a PersistentVolumeClaim on the cluster needs besides the cluster: the volume driver
     where the cloud installs it as an add-on (EKS's EBS CSI driver). A claim depends on it, so
     it is bound after the driver runs and released (its volume deleted) before the driver goes.
-    Not folded into the provider: objects that claim no volume need not wait for the driver."""
+    Not folded into the provider: objects that claim no volume need not wait for the driver's
+    rollout (on EKS the add-on is deleted with the cluster, after every object on it)."""
 
     @property
     def name(self) -> str:
