@@ -125,7 +125,7 @@ rollout = AppRollout(
         serving=[name for name, c in apps.items() if not c.spec.standby],
         standby=[name for name, c in apps.items() if c.spec.standby],
         memberships=agents,
-        cluster_parts=list(deliveries.values()),
+        cluster_parts=[part for d in deliveries.values() for part in d.work_needs],
         manifests=workload_manifests(
             manifests,
             image_tags=fleet.app.image_tags,
@@ -135,6 +135,8 @@ rollout = AppRollout(
         hub_kubeconfig=hub.kubeconfig,
         hub_context=fleet.hub.context,
         ready_after=database.ready,
+        delivered=previous_run.app_revisions(),
+        last_strategy=previous_run.last_strategy(),
     ),
 )
 entry = PublicLoadBalancer(
@@ -184,7 +186,12 @@ pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
 pulumi.export("metricsReceiver", monitoring.receiver_address)
 pulumi.export(
     "app",
-    {"revision": rollout.revision, "images": rollout.images, "clusters": rollout.status.clusters},
+    {
+        "revision": rollout.revision,
+        "images": rollout.images,
+        "strategy": rollout.strategy_type,
+        "clusters": rollout.status.clusters,
+    },
 )
 pulumi.export(
     "kubeconfigs",

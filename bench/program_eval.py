@@ -24,7 +24,7 @@ CPU time shows its range; the program, the two floors and the graph floor take t
 change in the machine's speed during the run reaches all four. Prints a
 Markdown table, each speed target met or not (the ratio against both floors: the one with the
 same GC setting is the like-for-like one), then the modeled first `up` (scripts/up_model.py)
-for each size and the critical path of the largest.
+and version change for each size, and the critical path of the largest.
 """
 
 from __future__ import annotations
@@ -132,6 +132,16 @@ if kind == "program" and not preview and not cold and not counted:
     out["up_s"] = up_model.modeled_up_seconds(sched)
     out["unavoidable_s"] = up_model.unavoidable_chain(sched)
     out["path"] = up_model.critical_path_table(sched)
+    from components.app.rollout import rollout_strategy
+    from components.config import parse_fleet_config
+    from harness import with_admin_principals
+    raw = with_admin_principals(arg["fleet"])
+    config = parse_fleet_config({{k.split(":", 1)[1]: v for k, v in raw.items()}})
+    out["change_s"] = up_model.version_change_seconds(
+        rollout_strategy(config.rollout),
+        len(config.serving_clusters),
+        len(config.rollout.canary),
+    )
 print(json.dumps(out))
 """
 
@@ -346,7 +356,8 @@ def main() -> None:
         print(
             f"Modeled first `up` of {size} app clusters: {run['up_s'] / 60:.1f} min; "
             f"unavoidable chain {run['unavoidable_s'] / 60:.1f} min "
-            f"(ratio {run['up_s'] / run['unavoidable_s']:.2f})."
+            f"(ratio {run['up_s'] / run['unavoidable_s']:.2f}); a version change once it runs "
+            f"the app, with the default rollout settings: {run['change_s'] / 60:.1f} min."
         )
     if paths:
         largest = max(paths)

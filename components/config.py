@@ -92,11 +92,25 @@ ROLLOUT_KEYS = frozenset(
     {"canary", "maxConcurrency", "minSuccessTime", "progressDeadline", "maxFailures"}
 )
 
-# Rollout defaults a careful team starts from: one cluster at a time after the canary, two
-# minutes of soak per step, and a finite deadline. OCM's own progressDeadline default, "None",
-# never times a cluster out, so a stuck cluster would hold the rollout (and `pulumi up`) forever
-# (sdk-go rollout.go, parseTimeout: "None" or "" is the maximum duration).
-DEFAULT_MAX_CONCURRENCY: int | str = 1
+# Rollout defaults a careful team starts from: after the canary, a quarter of the other
+# clusters at a time, two minutes of soak per step, and a finite deadline. OCM's own
+# progressDeadline default, "None", never times a cluster out, so a stuck cluster would hold the
+# rollout (and `pulumi up`) forever (sdk-go rollout.go, parseTimeout: "None" or "" is the maximum
+# duration).
+#
+# maxConcurrency is a share of the fleet so that a change takes the same number of steps at any
+# size: OCM takes the percentage of the clusters outside the canary, rounded up
+# (calculateRolloutSize), so a change is the canary and at most four waves whether the fleet has
+# 5 or 500 clusters; one cluster at a time would soak once per cluster (about 200 minutes of
+# soak alone at 100 clusters). A quarter, not all: a change that gets past the canary but breaks
+# elsewhere stops (maxFailures 0) having reached at most a quarter of the rest. The anchors use
+# the same shapes: Azure Kubernetes Fleet Manager's staged update runs go stage by stage, each
+# with an optional wait after it, and cap a stage's concurrent upgrades by a count or a
+# percentage of its clusters ("25%" is its documented example; a group alone defaults to one at
+# a time); Argo CD's progressive sync (ApplicationSet RollingSync) goes step by step, each step
+# waiting until its Applications are Healthy, with maxUpdate a count or a percentage of the step
+# (default all of it). A canary group then a percentage per wave is the middle of the two.
+DEFAULT_MAX_CONCURRENCY: int | str = "25%"
 DEFAULT_MIN_SUCCESS_TIME = "2m"
 DEFAULT_PROGRESS_DEADLINE = "10m"
 DEFAULT_MAX_FAILURES: int | str = 0

@@ -6,7 +6,9 @@ The stack config goes through the program's own config model, then the program i
 once under mocks (no cloud is called) to count what it declares: NAT gateways, public IPs,
 LoadBalancer Services, volumes (claims, and those a chart release's values ask for). Prices come
 from scripts/prices.yaml, each the list price of the date it carries; a region or item without a
-price is reported, not guessed. The `up` time comes from the model in scripts/up_model.py.
+price is reported, not guessed. The `up` time comes from the model in scripts/up_model.py, and
+beside it the modeled time of a version change once the fleet runs the app (the progressive
+rollout the program renders for a change, with the stack's rollout settings).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import up_model  # noqa: E402
 from harness import Graph, load_stack_config, run_program, with_admin_principals  # noqa: E402
 from workloads import pod_template, workloads  # noqa: E402
 
+from components.app.rollout import rollout_strategy  # noqa: E402
 from components.clusters import aks, eks  # noqa: E402
 from components.config import (  # noqa: E402
     NAMESPACE,
@@ -381,6 +384,16 @@ def render_local(needs: list[LocalNeed]) -> list[str]:
     return out
 
 
+def version_change_seconds(fleet: FleetConfig) -> float:
+    """The modeled time of a version change on the fleet once it runs the app: the rollout the
+    program renders for a change (components/app/rollout.py, rollout_strategy), over the
+    serving clusters, the canaries first."""
+    serving = len(fleet.serving_clusters)
+    return up_model.version_change_seconds(
+        rollout_strategy(fleet.rollout), serving, len(fleet.rollout.canary)
+    )
+
+
 def render(
     stack: str,
     fleet: FleetConfig,
@@ -425,8 +438,15 @@ def render(
         out += ["WARNINGS (no price, no guess):", *[f"- {w}" for w in bill.warnings], ""]
     up = up_model.modeled_up_seconds(sched)
     unavoidable = up_model.unavoidable_chain(sched)
+    change = version_change_seconds(fleet)
+    rollout = fleet.rollout
     out += [
         f"# Modeled first `pulumi up`: {up_model.minutes(up)}",
+        "",
+        f"Modeled version change: {up_model.minutes(change)} (a new image tag or manifest once "
+        f"the fleet runs the app: the canaries, then maxConcurrency {rollout.max_concurrency} "
+        f"of the other serving clusters a step, {rollout.min_success_time} of soak between "
+        "steps; a first delivery goes to every cluster at once).",
         "",
         "Typical creation times per resource type (scripts/up_model.py, each with its source). "
         "Critical path:",

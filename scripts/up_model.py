@@ -145,6 +145,7 @@ MANIFEST_WORK_REPLICA_SET = (
     "kubernetes:work.open-cluster-management.io/v1alpha1:ManifestWorkReplicaSet"
 )
 MANAGED_CLUSTER = "kubernetes:cluster.open-cluster-management.io/v1:ManagedCluster"
+PLACEMENT = "kubernetes:cluster.open-cluster-management.io/v1beta1:Placement"
 ROLLOUT_STATUS = "pulumi-python:dynamic/ocm-fleet:RolloutStatus"
 POD_OWNERS = ("Deployment", "StatefulSet", "DaemonSet")
 CLUSTER_COMPONENTS = {
@@ -303,15 +304,69 @@ def _seconds(text: Any) -> float:
     return h * 3600 + m * 60 + s
 
 
+def rollout_steps(strategy: Mapping[str, Any], clusters: int, canaries: int = 0) -> int:
+    """How many steps a rollout of `strategy` over `clusters` takes, as sdk-go counts them
+    (pkg/apis/cluster/v1alpha1/rollout.go): `All` is one step; `Progressive` rolls the mandatory
+    decision groups (`canaries` clusters, or one per group when not known) out first, as one
+    step, then the rest maxConcurrency at a time (calculateRolloutSize: a count, or a percentage
+    of the rest rounded up; out of range, or unset, means all the rest at once)."""
+    kind = strategy.get("type", "All")
+    if kind == "All" or clusters <= 0:
+        return 1 if clusters > 0 else 0
+    settings = strategy.get(kind[0].lower() + kind[1:]) or {}
+    groups = len(settings.get("mandatoryDecisionGroups") or [])
+    first = min(canaries or groups, clusters)
+    rest = clusters - first
+    per_step = settings.get("maxConcurrency")
+    if isinstance(per_step, str) and per_step.endswith("%"):
+        per_step = math.ceil(float(per_step[:-1]) / 100 * rest)
+    per_step = int(per_step) if per_step else rest
+    if per_step <= 0 or per_step > rest:
+        per_step = rest
+    return (1 if first else 0) + (math.ceil(rest / per_step) if rest else 0)
+
+
+def _chosen(nodes: Sequence[Node]) -> int:
+    """How many clusters the rollout reaches: the Placement's numberOfClusters, else every
+    managed cluster."""
+    for n in nodes:
+        number = (n.inputs.get("spec") or {}).get("numberOfClusters")
+        if n.type == PLACEMENT and isinstance(number, int | float):
+            return int(number)
+    return sum(1 for n in nodes if n.type == MANAGED_CLUSTER)
+
+
+def _canaries(nodes: Sequence[Node]) -> int:
+    """Clusters in the Placement's mandatory decision group (the canaries), by name."""
+    for n in nodes:
+        if n.type != PLACEMENT:
+            continue
+        groups = (
+            ((n.inputs.get("spec") or {}).get("decisionStrategy") or {}).get("groupStrategy") or {}
+        ).get("decisionGroups") or []
+        names = {
+            v
+            for g in groups
+            for e in ((g.get("groupClusterSelector") or {}).get("labelSelector") or {}).get(
+                "matchExpressions"
+            )
+            or []
+            for v in e.get("values") or []
+        }
+        if names:
+            return len(names)
+    return 0
+
+
 def rollout_soak(nodes: Sequence[Node]) -> float:
     """Seconds a progressive rollout keeps `up` waiting after the first clusters are applied.
 
     Only a ManifestWorkReplicaSet that `up` waits for (pulumi.com/waitFor, or a rollout status
-    resource) holds `up`; each
-    step after the first starts once the previous one has been successful for minSuccessTime.
-    On a first `up` every cluster is new and the steps run all the same.
+    resource) holds `up`; each step after the first starts once the previous one has been
+    successful for minSuccessTime. A first delivery rolls out `All` (components/app/rollout.py,
+    rollout_type): one step, no soak.
     """
-    clusters = sum(1 for n in nodes if n.type == MANAGED_CLUSTER)
+    clusters, canaries = _chosen(nodes), _canaries(nodes)
     # A rollout status resource holds `up` for the replica set's rollout as a waitFor would.
     status_waits = any(n.type == ROLLOUT_STATUS for n in nodes)
     soak = 0.0
@@ -322,20 +377,32 @@ def rollout_soak(nodes: Sequence[Node]) -> float:
         if "pulumi.com/waitFor" not in annotations and not status_waits:
             continue
         for ref in (n.inputs.get("spec") or {}).get("placementRefs") or []:
-            strategy = ref.get("rolloutStrategy") or {}
-            kind = strategy.get("type", "All")
-            if kind == "All":
-                continue
-            settings = strategy.get(kind[0].lower() + kind[1:]) or {}
-            min_success = _seconds(settings.get("minSuccessTime"))
-            per_step = settings.get("maxConcurrency")
-            if isinstance(per_step, str) and per_step.endswith("%"):
-                per_step = max(1, math.floor(clusters * int(per_step[:-1]) / 100))
-            per_step = int(per_step) if per_step else clusters
-            mandatory = len(settings.get("mandatoryDecisionGroups") or [])
-            steps = mandatory + math.ceil(max(clusters - mandatory, 0) / max(per_step, 1))
-            soak = max(soak, max(steps - 1, 0) * min_success)
+            soak = max(soak, _soak(ref.get("rolloutStrategy") or {}, clusters, canaries))
     return soak
+
+
+def _soak(strategy: Mapping[str, Any], clusters: int, canaries: int) -> float:
+    kind = strategy.get("type", "All")
+    settings = strategy.get(kind[0].lower() + kind[1:]) or {}
+    steps = rollout_steps(strategy, clusters, canaries)
+    return max(steps - 1, 0) * _seconds(settings.get("minSuccessTime"))
+
+
+ROLLOUT_STEP = Figure(
+    CREATION_SECONDS[ROLLOUT_STATUS].seconds,
+    "estimate",
+    "one step of a rollout: the agents apply the new revision and every Deployment is "
+    "updated and available (the same figure as a first rollout's)",
+)
+
+
+def version_change_seconds(strategy: Mapping[str, Any], clusters: int, canaries: int) -> float:
+    """The modeled length of a version change on a running fleet: the replica set's update,
+    then each step's apply and readiness, with minSuccessTime between steps (`up` returns once
+    the last step is ready, without its soak)."""
+    steps = rollout_steps(strategy, clusters, canaries)
+    update = CREATION_SECONDS.get(MANIFEST_WORK_REPLICA_SET, DEFAULT_SECONDS).seconds
+    return update + steps * ROLLOUT_STEP.seconds + _soak(strategy, clusters, canaries)
 
 
 def rollout_waiters(nodes: Sequence[Node]) -> set[str]:
@@ -368,7 +435,15 @@ IMPOSED_TYPES: dict[str, str] = {
 }
 """Steps no ordering of the graph can skip or shorten: they take their time in the
 unavoidable chain; everything else (IAM, networks, namespaces, policies, providers, Services
-waiting for an address) takes none there."""
+waiting for an address) takes none there.
+
+Two waits the program keeps are not among them, so they count against it: an EKS cluster's
+Kubernetes provider waits for the CoreDNS add-on, because the OCM agents reach the hub by
+name and, in reverse, must still resolve it while destroy waits for them to remove what their
+ManifestWorks applied (components/clusters/eks.py, _nodes_and_addons); and a ManifestWork waits
+for its cluster's namespace, credentials and permissions (AppDelivery.work_needs). Neither waits
+for a load balancer or for the EBS CSI add-on's rollout: the add-on is deleted with its cluster,
+so destroy still removes every object on the cluster first."""
 
 
 def _imposed(node: Node, node_addons: set[str]) -> bool:

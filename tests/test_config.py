@@ -843,7 +843,7 @@ def with_standby(name: str = "standby-eu") -> dict[str, Any]:
 def test_rollout_and_app_defaults_are_careful():
     fleet = parse_fleet_config(valid())
     assert fleet.rollout.canary == ("app-aws",), "the first app cluster is the canary"
-    assert fleet.rollout.max_concurrency == 1
+    assert fleet.rollout.max_concurrency == "25%", "a share of the fleet: steps do not grow"
     assert fleet.rollout.max_failures == 0
     assert fleet.rollout.min_success_time == "2m"
     assert fleet.rollout.progress_deadline == "10m", "a finite deadline, unlike OCM's None"

@@ -7,6 +7,7 @@ import json
 
 import harness
 import pulumi
+import pulumi_kubernetes as k8s
 import pytest
 import yaml
 from harness import Graph, Registered, run_program
@@ -379,10 +380,44 @@ def test_kubernetes_provider_waits_for_nodes_and_admin_access(preview):
     for target in (
         one(g, T_NODES),
         addons(g)["coredns"],
-        addons(g)["aws-ebs-csi-driver"],
         one(g, "aws:eks/accessPolicyAssociation:AccessPolicyAssociation"),
     ):
         assert g.depends_on(prov, target), f"Kubernetes provider app-ie-k8s must wait for {target}"
+
+
+@MODES
+def test_only_volumes_wait_for_the_ebs_csi_driver(preview):
+    """Nothing on an app cluster claims a volume: the provider, and so every object on the
+    cluster, does not wait for the EBS CSI add-on; a claim made with `storage_dependencies`
+    does, and is deleted while the driver still runs."""
+
+    def program() -> None:
+        cluster = EksCluster(
+            "app-ie",
+            EksClusterArgs(spec=spec(), api_allowed_cidrs=ALLOWED, admin_principals=ADMINS),
+        )
+        k8s.core.v1.PersistentVolumeClaim(
+            "claim",
+            spec={"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+            opts=pulumi.ResourceOptions(
+                provider=cluster.provider, depends_on=list(cluster.storage_dependencies)
+            ),
+        )
+
+    g = run_program({}, preview=preview, program=program)
+    ebs = addons(g)["aws-ebs-csi-driver"]
+    assert not g.depends_on(one(g, T_K8S), ebs), (
+        "Kubernetes provider app-ie-k8s must not wait for the EBS CSI add-on"
+    )
+    claim = g.named("claim")
+    assert g.depends_on(claim, ebs), "a volume claim must depend on the EBS CSI add-on"
+    # Destroy still removes every object on the cluster before the driver: the add-on goes with
+    # the cluster, its role and pod identity after the provider.
+    assert ebs.options["deletedWith"] == one(g, "aws:eks/cluster:Cluster").urn, (
+        "the EBS CSI add-on must be deleted with the cluster"
+    )
+    for identity in (g.named("app-ie-ebs-csi"), role_of(g, "app-ie-ebs-csi-role")):
+        assert g.depends_on(one(g, T_K8S), identity), f"app-ie-k8s must depend on {identity}"
 
 
 # --- stability ------------------------------------------------------------------------------

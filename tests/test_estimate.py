@@ -13,6 +13,7 @@ from harness import MOCK_CALLER_ROLE, ROOT, run_program
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import estimate
+import up_model
 
 from components.config import FleetConfigError
 
@@ -256,6 +257,13 @@ def test_the_dev_stack_estimate_prints_cost_exclusions_and_up_time(capsys):
     assert "Not counted:" in out and "traffic" in out and "logs" in out
     assert "WARNINGS" not in out, "every item of the dev stack has a sourced list price"
     assert re.search(r"# Modeled first `pulumi up`: \d+ min \d\d s", out)
+    # dev: the canary app-aws, then app-azure: two steps and one soak.
+    change = up_model.CREATION_SECONDS.get(
+        up_model.MANIFEST_WORK_REPLICA_SET, up_model.DEFAULT_SECONDS
+    ).seconds + (2 * up_model.ROLLOUT_STEP.seconds + 120)
+    assert f"Modeled version change: {up_model.minutes(change)} (" in out, (
+        "the estimate prints the modeled time of a version change beside the first `up`"
+    )
     assert "| public-lb-service |" in out or "| app-rollout-status |" in out, (
         "the critical path ends at the public entry or at the app's rollout"
     )

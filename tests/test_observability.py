@@ -3,6 +3,7 @@ the chart values against the charts, and the monitoring part of the recorded gra
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import shutil
@@ -726,3 +727,97 @@ def test_node_scrapes_are_allowed_by_port_because_cilium_ipblocks_miss_nodes(fle
         graph.kubernetes_provider(c).urn for c in app_cluster_names(fleet)
     }
     assert scrapers == expected, "every cluster's scraper must be allowed to reach its nodes"
+
+
+# --- probes -----------------------------------------------------------------------------------
+
+# What each image serves, and so what its probes may ask for (path, port name):
+# - Prometheus (agent mode too): /-/healthy and /-/ready on its web port (prometheus
+#   web/web.go, New: the router's "/-/healthy" and "/-/ready" handlers).
+# - kube-state-metrics: /healthz (always 200) and /livez on the metrics port, /readyz (once its
+#   own registry gathers) on the telemetry port, 8081 unless --telemetry-port says otherwise
+#   (kube-state-metrics pkg/app/server.go, buildMetricsServer and buildTelemetryServer).
+# - node-exporter: its landing page `/` on the metrics port, as the prometheus-node-exporter
+#   chart's probes use (templates/daemonset.yaml).
+# - the receiver's HAProxy: its frontend's monitor-uri, over TLS (_receiver.HEALTHZ_PATH).
+SERVED = {
+    "prometheus": {("/-/healthy", "http"), ("/-/ready", "http")},
+    agent_module.KUBE_STATE: {("/healthz", "http"), ("/livez", "http"), ("/readyz", "telemetry")},
+    agent_module.NODE_EXPORTER: {("/", "metrics")},
+    "haproxy": {(_receiver.HEALTHZ_PATH, "https")},
+}
+
+
+def assert_probed(owner: str, container: dict) -> None:
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    for kind in ("livenessProbe", "readinessProbe"):
+        probe = container.get(kind)
+        assert probe, f"{owner}: container {container['name']} has no {kind}"
+        http = probe.get("httpGet") or {}
+        asked = (http.get("path"), http.get("port"))
+        assert asked in SERVED[container["name"]], (
+            f"{owner}: {kind} of {container['name']} asks for {asked}, which the image does not "
+            f"serve (it serves {sorted(SERVED[container['name']])})"
+        )
+        assert http["port"] in ports, f"{owner}: {kind} names port {http['port']}, not declared"
+    if container["name"] == agent_module.KUBE_STATE:
+        args = container.get("args", [])
+        telemetry = next(
+            (a.split("=", 1)[1] for a in args if a.startswith("--telemetry-port=")), "8081"
+        )
+        assert ports.get("telemetry") == int(telemetry), (
+            f"{owner}: the telemetry port must be where kube-state-metrics listens ({telemetry})"
+        )
+
+
+@pytest.mark.parametrize("fleet", list(FLEETS))
+def test_every_monitoring_agent_has_liveness_and_readiness_probes(fleet):
+    graph = fleet_graph(fleet, False)
+    works = agent_works(graph)
+    assert works
+    for cluster, work in works.items():
+        pods = [
+            m
+            for m in work.inputs["spec"]["workload"]["manifests"]
+            if m["kind"] in ("Deployment", "DaemonSet")
+        ]
+        assert {p["metadata"]["name"] for p in pods} == {
+            agent_module.AGENT,
+            agent_module.KUBE_STATE,
+            agent_module.NODE_EXPORTER,
+        }
+        for pod in pods:
+            for container in pod["spec"]["template"]["spec"]["containers"]:
+                assert_probed(f"{cluster}/{pod['metadata']['name']}", container)
+    receiver = graph.named("monitoring-receiver", "kubernetes:apps/v1:Deployment")
+    for container in receiver.inputs["spec"]["template"]["spec"]["containers"]:
+        assert_probed(str(receiver), container)
+
+
+def test_the_probe_check_catches_a_missing_or_unserved_probe():
+    (ksm,) = [
+        m
+        for m in agent_module.agent_manifests("global: {}\n")
+        if m["kind"] == "Deployment" and m["metadata"]["name"] == agent_module.KUBE_STATE
+    ]
+    container = copy.deepcopy(ksm["spec"]["template"]["spec"]["containers"][0])
+    container["livenessProbe"]["httpGet"]["path"] = "/-/healthy"
+    with pytest.raises(AssertionError, match="does not serve"):
+        assert_probed("ksm", container)
+    del container["livenessProbe"]
+    with pytest.raises(AssertionError, match="has no livenessProbe"):
+        assert_probed("ksm", container)
+
+
+@pytest.mark.parametrize("sub", ["kube-state-metrics", "prometheus-node-exporter"])
+def test_the_hub_charts_keep_their_exporters_probes(sub, observability_reference):
+    """On the main cluster node-exporter and kube-state-metrics come from the prometheus chart's
+    subcharts, whose templates always render both probes from these values: the program's
+    values must leave them on an HTTP check (values.yaml of each chart)."""
+    defaults = chart_values(observability_reference, sub)
+    ours = prometheus_release(fleet_graph("dev", False)).inputs["values"].get(sub, {})
+    for kind in ("livenessProbe", "readinessProbe"):
+        merged = {**defaults[kind], **(ours.get(kind) or {})}
+        assert "httpGet" in merged and merged.get("failureThreshold", 0) >= 1, (
+            f"{sub}: {kind} must stay an HTTP check, as the chart renders it"
+        )

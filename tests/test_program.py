@@ -140,15 +140,21 @@ NOT_UNDER_THE_CLUSTER = {"aws:kms/alias:Alias"}
 def test_everything_on_a_cluster_goes_before_the_cloud_resources_under_it(any_graph):
     """The Kubernetes provider depends on every cloud resource of its cluster: objects on the
     cluster are created after, and deleted before, the network, nodes, NAT and routes that
-    carry their traffic (agents must reach the hub while their ManifestWorks are deleted)."""
+    carry their traffic (agents must reach the hub while their ManifestWorks are deleted).
+    A resource deleted with the cluster (deletedWith) is not removed before it, so it outlives
+    every object on the cluster without the provider waiting for it."""
     for component in any_graph.resources:
         if component.type not in CLUSTER_COMPONENT_TYPES:
             continue
         provider = any_graph.kubernetes_provider(component.name)
+        plane = any_graph.control_plane(component.name)
         for res in any_graph.descendants(component):
             if not res.custom or res.type.startswith("pulumi:providers:"):
                 continue
             if res.type in NOT_UNDER_THE_CLUSTER:
+                continue
+            if res.options.get("deletedWith") == plane.urn:
+                assert any_graph.depends_on(res, plane), f"{res} must depend on {plane}"
                 continue
             assert any_graph.depends_on(provider, res), (
                 f"the Kubernetes provider of {component.name} must depend on {res}, or destroy "

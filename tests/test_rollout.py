@@ -21,9 +21,11 @@ from components.app.rollout import (
     REVISION_LABEL,
     TOLERATION_SECONDS,
     manifest_work_template,
+    rollout_type,
     template_revision,
 )
 from components.config import parse_fleet_config
+from components.lifecycle.previous_run import UNKNOWN_REVISION, app_revisions
 from components.ocm import _charts as _ocm
 
 MODES = [pytest.param(False, id="update"), pytest.param(True, id="preview")]
@@ -48,13 +50,24 @@ def standby_config() -> dict[str, Any]:
 
 
 SHAPES = {**FLEETS, "standby": standby_config}
-_GRAPHS: dict[tuple[str, bool], Graph] = {}
+_GRAPHS: dict[tuple[str, bool, bool], Graph] = {}
+OLD_REVISION = "0123456789ab"
 
 
-def graph_of(shape: str, preview: bool) -> Graph:
-    if (shape, preview) not in _GRAPHS:
-        _GRAPHS[(shape, preview)] = run_program(SHAPES[shape](), preview=preview)
-    return _GRAPHS[(shape, preview)]
+def ran(clusters, revision: str = OLD_REVISION, strategy: str = "Progressive") -> dict[str, Any]:
+    """The stack outputs of a last run in which each of `clusters` ran `revision`."""
+    placed = {name: {"revision": revision, "state": "succeeded"} for name in clusters}
+    return {"app": {"revision": revision, "strategy": strategy, "clusters": placed}}
+
+
+def graph_of(shape: str, preview: bool, *, change: bool = False) -> Graph:
+    """The fleet's first `up` (nothing ran before), or with `change` a run that changes what
+    every serving cluster runs (they ran OLD_REVISION)."""
+    key = (shape, preview, change)
+    if key not in _GRAPHS:
+        before = ran(c.name for c in fleet_of(shape).serving_clusters) if change else None
+        _GRAPHS[key] = run_program(SHAPES[shape](), preview=preview, previous_outputs=before)
+    return _GRAPHS[key]
 
 
 def fleet_of(shape: str):
@@ -87,7 +100,7 @@ def strategy(graph: Graph) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("shape", "preview"), CASES)
 def test_the_canary_is_rolled_out_before_the_rest(shape, preview):
-    graph, fleet = graph_of(shape, preview), fleet_of(shape)
+    graph, fleet = graph_of(shape, preview, change=True), fleet_of(shape)
     groups = placement(graph).inputs["spec"]["decisionStrategy"]["groupStrategy"]
     (group,) = groups["decisionGroups"]
     assert group["groupName"] == CANARY_GROUP
@@ -111,7 +124,7 @@ def test_the_canary_defaults_to_the_first_serving_cluster():
 @pytest.mark.parametrize(("shape", "preview"), CASES)
 def test_halt_on_failure_settings_are_set(shape, preview):
     fleet = fleet_of(shape)
-    progressive = strategy(graph_of(shape, preview))["progressive"]
+    progressive = strategy(graph_of(shape, preview, change=True))["progressive"]
     assert progressive["progressDeadline"] == fleet.rollout.progress_deadline != "None", (
         "a finite progressDeadline turns a stuck cluster into a failure"
     )
@@ -121,7 +134,7 @@ def test_halt_on_failure_settings_are_set(shape, preview):
 
 
 def test_configured_rollout_settings_reach_the_replica_set():
-    progressive = strategy(graph_of("standby", False))["progressive"]
+    progressive = strategy(graph_of("standby", False, change=True))["progressive"]
     assert progressive == {
         "mandatoryDecisionGroups": [{"groupName": "canary"}],
         "maxConcurrency": "50%",
@@ -129,8 +142,8 @@ def test_configured_rollout_settings_reach_the_replica_set():
         "progressDeadline": "15m",
         "maxFailures": 1,
     }
-    default = strategy(graph_of("dev", False))["progressive"]
-    assert (default["maxConcurrency"], default["maxFailures"]) == (1, 0)
+    default = strategy(graph_of("dev", False, change=True))["progressive"]
+    assert (default["maxConcurrency"], default["maxFailures"]) == ("25%", 0)
     assert (default["minSuccessTime"], default["progressDeadline"]) == ("2m", "10m")
 
 
@@ -220,16 +233,16 @@ def test_destroy_order_covers_standby_clusters(preview):
 
 
 def test_new_ocm_objects_are_valid_against_the_upstream_crds(shared_reference):
-    for shape in SHAPES:
-        graph = graph_of(shape, False)
+    for shape, change in itertools.product(SHAPES, (False, True)):
+        graph = graph_of(shape, False, change=change)
         for res in (placement(graph), replica_set(graph)):
             obj = {k: res.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")}
             errors = crd_errors(shared_reference, obj)
-            assert not errors, f"{res} of fleet {shape} is not valid: {errors}"
+            assert not errors, f"{res} of fleet {shape} (change {change}) is not valid: {errors}"
 
 
 def test_crd_check_catches_a_misspelt_rollout_field(shared_reference):
-    res = replica_set(graph_of("dev", False))
+    res = replica_set(graph_of("dev", False, change=True))
     obj = copy.deepcopy({k: res.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")})
     obj["spec"]["placementRefs"][0]["rolloutStrategy"]["progressive"]["maxFailure"] = 1
     assert crd_errors(shared_reference, obj), "a misspelt maxFailures must fail"
@@ -360,3 +373,85 @@ def test_a_retiring_cluster_leaves_the_placement_while_the_rest_keep_their_order
         chain = ["work", "managed_cluster", "klusterlet", "chart", "cluster"]
         for before, after in itertools.pairwise(chain):
             assert graph.depends_on(r[before], r[after]), f"{r[before]} of {name} -> {r[after]}"
+
+
+@pytest.mark.parametrize(("shape", "preview"), CASES)
+def test_the_app_waits_for_each_clusters_namespace_and_credentials_but_not_its_edge(shape, preview):
+    """The work agent needs the namespace, the database Secret and ConfigMap and its own
+    permissions before it applies; the edge's address is needed only by the public entry."""
+    graph, fleet = graph_of(shape, preview), fleet_of(shape)
+    mwrs = replica_set(graph)
+    entry = graph.named("public-lb-config")
+    for spec in fleet.active_clusters:
+        for part in ("namespace", "database-secret", "database-config", "work-agent-role"):
+            needed = graph.named(f"{spec.name}-app-{part}")
+            assert graph.depends_on(mwrs, needed), f"{mwrs} must depend on {needed}"
+        edge = graph.named(f"{spec.name}-app-edge")
+        assert not graph.depends_on(mwrs, edge), f"{mwrs} must not wait for {edge}"
+        assert graph.depends_on(entry, edge), f"{entry} must wait for {edge}"
+
+
+# --- first delivery ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("shape", "preview"), CASES)
+def test_a_new_fleet_gets_the_app_everywhere_at_once(shape, preview):
+    """Nothing runs the app yet: no canary, no steps, no soak; the deadline still holds."""
+    rollout = strategy(graph_of(shape, preview))
+    assert rollout == {
+        "type": "All",
+        "all": {"progressDeadline": fleet_of(shape).rollout.progress_deadline},
+    }, f"the first delivery to fleet {shape} must not wait for canaries or soaks: {rollout}"
+
+
+@pytest.mark.parametrize("preview", MODES)
+def test_an_added_cluster_gets_the_app_at_once_and_a_change_stays_progressive(preview):
+    config = dev_config()
+    fleet = fleet_of("dev")
+    revision = replica_set(graph_of("dev", preview)).inputs["metadata"]["labels"][REVISION_LABEL]
+    config["ocm-fleet:clusters"].append({"name": "app-more", "cloud": "azure", "region": "eastus2"})
+    already = [c.name for c in fleet.serving_clusters]
+
+    added = run_program(config, preview=preview, previous_outputs=ran(already, revision))
+    assert strategy(added)["type"] == "All", (
+        "a cluster that never ran the app, beside clusters that run this very revision, has "
+        "nothing to protect"
+    )
+    changed = run_program(config, preview=preview, previous_outputs=ran(already))
+    assert strategy(changed)["type"] == "Progressive", (
+        "clusters that run another revision are protected, even when a cluster is added too"
+    )
+    steady = run_program(
+        dev_config(), preview=preview, previous_outputs=ran(already, revision, "Progressive")
+    )
+    assert strategy(steady)["type"] == "Progressive", (
+        "a run that delivers nothing keeps the last run's strategy: no diff"
+    )
+
+
+def test_a_stack_from_before_the_app_output_is_treated_as_running_an_older_version():
+    assert app_revisions({"clusters": {"app-aws": {}, "app-azure": {}}}) == {
+        "app-aws": UNKNOWN_REVISION,
+        "app-azure": UNKNOWN_REVISION,
+    }
+    assert app_revisions({}) == {}, "a new stack ran nothing"
+    assert app_revisions(
+        {"app": {"clusters": {"a": {"revision": "r1"}, "b": {"revision": "", "state": "previous"}}}}
+    ) == {"a": "r1"}, "a cluster the app had not reached yet ran nothing"
+
+
+@pytest.mark.parametrize(
+    ("delivered", "last", "expected"),
+    [
+        ({}, None, "All"),
+        ({"a": "new"}, "All", "All"),
+        ({"a": "new", "b": "new"}, "All", "All"),
+        ({"a": "new", "b": "new"}, "Progressive", "Progressive"),
+        ({"a": "new", "b": "new"}, None, "Progressive"),
+        ({"a": "old"}, "All", "Progressive"),
+        ({"a": "old", "b": "new"}, "All", "Progressive"),
+    ],
+)
+def test_the_rollout_type_follows_what_the_clusters_ran(delivered, last, expected):
+    got = rollout_type(delivered=delivered, last=last, serving=["a", "b"], revision="new")
+    assert got == expected, f"{delivered}, last {last}: {got}"

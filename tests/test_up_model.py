@@ -5,11 +5,16 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import FLEETS, fleet_graph
-from harness import ROOT
+from conftest import FLEETS, dev_config, fleet_graph
+from harness import ROOT, run_program, with_admin_principals
+
+from components.app.rollout import rollout_strategy
+from components.config import RolloutSpec
 
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+import program_eval
 import up_model as m
 
 
@@ -328,3 +333,85 @@ def test_the_public_entry_waits_for_its_pods_and_edges_for_their_address_in_the_
         assert edge.urn not in waits, f"{edge} must not wait for pods: {waits[edge.urn]}"
     public = graph.named("public-lb-service")
     assert [by_urn[u].name for u in waits[public.urn]] == ["public-lb-haproxy"]
+
+
+def five_clusters_two_clouds_three_regions() -> dict:
+    return with_admin_principals(
+        {
+            "ocm-fleet:hub": {"name": "main", "cloud": "azure", "region": "westeurope"},
+            "ocm-fleet:clusters": [
+                {"name": "app-1", "cloud": "aws", "region": "eu-west-1"},
+                {"name": "app-2", "cloud": "aws", "region": "us-east-1"},
+                {"name": "app-3", "cloud": "azure", "region": "westeurope"},
+                {"name": "app-4", "cloud": "azure", "region": "westeurope"},
+                {"name": "app-5", "cloud": "aws", "region": "eu-west-1"},
+            ],
+            "ocm-fleet:apiAllowedCidrs": ["203.0.113.0/24"],
+        }
+    )
+
+
+@pytest.mark.parametrize("fleet", ["dev", "five"])
+def test_the_path_to_the_app_waits_for_no_load_balancer_or_storage_add_on(fleet):
+    config = dev_config() if fleet == "dev" else five_clusters_two_clouds_three_regions()
+    sched = m.schedule(m.nodes_from_graph(run_program(config, preview=False)))
+    table = "\n".join(
+        m.critical_path_table(sched) + m.critical_path_table(sched, sched.unavoidable)
+    )
+    app = next(s for s in sched.steps.values() if s.node.type == m.MANIFEST_WORK_REPLICA_SET)
+    before = m._path(app, sched.steps)
+    waited = [s.node.name for s in before if m._is_load_balancer(s.node)]
+    assert not waited, f"{fleet}: the app waits for load balancers {waited}\n{table}"
+    addons = [s.node.name for s in before if s.node.name.endswith("aws-ebs-csi-driver")]
+    assert not addons, f"{fleet}: the app waits for the EBS CSI add-on\n{table}"
+    assert sched.soak_seconds == 0, f"{fleet}: a first `up` soaks for nothing\n{table}"
+    up, unavoidable = m.modeled_up_seconds(sched), m.unavoidable_chain(sched)
+    assert up <= 1.1 * unavoidable, f"{fleet}: {up:.0f} s against {unavoidable:.0f} s\n{table}"
+
+
+def test_the_first_up_takes_about_as_long_at_3_30_and_100_app_clusters():
+    ups = {}
+    for size in (3, 30, 100):
+        sched = m.schedule(m.nodes_from_graph(run_program(program_eval.fleet(size))))
+        ups[size] = m.modeled_up_seconds(sched)
+        assert sched.soak_seconds == 0, f"{size} app clusters: the first `up` soaks"
+    assert max(ups.values()) <= 1.25 * min(ups.values()), (
+        "modeled first `up` by size: " + ", ".join(f"{n}: {m.minutes(s)}" for n, s in ups.items())
+    )
+
+
+@pytest.mark.parametrize(
+    ("strategy", "clusters", "canaries", "steps"),
+    [
+        ({"type": "All", "all": {}}, 100, 0, 1),
+        ({"type": "Progressive", "progressive": {"maxConcurrency": 1}}, 5, 0, 5),
+        (
+            {
+                "type": "Progressive",
+                "progressive": {"maxConcurrency": "50%", "mandatoryDecisionGroups": [{}]},
+            },
+            5,
+            1,
+            3,
+        ),
+        # 25% of the 99 outside the canary, rounded up: 25 a step, four steps.
+        (rollout_strategy(RolloutSpec()), 100, 1, 5),
+        (rollout_strategy(RolloutSpec()), 30, 1, 5),
+        # 25% of 2 rounds up to 1: one a step.
+        (rollout_strategy(RolloutSpec()), 3, 1, 3),
+        # More than the rest: all the rest at once (calculateRolloutSize's default).
+        ({"type": "Progressive", "progressive": {"maxConcurrency": 50}}, 10, 0, 1),
+    ],
+)
+def test_rollout_steps_are_counted_as_sdk_go_counts_them(strategy, clusters, canaries, steps):
+    assert m.rollout_steps(strategy, clusters, canaries) == steps
+
+
+def test_a_version_change_with_the_defaults_takes_as_many_steps_at_30_as_at_100_clusters():
+    change = rollout_strategy(RolloutSpec())
+    step, soak = m.ROLLOUT_STEP.seconds, 120
+    update = m.CREATION_SECONDS.get(m.MANIFEST_WORK_REPLICA_SET, m.DEFAULT_SECONDS).seconds
+    assert m.version_change_seconds(change, 100, 1) == update + 5 * step + 4 * soak
+    assert m.version_change_seconds(change, 30, 1) == m.version_change_seconds(change, 100, 1)
+    one_at_a_time = rollout_strategy(RolloutSpec(max_concurrency=1))
+    assert m.version_change_seconds(one_at_a_time, 100, 1) == update + 100 * step + 99 * soak

@@ -173,7 +173,7 @@ class Database(pulumi.ComponentResource):
                 on_hub,
                 pulumi.ResourceOptions(
                     protect=args.protect_data,
-                    depends_on=[namespace],
+                    depends_on=[namespace, *args.hub_cluster.storage_dependencies],
                 ),
             ),
         )

@@ -65,6 +65,11 @@ class AppDelivery(pulumi.ComponentResource):
       load balancer lists it and its health checks start passing once the app arrives.
 
     A standby gets all of it ahead of time, so taking over needs only the ManifestWork.
+
+    `work_needs` is what the ManifestWork needs on the cluster before it applies: everything
+    above but the edge (and the policy that admits the edge's own address), whose load balancer
+    may take minutes and is needed only by the public entry. The works are deleted before what
+    they need; the edge, which holds nothing the work agent removes, in any order.
     """
 
     namespace: k8s.core.v1.Namespace
@@ -73,6 +78,9 @@ class AppDelivery(pulumi.ComponentResource):
     """The LoadBalancer Service in front of the router on the app cluster."""
     edge_address: pulumi.Output[str]
     """The edge's public IP or DNS name, for the main cluster's load balancer."""
+    work_needs: list[pulumi.Resource]
+    """The namespace, credentials, work agent permissions and address policies: what the app's
+    ManifestWork depends on (not the edge)."""
 
     def __init__(
         self, name: str, args: AppDeliveryArgs, opts: pulumi.ResourceOptions | None = None
@@ -92,14 +100,14 @@ class AppDelivery(pulumi.ComponentResource):
             opts=on_app,
         )
         namespace = self.namespace.metadata.name
-        k8s.core.v1.Secret(
+        secret = k8s.core.v1.Secret(
             f"{name}-database-secret",
             metadata={"name": DATABASE_SECRET, "namespace": namespace},
             type="Opaque",
             string_data={"DB_PASSWORD": args.database.password},
             opts=after_database,
         )
-        k8s.core.v1.ConfigMap(
+        config = k8s.core.v1.ConfigMap(
             f"{name}-database-config",
             metadata={
                 "name": DATABASE_CONFIG,
@@ -112,7 +120,7 @@ class AppDelivery(pulumi.ComponentResource):
             data=database_config(args.database),
             opts=after_database,
         )
-        k8s.rbac.v1.ClusterRole(
+        work_role = k8s.rbac.v1.ClusterRole(
             f"{name}-work-agent-role",
             metadata={
                 "name": "ocm-fleet:work-agent:bookstore",
@@ -124,13 +132,14 @@ class AppDelivery(pulumi.ComponentResource):
 
         # The flows that depend on addresses; the rest of the app's policies travel with it in
         # the ManifestWork template (manifests/network-policies.yaml).
-        netpol.declare(
+        policies = netpol.declare(
             name,
             address_policies(
                 namespace, args.edge_allowed_cidrs, args.database.host, args.database.port
             ),
             on_app,
         )
+        self.work_needs = [self.namespace, secret, config, work_role, *policies]
         annotations = {
             # The router pods arrive later through OCM, and never on a standby until it takes
             # over: wait for the cloud load balancer's address only, not for ready endpoints.

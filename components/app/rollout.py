@@ -1,5 +1,6 @@
 """The bookstore on every serving cluster through one OCM ManifestWorkReplicaSet, rolled out
-progressively: canary first, then the rest a few at a time, halting on failure."""
+progressively: canary first, then the rest a few at a time, halting on failure. A delivery that
+changes nothing any cluster runs (a new fleet, an added cluster) goes to all at once."""
 
 from __future__ import annotations
 
@@ -93,8 +94,9 @@ class AppRolloutArgs:
     """Every candidate's ManagedCluster and Klusterlet CR: the replica set is deleted, and with it
     every ManifestWork, while each cluster's agent still runs."""
     cluster_parts: Sequence[pulumi.Resource]
-    """Every candidate's per-cluster app part (namespace, credentials, edge): the works need
-    them, and are gone before them on destroy."""
+    """What every candidate's ManifestWork needs on its cluster (AppDelivery.work_needs: the
+    namespace, credentials, permissions): the works wait for them, and are gone before them on
+    destroy. Not the edges: their load balancers are needed by the public entry only."""
     manifests: Sequence[Mapping[str, Any]]
     """The template's objects, placed in the app namespace (delivery.workload_manifests)."""
     rollout: RolloutSpec
@@ -105,6 +107,12 @@ class AppRolloutArgs:
     """Its context, for a main cluster of `cloud: existing`."""
     ready_after: Sequence[pulumi.Resource] = ()
     """Resources the app needs before any cluster runs it (the database schema)."""
+    delivered: pulumi.Input[Mapping[str, str]] | None = None
+    """Cluster -> the revision it ran at the stack's last run (PreviousRun.app_revisions); None
+    when unknown, which treats every delivery as a change to protect."""
+    last_strategy: pulumi.Input[str | None] = None
+    """The rollout type the last run used (PreviousRun.last_strategy), kept while nothing is to
+    be delivered so that a run that changes nothing shows no diff."""
 
 
 class AppRollout(pulumi.ComponentResource):
@@ -142,6 +150,8 @@ class AppRollout(pulumi.ComponentResource):
     """Container name -> image of the template: what the revision runs."""
     status: RolloutStatus
     """The rollout's outcome; `status.clusters` has each chosen cluster's revision and state."""
+    strategy_type: pulumi.Output[str]
+    """`All` or `Progressive`: how this run rolls the template out (see `rollout_type`)."""
 
     def __init__(self, name: str, args: AppRolloutArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(APP_ROLLOUT_TYPE, name, None, opts)
@@ -162,6 +172,16 @@ class AppRollout(pulumi.ComponentResource):
         )
         template = manifest_work_template(args.manifests)
         self.revision = template_revision(template)
+        serving, revision = list(args.serving), self.revision
+        self.strategy_type = (
+            pulumi.Output.all(args.delivered, args.last_strategy).apply(
+                lambda v: rollout_type(
+                    delivered=v[0], last=v[1], serving=serving, revision=revision
+                )
+            )
+            if args.delivered is not None
+            else pulumi.Output.from_input(PROGRESSIVE)
+        )
         self.replica_set = k8s.apiextensions.CustomResource(
             f"{name}-replica-set",
             api_version=f"{_ocm.WORK_API}/v1alpha1",
@@ -172,7 +192,7 @@ class AppRollout(pulumi.ComponentResource):
                 "labels": {REVISION_LABEL: self.revision, "app.kubernetes.io/part-of": "bookstore"},
                 "annotations": {"pulumi.com/deletionPropagationPolicy": "foreground"},
             },
-            spec=replica_set_spec(template, args.rollout),
+            spec=replica_set_spec(template, args.rollout, strategy_type=self.strategy_type),
             opts=pulumi.ResourceOptions.merge(
                 on_hub,
                 pulumi.ResourceOptions(
@@ -216,7 +236,13 @@ class AppRollout(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self, depends_on=[self.replica_set]),
         )
-        self.register_outputs({"revision": self.revision, "clusters": self.status.clusters})
+        self.register_outputs(
+            {
+                "revision": self.revision,
+                "strategy": self.strategy_type,
+                "clusters": self.status.clusters,
+            }
+        )
 
 
 def _names_in(names: Sequence[str]) -> dict[str, Any]:
@@ -324,8 +350,65 @@ def template_revision(template: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def replica_set_spec(template: Mapping[str, Any], rollout: RolloutSpec) -> dict[str, Any]:
-    """The ManifestWorkReplicaSet's spec: one placement, rolled out Progressive.
+ALL, PROGRESSIVE = "All", "Progressive"
+
+
+def rollout_type(
+    *,
+    delivered: Mapping[str, str] | None,
+    last: str | None,
+    serving: Sequence[str],
+    revision: str,
+) -> str:
+    """How this run rolls the template out, from what each cluster ran at the last run.
+
+    - Some cluster runs another revision: the change is progressive (canaries, steps, soaks),
+      whatever else is new in the run: the clusters it adds take part in the same rollout.
+    - Otherwise, some serving cluster has never run the app (a new fleet, an added cluster):
+      `All`. The canary and the soak protect clusters that serve a previous version; these
+      have none, and the clusters that run this revision already are left as they are.
+    - Otherwise nothing is to be delivered: the last run's type, so that the spec, and the
+      preview, stay unchanged (Progressive when the last run did not say).
+
+    A cluster whose work failed in the last run still counts as running the revision it was
+    given, so a retry of the same revision is `All` too and delivers without soaking.
+    """
+    delivered = delivered or {}
+    if any(r != revision for r in delivered.values()):
+        return PROGRESSIVE
+    if any(name not in delivered for name in serving):
+        return ALL
+    return last if last in (ALL, PROGRESSIVE) else PROGRESSIVE
+
+
+def rollout_strategy(rollout: RolloutSpec, type_: str = PROGRESSIVE) -> dict[str, Any]:
+    """The placement's rolloutStrategy of `type_` with the configured settings.
+
+    `All` keeps the deadline, so a cluster that never becomes ready still counts as failed
+    (sdk-go rollout.go, getRolloutAllClusters: parseTimeout of all.progressDeadline), and no
+    soak: no step waits for another.
+    """
+    if type_ == ALL:
+        return {"type": ALL, "all": {"progressDeadline": rollout.progress_deadline}}
+    return {
+        "type": PROGRESSIVE,
+        "progressive": {
+            "mandatoryDecisionGroups": [{"groupName": CANARY_GROUP}],
+            "maxConcurrency": rollout.max_concurrency,
+            "minSuccessTime": rollout.min_success_time,
+            "progressDeadline": rollout.progress_deadline,
+            "maxFailures": rollout.max_failures,
+        },
+    }
+
+
+def replica_set_spec(
+    template: Mapping[str, Any],
+    rollout: RolloutSpec,
+    strategy_type: pulumi.Input[str] = PROGRESSIVE,
+) -> dict[str, Any]:
+    """The ManifestWorkReplicaSet's spec: one placement, rolled out Progressive (or `All` for a
+    delivery that changes nothing a cluster runs, see `rollout_type`).
 
     How OCM 1.3.1 judges each cluster, and so what the settings below mean:
 
@@ -355,16 +438,9 @@ def replica_set_spec(template: Mapping[str, Any], rollout: RolloutSpec) -> dict[
         "placementRefs": [
             {
                 "name": PLACEMENT_NAME,
-                "rolloutStrategy": {
-                    "type": "Progressive",
-                    "progressive": {
-                        "mandatoryDecisionGroups": [{"groupName": CANARY_GROUP}],
-                        "maxConcurrency": rollout.max_concurrency,
-                        "minSuccessTime": rollout.min_success_time,
-                        "progressDeadline": rollout.progress_deadline,
-                        "maxFailures": rollout.max_failures,
-                    },
-                },
+                "rolloutStrategy": pulumi.Output.from_input(strategy_type).apply(
+                    lambda t: rollout_strategy(rollout, t)
+                ),
             }
         ],
         "manifestWorkTemplate": dict(template),

@@ -38,6 +38,12 @@ class FleetCluster(pulumi.ComponentResource):
     """What the cluster's LoadBalancer Services need besides the cluster, such as a controller
     that runs outside it (kind). Folded into the provider's dependencies, so every Service on
     the cluster is created after it and deleted before it."""
+    storage_dependencies: tuple[pulumi.Resource, ...] = ()
+    """What a PersistentVolumeClaim on the cluster needs besides the cluster: the volume driver
+    where the cloud installs it as an add-on (EKS's EBS CSI driver). A claim depends on it, so
+    it is bound after the driver runs and released (its volume deleted) before the driver goes.
+    Not folded into the provider: objects that claim no volume need not wait for the driver's
+    rollout (on EKS the add-on is deleted with the cluster, after every object on it)."""
 
     def load_balancer_address(self, service: k8s.core.v1.Service) -> pulumi.Output[str]:
         """The address (IP or DNS name) of a LoadBalancer Service on this cluster. A cloud's
@@ -66,6 +72,7 @@ class FleetCluster(pulumi.ComponentResource):
         egress_cidrs: pulumi.Input[Sequence[str]],
         provider_depends_on: Sequence[pulumi.Resource] = (),
         load_balancer_depends_on: Sequence[pulumi.Resource] = (),
+        storage_depends_on: Sequence[pulumi.Resource] = (),
         context: str | None = None,
     ) -> None:
         """Create the cluster's Kubernetes provider and register the common outputs.
@@ -77,6 +84,7 @@ class FleetCluster(pulumi.ComponentResource):
         for the same reason.
         """
         self.load_balancer_dependencies = tuple(load_balancer_depends_on)
+        self.storage_dependencies = tuple(storage_depends_on)
         self.kubeconfig = pulumi.Output.secret(kubeconfig)
         self.api_server_url = pulumi.Output.from_input(api_server_url)
         self.ca_data = pulumi.Output.from_input(ca_data)

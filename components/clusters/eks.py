@@ -162,7 +162,8 @@ class EksCluster(FleetCluster):
     - a managed node group in the private subnets, through a launch template that requires
       IMDSv2 and encrypts the root volume;
     - the add-ons vpc-cni, kube-proxy, eks-pod-identity-agent, coredns and aws-ebs-csi-driver,
-      the last with its IAM role through EKS Pod Identity;
+      the last with its IAM role through EKS Pod Identity (volume claims wait for it:
+      `storage_dependencies`);
     - the Kubernetes provider, from an `aws eks get-token` kubeconfig, usable only once the
       identity running Pulumi is known to be one of `admin_principals`.
     """
@@ -194,7 +195,7 @@ class EksCluster(FleetCluster):
         identity = self._identity_and_encryption()
         cluster = self._control_plane(args, network, identity)
         admins_ready, caller = self._admins(args, cluster)
-        nodes_ready = self._nodes_and_addons(cluster, network, identity)
+        nodes_ready, storage = self._nodes_and_addons(cluster, network, identity)
 
         self.vpc_id = network.vpc.id
         self.cluster_name = cluster.name
@@ -218,6 +219,7 @@ class EksCluster(FleetCluster):
             ca_data=ca_data,
             egress_cidrs=egress_cidrs,
             provider_depends_on=[*nodes_ready, *admins_ready],
+            storage_depends_on=storage,
         )
 
     def _child(self, **kwargs: Any) -> pulumi.ResourceOptions:
@@ -519,6 +521,7 @@ class EksCluster(FleetCluster):
 
     def _addon(self, cluster: aws.eks.Cluster, addon_name: str, **kwargs: Any) -> aws.eks.Addon:
         depends_on = kwargs.pop("depends_on", [])
+        deleted_with = kwargs.pop("deleted_with", None)
         # No addon_version: EKS installs its default for the cluster's Kubernetes version,
         # and a new add-on release does not show up as a diff on the next run.
         return aws.eks.Addon(
@@ -527,15 +530,24 @@ class EksCluster(FleetCluster):
             addon_name=addon_name,
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
-            opts=self._child(depends_on=depends_on),
+            opts=self._child(depends_on=depends_on, deleted_with=deleted_with),
             **kwargs,
         )
 
     def _nodes_and_addons(
         self, cluster: aws.eks.Cluster, network: _Network, identity: _Identity
-    ) -> list[pulumi.Resource]:
+    ) -> tuple[list[pulumi.Resource], list[pulumi.Resource]]:
         """Add-ons nodes need, the launch template and node group, then the other add-ons.
-        Returns what the Kubernetes provider must wait for."""
+        Returns what the Kubernetes provider must wait for, and what volumes must wait for.
+
+        The provider waits for CoreDNS: the OCM agents reach the hub by name, and in reverse
+        CoreDNS must outlive them while they remove what their ManifestWorks applied. It does
+        not wait for the EBS CSI add-on's rollout (nothing the program puts on an app cluster
+        claims a volume; a claim that does depends on `storage_dependencies`), only for the
+        driver's IAM role and pod identity, API calls made while the control plane is created.
+        The add-on itself is deleted with the cluster (`deleted_with`): on destroy it is not
+        removed before the cluster, so it outlives every object on the cluster as it did when
+        the provider depended on it."""
         name, child, spec = self._name, self._child, self.spec
         before_nodes = {
             a: self._addon(cluster, a, configuration_values=ADDON_CONFIGURATION.get(a))
@@ -600,16 +612,19 @@ class EksCluster(FleetCluster):
             ),
         )
         coredns = self._addon(cluster, "coredns", depends_on=[node_group])
-        ebs_csi = self._storage(cluster, node_group, before_nodes["eks-pod-identity-agent"])
-        return [node_group, coredns, ebs_csi]
+        ebs_csi, ebs_csi_identity = self._storage(
+            cluster, node_group, before_nodes["eks-pod-identity-agent"]
+        )
+        return [node_group, coredns, *ebs_csi_identity], [ebs_csi]
 
     def _storage(
         self,
         cluster: aws.eks.Cluster,
         node_group: aws.eks.NodeGroup,
         pod_identity_agent: aws.eks.Addon,
-    ) -> aws.eks.Addon:
-        """The EBS CSI driver add-on, with its IAM role through EKS Pod Identity."""
+    ) -> tuple[aws.eks.Addon, list[pulumi.Resource]]:
+        """The EBS CSI driver add-on, and its IAM role, policy and pod identity (EKS Pod
+        Identity)."""
         name, child = self._name, self._child
         ebs_csi_role = aws.iam.Role(
             f"{name}-ebs-csi-role",
@@ -635,8 +650,10 @@ class EksCluster(FleetCluster):
         )
         # The controller must find its credentials on first start: the association and the
         # pod identity agent come first.
-        return self._addon(
+        addon = self._addon(
             cluster,
             "aws-ebs-csi-driver",
             depends_on=[node_group, ebs_csi_identity, pod_identity_agent],
+            deleted_with=cluster,
         )
+        return addon, [ebs_csi_role, ebs_csi_policy, ebs_csi_identity]

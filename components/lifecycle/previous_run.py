@@ -1,4 +1,5 @@
-"""What the stack's last run exported: the clusters it had, their egress and EKS names."""
+"""What the stack's last run exported: the clusters it had, their egress and EKS names, and
+which revision of the app each ran."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ import pulumi
 from components.config import NAMESPACE, ClusterSpec, FleetConfig
 
 CLUSTER_OUTPUTS = ("clusters", "retiringClusters")
-OUTPUTS_READ = (*CLUSTER_OUTPUTS, "hub")
+OUTPUTS_READ = (*CLUSTER_OUTPUTS, "hub", "app")
 """Stack outputs that map each cluster's name to a description with `egressIps` (and, for EKS
 clusters, `cloudName`; for AKS clusters, `nodeSize`, `firstPoolSize`, `azureName` and
-`kubernetesVersion`)."""
+`kubernetesVersion`); and `app`, whose `clusters` map each cluster the app was placed on to
+the `revision` it ran, and whose `strategy` is the rollout type that run used."""
+UNKNOWN_REVISION = "unknown"
+"""The revision of a cluster the last run listed without saying what it ran (a stack from
+before the `app` output): some earlier version, to be protected like any other."""
 
 
 class PhysicalNameError(pulumi.RunError):
@@ -131,6 +136,35 @@ def aks_pools(outputs: Mapping[str, Any] | None, spec: ClusterSpec, key: str) ->
     return pools
 
 
+def app_revisions(outputs: Mapping[str, Any] | None) -> dict[str, str]:
+    """App cluster -> the revision of the app it ran at the stack's last run.
+
+    Read from the `app` output (the rollout status of each cluster the Placement chose); a
+    cluster listed there with no revision had no app yet and is left out. A stack whose last
+    run exported clusters but no such map ran the app under an earlier version of this
+    program: its clusters count as running UNKNOWN_REVISION. A new stack ran nothing.
+    """
+    app = (outputs or {}).get("app")
+    placed = app.get("clusters") if isinstance(app, Mapping) else None
+    if isinstance(placed, Mapping):
+        return {
+            name: c["revision"]
+            for name, c in placed.items()
+            if isinstance(c, Mapping) and isinstance(c.get("revision"), str) and c["revision"]
+        }
+    described = (outputs or {}).get("clusters")
+    if isinstance(described, Mapping):
+        return dict.fromkeys(described, UNKNOWN_REVISION)
+    return {}
+
+
+def last_strategy(outputs: Mapping[str, Any] | None) -> str | None:
+    """The rollout type (`All` or `Progressive`) the last run gave the app, if it said."""
+    app = (outputs or {}).get("app")
+    strategy = app.get("strategy") if isinstance(app, Mapping) else None
+    return strategy if isinstance(strategy, str) else None
+
+
 def _text(described: Mapping[str, Any], key: str) -> str | None:
     value = described.get(key)
     return value if isinstance(value, str) and value else None
@@ -174,6 +208,14 @@ class PreviousRun:
         """See `aks_pools`; the AKS cluster's pools wait for it."""
         key = _config_key(self.fleet, spec)
         return self.outputs.apply(lambda outputs: aks_pools(outputs, spec, key))
+
+    def app_revisions(self) -> pulumi.Output[dict[str, str]]:
+        """See `app_revisions`."""
+        return self.outputs.apply(app_revisions)
+
+    def last_strategy(self) -> pulumi.Output[str | None]:
+        """See `last_strategy`."""
+        return self.outputs.apply(last_strategy)
 
     def cloud_name(self, spec: ClusterSpec) -> pulumi.Output[str]:
         """See `checked_cloud_name`; the EKS cluster waits for this check."""

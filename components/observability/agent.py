@@ -32,6 +32,8 @@ AGENT = "metrics-agent"
 KUBE_STATE = "kube-state-metrics"
 NODE_EXPORTER = "node-exporter"
 NOBODY = 65534
+KSM_TELEMETRY_PORT = 8081
+"""kube-state-metrics' own metrics and /readyz (its default --telemetry-port, stated)."""
 AGENT_LABELS = {"app.kubernetes.io/name": AGENT, "app.kubernetes.io/part-of": "ocm-fleet"}
 KSM_LABELS = {"app.kubernetes.io/name": KUBE_STATE, "app.kubernetes.io/part-of": "ocm-fleet"}
 NODE_LABELS = {"app.kubernetes.io/name": NODE_EXPORTER, "app.kubernetes.io/part-of": "ocm-fleet"}
@@ -357,6 +359,13 @@ def agent_manifests(config: str) -> list[dict[str, Any]]:
                             "imagePullPolicy": "IfNotPresent",
                             "args": _prometheus.agent_flags(),
                             "ports": [{"name": "http", "containerPort": 9090}],
+                            # prometheus web/web.go (New): /-/healthy answers while the
+                            # process serves, /-/ready once it has started.
+                            "livenessProbe": {
+                                "httpGet": {"path": "/-/healthy", "port": "http"},
+                                "periodSeconds": 10,
+                                "failureThreshold": 6,
+                            },
                             "readinessProbe": {
                                 "httpGet": {"path": "/-/ready", "port": "http"},
                                 "periodSeconds": 10,
@@ -419,10 +428,27 @@ def agent_manifests(config: str) -> list[dict[str, Any]]:
                             "name": KUBE_STATE,
                             "image": _prometheus.KUBE_STATE_METRICS_IMAGE,
                             "imagePullPolicy": "IfNotPresent",
-                            "args": ["--port=8080", "--resources=deployments,nodes,pods"],
-                            "ports": [{"name": "http", "containerPort": 8080}],
-                            "readinessProbe": {
+                            "args": [
+                                "--port=8080",
+                                f"--telemetry-port={KSM_TELEMETRY_PORT}",
+                                "--resources=deployments,nodes,pods",
+                            ],
+                            "ports": [
+                                {"name": "http", "containerPort": 8080},
+                                {"name": "telemetry", "containerPort": KSM_TELEMETRY_PORT},
+                            ],
+                            # kube-state-metrics pkg/app/server.go: /healthz on the metrics port
+                            # answers while that server runs (buildMetricsServer); /readyz on the
+                            # telemetry port once its registry gathers (buildTelemetryServer).
+                            # Not /livez, which asks the API server: an API outage would restart
+                            # a healthy exporter into a crash-loop back-off.
+                            "livenessProbe": {
                                 "httpGet": {"path": "/healthz", "port": "http"},
+                                "periodSeconds": 10,
+                                "failureThreshold": 6,
+                            },
+                            "readinessProbe": {
+                                "httpGet": {"path": "/readyz", "port": "telemetry"},
                                 "periodSeconds": 10,
                             },
                             "resources": {
@@ -474,6 +500,18 @@ def agent_manifests(config: str) -> list[dict[str, Any]]:
                                 "--web.listen-address=:9100",
                             ],
                             "ports": [{"name": "metrics", "containerPort": 9100}],
+                            # The landing page, as the prometheus-node-exporter chart probes it
+                            # (templates/daemonset.yaml); on the host network the kubelet asks
+                            # the node's own address.
+                            "livenessProbe": {
+                                "httpGet": {"path": "/", "port": "metrics"},
+                                "periodSeconds": 10,
+                                "failureThreshold": 6,
+                            },
+                            "readinessProbe": {
+                                "httpGet": {"path": "/", "port": "metrics"},
+                                "periodSeconds": 10,
+                            },
                             "resources": {
                                 "requests": {"cpu": "20m", "memory": "32Mi"},
                                 "limits": {"memory": "128Mi"},

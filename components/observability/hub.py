@@ -167,7 +167,14 @@ class FleetMonitoring(pulumi.ComponentResource):
             timeout=600,
             opts=pulumi.ResourceOptions.merge(
                 on_hub,
-                pulumi.ResourceOptions(depends_on=[*namespaces.values(), *policies]),
+                # Its Prometheus and Alertmanager claim volumes.
+                pulumi.ResourceOptions(
+                    depends_on=[
+                        *namespaces.values(),
+                        *policies,
+                        *args.hub_cluster.storage_dependencies,
+                    ]
+                ),
             ),
         )
 
@@ -617,6 +624,17 @@ def receiver_deployment_spec(
                             f"{_receiver.SECRET_DIR}/{_receiver.USERS_FILE}",
                         ],
                         "ports": [{"name": "https", "containerPort": _receiver.LISTEN_PORT}],
+                        # The frontend's monitor-uri: HAProxy answers it itself while the
+                        # frontend listens, whatever Prometheus behind it is doing.
+                        "livenessProbe": {
+                            "httpGet": {
+                                "path": _receiver.HEALTHZ_PATH,
+                                "port": "https",
+                                "scheme": "HTTPS",
+                            },
+                            "periodSeconds": 10,
+                            "failureThreshold": 6,
+                        },
                         "readinessProbe": {
                             "httpGet": {
                                 "path": _receiver.HEALTHZ_PATH,
