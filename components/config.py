@@ -780,7 +780,8 @@ def _parse_admin_principals(
     raw: Any, aws_clusters: list[str], problems: list[str]
 ) -> tuple[str, ...]:
     key = f"{NAMESPACE}:eksAdminPrincipals"
-    if raw is None:
+    # Pulumi.yaml's default is the empty list: as good as unset.
+    if raw is None or raw == []:
         if aws_clusters:
             problems.append(
                 f"{key}: missing; the fleet has aws clusters ({', '.join(aws_clusters)}), and "

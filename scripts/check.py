@@ -41,6 +41,7 @@ from typing import Any
 sys.dont_write_bytecode = True  # the project's modules imported below leave no __pycache__
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 NAMESPACE = "ocm-fleet"
 SECRET = "[secret]"
 """What the model sees of a `secure:` value: never the ciphertext, never a plain text."""
@@ -94,18 +95,15 @@ def _ensure_yaml() -> None:
 # --- the stack file, as Pulumi reads it ----------------------------------------------------------
 
 
-def _as_pulumi_text(value: Any) -> str:
-    """The text Pulumi hands the program for a stack-file value: JSON for structures, the plain
-    text of a scalar, and an opaque marker for a secret."""
-    if _is_secure(value):
-        return SECRET
-    if isinstance(value, (dict, list)):
-        return json.dumps(_opaque_secrets(value))
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return ""
-    return str(value)
+@dataclass
+class Report:
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    facts: dict[str, str] = field(default_factory=dict)
+    pins: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """images.yaml reference -> (digest, registry host) resolved by the preflight."""
+    required_missing: list[str] = field(default_factory=list)
+    """Keys Pulumi.yaml declares with a type and no default that the stack does not set."""
 
 
 def _is_secure(value: Any) -> bool:
@@ -122,78 +120,164 @@ def _opaque_secrets(value: Any) -> Any:
     return value
 
 
-def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
-    """The YAML file's top mapping; a syntax error is one line naming the file, line and column."""
+def _as_pulumi_text(value: Any) -> str:
+    """The text Pulumi hands the program for a structured value (JSON), with secrets opaque; a
+    value JSON has no type for (a YAML date) as its text."""
+    if _is_secure(value):
+        return SECRET
+    return json.dumps(_opaque_secrets(value), default=str)
+
+
+def _compose(path: Path, what: str) -> Any:
+    """The YAML file's top node (None when empty); every way it cannot be read is one line
+    naming the file (and the line and column of a syntax error)."""
     import yaml
 
     try:
-        doc = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+        return yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except OSError as err:
         raise CheckError(f"{path}: cannot be read ({err.strerror})") from err
+    except UnicodeDecodeError as err:
+        raise CheckError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from err
+    except RecursionError as err:
+        raise CheckError(f"{path}: nested too deeply to be a {what}") from err
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise CheckError(f"{where}: {err.problem or err.context or 'not valid YAML'}") from err
     except yaml.YAMLError as err:
         raise CheckError(f"{path}: not valid YAML ({err})") from err
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise CheckError(f"{path}:1: {what} must be a mapping")
-    return doc
 
 
-def stack_values(stack_file: Path, project_file: Path) -> dict[str, str]:
+def _construct(node: Any, path: Path) -> Any:
+    import yaml
+
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_document(node)
+    except (yaml.YAMLError, RecursionError, TypeError, ValueError) as err:
+        line = node.start_mark.line + 1
+        raise CheckError(f"{path}:{line}: a value YAML cannot construct ({err})") from err
+
+
+def _config_entries(path: Path, what: str) -> list[tuple[Any, Any]]:
+    """(key node, value node) of the file's `config:` mapping."""
+    import yaml
+
+    root = _compose(path, what)
+    if root is None:
+        return []
+    if not isinstance(root, yaml.MappingNode):
+        raise CheckError(f"{path}:1: {what} must be a mapping with a 'config:' key")
+    for key, value in root.value:
+        if isinstance(key, yaml.ScalarNode) and key.value == "config":
+            if isinstance(value, yaml.ScalarNode) and value.tag.endswith(":null"):
+                return []
+            if not isinstance(value, yaml.MappingNode):
+                line = value.start_mark.line + 1
+                raise CheckError(f"{path}:{line}: 'config:' must be a mapping of keys to values")
+            return list(value.value)
+    return []
+
+
+def _pulumi_text(node: Any, path: Path) -> str:
+    """What Pulumi gives the program for a value: a scalar's own text, as written (Pulumi reads
+    `1.10` as "1.10" and `yes` as "yes"), JSON for a structure, an opaque marker for a secret."""
+    import yaml
+
+    if isinstance(node, yaml.ScalarNode):
+        return "" if node.tag.endswith(":null") else str(node.value)
+    return _as_pulumi_text(_construct(node, path))
+
+
+def _our_name(key: str) -> str | None:
+    """The `ocm-fleet:` key's name, or None for another namespace's key (`aws:region`).
+    `ocm-fleet:config:name` is Pulumi's older spelling of the same key."""
+    namespace, _, name = key.partition(":")
+    if namespace != NAMESPACE:
+        return None
+    return name.removeprefix("config:")
+
+
+def stack_values(
+    stack_file: Path, project_file: Path, report: Report | None = None
+) -> dict[str, str]:
     """The stack's `ocm-fleet:` values (keys without the namespace) as the program receives
-    them: the stack file's, then Pulumi.yaml's defaults for keys the stack does not set."""
-    config = read_yaml_mapping(stack_file, "the stack file").get("config") or {}
-    if not isinstance(config, dict):
-        raise CheckError(f"{stack_file}: 'config:' must be a mapping of keys to values")
+    them: the stack file's, then Pulumi.yaml's values and defaults for keys the stack does not
+    set. Keys Pulumi would refuse (no namespace; declared in Pulumi.yaml with a type but no
+    default, and not set) are problems in `report`."""
+    import yaml
+
     values: dict[str, str] = {}
-    for key, value in config.items():
-        namespace, colon, name = str(key).partition(":")
-        if not colon:  # Pulumi puts a key without a namespace in the project's
-            namespace, name = NAMESPACE, str(key)
-        if namespace == NAMESPACE:
-            values[name] = _as_pulumi_text(value)
-    project = read_yaml_mapping(project_file, "Pulumi.yaml").get("config") or {}
-    for name, spec in project.items():
-        if name not in values and isinstance(spec, dict) and "default" in spec:
-            values[name] = _as_pulumi_text(spec["default"])
+    for key_node, value_node in _config_entries(stack_file, "the stack file"):
+        key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+        line = key_node.start_mark.line + 1
+        if key is None or ":" not in key:
+            if report is not None:
+                shown = key if key is not None else "a key that is not text"
+                report.problems.append(
+                    f"{stack_file.name}:{line}: {shown}: Pulumi needs a namespace on every config "
+                    f"key; write `{NAMESPACE}:{shown}`"
+                )
+            continue
+        name = _our_name(key)
+        if name is not None:
+            values[name] = _pulumi_text(value_node, stack_file)
+    required = []
+    for key_node, spec_node in _config_entries(project_file, "Pulumi.yaml"):
+        key = str(key_node.value)
+        name = _our_name(key) if ":" in key else key
+        if name is None or name in values:
+            continue
+        spec = _construct(spec_node, project_file)
+        if not isinstance(spec, dict):
+            values[name] = _pulumi_text(spec_node, project_file)
+        elif "value" in spec or "default" in spec:
+            given = spec.get("value", spec.get("default"))
+            values[name] = given if isinstance(given, str) else _as_pulumi_text(given)
+        elif "type" in spec:
+            required.append(name)
+    if report is not None:
+        report.required_missing = required
     return values
-
-
-@dataclass
-class Report:
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    facts: dict[str, str] = field(default_factory=dict)
-    pins: dict[str, tuple[str, str]] = field(default_factory=dict)
-    """images.yaml reference -> (digest, registry host) resolved by the preflight."""
 
 
 def check_stack(
     stack: str, stack_file: Path, report: Report, *, filled_by_deploy: Sequence[str] = ()
-) -> Any:
-    """Runs the config model on the stack file; returns the FleetConfig, or None."""
-    sys.path.insert(0, str(ROOT))
+) -> dict[str, str]:
+    """Runs the config model on the stack file's values; returns those values."""
     from components.config import FleetConfigError, fleet_config_from_values
 
-    values = stack_values(stack_file, ROOT / "Pulumi.yaml")
+    values = stack_values(stack_file, ROOT / "Pulumi.yaml", report)
     for key in filled_by_deploy:
-        if key in FILLED_BY_DEPLOY and key not in values:
+        if key in FILLED_BY_DEPLOY and values.get(key, "[]") == "[]":
             values[key] = json.dumps(PLACEHOLDERS[key])
             report.facts[f"fill_{key}"] = "yes"
+    for name in report.required_missing:
+        if not report.facts.get(f"fill_{name}"):
+            report.problems.append(
+                f"{stack_file.name}: {NAMESPACE}:{name}: missing; Pulumi.yaml declares it with "
+                "no default, so every stack must set it (Pulumi refuses the stack otherwise)"
+            )
     try:
         # Relative paths in the config (charts) are the project directory's, as under Pulumi.
         with contextlib.chdir(ROOT):
             fleet = fleet_config_from_values(values, stack=stack)
     except FleetConfigError as err:
-        report.problems.extend(f"{stack_file.name}: {p}" for p in err.problems)
-        return None
+        for problem in err.problems:
+            if f"{SECRET!r}" in problem:
+                # The value is encrypted in the stack file; only the program sees it.
+                key = problem.split(": ", 1)[0]
+                report.notes.append(f"{key}: a secret value, not checked offline")
+            elif not any(
+                problem.startswith(f"{NAMESPACE}:{name}:") for name in report.required_missing
+            ):
+                report.problems.append(f"{stack_file.name}: {problem}")
+        return values
     except ValueError as err:  # manifests/ that cannot be delivered (ManifestError)
         report.problems.append(f"manifests/: {err}")
-        return None
+        return values
     cidrs = [] if report.facts.get("fill_apiAllowedCidrs") else list(fleet.api_allowed_cidrs)
     report.facts["clouds"] = " ".join(sorted({c.cloud for c in fleet.all_clusters}))
     report.facts["eks_admin_principals"] = (
@@ -201,13 +285,13 @@ def check_stack(
     )
     report.facts["api_cidrs"] = " ".join(cidrs)
     report.facts["open_api"] = "yes" if "0.0.0.0/0" in cidrs else "no"
-    return fleet
+    report.facts["ocm_version"] = fleet.ocm_version
+    return values
 
 
 def stack_clouds(values: Mapping[str, str]) -> set[str]:
     """The known clouds the stack's hub and clusters name, even in a config with problems, so
     that the tools and credentials are checked in the same run."""
-    sys.path.insert(0, str(ROOT))
     from components.config import CLOUDS, raw_from_config_values
 
     raw = raw_from_config_values(values)
@@ -293,11 +377,20 @@ def check_inotify(report: Report, directory: Path = INOTIFY_DIR) -> None:
 # --- images --------------------------------------------------------------------------------------
 
 
+OCM_IMAGES = "quay.io/open-cluster-management/"
+"""Where every OCM image comes from, tagged v<ocmVersion> (components/ocm/_charts.py)."""
+
+
 def check_images(
-    clouds: set[str], report: Report, *, endpoints: Mapping[str, str], timeout: float
+    clouds: set[str],
+    ocm_version: str,
+    report: Report,
+    *,
+    endpoints: Mapping[str, str],
+    timeout: float,
 ) -> None:
-    """Resolves the digests images.yaml lacks, or names each image that cannot be resolved."""
-    sys.path.insert(0, str(ROOT / "scripts"))
+    """Resolves the digests images.yaml lacks, or names each image that cannot be resolved;
+    an ocmVersion whose images images.yaml does not list is a problem too."""
     import resolve_digests
 
     from components import images
@@ -307,6 +400,17 @@ def check_images(
     except images.ImageDataError as err:
         report.problems.append(f"images: {err}")
         return
+    ocm = {ref.rpartition(":")[0] for ref in data if ref.startswith(OCM_IMAGES)}
+    listed = sorted({ref.rpartition(":v")[2] for ref in data if ref.startswith(OCM_IMAGES)})
+    unlisted = sorted(f"{repo}:v{ocm_version}" for repo in ocm) if ocm_version else []
+    unlisted = [ref for ref in unlisted if ref not in data]
+    if unlisted:
+        report.problems.append(
+            f"images: ocmVersion {ocm_version}: components/images.yaml has no entry for "
+            f"{', '.join(unlisted)}; add them there (without a digest, with `unresolved:` saying "
+            "why; scripts/resolve_digests.py then resolves them), or use an ocmVersion it lists "
+            f"({', '.join(listed)})"
+        )
     wanted = [
         ref
         for ref, entry in sorted(data.items())
@@ -336,9 +440,17 @@ def check_images(
         )
 
 
+def read_pins(path: Path) -> dict[str, tuple[str, str]]:
+    """The digests a preflight saved (--save-pins)."""
+    try:
+        saved = json.loads(path.read_text())
+        return {ref: (digest, host) for ref, (digest, host) in saved.items()}
+    except (OSError, ValueError, TypeError) as err:
+        raise CheckError(f"{path}: not the digests a preflight saved ({err})") from err
+
+
 def write_pins(report: Report) -> list[str]:
     """Records the preflight's digests in components/images.yaml; returns what it pinned."""
-    sys.path.insert(0, str(ROOT / "scripts"))
     import resolve_digests
 
     return resolve_digests.record(report.pins)
@@ -372,6 +484,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--facts", action="store_true", help="print key=value facts for deploy.sh")
     parser.add_argument(
+        "--save-pins",
+        type=Path,
+        metavar="FILE",
+        help="write the digests the image check resolved to FILE (JSON), for --pins-from",
+    )
+    parser.add_argument(
+        "--pins-from",
+        type=Path,
+        metavar="FILE",
+        help="with --pin: record the digests a preflight saved, without asking the registries",
+    )
+    parser.add_argument(
         "--registry", action="append", default=[], metavar="HOST=URL", help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
@@ -391,15 +515,28 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    if args.pins_from and not args.pin:
+        parser.error("--pins-from goes with --pin")
+    # The project needs 3.11 (pyproject.toml); this says so where an older python3 runs it.
+    if sys.version_info < (3, 11):  # noqa: UP036
+        print(
+            f"check: Python 3.11 or newer is needed ({sys.executable} is "
+            f"{sys.version.split()[0]}); run it with one: python3.11 scripts/check.py",
+            file=sys.stderr,
+        )
+        return 1
     report = Report()
     try:
         _ensure_yaml()
-        check_stack(stack, stack_file, report, filled_by_deploy=args.filled_by_deploy)
-        clouds = stack_clouds(stack_values(stack_file, ROOT / "Pulumi.yaml"))
+        values = check_stack(stack, stack_file, report, filled_by_deploy=args.filled_by_deploy)
+        clouds = stack_clouds(values)
         if args.preflight:
             check_tools(clouds, report)
-        if (args.preflight or args.pin) and not args.allow_unresolved_images:
-            check_images(clouds, report, endpoints=endpoints, timeout=REGISTRY_TIMEOUT)
+        if args.pins_from:
+            report.pins = read_pins(args.pins_from)
+        elif (args.preflight or args.pin) and not args.allow_unresolved_images:
+            version = values.get("ocmVersion") or ""
+            check_images(clouds, version, report, endpoints=endpoints, timeout=REGISTRY_TIMEOUT)
     except CheckError as err:
         print(f"check: {err}", file=sys.stderr)
         return 1
@@ -422,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
             "check: components/images.yaml now records these digests; review and commit it",
             file=sys.stderr,
         )
+    elif args.save_pins and report.pins:
+        args.save_pins.write_text(json.dumps(report.pins, sort_keys=True))
     elif report.pins:
         for ref, (digest, _host) in sorted(report.pins.items()):
             print(f"resolvable {ref} -> {digest} (not written without --pin)", file=sys.stderr)

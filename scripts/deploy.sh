@@ -46,6 +46,14 @@ fail() {
 }
 step() { echo "==> $*"; }
 interactive() { [ -t 0 ]; }
+# Scratch folders (the preflight's digests, the downloads), removed however the script ends.
+scratch_dirs=()
+remove_scratch() { [ ${#scratch_dirs[@]} -eq 0 ] || rm -rf "${scratch_dirs[@]}"; }
+trap remove_scratch EXIT
+new_scratch() {
+  scratch=$(mktemp -d)
+  scratch_dirs+=("$scratch")
+}
 # ask QUESTION: true on yes. --yes answers yes; without a terminal the answer is no.
 ask() {
   local reply
@@ -120,7 +128,9 @@ for registry in ${OCM_FLEET_TEST_REGISTRIES:-}; do
   check_args+=(--registry "$registry")
 done
 step "preflight: $config, tools, credentials, images (scripts/check.py)"
-facts=$("$python" scripts/check.py "$stack" --preflight --facts "${check_args[@]}") ||
+new_scratch
+pins="$scratch/pins.json"
+facts=$("$python" scripts/check.py "$stack" --preflight --facts --save-pins "$pins" "${check_args[@]}") ||
   fail "nothing installed, created or written; fix the problems above and run again"
 # Plain variables, not an associative array: macOS still ships bash 3.2.
 clouds="" api_cidrs="" open_api=no eks_admin_principals=no
@@ -173,6 +183,19 @@ elif [ -z "$api_cidrs" ]; then
   new_api_cidr="$address/32"
 fi
 
+# EKS access entries are granted to the principals in the stack config; a first run fills in
+# the IAM role (or user) behind the caller's credentials, after asking, before any install.
+new_principal=""
+if [[ " $clouds " == *" aws "* ]] && [ "$eks_admin_principals" = no ]; then
+  caller=$(aws sts get-caller-identity --query Arn --output text)
+  principal=$("$python" scripts/caller_role_arn.py "$caller") ||
+    fail "cannot derive an IAM principal from $caller; set ocm-fleet:eksAdminPrincipals in $config"
+  echo "ocm-fleet:eksAdminPrincipals is not set: EKS admits only the principals listed there."
+  ask "Make $principal an EKS cluster admin?" ||
+    fail "nothing installed or written; set ocm-fleet:eksAdminPrincipals in $config"
+  new_principal=$principal
+fi
+
 # --- installs ---------------------------------------------------------------------------------------
 sha256_of() {
   if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1"; else shasum -a 256 "$1"; fi |
@@ -188,14 +211,6 @@ verify() {
   actual=$(sha256_of "$1")
   [ "$expected" = "$actual" ] ||
     fail "checksum mismatch for $3: expected $expected, got $actual; nothing installed"
-}
-# Scratch folders of the downloads, removed however the script ends.
-scratch_dirs=()
-remove_scratch() { [ ${#scratch_dirs[@]} -eq 0 ] || rm -rf "${scratch_dirs[@]}"; }
-trap remove_scratch EXIT
-new_scratch() {
-  scratch=$(mktemp -d)
-  scratch_dirs+=("$scratch")
 }
 # download WHAT URL FILE: one line saying what failed and what to do, instead of curl's own.
 download() {
@@ -251,8 +266,9 @@ install_kind() {
 }
 
 # --- images pinned, then the downloads, then the Python packages ---------------------------------
-if [ "$allow_unresolved_images" = 0 ]; then
-  "$python" scripts/check.py "$stack" --pin "${check_args[@]}" ||
+# The digests the preflight resolved, recorded now that every question is answered.
+if [ -s "$pins" ]; then
+  "$python" scripts/check.py "$stack" --pin --pins-from "$pins" "${check_args[@]}" ||
     fail "the images' digests could not be recorded (above); nothing else was installed"
 fi
 # The downloads come first: a network problem shows in seconds, not after the pip installs.
@@ -295,16 +311,9 @@ if [ -n "$new_api_cidr" ]; then
   pulumi config set --stack "$stack" --path 'ocm-fleet:apiAllowedCidrs[0]' "$new_api_cidr"
 fi
 
-# EKS access entries are granted to the principals in the stack config; a first run fills in
-# the IAM role (or user) behind the caller's credentials, after asking.
-if [[ " $clouds " == *" aws "* ]] && [ "$eks_admin_principals" = no ]; then
-  caller=$(aws sts get-caller-identity --query Arn --output text)
-  principal=$(.venv/bin/python scripts/caller_role_arn.py "$caller") ||
-    fail "cannot derive an IAM principal from $caller; set ocm-fleet:eksAdminPrincipals in $config"
-  echo "ocm-fleet:eksAdminPrincipals is not set: EKS admits only the principals listed there."
-  ask "Make $principal an EKS cluster admin?" ||
-    fail "nothing deployed; set ocm-fleet:eksAdminPrincipals in $config"
-  pulumi config set --stack "$stack" --path 'ocm-fleet:eksAdminPrincipals[0]' "$principal"
+if [ -n "$new_principal" ]; then
+  step "eksAdminPrincipals: $new_principal"
+  pulumi config set --stack "$stack" --path 'ocm-fleet:eksAdminPrincipals[0]' "$new_principal"
 fi
 
 # --- pre-deploy checks ------------------------------------------------------------------------------

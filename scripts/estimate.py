@@ -26,6 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
 
+import check  # noqa: E402
 import up_model  # noqa: E402
 from harness import Graph, load_stack_config, run_program, with_admin_principals  # noqa: E402
 from workloads import pod_template, workloads  # noqa: E402
@@ -476,6 +477,17 @@ def main(argv: list[str] | None = None) -> int:
     config.setdefault(f"{NAMESPACE}:apiAllowedCidrs", ["192.0.2.1/32"])
     # Nor does who is cluster admin: the mocks' caller stands in where deploy.sh would ask.
     config = with_admin_principals(config)
+    # The stack file as the program would read it, every problem at once (scripts/check.py).
+    report = check.Report()
+    try:
+        check.check_stack(args.stack, path, report, filled_by_deploy=check.FILLED_BY_DEPLOY)
+    except check.CheckError as err:
+        print(f"estimate: {err}", file=sys.stderr)
+        return 1
+    if report.problems:
+        listing = "\n".join(f"  - {p}" for p in report.problems)
+        print(f"estimate: fix {path.name} first:\n{listing}", file=sys.stderr)
+        return 1
     try:
         fleet = fleet_of(config, args.stack)
     except FleetConfigError as err:

@@ -19,6 +19,8 @@ class Registry(http.server.BaseHTTPRequestHandler):
     announce: ClassVar[dict[str, str]] = {}
     announce_on_head: ClassVar[bool] = True
     requests: ClassVar[list[str]] = []
+    accepts: ClassVar[list[str]] = []
+    """The Accept header of each manifest request."""
 
     def log_message(self, *args):  # keep pytest output clean
         pass
@@ -31,6 +33,8 @@ class Registry(http.server.BaseHTTPRequestHandler):
 
     def answer(self, *, body: bool):
         Registry.requests.append(f"{self.command} {self.path}")
+        if "/manifests/" in self.path:
+            Registry.accepts.append(self.headers.get("Accept", ""))
         host = f"http://{self.server.server_address[0]}:{self.server.server_address[1]}"
         if self.path.startswith("/token"):
             body = json.dumps({"token": "t0ken"}).encode()
@@ -72,4 +76,4 @@ def registry() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         Registry.manifests, Registry.announce = {}, {}
-        Registry.announce_on_head, Registry.requests = True, []
+        Registry.announce_on_head, Registry.requests, Registry.accepts = True, [], []

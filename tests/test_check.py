@@ -280,15 +280,84 @@ def test_secure_values_reach_the_model_only_as_an_opaque_marker(tmp_path):
     stack.write_text(
         "config:\n  ocm-fleet:protectData:\n    secure: v1:AAAABBBB\n"
         "  ocm-fleet:app:\n    imageTags:\n      shopui:\n        secure: v1:CCCC\n"
-        "  aws:region: eu-west-1\n  hub: {name: main, cloud: kind}\n"
+        "  aws:region: eu-west-1\n"
     )
     values = check.stack_values(stack, ROOT / "Pulumi.yaml")
     assert values["protectData"] == check.SECRET
     assert json.loads(values["app"]) == {"imageTags": {"shopui": check.SECRET}}
     assert "v1:" not in json.dumps(values)
     assert "region" not in values, "another namespace's keys are not the program's"
-    assert json.loads(values["hub"])["cloud"] == "kind", "a key without namespace is the project's"
+    assert "hub" not in values, "Pulumi takes no key without a namespace"
     assert values["ocmVersion"] == "1.3.1", "Pulumi.yaml's defaults apply"
+    assert values["eksAdminPrincipals"] == "[]", "a list key's default is the empty list"
+
+
+def test_values_reach_the_model_as_the_text_pulumi_gives_the_program(tmp_path):
+    """Pulumi hands a top-level scalar over as the text written in the file, not as YAML 1.1
+    reads it: `1.10` stays "1.10", `yes` stays "yes"."""
+    stack = tmp_path / "Pulumi.s.yaml"
+    stack.write_text(
+        "config:\n  ocm-fleet:ocmVersion: 1.10\n  ocm-fleet:protectData: yes\n"
+        "  ocm-fleet:config:databasePasswordRotation: 0x10\n"
+        "  ocm-fleet:app: {imageTags: {web: 2024-01-01}}\n"
+    )
+    values = check.stack_values(stack, ROOT / "Pulumi.yaml")
+    assert values["ocmVersion"] == "1.10"
+    assert values["protectData"] == "yes"
+    assert values["databasePasswordRotation"] == "0x10", "the older `config:` spelling is read"
+    assert json.loads(values["app"]) == {"imageTags": {"web": "2024-01-01"}}
+
+
+def test_keys_pulumi_would_refuse_are_problems(project):
+    done = run_check(
+        project,
+        GOOD_HEAD + AZURE_APP + "  protectData: true\n",
+    )
+    assert done.returncode == 1
+    assert (
+        "Pulumi.trial.yaml:6: protectData: Pulumi needs a namespace on every config key; "
+        "write `ocm-fleet:protectData`" in done.stderr
+    ), done.stderr
+    without_cidrs = GOOD_HEAD.replace("  ocm-fleet:apiAllowedCidrs: [203.0.113.7/32]\n", "")
+    done = run_check(project, without_cidrs + AZURE_APP)
+    assert (
+        "ocm-fleet:apiAllowedCidrs: missing; Pulumi.yaml declares it with no default, so every "
+        "stack must set it" in done.stderr
+    ), done.stderr
+    assert done.stderr.count("apiAllowedCidrs") == 1, "the model's own message is not repeated"
+
+
+def test_a_secret_value_is_a_note_not_a_false_problem(project):
+    text = GOOD_HEAD.replace("[203.0.113.7/32]", "[{secure: v1:abcd}]") + AZURE_APP
+    done = run_check(project, text)
+    assert done.returncode == 0, done.stderr
+    assert "note: ocm-fleet:apiAllowedCidrs[0]: a secret value, not checked offline" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfeconfig:\n", "not UTF-8 text"),
+        (b"config: [1, 2]\n", "'config:' must be a mapping of keys to values"),
+        (b"- a\n- b\n", "the stack file must be a mapping"),
+        (b"config:\n  ocm-fleet:app: " + b"[" * 3000 + b"]" * 3000 + b"\n", "Pulumi.trial.yaml"),
+    ],
+    ids=["not-utf8", "config-list", "top-list", "deep"],
+)
+def test_files_that_cannot_be_read_are_one_line(project, content, message):
+    (project / "Pulumi.trial.yaml").write_bytes(content)
+    done = subprocess.run(
+        [sys.executable, "scripts/check.py", "trial"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr
+    assert message in done.stderr, done.stderr
 
 
 # --- preflight: tools, limits --------------------------------------------------------------------

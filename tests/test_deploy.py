@@ -467,6 +467,17 @@ def test_dev_with_admins_and_allowlist_already_set_asks_for_neither(project):
     assert not run.ran("curl https://checkip")
 
 
+def test_an_eks_admin_not_given_stops_the_deploy_before_any_install(project):
+    text = (project / "Pulumi.dev.yaml").read_text()
+    text += "  ocm-fleet:apiAllowedCidrs:\n    - 198.51.100.0/24\n"
+    (project / "Pulumi.dev.yaml").write_text(text)
+    run = deploy(project, "dev", AWS_OK="1", AZ_OK="1")  # no terminal, no --yes: no answer
+    assert run.code == 1
+    assert "set ocm-fleet:eksAdminPrincipals in Pulumi.dev.yaml" in run.stderr, run.stderr
+    assert run.installs == [], f"installed before the question: {run.installs}"
+    assert not run.ran("pulumi"), "no stack is created or written"
+
+
 def test_unknown_option_is_refused(project):
     run = deploy(project, "local", "--yse")
     assert run.code == 1
@@ -598,8 +609,18 @@ def test_unresolved_images_are_pinned_from_the_registry_and_the_deploy_goes_on(p
     assert data["mariadb:11.4.8"]["digest"] == digest
     assert "registry registry-1.docker.io" in data["mariadb:11.4.8"]["source"]
     # Token exchange, then HEAD only: the announced digest, no manifest pulled.
-    assert "HEAD /v2/library/mariadb/manifests/11.4.8" in Registry.requests
+    # The preflight asks once (refused, then with the token); the pin step asks nothing again.
+    assert Registry.requests.count("HEAD /v2/library/mariadb/manifests/11.4.8") == 2, (
+        Registry.requests
+    )
     assert not any(r.startswith("GET /v2/") for r in Registry.requests), Registry.requests
+    assert any(r.startswith("GET /token?") for r in Registry.requests), "a pull token exchange"
+    # The multi-platform index is asked for, so its digest (not one platform's) is pinned.
+    assert Registry.accepts and all(
+        "application/vnd.oci.image.index.v1+json" in accept
+        and "application/vnd.docker.distribution.manifest.list.v2+json" in accept
+        for accept in Registry.accepts
+    ), Registry.accepts
     assert run.index("pulumi preview") > run.index("pip "), "the deploy went on"
 
 
