@@ -131,20 +131,26 @@ entry = PublicLoadBalancer(
 
 
 def describe(cluster):
-    # cloudName, nodeSize, firstPoolSize, azureName, kubernetesVersion: what later runs check a
-    # change against and build on (see PreviousRun).
+    # cloudName, logGroup, nodeSize, firstPoolSize, azureName, kubernetesVersion,
+    # controlPlaneIdentity: what later runs check a change against and build on (see
+    # PreviousRun).
     return {
         "cloud": cluster.cloud,
         "region": cluster.region,
         "apiServerUrl": cluster.api_server_url,
         "egressIps": cluster.egress_cidrs,
-        **({"cloudName": cluster.cluster_name} if cluster.cloud == "aws" else {}),
+        **(
+            {"cloudName": cluster.cluster_name, "logGroup": cluster.log_group_name}
+            if cluster.cloud == "aws"
+            else {}
+        ),
         **(
             {
                 "nodeSize": cluster.node_size,
                 "firstPoolSize": cluster.first_pool_size,
                 "azureName": cluster.cluster_name,
                 "kubernetesVersion": cluster.spec.kubernetes_version,
+                "controlPlaneIdentity": cluster.control_plane_identity,
             }
             if cluster.cloud == "azure"
             else {}

@@ -13,8 +13,11 @@ from components.config import NAMESPACE, ClusterSpec, FleetConfig
 CLUSTER_OUTPUTS = ("clusters", "retiringClusters")
 OUTPUTS_READ = (*CLUSTER_OUTPUTS, "hub")
 """Stack outputs that map each cluster's name to a description with `egressIps` (and, for EKS
-clusters, `cloudName`; for AKS clusters, `nodeSize`, `firstPoolSize`, `azureName` and
-`kubernetesVersion`)."""
+clusters, `cloudName` and `logGroup`; for AKS clusters, `nodeSize`, `firstPoolSize`,
+`azureName`, `kubernetesVersion` and `controlPlaneIdentity`; for the hub, `databaseStorage`)."""
+
+USER_ASSIGNED, SYSTEM_ASSIGNED = "userAssigned", "systemAssigned"
+ZONE_REDUNDANT, CLUSTER_DEFAULT = "zoneRedundant", "clusterDefault"
 
 
 class PhysicalNameError(pulumi.RunError):
@@ -130,6 +133,49 @@ def aks_pools(outputs: Mapping[str, Any] | None, spec: ClusterSpec, key: str) ->
     return pools
 
 
+def _existing(outputs: Mapping[str, Any] | None, spec: ClusterSpec) -> Mapping[str, Any] | None:
+    """The last run's description of the cluster of `spec`, if that run built it on the same
+    cloud and in the same region (else this run builds a new one)."""
+    before = _described(outputs, with_hub=True).get(spec.name)
+    if before is None or before.get("cloud", spec.cloud) != spec.cloud:
+        return None
+    return before if before.get("region", spec.region) == spec.region else None
+
+
+def aks_identity(outputs: Mapping[str, Any] | None, spec: ClusterSpec) -> str:
+    """The control-plane identity of the AKS cluster of `spec`: `controlPlaneIdentity` when
+    set; else what the cluster has (clusters from before the key recorded none and are
+    system-assigned); else, for a new cluster, a user-assigned identity, which gets its rights
+    before the cluster exists (see `AksCluster`)."""
+    if spec.control_plane_identity is not None:
+        return spec.control_plane_identity
+    before = _existing(outputs, spec)
+    if before is None:
+        return USER_ASSIGNED
+    return _text(before, "controlPlaneIdentity") or SYSTEM_ASSIGNED
+
+
+def database_storage(outputs: Mapping[str, Any] | None, hub: ClusterSpec, zoned: bool) -> str:
+    """The database disk of the hub of `hub`: `databaseStorage` when set; else what the last
+    run gave it (hubs from before the key recorded none and use the cluster's default class,
+    since a claim's class cannot change in place); else zone-redundant where the AKS hub's
+    region has zones."""
+    if hub.database_storage is not None:
+        return hub.database_storage
+    before = _existing(outputs, hub)
+    if before is not None:
+        return _text(before, "databaseStorage") or CLUSTER_DEFAULT
+    return ZONE_REDUNDANT if hub.cloud == "azure" and zoned else CLUSTER_DEFAULT
+
+
+def adopts_log_group(outputs: Mapping[str, Any] | None, spec: ClusterSpec) -> bool:
+    """Whether the EKS cluster of `spec` exists without its control-plane log group in the
+    program: EKS made the group itself on the cluster's first log, so this run imports it
+    rather than create a second one (CloudWatch refuses that: ResourceAlreadyExistsException)."""
+    before = _existing(outputs, spec)
+    return before is not None and _text(before, "logGroup") is None
+
+
 def _text(described: Mapping[str, Any], key: str) -> str | None:
     value = described.get(key)
     return value if isinstance(value, str) and value else None
@@ -173,6 +219,18 @@ class PreviousRun:
         """See `aks_pools`; the AKS cluster's pools wait for it."""
         key = _config_key(self.fleet, spec)
         return self.outputs.apply(lambda outputs: aks_pools(outputs, spec, key))
+
+    def aks_identity(self, spec: ClusterSpec) -> pulumi.Output[str]:
+        """See `aks_identity`."""
+        return self.outputs.apply(lambda outputs: aks_identity(outputs, spec))
+
+    def database_storage(self, zoned: bool) -> pulumi.Output[str]:
+        """See `database_storage`, for the fleet's hub."""
+        return self.outputs.apply(lambda outputs: database_storage(outputs, self.fleet.hub, zoned))
+
+    def adopts_log_group(self, spec: ClusterSpec) -> pulumi.Output[bool]:
+        """See `adopts_log_group`."""
+        return self.outputs.apply(lambda outputs: adopts_log_group(outputs, spec))
 
     def cloud_name(self, spec: ClusterSpec) -> pulumi.Output[str]:
         """See `checked_cloud_name`; the EKS cluster waits for this check."""
