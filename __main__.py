@@ -60,6 +60,7 @@ database = Database(
         allowed_cidrs=app_egress,
         protect_data=fleet.protect_data,
         password_rotation=fleet.database_password_rotation,
+        storage=previous_run.database_storage(),
     ),
 )
 # The receiver admits the same app clusters, from the same addresses, as everything else.
@@ -159,7 +160,7 @@ def describe(cluster):
 
 
 pulumi.export("url", entry.url)
-pulumi.export("hub", {"name": hub.name, **describe(hub)})
+pulumi.export("hub", {"name": hub.name, **describe(hub), "databaseStorage": database.storage})
 pulumi.export(
     "clusters",
     {

@@ -13,6 +13,7 @@ import pulumi_random as random
 from components import images
 from components._k8s import load_balancer_address
 from components.clusters._base import FleetCluster
+from components.lifecycle.previous_run import CLUSTER_DEFAULT, ZONE_REDUNDANT
 from components.security import network_policies as netpol
 from components.security import pod_security
 
@@ -31,6 +32,17 @@ DB_USER = "appuser"
 # before the previous rollout completed would reset the user those pods hold.
 DB_USERS = (DB_USER, "appuser2")
 MARIADB_UID = 999  # the image's mysql user
+CLAIM = {CLUSTER_DEFAULT: "mariadb-data", ZONE_REDUNDANT: "mariadb-data-zrs"}
+"""The data claim's name per disk kind. A claim's class cannot change in place, and a claim
+of the same name would be deleted before its successor exists, which the pod still mounting it
+blocks; a new name lets the new claim come first and the old one go last (README, Data is kept,
+moving the database to a zone-redundant disk)."""
+ZONE_REDUNDANT_CLASS = "ocm-fleet-zone-redundant"
+# Standard SSD like AKS's default class (managed-csi), but ZRS: the disk is replicated over the
+# region's three zones and attaches to a node in any of them, where an LRS disk attaches only
+# in its own zone (AKS docs, "Use the Azure Disk CSI driver", zone-redundant storage).
+# WaitForFirstConsumer: the disk is made once the pod is scheduled, as the built-in classes do.
+ZONE_REDUNDANT_SKU = "StandardSSD_ZRS"
 SEED_GUARD = Path(__file__).with_name("seed_guard.sh")
 """Shell and SQL that decide whether the database may be seeded; the Job's init container runs
 this file's text, and tests/test_seed_guard.py runs the same text against a real MariaDB."""
@@ -87,6 +99,9 @@ class DatabaseArgs:
     """Size of the data volume."""
     password_rotation: int = 0
     """Bump to generate a new app password and roll it out (see README, "Rotating")."""
+    storage: pulumi.Input[str] = CLUSTER_DEFAULT
+    """`zoneRedundant` (a StandardSSD_ZRS class of the program's) or `clusterDefault` (the
+    cluster's default class), from `lifecycle.previous_run.database_storage`."""
 
 
 class Database(pulumi.ComponentResource):
@@ -94,6 +109,7 @@ class Database(pulumi.ComponentResource):
 
     - a namespace; the root and app passwords (`random.RandomPassword`, generated once, kept in
       state as secrets) and the Secret holding them;
+    - on a hub with zone-redundant storage, a StorageClass of StandardSSD_ZRS disks;
     - the data PersistentVolumeClaim, owned by Pulumi so it can be protected, and a one-replica
       MariaDB StatefulSet that mounts it;
     - a headless Service (the StatefulSet's, used by jobs on the main cluster) and a
@@ -156,10 +172,18 @@ class Database(pulumi.ComponentResource):
             },
             opts=on_hub,
         )
+        storage = pulumi.Output.from_input(args.storage)
+        self.storage: pulumi.Output[str] = storage
+        """`zoneRedundant` or `clusterDefault`: the disk the data is on."""
+        storage_class = storage.apply(
+            lambda kind: (
+                self._zone_redundant_class(name, on_hub) if kind == ZONE_REDUNDANT else None
+            )
+        )
         volume = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-data",
             metadata={
-                "name": "mariadb-data",
+                "name": storage.apply(lambda kind: CLAIM[kind]),
                 "namespace": ns,
                 "labels": LABELS,
                 # Storage classes that bind on first use leave the claim Pending until the
@@ -169,12 +193,18 @@ class Database(pulumi.ComponentResource):
             spec={
                 "accessModes": ["ReadWriteOnce"],
                 "resources": {"requests": {"storage": f"{args.storage_gb}Gi"}},
+                # Unset for the cluster's default class, as claims made before had it.
+                "storageClassName": storage_class.apply(
+                    lambda sc: sc.metadata.name if sc else None
+                ),
             },
             opts=pulumi.ResourceOptions.merge(
                 on_hub,
                 pulumi.ResourceOptions(
                     protect=args.protect_data,
-                    depends_on=[namespace],
+                    depends_on=storage_class.apply(
+                        lambda sc: [namespace, sc] if sc else [namespace]
+                    ),
                 ),
             ),
         )
@@ -274,6 +304,21 @@ class Database(pulumi.ComponentResource):
             password_generation=args.password_rotation,
         )
         self.register_outputs({"host": self.endpoint.host})
+
+    def _zone_redundant_class(
+        self, name: str, on_hub: pulumi.ResourceOptions
+    ) -> k8s.storage.v1.StorageClass:
+        return k8s.storage.v1.StorageClass(
+            f"{name}-zone-redundant",
+            metadata={"name": ZONE_REDUNDANT_CLASS, "labels": LABELS},
+            provisioner="disk.csi.azure.com",
+            parameters={"skuName": ZONE_REDUNDANT_SKU},
+            volume_binding_mode="WaitForFirstConsumer",
+            # As the built-in classes: the disk goes with its claim, so destroy leaves none.
+            reclaim_policy="Delete",
+            allow_volume_expansion=True,
+            opts=on_hub,
+        )
 
 
 def app_user(password_generation: int) -> str:

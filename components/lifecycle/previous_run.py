@@ -224,9 +224,14 @@ class PreviousRun:
         """See `aks_identity`."""
         return self.outputs.apply(lambda outputs: aks_identity(outputs, spec))
 
-    def database_storage(self, zoned: bool) -> pulumi.Output[str]:
+    def database_storage(self) -> pulumi.Output[str]:
         """See `database_storage`, for the fleet's hub."""
-        return self.outputs.apply(lambda outputs: database_storage(outputs, self.fleet.hub, zoned))
+        # Imported here: the components.clusters package imports this module.
+        from components.clusters._azure_zones import zones_for
+
+        hub = self.fleet.hub
+        zoned = zones_for(hub.region) is not None
+        return self.outputs.apply(lambda outputs: database_storage(outputs, hub, zoned))
 
     def adopts_log_group(self, spec: ClusterSpec) -> pulumi.Output[bool]:
         """See `adopts_log_group`."""
