@@ -75,6 +75,21 @@ TABLE: tuple[Change, ...] = (
         TERRAFORM_AWS_NODE_GROUP + "; EKS API UpdateNodegroupVersion.",
     ),
     Change(
+        "kubernetesVersion",
+        "aws",
+        "aws:eks/addon:Addon",
+        ("addonVersion",),
+        IN_PLACE,
+        "hashicorp/terraform-provider-aws internal/service/eks/addon.go (ResourceAddon): "
+        "addon_version is Optional and Computed, not ForceNew, and resourceAddonUpdate calls "
+        "UpdateAddon when it changes; addon_name and cluster_name are ForceNew, and no knob moves "
+        "them. The version is EKS's default for the new minor (addon_version_data_source.go, "
+        "most_recent false); EKS does not move an add-on by itself when the cluster changes "
+        "minor (EKS user guide, 'Update an Amazon EKS add-on'). Each add-on names the cluster, "
+        "so it updates after the control plane; vpc-cni, kube-proxy and the pod identity agent "
+        "before the node group, which waits for them, coredns and the EBS CSI driver after it.",
+    ),
+    Change(
         "nodeCount",
         "azure",
         "azure-native:containerservice:ManagedCluster",
