@@ -10,8 +10,9 @@ import pytest
 from conftest import dev_config, fleet_graph
 from harness import Graph, Registered, failure_of, is_unknown, run_program
 
+from components.app.database import CLAIM
 from components.config import parse_fleet_config
-from components.lifecycle.previous_run import checked_cloud_name, departing_egress
+from components.lifecycle.previous_run import ZONE_REDUNDANT, checked_cloud_name, departing_egress
 
 MODES = pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
 EIP = "aws:ec2/eip:Eip"
@@ -298,6 +299,7 @@ def test_two_stacks_of_one_stack_file_get_distinct_eks_names(preview):
         rg = g.named("app-azure-rg", "azure-native:resources:ResourceGroup")
         assert "resourceGroupName" not in rg.inputs, "resource groups are auto-named per stack"
         pvc = g.named("database-data", "kubernetes:core/v1:PersistentVolumeClaim")
-        assert pvc.inputs["metadata"]["name"] == "mariadb-data", (
-            "the database volume keeps its name"
+        # A namespaced name, the same in every stack: the zone-redundant claim of a new hub.
+        assert pvc.inputs["metadata"]["name"] == CLAIM[ZONE_REDUNDANT], (
+            "the database volume's name does not carry the stack"
         )

@@ -246,7 +246,7 @@ class AksCluster(FleetCluster):
         role_assignment = pulumi.Output.all(grant_before, grant_after).apply(
             lambda grants: grants[0] or grants[1]
         )
-        self._maintenance(resource_group, cluster)
+        windows = self._maintenance(resource_group, cluster)
         kubeconfig, ca_data = self._admin_credentials(resource_group, cluster)
 
         self.resource_group_name: pulumi.Output[str] = resource_group.name
@@ -259,7 +259,7 @@ class AksCluster(FleetCluster):
             api_server_url=cluster.fqdn.apply(lambda fqdn: f"https://{fqdn}:443"),
             ca_data=ca_data,
             egress_cidrs=egress_cidrs,
-            provider_depends_on=[cluster, role_assignment],
+            provider_depends_on=[cluster, role_assignment, *windows],
         )
 
     def _network(
