@@ -8,7 +8,6 @@ does not know; every call is logged, so the tests also read what was asked.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
