@@ -331,6 +331,7 @@ pre_deploy_checks() {
 pre_deploy_checks
 
 # --- preview, question, up ----------------------------------------------------------------------
+.venv/bin/python scripts/cloud_preflight.py "$config" || ask "The cloud preflight (scripts/cloud_preflight.py) names problems above; preview and deploy anyway?" || fail "nothing deployed: fix what the cloud preflight names above"  # cloud preflight: quotas, sizes, versions, policy
 step "pulumi preview --stack $stack (with the policy pack)"
 pulumi preview --stack "$stack" "${policy_args[@]}"
 if [ "$assume_yes" = 0 ]; then
