@@ -602,10 +602,12 @@ class EksCluster(FleetCluster):
     def _addon(self, cluster: aws.eks.Cluster, addon_name: str, **kwargs: Any) -> aws.eks.Addon:
         depends_on = kwargs.pop("depends_on", [])
         # EKS's default version of the add-on for the cluster's Kubernetes version (most_recent
-        # false: terraform-provider-aws addon_version_data_source.go takes the version EKS marks
-        # default). Unset, addon_version is Optional+Computed and EKS never moves an add-on when
-        # the cluster changes minor (EKS user guide, "Update an Amazon EKS add-on"), so after
-        # an upgrade the add-ons would stay on builds for the old minor. The version is asked
+        # false: terraform-provider-aws internal/service/eks/find.go,
+        # FindAddonVersionByAddonNameAndKubernetesVersion, takes the version whose
+        # compatibility EKS marks DefaultVersion). Unset, addon_version is Optional+Computed
+        # and EKS never moves an add-on when the cluster changes minor (EKS user guide,
+        # "Update an Amazon EKS add-on"), so after an upgrade the add-ons would stay on builds
+        # for the old minor. The version is asked
         # for the configured minor, known in preview; each add-on updates after the cluster it
         # names, the node add-ons before the node group that waits for them.
         version = aws.eks.get_addon_version_output(
