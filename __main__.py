@@ -11,7 +11,11 @@ from components.clusters import build_cluster, kind_load_balancer
 from components.clusters.existing import read_kubeconfigs
 from components.config import load_fleet_config
 from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
-from components.lifecycle.previous_run import PreviousRun, union_of_egress
+from components.lifecycle.previous_run import (
+    PreviousRun,
+    default_database_storage,
+    union_of_egress,
+)
 from components.observability.agent import MetricsAgent, MetricsAgentArgs
 from components.observability.hub import FleetMonitoring, FleetMonitoringArgs
 from components.ocm.hub import OcmHub, OcmHubArgs
@@ -60,7 +64,8 @@ database = Database(
         allowed_cidrs=app_egress,
         protect_data=fleet.protect_data,
         password_rotation=fleet.database_password_rotation,
-        storage=previous_run.database_storage(),
+        storage=default_database_storage(fleet.hub),
+        storage_checked=previous_run.database_storage(),
     ),
 )
 # The receiver admits the same app clusters, from the same addresses, as everything else.

@@ -58,6 +58,7 @@ CLUSTER_KEYS = frozenset(
         "controlPlaneIdentity",
         "maintenanceWindow",
         "databaseStorage",
+        "importLogGroup",
     }
 )
 
@@ -96,7 +97,13 @@ _DURATION = re.compile(r"^[0-9]+[hms]$")
 # An image tag (Docker's grammar), optionally pinned to a digest: "1.1" or "1.1@sha256:<hex>".
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$")
 CLOUD_ONLY_KEYS = ("nodeCount", "nodeSize", "kubernetesVersion")
-AWS_ONLY_KEYS = ("natGateways", "physicalName", "upgradePolicy", "controlPlaneLogRetentionDays")
+AWS_ONLY_KEYS = (
+    "natGateways",
+    "physicalName",
+    "upgradePolicy",
+    "controlPlaneLogRetentionDays",
+    "importLogGroup",
+)
 AZURE_ONLY_KEYS = ("controlPlaneIdentity", "maintenanceWindow", "databaseStorage")
 
 UPGRADE_POLICIES = ("STANDARD", "EXTENDED")
@@ -240,14 +247,18 @@ class ClusterSpec:
     """aws only: EKS support type once the version leaves standard support (`upgradePolicy`)."""
     log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
     """aws only: days the control-plane log group keeps its logs."""
+    import_log_group: bool = False
+    """aws only: import the control-plane log group EKS made for a cluster from before the
+    group was in the program (`importLogGroup`, for one run)."""
     control_plane_identity: str | None = None
-    """azure only: `userAssigned` or `systemAssigned`; None: a new cluster gets `userAssigned`
-    and one the stack already has keeps what it has (see `lifecycle.previous_run`)."""
+    """azure only: `userAssigned` or `systemAssigned`; None: `userAssigned`, refused for a
+    system-assigned cluster the stack already has (see `lifecycle.previous_run`)."""
     maintenance_window: MaintenanceWindow = field(default_factory=MaintenanceWindow)
     """azure only: when AKS may upgrade the nodes (node images and patch versions)."""
     database_storage: str | None = None
-    """azure hub only: `zoneRedundant` or `clusterDefault` for the database disk; None: a new
-    hub gets `zoneRedundant` where the region has zones, an existing one keeps its disk."""
+    """azure hub only: `zoneRedundant` or `clusterDefault` for the database disk; None:
+    `zoneRedundant` where the region has zones, refused for a hub the stack already has on
+    another disk (see `lifecycle.previous_run`)."""
 
     def __post_init__(self) -> None:
         if not self.cloud_name:
@@ -588,7 +599,12 @@ def _parse_cloud_options(
                 "AMI type (standard, ARM, NVIDIA or Neuron), so an EKS managed node group "
                 "cannot boot it; choose another instance type"
             )
-        options.update(upgrade_policy=policy, log_retention_days=days)
+        adopt = raw.get("importLogGroup", False)
+        if not isinstance(adopt, bool):
+            problems.append(f"{key}.importLogGroup: {_fmt(adopt)} must be true or false")
+        options.update(
+            upgrade_policy=policy, log_retention_days=days, import_log_group=adopt is True
+        )
     # Other clouds' use of the aws keys is reported with natGateways and physicalName.
     if cloud == "azure":
         identity = raw.get("controlPlaneIdentity")

@@ -23,6 +23,7 @@ from harness import (
     Graph,
     contains_plain,
     contains_secret,
+    failure_of,
     is_secret,
     is_unknown,
     run_program,
@@ -629,9 +630,23 @@ def assert_kept_as_before(graph: Graph, fresh: Graph) -> None:
             )
 
 
+def keeping(config: dict) -> dict:
+    """`config` with the keys a stack from before sets to keep what it has, and to import the
+    log group EKS made (README, Day 2, stacks from before the cloud-path changes)."""
+    config = json.loads(json.dumps(config))
+    config["ocm-fleet:hub"]["databaseStorage"] = "clusterDefault"
+    config["ocm-fleet:hub"]["controlPlaneIdentity"] = "systemAssigned"
+    for entry in config["ocm-fleet:clusters"]:
+        if entry["cloud"] == "azure":
+            entry["controlPlaneIdentity"] = "systemAssigned"
+        if entry["cloud"] == "aws":
+            entry["importLogGroup"] = True
+    return config
+
+
 @pytest.mark.parametrize("preview", MODES)
 def test_a_stack_from_before_plans_no_replacement_of_a_cluster_or_the_volume(dev, preview):
-    upgraded = run_program(dev, preview=preview, previous_outputs=old_stack_outputs())
+    upgraded = run_program(keeping(dev), preview=preview, previous_outputs=old_stack_outputs())
     assert_kept_as_before(upgraded, fleet_graph("dev", preview))
     (group,) = upgraded.of_type(LOG_GROUP)
     eks = upgraded.named("app-aws-eks", EKS)
@@ -640,9 +655,11 @@ def test_a_stack_from_before_plans_no_replacement_of_a_cluster_or_the_volume(dev
     )
     assert upgraded.depends_on(eks, group)
     if not preview:
-        # What this run records keeps the next run on the same course, and the log group,
-        # imported now, is then managed with its retention.
-        after = run_program(dev, previous_outputs=upgraded.stack_outputs)
+        # The next run, with importLogGroup removed, manages the group with its retention,
+        # and what this run recorded keeps the rest as it is.
+        config = keeping(dev)
+        del config["ocm-fleet:clusters"][0]["importLogGroup"]
+        after = run_program(config, previous_outputs=upgraded.stack_outputs)
         assert_kept_as_before(after, fleet_graph("dev", False))
         (group,) = after.of_type(LOG_GROUP)
         assert not group.options["importId"] and group.inputs["retentionInDays"] == 90
@@ -652,10 +669,54 @@ def test_a_stack_from_before_plans_no_replacement_of_a_cluster_or_the_volume(dev
         )
 
 
+@pytest.mark.parametrize(
+    ("unset", "message"),
+    [
+        (
+            ("ocm-fleet:clusters", 1, "controlPlaneIdentity"),
+            "KeptChoiceError: ocm-fleet:clusters[1].controlPlaneIdentity: missing; the AKS "
+            "cluster of 'app-azure' runs a systemAssigned identity",
+        ),
+        (
+            ("ocm-fleet:hub", None, "databaseStorage"),
+            "KeptChoiceError: ocm-fleet:hub.databaseStorage: missing; the database of this "
+            "stack is on a clusterDefault disk",
+        ),
+        (
+            ("ocm-fleet:clusters", 0, "importLogGroup"),
+            "KeptChoiceError: ocm-fleet:clusters[0].importLogGroup: missing; EKS made the log "
+            "group /aws/eks/dev-app-aws/cluster of 'app-aws' itself",
+        ),
+    ],
+    ids=["identity", "database", "log-group"],
+)
+def test_a_stack_from_before_stops_until_its_entry_says_what_to_keep(dev, unset, message):
+    config = keeping(dev)
+    key, index, field = unset
+    del (config[key] if index is None else config[key][index])[field]
+    code = (
+        "from harness import run_program\n"
+        f"run_program({config!r}, previous_outputs={old_stack_outputs()!r})\n"
+    )
+    error = failure_of(code)
+    assert error is not None and message in error, error
+
+
+def test_importing_a_log_group_a_new_cluster_does_not_have_is_refused(dev):
+    dev["ocm-fleet:clusters"][0]["importLogGroup"] = True
+    error = failure_of(f"from harness import run_program\nrun_program({dev!r})\n")
+    assert (
+        error is not None
+        and ("ocm-fleet:clusters[0].importLogGroup: true, but the cluster 'app-aws' is new")
+        in error
+    ), error
+
+
 def test_a_stack_from_before_moves_only_when_the_user_chooses(dev):
-    dev["ocm-fleet:hub"] = {**dev["ocm-fleet:hub"], "databaseStorage": "zoneRedundant"}
-    dev["ocm-fleet:clusters"][1]["controlPlaneIdentity"] = "userAssigned"
-    moved = run_program(dev, previous_outputs=old_stack_outputs())
+    config = keeping(dev)
+    config["ocm-fleet:hub"]["databaseStorage"] = "zoneRedundant"
+    config["ocm-fleet:clusters"][1]["controlPlaneIdentity"] = "userAssigned"
+    moved = run_program(config, previous_outputs=old_stack_outputs())
     claim = moved.named("database-data")
     assert claim.inputs["metadata"]["name"] == "mariadb-data-zrs", (
         "the new claim needs a name of its own, so it exists before the old one is deleted"

@@ -677,28 +677,14 @@ def test_the_default_log_retention_is_ninety_days():
 
 
 def test_an_existing_clusters_log_group_is_imported_then_given_its_retention():
-    def program(adopt):
-        def run():
-            EksCluster(
-                "app-ie",
-                EksClusterArgs(
-                    spec=spec(),
-                    api_allowed_cidrs=ALLOWED,
-                    admin_principals=ADMINS,
-                    adopt_log_group=pulumi.Output.from_input(adopt),
-                ),
-            )
-
-        return run
-
-    adopting = one(run_program({}, program=program(True)), T_LOG_GROUP)
+    adopting = one(build(spec(import_log_group=True)), T_LOG_GROUP)
     assert adopting.options["importId"] == "/aws/eks/app-ie/cluster", (
         "the group EKS made must be imported, since CloudWatch refuses a second of that name"
     )
     assert set(adopting.options["ignoreChanges"]) >= {"retentionInDays", "tags", "tagsAll"}, (
         "the import must ignore what EKS did not set, or it fails on the difference"
     )
-    adopted = one(run_program({}, program=program(False)), T_LOG_GROUP)
+    adopted = one(build(spec()), T_LOG_GROUP)
     assert not adopted.options["importId"] and not adopted.options["ignoreChanges"]
     assert adopted.inputs["retentionInDays"] == 90
 

@@ -99,9 +99,12 @@ class DatabaseArgs:
     """Size of the data volume."""
     password_rotation: int = 0
     """Bump to generate a new app password and roll it out (see README, "Rotating")."""
-    storage: pulumi.Input[str] = CLUSTER_DEFAULT
-    """`zoneRedundant` (a StandardSSD_ZRS class of the program's) or `clusterDefault` (the
-    cluster's default class), from `lifecycle.previous_run.database_storage`."""
+    storage: str = CLUSTER_DEFAULT
+    """`zoneRedundant` (a StorageClass of the program's, StandardSSD_ZRS) or `clusterDefault`
+    (the cluster's default class): `lifecycle.previous_run.default_database_storage`."""
+    storage_checked: pulumi.Input[str] | None = None
+    """`storage` once checked against the stack's history
+    (`lifecycle.previous_run.checked_database_storage`); the volume and its class wait for it."""
 
 
 class Database(pulumi.ComponentResource):
@@ -172,18 +175,22 @@ class Database(pulumi.ComponentResource):
             },
             opts=on_hub,
         )
-        storage = pulumi.Output.from_input(args.storage)
-        self.storage: pulumi.Output[str] = storage
-        """`zoneRedundant` or `clusterDefault`: the disk the data is on."""
-        storage_class = storage.apply(
-            lambda kind: (
-                self._zone_redundant_class(name, on_hub) if kind == ZONE_REDUNDANT else None
-            )
+        checked = pulumi.Output.from_input(
+            args.storage_checked if args.storage_checked is not None else args.storage
         )
+        self.storage: pulumi.Output[str] = checked
+        """`zoneRedundant` or `clusterDefault`: the disk the data is on."""
+        storage_class = (
+            self._zone_redundant_class(name, on_hub, checked)
+            if args.storage == ZONE_REDUNDANT
+            else None
+        )
+        claim = CLAIM[args.storage]
         volume = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-data",
             metadata={
-                "name": storage.apply(lambda kind: CLAIM[kind]),
+                # Through the check: no claim is made or replaced before it passes.
+                "name": checked.apply(lambda _: claim),
                 "namespace": ns,
                 "labels": LABELS,
                 # Storage classes that bind on first use leave the claim Pending until the
@@ -193,18 +200,18 @@ class Database(pulumi.ComponentResource):
             spec={
                 "accessModes": ["ReadWriteOnce"],
                 "resources": {"requests": {"storage": f"{args.storage_gb}Gi"}},
-                # Unset for the cluster's default class, as claims made before had it.
-                "storageClassName": storage_class.apply(
-                    lambda sc: sc.metadata.name if sc else None
+                # Left out for the cluster's default class, as claims made before had it.
+                **(
+                    {"storageClassName": storage_class.metadata.name}
+                    if storage_class is not None
+                    else {}
                 ),
             },
             opts=pulumi.ResourceOptions.merge(
                 on_hub,
                 pulumi.ResourceOptions(
                     protect=args.protect_data,
-                    depends_on=storage_class.apply(
-                        lambda sc: [namespace, sc] if sc else [namespace]
-                    ),
+                    depends_on=[namespace, *([storage_class] if storage_class else [])],
                 ),
             ),
         )
@@ -306,11 +313,11 @@ class Database(pulumi.ComponentResource):
         self.register_outputs({"host": self.endpoint.host})
 
     def _zone_redundant_class(
-        self, name: str, on_hub: pulumi.ResourceOptions
+        self, name: str, on_hub: pulumi.ResourceOptions, checked: pulumi.Output[str]
     ) -> k8s.storage.v1.StorageClass:
         return k8s.storage.v1.StorageClass(
             f"{name}-zone-redundant",
-            metadata={"name": ZONE_REDUNDANT_CLASS, "labels": LABELS},
+            metadata={"name": checked.apply(lambda _: ZONE_REDUNDANT_CLASS), "labels": LABELS},
             provisioner="disk.csi.azure.com",
             parameters={"skuName": ZONE_REDUNDANT_SKU},
             volume_binding_mode="WaitForFirstConsumer",

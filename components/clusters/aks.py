@@ -80,10 +80,10 @@ class AksClusterArgs:
     workload_identity: bool = False
     """Enable the OIDC issuer and Microsoft Entra Workload ID. The OIDC issuer cannot be turned
     off again once on."""
-    control_plane_identity: pulumi.Input[str] | None = None
-    """`userAssigned` or `systemAssigned`, from the stack's last run (see
-    `lifecycle.previous_run.aks_identity`); default `spec.control_plane_identity`, else
-    `userAssigned`."""
+    identity_checked: pulumi.Input[str] | None = None
+    """The control-plane identity (`spec.control_plane_identity`, default `userAssigned`) once
+    checked against the stack's history (see `lifecycle.previous_run.checked_aks_identity`);
+    the identity, its grant and the cluster wait for it."""
 
 
 def authorized_ip_ranges(
@@ -215,37 +215,27 @@ class AksCluster(FleetCluster):
 
         resource_group, node_subnet, egress_ip = self._network()
         egress_cidrs = egress_ip.ip_address.apply(lambda ip: [f"{ip}/32"])
-        mode = pulumi.Output.from_input(
-            args.control_plane_identity or args.spec.control_plane_identity or USER_ASSIGNED
+        mode = args.spec.control_plane_identity or USER_ASSIGNED
+        checked = pulumi.Output.from_input(
+            args.identity_checked if args.identity_checked is not None else mode
         )
-        self.control_plane_identity: pulumi.Output[str] = mode
+        self.control_plane_identity: pulumi.Output[str] = checked
         """`userAssigned` or `systemAssigned`: what the control plane runs as."""
-        # A user-assigned identity exists before the cluster, so its rights can too: the
-        # cluster's first LoadBalancer Services then never meet a grant still propagating
-        # (LinkedAuthorizationFailed on publicIPAddresses/join/action, Azure/AKS#1945).
-        own_identity = mode.apply(
-            lambda m: self._user_identity(resource_group) if m == USER_ASSIGNED else None
-        )
-        grant_before = own_identity.apply(
-            lambda ident: (
-                self._network_contributor(resource_group, ident.principal_id) if ident else None
-            )
-        )
+        own_identity, grant = None, None
+        if mode == USER_ASSIGNED:
+            # A user-assigned identity exists before the cluster, so its rights can too: the
+            # cluster's first LoadBalancer Services then never meet a grant still propagating
+            # (LinkedAuthorizationFailed on publicIPAddresses/join/action, Azure/AKS#1945).
+            own_identity = self._user_identity(resource_group, checked)
+            grant = self._network_contributor(resource_group, own_identity.principal_id)
         cluster = self._control_plane_and_nodes(
-            args, resource_group, node_subnet, egress_ip, egress_cidrs, own_identity, grant_before
+            args, resource_group, node_subnet, egress_ip, egress_cidrs, own_identity, grant, checked
         )
-        grant_after = mode.apply(
-            lambda m: (
-                None
-                if m == USER_ASSIGNED
-                else self._network_contributor(
-                    resource_group, cluster.identity.apply(lambda i: i.principal_id if i else None)
-                )
+        if grant is None:
+            grant = self._network_contributor(
+                resource_group, cluster.identity.apply(lambda i: i.principal_id if i else None)
             )
-        )
-        role_assignment = pulumi.Output.all(grant_before, grant_after).apply(
-            lambda grants: grants[0] or grants[1]
-        )
+        role_assignment = grant
         windows = self._maintenance(resource_group, cluster)
         kubeconfig, ca_data = self._admin_credentials(resource_group, cluster)
 
@@ -320,8 +310,9 @@ class AksCluster(FleetCluster):
         node_subnet: network.Subnet,
         egress_ip: network.PublicIPAddress,
         egress_cidrs: pulumi.Output[list[str]],
-        own_identity: pulumi.Output[managedidentity.UserAssignedIdentity | None],
-        grant_before: pulumi.Output[authorization.RoleAssignment | None],
+        own_identity: managedidentity.UserAssignedIdentity | None,
+        grant_before: authorization.RoleAssignment | None,
+        identity_checked: pulumi.Output[str],
     ) -> containerservice.ManagedCluster:
         """The ManagedCluster with its first pool, the separate pool when there is one (see
         node_pool_changes.py for what a change of each knob does) and its API allowlist."""
@@ -360,20 +351,17 @@ class AksCluster(FleetCluster):
             f"{name}-aks",
             resource_group_name=resource_group.name,
             location=region,
-            dns_prefix=name,
+            # Through the identity check: no change reaches a cluster the check would refuse.
+            dns_prefix=identity_checked.apply(lambda _: name),
             node_resource_group=node_resource_group_name(project, stack, name, region),
             kubernetes_version=spec.kubernetes_version,
             identity=containerservice.ManagedClusterIdentityArgs(
-                type=own_identity.apply(
-                    lambda ident: (
-                        containerservice.ResourceIdentityType.USER_ASSIGNED
-                        if ident
-                        else containerservice.ResourceIdentityType.SYSTEM_ASSIGNED
-                    )
-                ),
-                user_assigned_identities=own_identity.apply(
-                    lambda ident: ident.id.apply(lambda i: [i]) if ident else None
-                ),
+                type=containerservice.ResourceIdentityType.USER_ASSIGNED,
+                user_assigned_identities=[own_identity.id],
+            )
+            if own_identity
+            else containerservice.ManagedClusterIdentityArgs(
+                type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED
             ),
             enable_rbac=True,
             # The program authenticates with the admin (local account) credentials, so local
@@ -396,8 +384,8 @@ class AksCluster(FleetCluster):
             opts=pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(
-                    depends_on=pulumi.Output.all(own_pool, grant_before).apply(
-                        lambda before: [r for r in before if r is not None]
+                    depends_on=own_pool.apply(
+                        lambda pool: [r for r in (pool, grant_before) if r is not None]
                     ),
                     # Set when a cluster is created. azure-native replaces a cluster whose
                     # data plane or policy engine changes (replacement.go, forceNewMap), while
@@ -494,13 +482,14 @@ class AksCluster(FleetCluster):
         )
 
     def _user_identity(
-        self, resource_group: resources.ResourceGroup
+        self, resource_group: resources.ResourceGroup, checked: pulumi.Output[str]
     ) -> managedidentity.UserAssignedIdentity:
-        """The control plane's own identity, made before the cluster."""
+        """The control plane's own identity, made before the cluster once the check passed."""
+        region = self.spec.region
         return managedidentity.UserAssignedIdentity(
             f"{self._name}-control-plane-identity",
             resource_group_name=resource_group.name,
-            location=self.spec.region,
+            location=checked.apply(lambda _: region),
             tags=self._tags,
             opts=self._child,
         )

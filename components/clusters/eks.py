@@ -158,9 +158,9 @@ class EksClusterArgs:
     cloud_name: pulumi.Input[str] | None = None
     """The EKS cluster name once checked against the stack's history (see
     `lifecycle.previous_run`); default `spec.cloud_name`."""
-    adopt_log_group: pulumi.Input[bool] = False
-    """The cluster exists and EKS made its log group outside the program: import it (see
-    `lifecycle.previous_run.adopts_log_group`)."""
+    log_group_checked: pulumi.Input[bool] | None = None
+    """`spec.import_log_group` once checked against the stack's history (see
+    `lifecycle.previous_run.checked_log_group`); the log group waits for it."""
 
 
 @dataclass
@@ -241,7 +241,7 @@ class EksCluster(FleetCluster):
 
         self.vpc_id = network.vpc.id
         self.cluster_name = cluster.name
-        self.log_group_name = log_group.apply(lambda group: group.name)
+        self.log_group_name = log_group.name
         ca_data = cluster.certificate_authority.apply(lambda ca: ca.data)
         token_args = ["--region", args.spec.region, "--output", "json"]
         kubeconfig = pulumi.Output.all(cluster.endpoint, ca_data, cluster.name, caller).apply(
@@ -477,31 +477,28 @@ class EksCluster(FleetCluster):
             key=key,
         )
 
-    def _control_plane_logs(self, args: EksClusterArgs) -> pulumi.Output[aws.cloudwatch.LogGroup]:
+    def _control_plane_logs(self, args: EksClusterArgs) -> aws.cloudwatch.LogGroup:
         """The control-plane log group, with the configured retention.
 
         A cluster from before the group was in the program already has it (EKS made it on the
-        first log): that run imports it, ignoring the retention and tags EKS did not set, since
-        an import whose inputs differ from the group fails; the next run, which no longer
-        imports, applies them in place.
+        first log): one run with `importLogGroup` imports it, ignoring the retention and tags
+        EKS did not set, since an import whose inputs differ from the group fails; the next
+        run, without the key, applies them in place.
         """
-        name = args.cloud_name if args.cloud_name is not None else self.spec.cloud_name
-        days = self.spec.log_retention_days
-
-        def declare(adopt: bool, cloud_name: str) -> aws.cloudwatch.LogGroup:
-            group = control_plane_log_group(cloud_name)
-            return aws.cloudwatch.LogGroup(
-                f"{self._name}-control-plane-logs",
-                name=group,
-                retention_in_days=days,
-                opts=self._child(
-                    import_=group if adopt else None,
-                    ignore_changes=["retentionInDays", "tags", "tagsAll"] if adopt else None,
-                ),
-            )
-
-        return pulumi.Output.all(pulumi.Output.from_input(args.adopt_log_group), name).apply(
-            lambda a: declare(bool(a[0]), a[1])
+        spec = self.spec
+        group = control_plane_log_group(spec.cloud_name)
+        name = args.cloud_name if args.cloud_name is not None else spec.cloud_name
+        checked = args.log_group_checked if args.log_group_checked is not None else False
+        adopt = spec.import_log_group
+        return aws.cloudwatch.LogGroup(
+            f"{self._name}-control-plane-logs",
+            # Through the checks: nothing is created or imported before they pass.
+            name=pulumi.Output.all(name, checked).apply(lambda v: control_plane_log_group(v[0])),
+            retention_in_days=spec.log_retention_days,
+            opts=self._child(
+                import_=group if adopt else None,
+                ignore_changes=["retentionInDays", "tags", "tagsAll"] if adopt else None,
+            ),
         )
 
     def _control_plane(
@@ -509,7 +506,7 @@ class EksCluster(FleetCluster):
         args: EksClusterArgs,
         network: _Network,
         identity: _Identity,
-        log_group: pulumi.Output[aws.cloudwatch.LogGroup],
+        log_group: aws.cloudwatch.LogGroup,
     ) -> aws.eks.Cluster:
         """The EKS cluster: API auth mode, encrypted Secrets, logs, a narrowed public endpoint."""
         spec = self.spec
@@ -541,9 +538,7 @@ class EksCluster(FleetCluster):
                 "public_access_cidrs": list(args.api_allowed_cidrs),
             },
             # The log group first: EKS would otherwise create it, outside the program.
-            opts=self._child(
-                depends_on=log_group.apply(lambda group: [*identity.cluster_role_ready, group])
-            ),
+            opts=self._child(depends_on=[*identity.cluster_role_ready, log_group]),
         )
 
     def _admins(

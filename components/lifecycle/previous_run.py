@@ -142,38 +142,91 @@ def _existing(outputs: Mapping[str, Any] | None, spec: ClusterSpec) -> Mapping[s
     return before if before.get("region", spec.region) == spec.region else None
 
 
-def aks_identity(outputs: Mapping[str, Any] | None, spec: ClusterSpec) -> str:
-    """The control-plane identity of the AKS cluster of `spec`: `controlPlaneIdentity` when
-    set; else what the cluster has (clusters from before the key recorded none and are
-    system-assigned); else, for a new cluster, a user-assigned identity, which gets its rights
-    before the cluster exists (see `AksCluster`)."""
-    if spec.control_plane_identity is not None:
-        return spec.control_plane_identity
+class KeptChoiceError(pulumi.RunError):
+    """A default for new clusters would change what a cluster of the stack already has."""
+
+
+def checked_aks_identity(outputs: Mapping[str, Any] | None, spec: ClusterSpec, key: str) -> str:
+    """The control-plane identity of the AKS cluster of `spec`, once it is known not to switch
+    one the stack already has without the user asking.
+
+    New clusters get a user-assigned identity (`controlPlaneIdentity` unset), whose rights exist
+    before the cluster. Clusters from before recorded none and are system-assigned: unless the
+    entry says which it wants, the run stops here, as `checked_cloud_name` does for EKS names.
+    """
+    chosen = spec.control_plane_identity or USER_ASSIGNED
     before = _existing(outputs, spec)
-    if before is None:
-        return USER_ASSIGNED
-    return _text(before, "controlPlaneIdentity") or SYSTEM_ASSIGNED
+    if before is None or spec.control_plane_identity is not None:
+        return chosen
+    has = _text(before, "controlPlaneIdentity") or SYSTEM_ASSIGNED
+    if has != chosen:
+        raise KeptChoiceError(
+            f"{key}.controlPlaneIdentity: missing; the AKS cluster of {spec.name!r} runs a "
+            f"{has} identity, and the {chosen} one new clusters get would switch it (its "
+            f"control plane restarts). Set controlPlaneIdentity: {has} to keep it, or "
+            f"{chosen} to switch (README, Day 2, stacks from before the cloud-path changes)"
+        )
+    return chosen
 
 
-def database_storage(outputs: Mapping[str, Any] | None, hub: ClusterSpec, zoned: bool) -> str:
-    """The database disk of the hub of `hub`: `databaseStorage` when set; else what the last
-    run gave it (hubs from before the key recorded none and use the cluster's default class,
-    since a claim's class cannot change in place); else zone-redundant where the AKS hub's
-    region has zones."""
+def default_database_storage(hub: ClusterSpec) -> str:
+    """`databaseStorage` when set; else zone-redundant on an AKS hub in a region with zones."""
     if hub.database_storage is not None:
         return hub.database_storage
+    # Imported here: the components.clusters package imports this module.
+    from components.clusters._azure_zones import zones_for
+
+    zoned = hub.cloud == "azure" and zones_for(hub.region) is not None
+    return ZONE_REDUNDANT if zoned else CLUSTER_DEFAULT
+
+
+def checked_database_storage(outputs: Mapping[str, Any] | None, hub: ClusterSpec) -> str:
+    """The hub's database disk, once it is known not to move a volume the stack already has.
+
+    A claim's class cannot change in place, so a new disk is a new, empty volume. Hubs from
+    before recorded none and use the cluster's default class: unless `databaseStorage` says,
+    a default that differs stops the run here."""
+    chosen = default_database_storage(hub)
     before = _existing(outputs, hub)
-    if before is not None:
-        return _text(before, "databaseStorage") or CLUSTER_DEFAULT
-    return ZONE_REDUNDANT if hub.cloud == "azure" and zoned else CLUSTER_DEFAULT
+    if before is None or hub.database_storage is not None:
+        return chosen
+    has = _text(before, "databaseStorage") or CLUSTER_DEFAULT
+    if has != chosen:
+        raise KeptChoiceError(
+            f"{NAMESPACE}:hub.databaseStorage: missing; the database of this stack is on a "
+            f"{has} disk, and the {chosen} disk a new hub gets would move it to a new, empty "
+            f"volume. Set databaseStorage: {has} to keep it, or {chosen} to move after a dump "
+            "(README, Day 2, stacks from before the cloud-path changes)"
+        )
+    return chosen
 
 
-def adopts_log_group(outputs: Mapping[str, Any] | None, spec: ClusterSpec) -> bool:
-    """Whether the EKS cluster of `spec` exists without its control-plane log group in the
-    program: EKS made the group itself on the cluster's first log, so this run imports it
-    rather than create a second one (CloudWatch refuses that: ResourceAlreadyExistsException)."""
+def checked_log_group(outputs: Mapping[str, Any] | None, spec: ClusterSpec, key: str) -> bool:
+    """Whether this run imports the EKS cluster's control-plane log group (`importLogGroup`),
+    once that is known to be what the cluster needs.
+
+    A cluster from before the group was in the program already has it: EKS made it on the
+    first log, and CloudWatch refuses a second of that name (ResourceAlreadyExistsException).
+    It takes one run with `importLogGroup: true`; the next, without it, applies the retention.
+    """
     before = _existing(outputs, spec)
-    return before is not None and _text(before, "logGroup") is None
+    outside = before is not None and _text(before, "logGroup") is None
+    group = f"/aws/eks/{spec.cloud_name}/cluster"
+    if outside and not spec.import_log_group:
+        raise KeptChoiceError(
+            f"{key}.importLogGroup: missing; EKS made the log group {group} of {spec.name!r} "
+            "itself, outside the program, so creating it would fail. Set importLogGroup: true "
+            "for one run to import it, then remove it so that the next run applies "
+            "controlPlaneLogRetentionDays (README, Day 2, stacks from before the cloud-path "
+            "changes)"
+        )
+    if spec.import_log_group and not outside:
+        where = "is in the program already" if before is not None else "is new"
+        raise KeptChoiceError(
+            f"{key}.importLogGroup: true, but the cluster {spec.name!r} {where}: there is no "
+            f"log group {group} to import. Remove importLogGroup"
+        )
+    return spec.import_log_group
 
 
 def _text(described: Mapping[str, Any], key: str) -> str | None:
@@ -221,21 +274,19 @@ class PreviousRun:
         return self.outputs.apply(lambda outputs: aks_pools(outputs, spec, key))
 
     def aks_identity(self, spec: ClusterSpec) -> pulumi.Output[str]:
-        """See `aks_identity`."""
-        return self.outputs.apply(lambda outputs: aks_identity(outputs, spec))
+        """See `checked_aks_identity`; the AKS cluster and its identity wait for this check."""
+        key = _config_key(self.fleet, spec)
+        return self.outputs.apply(lambda outputs: checked_aks_identity(outputs, spec, key))
 
     def database_storage(self) -> pulumi.Output[str]:
-        """See `database_storage`, for the fleet's hub."""
-        # Imported here: the components.clusters package imports this module.
-        from components.clusters._azure_zones import zones_for
-
+        """See `checked_database_storage`; the database's volume waits for this check."""
         hub = self.fleet.hub
-        zoned = zones_for(hub.region) is not None
-        return self.outputs.apply(lambda outputs: database_storage(outputs, hub, zoned))
+        return self.outputs.apply(lambda outputs: checked_database_storage(outputs, hub))
 
-    def adopts_log_group(self, spec: ClusterSpec) -> pulumi.Output[bool]:
-        """See `adopts_log_group`."""
-        return self.outputs.apply(lambda outputs: adopts_log_group(outputs, spec))
+    def log_group(self, spec: ClusterSpec) -> pulumi.Output[bool]:
+        """See `checked_log_group`; the log group and the EKS cluster wait for this check."""
+        key = _config_key(self.fleet, spec)
+        return self.outputs.apply(lambda outputs: checked_log_group(outputs, spec, key))
 
     def cloud_name(self, spec: ClusterSpec) -> pulumi.Output[str]:
         """See `checked_cloud_name`; the EKS cluster waits for this check."""
