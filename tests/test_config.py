@@ -25,8 +25,9 @@ from components.config import (
 
 KNOWN_KEYS = (
     "apiServerUrl, cloud, context, controlPlaneIdentity, controlPlaneLogRetentionDays, "
-    "databaseStorage, egressIps, kubeconfig, kubernetesVersion, maintenanceWindow, name, "
-    "natGateways, nodeCount, nodeSize, physicalName, region, retire, standby, upgradePolicy"
+    "databaseStorage, egressIps, importLogGroup, kubeconfig, kubernetesVersion, "
+    "maintenanceWindow, name, natGateways, nodeCount, nodeSize, physicalName, region, retire, "
+    "standby, upgradePolicy"
 )
 
 VALID: dict[str, Any] = {
@@ -988,6 +989,7 @@ def test_cloud_service_keys_default_to_the_documented_values():
     fleet = parse_fleet_config(valid())
     eks, aks = fleet.clusters
     assert (eks.upgrade_policy, eks.log_retention_days) == ("STANDARD", 90)
+    assert eks.import_log_group is False
     assert aks.control_plane_identity is None, "unset: decided by the stack's history"
     assert fleet.hub.database_storage is None, "unset: decided by the stack's history"
     assert aks.maintenance_window == MaintenanceWindow(
@@ -996,7 +998,9 @@ def test_cloud_service_keys_default_to_the_documented_values():
 
 
 def test_cloud_service_keys_are_read():
-    raw = with_cluster(0, upgradePolicy="EXTENDED", controlPlaneLogRetentionDays=365)
+    raw = with_cluster(
+        0, upgradePolicy="EXTENDED", controlPlaneLogRetentionDays=365, importLogGroup=True
+    )
     raw["clusters"][1].update(
         controlPlaneIdentity="systemAssigned",
         maintenanceWindow={"dayOfWeek": "Saturday", "startTime": "23:00", "durationHours": 8},
@@ -1005,6 +1009,7 @@ def test_cloud_service_keys_are_read():
     fleet = parse_fleet_config(raw)
     eks, aks = fleet.clusters
     assert (eks.upgrade_policy, eks.log_retention_days) == ("EXTENDED", 365)
+    assert eks.import_log_group is True
     assert aks.control_plane_identity == "systemAssigned"
     assert aks.maintenance_window == MaintenanceWindow(
         day_of_week="Saturday", start_time="23:00", duration_hours=8, utc_offset="+00:00"
@@ -1027,6 +1032,8 @@ def test_cloud_service_keys_are_read():
             "clusters[0].controlPlaneLogRetentionDays: '90' is not a retention",
         ),
         (1, {"upgradePolicy": "STANDARD"}, "clusters[1].upgradePolicy: 'STANDARD' is only valid"),
+        (0, {"importLogGroup": "yes"}, "clusters[0].importLogGroup: 'yes' must be true or false"),
+        (1, {"importLogGroup": True}, "clusters[1].importLogGroup: True is only valid with"),
         (
             1,
             {"controlPlaneIdentity": "managed"},
