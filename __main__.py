@@ -10,7 +10,11 @@ from components.app.rollout import AppRollout, AppRolloutArgs
 from components.clusters import build_cluster, kind_load_balancer
 from components.clusters.existing import read_kubeconfigs
 from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
-from components.lifecycle.previous_run import PreviousRun, union_of_egress
+from components.lifecycle.previous_run import (
+    PreviousRun,
+    default_database_storage,
+    union_of_egress,
+)
 from components.observability.agent import MetricsAgent, MetricsAgentArgs
 from components.observability.hub import FleetMonitoring, FleetMonitoringArgs
 from components.ocm.hub import OcmHub, OcmHubArgs
@@ -67,6 +71,8 @@ database = Database(
         allowed_cidrs=app_egress,
         protect_data=fleet.protect_data,
         password_rotation=fleet.database_password_rotation,
+        storage=default_database_storage(fleet.hub),
+        storage_checked=previous_run.database_storage(),
     ),
 )
 # The receiver admits the same app clusters, from the same addresses, as everything else.
@@ -149,20 +155,26 @@ entry = PublicLoadBalancer(
 
 
 def describe(cluster):
-    # cloudName, nodeSize, firstPoolSize, azureName, kubernetesVersion: what later runs check a
-    # change against and build on (see PreviousRun).
+    # cloudName, logGroup, nodeSize, firstPoolSize, azureName, kubernetesVersion,
+    # controlPlaneIdentity: what later runs check a change against and build on (see
+    # PreviousRun).
     return {
         "cloud": cluster.cloud,
         "region": cluster.region,
         "apiServerUrl": cluster.api_server_url,
         "egressIps": cluster.egress_cidrs,
-        **({"cloudName": cluster.cluster_name} if cluster.cloud == "aws" else {}),
+        **(
+            {"cloudName": cluster.cluster_name, "logGroup": cluster.log_group_name}
+            if cluster.cloud == "aws"
+            else {}
+        ),
         **(
             {
                 "nodeSize": cluster.node_size,
                 "firstPoolSize": cluster.first_pool_size,
                 "azureName": cluster.cluster_name,
                 "kubernetesVersion": cluster.spec.kubernetes_version,
+                "controlPlaneIdentity": cluster.control_plane_identity,
             }
             if cluster.cloud == "azure"
             else {}
@@ -171,7 +183,7 @@ def describe(cluster):
 
 
 pulumi.export("url", entry.url)
-pulumi.export("hub", {"name": hub.name, **describe(hub)})
+pulumi.export("hub", {"name": hub.name, **describe(hub), "databaseStorage": database.storage})
 pulumi.export(
     "clusters",
     {

@@ -62,6 +62,12 @@ CLUSTER_KEYS = frozenset(
         "retire",
         "natGateways",
         "physicalName",
+        "upgradePolicy",
+        "controlPlaneLogRetentionDays",
+        "controlPlaneIdentity",
+        "maintenanceWindow",
+        "databaseStorage",
+        "importLogGroup",
     }
 )
 
@@ -140,7 +146,55 @@ def _duration_too_long(duration: str) -> bool:
 # An image tag (Docker's grammar), optionally pinned to a digest: "1.1" or "1.1@sha256:<hex>".
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[0-9a-f]{64})?$")
 CLOUD_ONLY_KEYS = ("nodeCount", "nodeSize", "kubernetesVersion")
-AWS_ONLY_KEYS = ("natGateways", "physicalName")
+AWS_ONLY_KEYS = (
+    "natGateways",
+    "physicalName",
+    "upgradePolicy",
+    "controlPlaneLogRetentionDays",
+    "importLogGroup",
+)
+AZURE_ONLY_KEYS = ("controlPlaneIdentity", "maintenanceWindow", "databaseStorage")
+
+UPGRADE_POLICIES = ("STANDARD", "EXTENDED")
+"""EKS `upgrade_policy.support_type`. STANDARD: once standard support for the version ends, EKS
+upgrades the control plane itself; EXTENDED: the version stays, billed at the extended-support
+rate (EKS user guide, "Cluster upgrade policy"). Left unset, EKS chooses EXTENDED."""
+DEFAULT_UPGRADE_POLICY = "STANDARD"
+
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)  # fmt: skip
+"""The retention periods CloudWatch Logs accepts (PutRetentionPolicy, retentionInDays)."""
+DEFAULT_LOG_RETENTION_DAYS = 90
+"""terraform-aws-eks's default for the control-plane log group (variables.tf,
+cloudwatch_log_group_retention_in_days): three months of audit trail, then no more bill."""
+
+CONTROL_PLANE_IDENTITIES = ("userAssigned", "systemAssigned")
+"""`userAssigned`: an identity of the program's, granted its rights before the cluster exists
+(what new clusters get); `systemAssigned`: the identity AKS makes with the cluster, granted its
+rights only after (what clusters created before this key have, and keep unless told)."""
+
+DATABASE_STORAGE = ("zoneRedundant", "clusterDefault")
+"""`zoneRedundant`: the database disk is zone-redundant (StandardSSD_ZRS), so it attaches in
+any zone of the region (what a new hub gets where the region has zones); `clusterDefault`:
+the cluster's default class, a zonal disk (what hubs created before this key have)."""
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MAINTENANCE_WINDOW_KEYS = frozenset({"dayOfWeek", "startTime", "durationHours", "utcOffset"})
+# AKS's planned-maintenance schedules for auto-upgrades run at least 4 hours (AKS docs, "Use
+# Planned Maintenance to schedule and control upgrades", maintenanceWindow.durationHours).
+MIN_MAINTENANCE_HOURS = 4
+MAX_MAINTENANCE_HOURS = 24
+_HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_UTC_OFFSET = re.compile(r"^[+-](0\d|1[0-4]):[0-5]\d$")
+
+# Instance families without an EKS-optimized AL2023 AMI type (AMD GPUs, FPGAs, Gaudi, video
+# transcoders, older NVIDIA GPUs whose drivers the NVIDIA AMI no longer ships, Mac): EKS
+# managed node groups cannot boot them with the AMI types components/clusters/eks.py uses.
+EKS_UNSUPPORTED_FAMILIES = frozenset(
+    {"g4ad", "f1", "f2", "dl1", "dl2q", "vt1", "p2", "g3", "g3s", "mac1", "mac2"}
+)
 
 NAT_GATEWAY_MODES = ("single", "perZone")
 """`single`: one NAT gateway and Elastic IP per EKS cluster; `perZone`: one per zone (three)."""
@@ -190,6 +244,18 @@ class FleetConfigError(Exception):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MaintenanceWindow:
+    """A weekly window for AKS node upgrades (`maintenanceWindow`). Default: Sunday from 02:00
+    UTC for 4 hours, the quietest hours of a European or American week and AKS's minimum."""
+
+    day_of_week: str = "Sunday"
+    start_time: str = "02:00"
+    """HH:MM, in `utc_offset`."""
+    duration_hours: int = MIN_MAINTENANCE_HOURS
+    utc_offset: str = "+00:00"
+
+
+@dataclass(frozen=True, kw_only=True)
 class ClusterSpec:
     """One cluster of the fleet, as validated from config."""
 
@@ -227,6 +293,22 @@ class ClusterSpec:
     cloud_name: str = ""
     """aws only: the EKS cluster's name, unique per account and region: `physicalName` if set,
     else `<stack>-<name>`. Other clouds: `name`."""
+    upgrade_policy: str = DEFAULT_UPGRADE_POLICY
+    """aws only: EKS support type once the version leaves standard support (`upgradePolicy`)."""
+    log_retention_days: int = DEFAULT_LOG_RETENTION_DAYS
+    """aws only: days the control-plane log group keeps its logs."""
+    import_log_group: bool = False
+    """aws only: import the control-plane log group EKS made for a cluster from before the
+    group was in the program (`importLogGroup`, for one run)."""
+    control_plane_identity: str | None = None
+    """azure only: `userAssigned` or `systemAssigned`; None: `userAssigned`, refused for a
+    system-assigned cluster the stack already has (see `lifecycle.previous_run`)."""
+    maintenance_window: MaintenanceWindow = field(default_factory=MaintenanceWindow)
+    """azure only: when AKS may upgrade the nodes (node images and patch versions)."""
+    database_storage: str | None = None
+    """azure hub only: `zoneRedundant` or `clusterDefault` for the database disk; None:
+    `zoneRedundant` where the region has zones, refused for a hub the stack already has on
+    another disk (see `lifecycle.previous_run`)."""
 
     def __post_init__(self) -> None:
         if not self.cloud_name:
@@ -585,9 +667,11 @@ def _parse_cluster(
             if opt in raw:
                 problems.append(f"{key}.{opt}: {_fmt(raw[opt])} is only valid with cloud: aws")
 
+    cloud_options = _parse_cloud_options(key, raw, cloud, is_hub, node_size, problems)
     if len(problems) > before:
         return None
     return ClusterSpec(
+        **cloud_options,
         name=name,
         cloud=cloud,
         region=region or cloud,
@@ -603,6 +687,107 @@ def _parse_cluster(
         nat_gateways=nat_gateways if cloud == "aws" else "single",
         physical_name=raw.get("physicalName") if cloud == "aws" else None,
         cloud_name=cloud_name,
+    )
+
+
+def _parse_cloud_options(
+    key: str, raw: Mapping[str, Any], cloud: str | None, is_hub: bool, size: Any, problems: list
+) -> dict[str, Any]:
+    """The keys of one cloud's managed services: EKS support and logs, AKS identity, upgrade
+    window and database disk. Returns ClusterSpec fields; problems name the key and value."""
+    options: dict[str, Any] = {}
+    if cloud == "aws":
+        policy = raw.get("upgradePolicy", DEFAULT_UPGRADE_POLICY)
+        if policy not in UPGRADE_POLICIES:
+            problems.append(
+                f"{key}.upgradePolicy: {_fmt(policy)} is not one of {', '.join(UPGRADE_POLICIES)} "
+                "(STANDARD: EKS upgrades the version when its standard support ends; EXTENDED: "
+                "it stays, at the extended-support price)"
+            )
+        days = raw.get("controlPlaneLogRetentionDays", DEFAULT_LOG_RETENTION_DAYS)
+        if not _is_int(days) or days not in LOG_RETENTION_DAYS:
+            problems.append(
+                f"{key}.controlPlaneLogRetentionDays: {_fmt(days)} is not a retention "
+                f"CloudWatch Logs accepts ({', '.join(map(str, LOG_RETENTION_DAYS))})"
+            )
+        family = size.split(".", 1)[0].strip().lower() if isinstance(size, str) else ""
+        if family in EKS_UNSUPPORTED_FAMILIES:
+            problems.append(
+                f"{key}.nodeSize: {size!r} ({family}) has no EKS-optimized Amazon Linux 2023 "
+                "AMI type (standard, ARM, NVIDIA or Neuron), so an EKS managed node group "
+                "cannot boot it; choose another instance type"
+            )
+        adopt = raw.get("importLogGroup", False)
+        if not isinstance(adopt, bool):
+            problems.append(f"{key}.importLogGroup: {_fmt(adopt)} must be true or false")
+        options.update(
+            upgrade_policy=policy, log_retention_days=days, import_log_group=adopt is True
+        )
+    # Other clouds' use of the aws keys is reported with natGateways and physicalName.
+    if cloud == "azure":
+        identity = raw.get("controlPlaneIdentity")
+        if identity is not None and identity not in CONTROL_PLANE_IDENTITIES:
+            problems.append(
+                f"{key}.controlPlaneIdentity: {_fmt(identity)} is not one of "
+                f"{', '.join(CONTROL_PLANE_IDENTITIES)}"
+            )
+        storage = raw.get("databaseStorage")
+        if storage is not None and not is_hub:
+            problems.append(
+                f"{key}.databaseStorage: only the hub runs the database; set it on {NAMESPACE}:hub"
+            )
+        elif storage is not None and storage not in DATABASE_STORAGE:
+            problems.append(
+                f"{key}.databaseStorage: {_fmt(storage)} is not one of "
+                f"{', '.join(DATABASE_STORAGE)}"
+            )
+        options.update(
+            control_plane_identity=identity,
+            database_storage=storage if is_hub else None,
+            maintenance_window=_parse_maintenance_window(
+                f"{key}.maintenanceWindow", raw.get("maintenanceWindow"), problems
+            ),
+        )
+    elif cloud is not None:
+        for opt in AZURE_ONLY_KEYS:
+            if opt in raw:
+                problems.append(f"{key}.{opt}: {_fmt(raw[opt])} is only valid with cloud: azure")
+    return options
+
+
+def _parse_maintenance_window(key: str, raw: Any, problems: list[str]) -> MaintenanceWindow:
+    default = MaintenanceWindow()
+    if raw is None:
+        return default
+    if not isinstance(raw, Mapping):
+        problems.append(
+            f"{key}: {_fmt(raw)} must be a mapping such as {{dayOfWeek: Sunday, startTime: "
+            "'02:00', durationHours: 4, utcOffset: '+00:00'}"
+        )
+        return default
+    for unknown in sorted(set(raw) - MAINTENANCE_WINDOW_KEYS, key=str):
+        problems.append(_unknown_key(f"{key}.{unknown}", str(unknown), MAINTENANCE_WINDOW_KEYS))
+    day = raw.get("dayOfWeek", default.day_of_week)
+    if day not in WEEKDAYS:
+        problems.append(f"{key}.dayOfWeek: {_fmt(day)} is not one of {', '.join(WEEKDAYS)}")
+    start = raw.get("startTime", default.start_time)
+    if not isinstance(start, str) or not _HH_MM.fullmatch(start):
+        problems.append(
+            f"{key}.startTime: {_fmt(start)} must be a time HH:MM such as '02:00' (quote it "
+            "in YAML)"
+        )
+    hours = raw.get("durationHours", default.duration_hours)
+    if not _is_int(hours) or not MIN_MAINTENANCE_HOURS <= hours <= MAX_MAINTENANCE_HOURS:
+        problems.append(
+            f"{key}.durationHours: {_fmt(hours)} must be an integer from "
+            f"{MIN_MAINTENANCE_HOURS} (AKS's minimum for upgrade windows) to "
+            f"{MAX_MAINTENANCE_HOURS}"
+        )
+    offset = raw.get("utcOffset", default.utc_offset)
+    if not isinstance(offset, str) or not _UTC_OFFSET.fullmatch(offset):
+        problems.append(f"{key}.utcOffset: {_fmt(offset)} must be an offset such as '+00:00'")
+    return MaintenanceWindow(
+        day_of_week=day, start_time=start, duration_hours=hours, utc_offset=offset
     )
 
 

@@ -334,6 +334,12 @@ pre_deploy_checks() {
 pre_deploy_checks
 
 # --- preview, question, up ----------------------------------------------------------------------
+# The cloud preflight: quotas, sizes, versions and policies, where the clouds' CLIs are signed in.
+# What it names may still pass (a quota raised meanwhile), so it asks rather than refuses.
+if ! .venv/bin/python scripts/cloud_preflight.py "$config"; then
+  ask "The cloud preflight (scripts/cloud_preflight.py) names problems above; preview and deploy anyway?" ||
+    fail "nothing deployed: fix what the cloud preflight names above"
+fi
 step "pulumi preview --stack $stack (with the policy pack)"
 pulumi preview --stack "$stack" "${policy_args[@]}"
 if [ "$assume_yes" = 0 ]; then

@@ -27,10 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "scripts")]
 
 import check  # noqa: E402
+import fleet_nodes  # noqa: E402
 import up_model  # noqa: E402
 from harness import Graph, load_stack_config, run_program, with_admin_principals  # noqa: E402
 from workloads import pod_template, workloads  # noqa: E402
 
+from components.app.database import ZONE_REDUNDANT_CLASS  # noqa: E402
 from components.app.rollout import rollout_strategy  # noqa: E402
 from components.clusters import aks, eks  # noqa: E402
 from components.config import (  # noqa: E402
@@ -91,6 +93,9 @@ class Line:
 @dataclass
 class Bill:
     lines: list[Line] = field(default_factory=list)
+    conditional: list[tuple[Line, str]] = field(default_factory=list)
+    """Charges that start only on a condition (with it), not in the total: EKS extended support
+    with `upgradePolicy: EXTENDED`."""
     warnings: list[str] = field(default_factory=list)
     free: list[str] = field(default_factory=list)
     """Clusters the program does not pay for, with why."""
@@ -126,7 +131,10 @@ class _Pricer:
         regional = ((cloud.get("regions") or {}).get(spec.region) or {}).get(item)
         return regional or (cloud.get("global") or {}).get(item)
 
-    def add(self, spec: ClusterSpec, label: str, item: str, quantity: float) -> None:
+    def add(
+        self, spec: ClusterSpec, label: str, item: str, quantity: float, when: str | None = None
+    ) -> None:
+        """A line of the bill; with `when`, a charge billed only then, kept out of the total."""
         if quantity <= 0:
             return
         entry = self.entry(spec, item)
@@ -146,13 +154,21 @@ class _Pricer:
         factor = {"hour": self.hours, "month": 1.0, "GiB-month": 1.0}[per]
         usd = float(entry["usd"])
         as_of = str(entry.get("published") or entry["read"])
-        self.bill.lines.append(
-            Line(spec.name, label, quantity, usd, per, round(quantity * usd * factor, 2), as_of)
-        )
+        line = Line(spec.name, label, quantity, usd, per, round(quantity * usd * factor, 2), as_of)
+        if when is None:
+            self.bill.lines.append(line)
+        else:
+            self.bill.conditional.append((line, when))
 
 
-def estimate(fleet: FleetConfig, graph: Graph, prices: Mapping[str, Any]) -> Bill:
-    """The monthly bill of every cluster of the fleet, item by item."""
+def estimate(
+    fleet: FleetConfig,
+    graph: Graph,
+    prices: Mapping[str, Any],
+    nodes: Mapping[str, fleet_nodes.Nodes] | None = None,
+) -> Bill:
+    """The monthly bill of every cluster of the fleet, item by item. `nodes`: the node counts
+    of scripts/fleet_nodes.py (the preflight's), by cluster; default: the fleet's."""
     bill = Bill()
     pricer = _Pricer(prices, bill)
     for spec in fleet.all_clusters:
@@ -170,14 +186,27 @@ def estimate(fleet: FleetConfig, graph: Graph, prices: Mapping[str, Any]) -> Bil
             for r in on_cluster
             if r.type == SERVICE and (r.inputs.get("spec") or {}).get("type") == "LoadBalancer"
         ]
-        volumes = [(_claim_name(r), _gib(_claimed(r))) for r in on_cluster if r.type == PVC]
+        volumes = [
+            (_claim_name(r), _gib(_claimed(r)), _zone_redundant(r))
+            for r in on_cluster
+            if r.type == PVC
+        ]
         for release in (r for r in on_cluster if r.type == RELEASE):
-            volumes += _chart_volumes(spec, release, bill)
+            volumes += [(v, gib, False) for v, gib in _chart_volumes(spec, release, bill)]
         count = sum(1 for r in inside if r.type == "aws:ec2/natGateway:NatGateway")
-        nodes = f"vm:{spec.node_size}"
+        vm = f"vm:{spec.node_size}"
+        node_count = nodes[spec.name].count if nodes else spec.node_count
         if spec.cloud == "aws":
             pricer.add(spec, "EKS control plane", "eksControlPlane", 1)
-            pricer.add(spec, f"node VMs {spec.node_size}", nodes, spec.node_count)
+            if spec.upgrade_policy == "EXTENDED":
+                pricer.add(
+                    spec,
+                    "EKS extended support (upgradePolicy: EXTENDED)",
+                    "eksExtendedSupport",
+                    1,
+                    when=f"once Kubernetes {spec.kubernetes_version} leaves standard support",
+                )
+            pricer.add(spec, f"node VMs {spec.node_size}", vm, node_count)
             pricer.add(spec, "NAT gateways", "natGateway", count)
             eips = sum(1 for r in inside if r.type == "aws:ec2/eip:Eip")
             # An internet-facing NLB holds one public IPv4 address in each zone it spans.
@@ -188,11 +217,11 @@ def estimate(fleet: FleetConfig, graph: Graph, prices: Mapping[str, Any]) -> Bil
                 spec,
                 "EBS gp3 (node roots, volumes) GiB",
                 "ebsGp3",
-                spec.node_count * eks.ROOT_VOLUME_GIB + sum(gib for _, gib in volumes),
+                node_count * eks.ROOT_VOLUME_GIB + sum(gib for _, gib, _ in volumes),
             )
         else:
             pricer.add(spec, "AKS control plane (Free tier)", "aksControlPlaneFree", 1)
-            pricer.add(spec, f"node VMs {spec.node_size}", nodes, spec.node_count)
+            pricer.add(spec, f"node VMs {spec.node_size}", vm, node_count)
             ips = sum(1 for r in inside if r.type == "azure-native:network:PublicIPAddress")
             # Each LoadBalancer Service gets a frontend public IP on the cluster's one
             # Standard Load Balancer, which also carries the outbound rule.
@@ -208,19 +237,25 @@ def estimate(fleet: FleetConfig, graph: Graph, prices: Mapping[str, Any]) -> Bil
                 spec,
                 f"Premium SSD OS disks {aks.OS_DISK_SIZE_GB} GiB",
                 f"premiumSsd{aks.OS_DISK_SIZE_GB}GiB",
-                spec.node_count,
+                node_count,
             )
             # Azure bills a managed disk at the size tier it fits in, per month; the default
-            # storage class (managed-csi) makes Standard SSD disks.
-            tiers: dict[int, list[str]] = {}
-            for name, gib in volumes:
+            # storage class (managed-csi) makes Standard SSD LRS disks, the database's
+            # zone-redundant class Standard SSD ZRS ones.
+            tiers: dict[tuple[bool, int], list[str]] = {}
+            for name, gib, zrs in volumes:
                 tier = next((t for t in AZURE_DISK_TIERS_GIB if t >= gib), AZURE_DISK_TIERS_GIB[-1])
-                tiers.setdefault(tier, []).append(name)
-            for tier, names in sorted(tiers.items()):
+                tiers.setdefault((zrs, tier), []).append(name)
+            for (zrs, tier), names in sorted(tiers.items()):
+                kind, item = (
+                    ("Standard SSD ZRS", "standardSsdZrs")
+                    if zrs
+                    else ("Standard SSD", "standardSsd")
+                )
                 pricer.add(
                     spec,
-                    f"Standard SSD volumes {tier} GiB ({', '.join(sorted(names))})",
-                    f"standardSsd{tier}GiB",
+                    f"{kind} volumes {tier} GiB ({', '.join(sorted(names))})",
+                    f"{item}{tier}GiB",
                     len(names),
                 )
     return bill
@@ -228,6 +263,10 @@ def estimate(fleet: FleetConfig, graph: Graph, prices: Mapping[str, Any]) -> Bil
 
 def _claim_name(pvc: Any) -> str:
     return str((pvc.inputs.get("metadata") or {}).get("name") or pvc.name)
+
+
+def _zone_redundant(pvc: Any) -> bool:
+    return (pvc.inputs.get("spec") or {}).get("storageClassName") == ZONE_REDUNDANT_CLASS
 
 
 def _claimed(pvc: Any) -> str:
@@ -429,6 +468,14 @@ def render(
             out.append(f"| **{spec.name}** | | | subtotal | | | | **${bill.of(spec.name):,.2f}** |")
     partial = " (PARTIAL: see warnings)" if bill.warnings else ""
     out += ["", f"**Total counted: ${bill.total:,.2f} per month{partial}**", ""]
+    if bill.conditional:
+        out += ["Chosen, and billed only on a condition (not in the total):"]
+        out += [
+            f"- {line.cluster}: {line.item}: ${line.unit_usd:g}/{line.per} more "
+            f"(${line.monthly_usd:,.2f} per month, list price of {line.as_of}), {when}"
+            for line, when in bill.conditional
+        ]
+        out += [""]
     if bill.free:
         out += ["Not billed by the program:", *[f"- {f}" for f in bill.free], ""]
     if bill.lines or bill.warnings:
@@ -495,7 +542,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     graph = run_program(config, stack=args.stack)
     prices = load_prices()
-    bill = estimate(fleet, graph, prices)
+    # The node counts the cloud preflight checks quotas against.
+    nodes = {n.cluster: n for n in fleet_nodes.cloud_nodes(config)}
+    bill = estimate(fleet, graph, prices, nodes)
     sched = up_model.schedule(up_model.nodes_from_graph(graph))
     print(render(args.stack, fleet, bill, prices, sched, local_needs(fleet, graph)))
     return 0

@@ -330,6 +330,11 @@ class FleetMocks(Mocks):
                 fqdn=c(f"{name}-{n:06x}.hcp.westeurope.azmk8s.io"),
                 identity=c({"principalId": f"00000000-0000-0000-0000-{n:012d}", "type": "x"}),
             )
+        elif t == "azure-native:managedidentity:UserAssignedIdentity":
+            state.update(
+                principalId=c(f"55555555-0000-0000-0000-{n:012d}"),
+                clientId=c(f"66666666-0000-0000-0000-{n:012d}"),
+            )
         elif t == "pulumi:providers:kubernetes" and "https://127.0.0.1:" in str(
             state.get("kubeconfig")
         ):
@@ -398,6 +403,9 @@ class FleetMocks(Mocks):
             return {"accountId": "123456789012", "arn": arn, "userId": "AROAEXAMPLE:pulumi"}
         if tok == "aws:iam/getSessionContext:getSessionContext":
             return {"issuerArn": self.caller_arn, "sessionName": "pulumi-session"}
+        if tok == "aws:eks/getAddonVersion:getAddonVersion":
+            version = mock_addon_version(args.args["addonName"], args.args["kubernetesVersion"])
+            return {**args.args, "version": version, "id": args.args["addonName"]}
         if tok == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com"}
         if tok == "azure-native:containerservice:listManagedClusterAdminCredentials":
@@ -430,6 +438,13 @@ class FleetMocks(Mocks):
             stdout = self.kind_host.get(key, stdout)
             return {"command": script, "environment": env, "stdout": stdout, "stderr": ""}
         raise NotImplementedError(f"the mocks have no answer for invoke {tok}")
+
+
+def mock_addon_version(addon: str, kubernetes_version: str) -> str:
+    """What the mocks answer for EKS's default version of `addon` on `kubernetes_version`:
+    a different build for every add-on and minor, in EKS's own form (v1.35.3-eksbuild.1)."""
+    build = zlib.crc32(f"{addon}/{kubernetes_version}".encode()) % 9 + 1
+    return f"v{kubernetes_version}.{build}-eksbuild.1"
 
 
 def _command_stdout(inputs: Mapping[str, Any], n: int) -> str:
@@ -484,6 +499,7 @@ class RecordingMonitor(MockMonitor):
             "replaceOnChanges": list(request.replaceOnChanges),
             "additionalSecretOutputs": list(request.additionalSecretOutputs),
             "deletedWith": request.deletedWith,
+            "importId": request.importId,
             "customTimeouts": {
                 "create": request.customTimeouts.create,
                 "update": request.customTimeouts.update,

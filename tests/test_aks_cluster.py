@@ -18,13 +18,15 @@ from components.clusters.aks import (
     node_resource_group_name,
     unenforced_policies,
 )
-from components.config import ClusterSpec
+from components.config import ClusterSpec, MaintenanceWindow
 from components.lifecycle.previous_run import AksPools
 
 MC = "azure-native:containerservice:ManagedCluster"
 PIP = "azure-native:network:PublicIPAddress"
 RG = "azure-native:resources:ResourceGroup"
 ROLE = "azure-native:authorization:RoleAssignment"
+UAI = "azure-native:managedidentity:UserAssignedIdentity"
+WINDOW = "azure-native:containerservice:MaintenanceConfiguration"
 AZURE_PROVIDER = "pulumi:providers:azure-native"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 
@@ -41,6 +43,8 @@ PER_CLUSTER = {
     PIP: 1,
     MC: 1,
     ROLE: 1,
+    UAI: 1,
+    WINDOW: 2,
     K8S_PROVIDER: 1,
 }
 
@@ -120,11 +124,12 @@ def test_children_are_named_after_the_cluster_and_parented_to_it(preview: bool) 
         assert res.parent == component.urn, f"{res} must be a child of AksCluster app-azure"
 
 
-def test_cluster_identity_is_system_assigned_with_rbac_and_admin_credentials(hub: Graph) -> None:
-    aks = one(hub, MC)
-    assert aks.inputs["identity"] == {"type": "SystemAssigned"}, (
-        f"ManagedCluster {aks.name} must use a system-assigned managed identity"
-    )
+def test_cluster_identity_is_user_assigned_with_rbac_and_admin_credentials(hub: Graph) -> None:
+    aks, identity = one(hub, MC), one(hub, UAI)
+    assert aks.inputs["identity"] == {
+        "type": "UserAssigned",
+        "userAssignedIdentities": [f"{identity.name}-id"],
+    }, f"ManagedCluster {aks.name} must run as its user-assigned identity {identity.name}"
     assert aks.inputs["enableRBAC"] is True, f"ManagedCluster {aks.name} must enable RBAC"
     assert aks.inputs["disableLocalAccounts"] is False, (
         f"ManagedCluster {aks.name} must keep local accounts: the admin kubeconfig is used"
@@ -302,19 +307,84 @@ def test_kubeconfig_url_and_ca_come_from_the_cluster(hub: Graph) -> None:
     assert aks.name == "main-aks"
 
 
-def test_network_contributor_for_the_cluster_identity_on_its_group(hub: Graph) -> None:
-    role, aks, rg = one(hub, ROLE), one(hub, MC), one(hub, RG)
+def assert_network_contributor_on_group(graph: Graph) -> Registered:
+    role, rg = one(graph, ROLE), one(graph, RG)
     assert role.inputs["roleDefinitionId"] == (
         "/subscriptions/33333333-3333-3333-3333-333333333333/providers/"
         "Microsoft.Authorization/roleDefinitions/4d97b98b-1d4f-4787-a291-c67834d212e7"
     ), f"{role} must grant Network Contributor"
-    assert role.inputs["scope"] == f"{rg.name}-id", f"{role} must be scoped to {rg.name}"
+    if is_unknown(role.inputs["scope"]):
+        assert rg.urn in role.property_dependencies["scope"], f"{role} must be scoped to {rg.name}"
+    else:
+        assert role.inputs["scope"] == f"{rg.name}-id", f"{role} must be scoped to {rg.name}"
     assert role.inputs["principalType"] == "ServicePrincipal"
+    assert role.options["deleteBeforeReplace"], f"{role} must be deleted before replacement"
+    return role
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+def test_a_new_cluster_gets_its_rights_before_it_exists(preview: bool) -> None:
+    """The user-assigned identity and its Network Contributor grant come before the
+    ManagedCluster, so no LoadBalancer Service meets a grant still propagating
+    (Azure/AKS#1945)."""
+    graph = build(spec(), preview=preview)
+    role, aks, identity = (
+        assert_network_contributor_on_group(graph),
+        one(graph, MC),
+        one(graph, UAI),
+    )
+    assert identity.urn in role.property_dependencies["principalId"], (
+        f"{role} principal must be {identity.name}'s"
+    )
+    assert not graph.depends_on(role, aks), f"{role} must not wait for {aks.name}"
+    for before in (identity, role):
+        assert graph.depends_on(aks, before), f"ManagedCluster {aks.name} must wait for {before}"
+    if not preview:
+        assert role.inputs["principalId"].startswith("55555555-"), role.inputs["principalId"]
+
+
+def test_a_system_assigned_cluster_keeps_its_identity_and_is_granted_after(hub: Graph) -> None:
+    graph = build(spec(control_plane_identity="systemAssigned"))
+    aks = one(graph, MC)
+    assert aks.inputs["identity"] == {"type": "SystemAssigned"}, (
+        f"ManagedCluster {aks.name} must keep its system-assigned identity, as before"
+    )
+    assert not [r for r in graph.resources if r.type == UAI], "no user-assigned identity"
+    role = assert_network_contributor_on_group(graph)
     assert role.inputs["principalId"].startswith("00000000-0000-0000-0000-")
     assert aks.urn in role.property_dependencies["principalId"], (
         f"{role} principal must come from {aks.name}'s identity"
     )
-    assert role.options["deleteBeforeReplace"], f"{role} must be deleted before replacement"
+    # The same resource name and Azure name either way: a switch replaces only the assignment.
+    assert role.name == one(hub, ROLE).name
+    assert role.inputs["roleAssignmentName"] == one(hub, ROLE).inputs["roleAssignmentName"]
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+def test_node_upgrades_wait_for_the_configured_maintenance_window(preview: bool) -> None:
+    window = MaintenanceWindow(
+        day_of_week="Saturday", start_time="22:30", duration_hours=6, utc_offset="+01:00"
+    )
+    for graph, want in (
+        (build(spec(), preview=preview), MaintenanceWindow()),
+        (build(spec(maintenance_window=window), preview=preview), window),
+    ):
+        aks = one(graph, MC)
+        configs = {r.inputs["configName"]: r for r in graph.of_type(WINDOW)}
+        assert set(configs) == {"aksManagedNodeOSUpgradeSchedule", "aksManagedAutoUpgradeSchedule"}
+        for name, config in configs.items():
+            assert aks.urn in config.property_dependencies["resourceName"], (
+                f"maintenance configuration {name} must name the cluster {aks.name}"
+            )
+            assert config.inputs["maintenanceWindow"] == {
+                "schedule": {"weekly": {"dayOfWeek": want.day_of_week, "intervalWeeks": 1}},
+                "durationHours": want.duration_hours,
+                "startTime": want.start_time,
+                "utcOffset": want.utc_offset,
+            }, f"maintenance configuration {name}"
+    assert MaintenanceWindow() == MaintenanceWindow(
+        day_of_week="Sunday", start_time="02:00", duration_hours=4, utc_offset="+00:00"
+    ), "the documented default window"
 
 
 def test_role_assignment_name_is_a_stable_guid_per_cluster_and_stack() -> None:

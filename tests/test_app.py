@@ -23,6 +23,7 @@ from harness import (
     Graph,
     contains_plain,
     contains_secret,
+    failure_of,
     is_secret,
     is_unknown,
     run_program,
@@ -33,6 +34,7 @@ from test_ocm import REPLICA_SET, app_cluster_names, hub_name
 from components.app._manifests import WORK_KINDS, load_manifests
 from components.app.database import DB_USERS
 from components.app.delivery import PASSWORD_GENERATION_ANNOTATION, workload_manifests
+from components.clusters.node_pool_changes import CONTROL_PLANE_REPLACING_INPUTS
 from components.edge import _haproxy
 from components.edge.public_load_balancer import PUBLIC_ENTRY_LABEL
 
@@ -536,3 +538,204 @@ def test_rotation_job_sets_the_password_without_putting_it_on_a_command_line(tmp
     (volume,) = spec["volumes"]
     assert mount == {"name": volume["name"], "mountPath": CREDENTIALS_DIR, "readOnly": True}
     assert {i["key"] for i in volume["secret"]["items"]} == {"MARIADB_PASSWORD", ROOT_CLIENT_CONFIG}
+
+
+# --- the database disk, and stacks from before ------------------------------------------------
+
+PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
+MANAGED_CLUSTER = "azure-native:containerservice:ManagedCluster"
+IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
+EKS = "aws:eks/cluster:Cluster"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+
+
+@pytest.mark.parametrize("preview", MODES)
+def test_the_database_claim_uses_the_zone_redundant_class_on_aks(preview):
+    graph = fleet_graph("dev", preview)
+    (storage_class,) = graph.of_type(STORAGE_CLASS)
+    claim, statefulset = graph.named("database-data"), graph.named("database-mariadb")
+    assert storage_class.inputs["provisioner"] == "disk.csi.azure.com"
+    assert storage_class.inputs["parameters"] == {"skuName": "StandardSSD_ZRS"}, (
+        f"{storage_class.name} must make zone-redundant disks"
+    )
+    assert storage_class.inputs["volumeBindingMode"] == "WaitForFirstConsumer"
+    assert storage_class.inputs["reclaimPolicy"] == "Delete", "destroy must leave no disk"
+    assert claim.inputs["spec"]["storageClassName"] == storage_class.inputs["metadata"]["name"], (
+        f"claim {claim.name} must use {storage_class.name}"
+    )
+    assert graph.depends_on(claim, storage_class)
+    assert claim.inputs["metadata"]["name"] == "mariadb-data-zrs"
+    pod = statefulset.inputs["spec"]["template"]["spec"]
+    (data,) = [v for v in pod["volumes"] if v["name"] == "data"]
+    assert data["persistentVolumeClaim"]["claimName"] == "mariadb-data-zrs"
+    assert storage_class.provider_urn == graph.kubernetes_provider(hub_name("dev")).urn
+    assert graph.stack_outputs["hub"]["databaseStorage"] == "zoneRedundant"
+
+
+def test_a_hub_in_a_region_without_zones_keeps_the_default_class(dev):
+    dev["ocm-fleet:hub"] = {**dev["ocm-fleet:hub"], "region": "northcentralus"}
+    graph = run_program(dev)
+    assert not graph.of_type(STORAGE_CLASS), "ZRS disks need a region with zones"
+    claim = graph.named("database-data")
+    assert claim.inputs["metadata"]["name"] == "mariadb-data"
+    assert "storageClassName" not in claim.inputs["spec"], claim.inputs["spec"]
+
+
+def as_before_this_change(outputs):
+    """Stack outputs as a run of the program before the identity, disk and log-group choices
+    were recorded wrote them: those keys absent."""
+    outputs = json.loads(json.dumps(outputs))
+    for key in ("clusters", "retiringClusters"):
+        for described in (outputs.get(key) or {}).values():
+            for gone in ("logGroup", "controlPlaneIdentity"):
+                described.pop(gone, None)
+    for gone in ("logGroup", "controlPlaneIdentity", "databaseStorage"):
+        outputs["hub"].pop(gone, None)
+    return outputs
+
+
+_OLD: dict[str, Graph] = {}
+
+
+def old_stack_outputs() -> dict:
+    if "first" not in _OLD:
+        _OLD["first"] = run_program(FLEETS["dev"]())
+    return as_before_this_change(_OLD["first"].stack_outputs)
+
+
+def assert_kept_as_before(graph: Graph, fresh: Graph) -> None:
+    for aks in graph.of_type(MANAGED_CLUSTER):
+        assert aks.inputs["identity"] == {"type": "SystemAssigned"}, (
+            f"ManagedCluster {aks.name} must keep the identity it was created with"
+        )
+    assert not graph.of_type(IDENTITY), "no user-assigned identity for clusters that have one"
+    for role in graph.of_type("azure-native:authorization:RoleAssignment"):
+        owner = graph.named(role.name.removesuffix("-network-contributor") + "-aks")
+        assert owner.urn in role.property_dependencies["principalId"], (
+            f"{role.name} must stay granted to {owner.name}'s own identity"
+        )
+    claim = graph.named("database-data")
+    assert claim.inputs["metadata"]["name"] == "mariadb-data", "the claim must keep its name"
+    assert "storageClassName" not in claim.inputs["spec"], (
+        f"claim {claim.name} must keep the default class: a class change replaces the volume"
+    )
+    assert not graph.of_type(STORAGE_CLASS)
+    # Nothing that would replace a control plane moved against a fresh run of the same config.
+    fresh_planes = {r.name: r for r in fresh.resources if r.type in CONTROL_PLANE_REPLACING_INPUTS}
+    for plane in (r for r in graph.resources if r.type in CONTROL_PLANE_REPLACING_INPUTS):
+        for key in CONTROL_PLANE_REPLACING_INPUTS[plane.type]:
+            assert plane.wire_inputs.get(key) == fresh_planes[plane.name].wire_inputs.get(key), (
+                f"{plane.name}.{key} would replace the control plane"
+            )
+
+
+def keeping(config: dict) -> dict:
+    """`config` with the keys a stack from before sets to keep what it has, and to import the
+    log group EKS made (docs/day-2.md, stacks from before the cloud-path changes)."""
+    config = json.loads(json.dumps(config))
+    config["ocm-fleet:hub"]["databaseStorage"] = "clusterDefault"
+    config["ocm-fleet:hub"]["controlPlaneIdentity"] = "systemAssigned"
+    for entry in config["ocm-fleet:clusters"]:
+        if entry["cloud"] == "azure":
+            entry["controlPlaneIdentity"] = "systemAssigned"
+        if entry["cloud"] == "aws":
+            entry["importLogGroup"] = True
+    return config
+
+
+@pytest.mark.parametrize("preview", MODES)
+def test_a_stack_from_before_plans_no_replacement_of_a_cluster_or_the_volume(dev, preview):
+    upgraded = run_program(keeping(dev), preview=preview, previous_outputs=old_stack_outputs())
+    assert_kept_as_before(upgraded, fleet_graph("dev", preview))
+    (group,) = upgraded.of_type(LOG_GROUP)
+    eks = upgraded.named("app-aws-eks", EKS)
+    assert group.options["importId"] == f"/aws/eks/{eks.inputs['name']}/cluster", (
+        "the log group EKS made must be imported, not created a second time"
+    )
+    assert upgraded.depends_on(eks, group)
+    if not preview:
+        # The next run, with importLogGroup removed, manages the group with its retention,
+        # and what this run recorded keeps the rest as it is.
+        config = keeping(dev)
+        del config["ocm-fleet:clusters"][0]["importLogGroup"]
+        after = run_program(config, previous_outputs=upgraded.stack_outputs)
+        assert_kept_as_before(after, fleet_graph("dev", False))
+        (group,) = after.of_type(LOG_GROUP)
+        assert not group.options["importId"] and group.inputs["retentionInDays"] == 90
+        assert after.stack_outputs["hub"]["databaseStorage"] == "clusterDefault"
+        assert after.stack_outputs["clusters"]["app-azure"]["controlPlaneIdentity"] == (
+            "systemAssigned"
+        )
+
+
+@pytest.mark.parametrize(
+    ("unset", "message"),
+    [
+        (
+            ("ocm-fleet:clusters", 1, "controlPlaneIdentity"),
+            "KeptChoiceError: ocm-fleet:clusters[1].controlPlaneIdentity: missing; the AKS "
+            "cluster of 'app-azure' runs a systemAssigned identity",
+        ),
+        (
+            ("ocm-fleet:hub", None, "databaseStorage"),
+            "KeptChoiceError: ocm-fleet:hub.databaseStorage: missing; the database of this "
+            "stack is on a clusterDefault disk",
+        ),
+        (
+            ("ocm-fleet:clusters", 0, "importLogGroup"),
+            "KeptChoiceError: ocm-fleet:clusters[0].importLogGroup: missing; EKS made the log "
+            "group /aws/eks/dev-app-aws/cluster of 'app-aws' itself",
+        ),
+    ],
+    ids=["identity", "database", "log-group"],
+)
+def test_a_stack_from_before_stops_until_its_entry_says_what_to_keep(dev, unset, message):
+    config = keeping(dev)
+    key, index, field = unset
+    del (config[key] if index is None else config[key][index])[field]
+    code = (
+        "from harness import run_program\n"
+        f"run_program({config!r}, previous_outputs={old_stack_outputs()!r})\n"
+    )
+    error = failure_of(code)
+    assert error is not None and message in error, error
+
+
+def test_importing_a_log_group_a_new_cluster_does_not_have_is_refused(dev):
+    dev["ocm-fleet:clusters"][0]["importLogGroup"] = True
+    error = failure_of(f"from harness import run_program\nrun_program({dev!r})\n")
+    assert (
+        error is not None
+        and ("ocm-fleet:clusters[0].importLogGroup: true, but the cluster 'app-aws' is new")
+        in error
+    ), error
+
+
+def test_a_stack_from_before_moves_only_when_the_user_chooses(dev):
+    config = keeping(dev)
+    config["ocm-fleet:hub"]["databaseStorage"] = "zoneRedundant"
+    config["ocm-fleet:clusters"][1]["controlPlaneIdentity"] = "userAssigned"
+    moved = run_program(config, previous_outputs=old_stack_outputs())
+    claim = moved.named("database-data")
+    assert claim.inputs["metadata"]["name"] == "mariadb-data-zrs", (
+        "the new claim needs a name of its own, so it exists before the old one is deleted"
+    )
+    assert claim.inputs["spec"]["storageClassName"] == "ocm-fleet-zone-redundant"
+    assert moved.named("app-azure-aks", MANAGED_CLUSTER).inputs["identity"]["type"] == (
+        "UserAssigned"
+    )
+    assert moved.named("main-aks", MANAGED_CLUSTER).inputs["identity"] == {"type": "SystemAssigned"}
+
+
+@pytest.mark.parametrize("preview", MODES)
+def test_fresh_aks_clusters_have_their_identity_and_rights_before_they_exist(preview):
+    graph = fleet_graph("dev", preview)
+    for aks in graph.of_type(MANAGED_CLUSTER):
+        cluster = aks.name.removesuffix("-aks")
+        identity = graph.named(f"{cluster}-control-plane-identity", IDENTITY)
+        role = graph.named(f"{cluster}-network-contributor")
+        assert identity.urn in role.property_dependencies["principalId"]
+        for before in (identity, role):
+            assert graph.depends_on(aks, before), f"{aks.name} must wait for {before.name}"
+        assert not graph.depends_on(role, aks), f"{role.name} must not wait for {aks.name}"

@@ -18,13 +18,16 @@ from components.config import (
     ClusterSpec,
     FleetConfig,
     FleetConfigError,
+    MaintenanceWindow,
     parse_fleet_config,
 )
 from components.pulumi_config import load_fleet_config
 
 KNOWN_KEYS = (
-    "apiServerUrl, cloud, context, egressIps, kubeconfig, kubernetesVersion, name, natGateways, "
-    "nodeCount, nodeSize, physicalName, region, retire, standby"
+    "apiServerUrl, cloud, context, controlPlaneIdentity, controlPlaneLogRetentionDays, "
+    "databaseStorage, egressIps, importLogGroup, kubeconfig, kubernetesVersion, "
+    "maintenanceWindow, name, natGateways, nodeCount, nodeSize, physicalName, region, retire, "
+    "standby, upgradePolicy"
 )
 
 VALID: dict[str, Any] = {
@@ -976,3 +979,114 @@ def test_a_retiring_cluster_is_neither_canary_nor_held_to_the_standby_order():
     raw = with_standby("aa-standby")
     raw["clusters"][2]["retire"] = True
     assert parse_fleet_config(raw).standby_clusters == (), "a retiring standby is just retiring"
+
+
+# --- managed-service keys: EKS support and logs, AKS identity, windows and database disk -------
+
+
+def test_cloud_service_keys_default_to_the_documented_values():
+    fleet = parse_fleet_config(valid())
+    eks, aks = fleet.clusters
+    assert (eks.upgrade_policy, eks.log_retention_days) == ("STANDARD", 90)
+    assert eks.import_log_group is False
+    assert aks.control_plane_identity is None, "unset: decided by the stack's history"
+    assert fleet.hub.database_storage is None, "unset: decided by the stack's history"
+    assert aks.maintenance_window == MaintenanceWindow(
+        day_of_week="Sunday", start_time="02:00", duration_hours=4, utc_offset="+00:00"
+    )
+
+
+def test_cloud_service_keys_are_read():
+    raw = with_cluster(
+        0, upgradePolicy="EXTENDED", controlPlaneLogRetentionDays=365, importLogGroup=True
+    )
+    raw["clusters"][1].update(
+        controlPlaneIdentity="systemAssigned",
+        maintenanceWindow={"dayOfWeek": "Saturday", "startTime": "23:00", "durationHours": 8},
+    )
+    raw["hub"]["databaseStorage"] = "clusterDefault"
+    fleet = parse_fleet_config(raw)
+    eks, aks = fleet.clusters
+    assert (eks.upgrade_policy, eks.log_retention_days) == ("EXTENDED", 365)
+    assert eks.import_log_group is True
+    assert aks.control_plane_identity == "systemAssigned"
+    assert aks.maintenance_window == MaintenanceWindow(
+        day_of_week="Saturday", start_time="23:00", duration_hours=8, utc_offset="+00:00"
+    )
+    assert fleet.hub.database_storage == "clusterDefault"
+
+
+@pytest.mark.parametrize(
+    ("index", "changes", "message"),
+    [
+        (0, {"upgradePolicy": "standard"}, "clusters[0].upgradePolicy: 'standard' is not one of"),
+        (
+            0,
+            {"controlPlaneLogRetentionDays": 10},
+            "clusters[0].controlPlaneLogRetentionDays: 10 is not a retention CloudWatch Logs",
+        ),
+        (
+            0,
+            {"controlPlaneLogRetentionDays": "90"},
+            "clusters[0].controlPlaneLogRetentionDays: '90' is not a retention",
+        ),
+        (1, {"upgradePolicy": "STANDARD"}, "clusters[1].upgradePolicy: 'STANDARD' is only valid"),
+        (0, {"importLogGroup": "yes"}, "clusters[0].importLogGroup: 'yes' must be true or false"),
+        (1, {"importLogGroup": True}, "clusters[1].importLogGroup: True is only valid with"),
+        (
+            1,
+            {"controlPlaneIdentity": "managed"},
+            "clusters[1].controlPlaneIdentity: 'managed' is not one of userAssigned, "
+            "systemAssigned",
+        ),
+        (
+            0,
+            {"controlPlaneIdentity": "userAssigned"},
+            "clusters[0].controlPlaneIdentity: 'userAssigned' is only valid with cloud: azure",
+        ),
+        (
+            1,
+            {"databaseStorage": "zoneRedundant"},
+            "clusters[1].databaseStorage: only the hub runs the database",
+        ),
+        (
+            1,
+            {"maintenanceWindow": {"dayOfWeek": "sunday"}},
+            "clusters[1].maintenanceWindow.dayOfWeek: 'sunday' is not one of Monday",
+        ),
+        (
+            1,
+            {"maintenanceWindow": {"startTime": 120}},
+            "clusters[1].maintenanceWindow.startTime: 120 must be a time HH:MM",
+        ),
+        (
+            1,
+            {"maintenanceWindow": {"durationHours": 3}},
+            "clusters[1].maintenanceWindow.durationHours: 3 must be an integer from 4",
+        ),
+        (
+            1,
+            {"maintenanceWindow": {"utcOffset": "UTC"}},
+            "clusters[1].maintenanceWindow.utcOffset: 'UTC' must be an offset such as '+00:00'",
+        ),
+        (
+            1,
+            {"maintenanceWindow": {"day": "Sunday"}},
+            "clusters[1].maintenanceWindow.day: unknown key",
+        ),
+        (
+            0,
+            {"nodeSize": "g4ad.xlarge"},
+            "clusters[0].nodeSize: 'g4ad.xlarge' (g4ad) has no EKS-optimized Amazon Linux 2023",
+        ),
+    ],
+)
+def test_cloud_service_keys_name_the_key_and_the_value(index, changes, message):
+    rejects(with_cluster(index, **changes), f"ocm-fleet:{message}")
+
+
+def test_database_storage_is_refused_on_a_hub_that_is_not_on_azure():
+    raw = valid()
+    raw["hub"] = {**EXISTING, "name": "lab", "apiServerUrl": "https://lab:6443"}
+    raw["hub"]["databaseStorage"] = "zoneRedundant"
+    rejects(raw, "ocm-fleet:hub.databaseStorage: 'zoneRedundant' is only valid with cloud: azure")

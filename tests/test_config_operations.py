@@ -135,7 +135,15 @@ def test_anything_else_is_not_a_principal(arn):
     assert problem.startswith(f"ocm-fleet:eksAdminPrincipals[0]: {arn!r} is not an IAM role")
 
 
-@pytest.mark.parametrize("value", [[], "arn:aws:iam::123456789012:role/x", {"a": 1}])
+def test_the_empty_list_pulumi_yaml_defaults_to_counts_as_unset():
+    (problem,) = problems_of(valid(eksAdminPrincipals=[]))
+    assert problem.startswith("ocm-fleet:eksAdminPrincipals: missing; the fleet has aws clusters")
+    raw = valid(eksAdminPrincipals=[])
+    raw["clusters"] = [c for c in raw["clusters"] if c["cloud"] != "aws"]
+    assert parse_fleet_config(raw).eks_admin_principals == (), "no aws cluster needs none"
+
+
+@pytest.mark.parametrize("value", ["arn:aws:iam::123456789012:role/x", {"a": 1}])
 def test_admin_principals_must_be_a_non_empty_list(value):
     (problem,) = problems_of(valid(eksAdminPrincipals=value))
     assert problem.startswith(f"ocm-fleet:eksAdminPrincipals: {value!r} must be a non-empty list")

@@ -164,7 +164,14 @@ def project(tmp_path: Path) -> Path:
     root = tmp_path / "project"
     (root / "scripts").mkdir(parents=True)
     (root / "policy").mkdir()
-    for name in ("deploy.sh", "check.py", "resolve_digests.py", "caller_role_arn.py"):
+    for name in (
+        "deploy.sh",
+        "check.py",
+        "resolve_digests.py",
+        "caller_role_arn.py",
+        "cloud_preflight.py",
+        "fleet_nodes.py",
+    ):
         shutil.copy(ROOT / "scripts" / name, root / "scripts" / name)
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.local.yaml", "requirements.txt"):
         shutil.copy(ROOT / name, root / name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 
 import harness
 import pulumi
@@ -13,13 +14,16 @@ import yaml
 from harness import Graph, Registered, run_program
 
 from components.clusters.eks import (
+    ADDON_CONFIGURATION,
     CLUSTER_LOG_TYPES,
     EBS_CSI_SERVICE_ACCOUNT,
     EksCluster,
     EksClusterArgs,
     ami_type_for,
+    compact_json,
+    control_plane_log_group,
 )
-from components.config import ClusterSpec
+from components.config import ClusterSpec, FleetConfigError, parse_fleet_config
 
 ALLOWED = ("203.0.113.0/24", "198.51.100.7/32")
 MODES = pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
@@ -611,3 +615,121 @@ def test_runs_by_two_listed_principals_declare_identical_inputs(preview):
     b = {r.urn: r.wire_inputs for r in ci.resources}
     assert a.keys() == b.keys()
     assert [u for u in a if a[u] != b[u]] == [], "a run by another admin must plan no change"
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "ami_type"),
+    [
+        ("a1.large", "AL2023_ARM_64_STANDARD"),
+        ("a1.metal", "AL2023_ARM_64_STANDARD"),
+        ("g5.xlarge", "AL2023_x86_64_NVIDIA"),
+        ("g4dn.xlarge", "AL2023_x86_64_NVIDIA"),
+        ("p5.48xlarge", "AL2023_x86_64_NVIDIA"),
+        ("g5g.xlarge", "AL2023_ARM_64_NVIDIA"),
+        ("inf2.xlarge", "AL2023_x86_64_NEURON"),
+        ("trn1.2xlarge", "AL2023_x86_64_NEURON"),
+        # Families whose name merely contains a g or a digit run the standard x86 AMI.
+        ("m5.large", "AL2023_x86_64_STANDARD"),
+        ("c5n.large", "AL2023_x86_64_STANDARD"),
+    ],
+)
+def test_graviton_1_and_gpu_sizes_get_their_ami_type(instance_type, ami_type):
+    assert ami_type_for(instance_type) == ami_type, instance_type
+
+
+@pytest.mark.parametrize("size", ["g4ad.xlarge", "f1.2xlarge", "dl1.24xlarge", "p2.xlarge"])
+def test_sizes_without_an_eks_ami_are_refused_by_the_config_model(size):
+    raw = {
+        "hub": {"name": "main", "cloud": "azure", "region": "westeurope"},
+        "clusters": [{"name": "gpu", "cloud": "aws", "region": "eu-west-1", "nodeSize": size}],
+        "apiAllowedCidrs": ["203.0.113.0/24"],
+        "eksAdminPrincipals": [harness.MOCK_CALLER_ROLE],
+    }
+    with pytest.raises(FleetConfigError, match=re.escape(f"clusters[0].nodeSize: {size!r}")):
+        parse_fleet_config(raw)
+
+
+# --- add-ons that follow the cluster's version ------------------------------------------------
+
+
+@MODES
+def test_addons_carry_the_default_version_for_the_clusters_minor(preview):
+    g = graph_for(preview)
+    cluster = one(g, T_CLUSTER)
+    for addon_name, addon in addons(g).items():
+        want = harness.mock_addon_version(addon_name, cluster.inputs["version"])
+        assert addon.inputs.get("addonVersion") == want, (
+            f"add-on {addon.name} must run EKS's default build for Kubernetes "
+            f"{cluster.inputs['version']}, not {addon.inputs.get('addonVersion')!r}"
+        )
+        assert g.depends_on(addon, cluster), f"add-on {addon.name} must update after {cluster.name}"
+
+
+@MODES
+def test_a_kubernetes_version_change_moves_every_addon(preview):
+    before = addons(graph_for(preview))
+    after = addons(build(spec(kubernetes_version="1.36"), preview=preview))
+    assert set(before) == set(after)
+    for addon_name in before:
+        old, new = (
+            before[addon_name].inputs["addonVersion"],
+            after[addon_name].inputs["addonVersion"],
+        )
+        assert new == harness.mock_addon_version(addon_name, "1.36"), f"{addon_name}: {new}"
+        assert old != new, f"add-on {addon_name} must move with the cluster to 1.36"
+
+
+def test_addon_configuration_is_compact_sorted_json_and_stable():
+    assert compact_json({"b": "1", "a": {"d": 2, "c": [1, 2]}}) == '{"a":{"c":[1,2],"d":2},"b":"1"}'
+    cni = addons(graph_for(False))["vpc-cni"]
+    assert cni.inputs["configurationValues"] == '{"enableNetworkPolicy":"true"}', (
+        "vpc-cni's configuration must be one canonical string (terraform-aws-eks#3380)"
+    )
+    assert ADDON_CONFIGURATION["vpc-cni"] == compact_json(
+        json.loads(ADDON_CONFIGURATION["vpc-cni"])
+    ), "re-encoding the configuration must give the same string"
+
+
+# --- the control-plane log group and the upgrade policy -----------------------------------------
+
+T_LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+
+
+@MODES
+def test_the_log_group_with_its_retention_comes_before_the_cluster(preview):
+    g = build(spec(log_retention_days=30), preview=preview)
+    cluster, group = one(g, T_CLUSTER), one(g, T_LOG_GROUP)
+    assert group.inputs["name"] == control_plane_log_group(cluster.inputs["name"]), group.inputs
+    assert group.inputs["name"] == "/aws/eks/app-ie/cluster"
+    assert group.inputs["retentionInDays"] == 30, f"{group.name} keeps logs as configured"
+    assert g.depends_on(cluster, group), f"{cluster.name} must wait for {group.name}"
+    assert not group.options["importId"], f"a new cluster's {group.name} is created, not imported"
+    assert group.provider_urn == one(g, T_AWS).urn
+
+
+def test_the_default_log_retention_is_ninety_days():
+    assert one(graph_for(False), T_LOG_GROUP).inputs["retentionInDays"] == 90
+
+
+def test_an_existing_clusters_log_group_is_imported_then_given_its_retention():
+    adopting = one(build(spec(import_log_group=True)), T_LOG_GROUP)
+    assert adopting.options["importId"] == "/aws/eks/app-ie/cluster", (
+        "the group EKS made must be imported, since CloudWatch refuses a second of that name"
+    )
+    assert set(adopting.options["ignoreChanges"]) >= {"retentionInDays", "tags", "tagsAll"}, (
+        "the import must ignore what EKS did not set, or it fails on the difference"
+    )
+    adopted = one(build(spec()), T_LOG_GROUP)
+    assert not adopted.options["importId"] and not adopted.options["ignoreChanges"]
+    assert adopted.inputs["retentionInDays"] == 90
+
+
+@MODES
+@pytest.mark.parametrize("policy", ["STANDARD", "EXTENDED"])
+def test_upgrade_policy_is_set_from_config(preview, policy):
+    g = build(spec(upgrade_policy=policy), preview=preview)
+    assert one(g, T_CLUSTER).inputs["upgradePolicy"] == {"supportType": policy}
+
+
+def test_upgrade_policy_defaults_to_standard_support():
+    assert one(graph_for(False), T_CLUSTER).inputs["upgradePolicy"] == {"supportType": "STANDARD"}

@@ -34,7 +34,10 @@ LOCAL_FLEET = {
 PRICES = {
     "hoursPerMonth": 1000,
     "aws": {
-        "global": {"eksControlPlane": _price(0.1, "hour")},
+        "global": {
+            "eksControlPlane": _price(0.1, "hour"),
+            "eksExtendedSupport": _price(0.5, "hour"),
+        },
         "regions": {
             "us-east-1": {
                 "vm:t3.large": _price(0.1, "hour", published="2025-06-18"),
@@ -57,6 +60,7 @@ PRICES = {
                 "standardSsd32GiB": _price(2, "month"),
                 "standardSsd64GiB": _price(4, "month"),
                 "standardSsd128GiB": _price(8, "month"),
+                "standardSsdZrs32GiB": _price(3, "month"),
             }
         },
     },
@@ -104,27 +108,54 @@ def test_the_bill_of_a_known_fleet_item_by_item(known_bill):
         ("west", "Premium SSD OS disks 128 GiB"): 40.0,
         # The hub: as above with the public entry's, the database's and the metrics
         # receiver's Services (4 IPs), and three volumes billed at the disk size they fit in:
-        # Alertmanager's 2 GiB as 4, the database's 20 GiB as 32, Prometheus' 50 GiB as 64:
-        # 400 + 20 + 25 + 40 + 1 + 2 + 4 = 492
+        # Alertmanager's 2 GiB as 4, the database's 20 GiB as 32 (zone-redundant, a new hub in
+        # a region with zones), Prometheus' 50 GiB as 64: 400 + 20 + 25 + 40 + 1 + 3 + 4 = 493
         ("main", "AKS control plane (Free tier)"): 0.0,
         ("main", "node VMs Standard_D4s_v5"): 400.0,
         ("main", "Standard public IPs (egress, Services)"): 20.0,
         ("main", "Standard Load Balancer"): 25.0,
         ("main", "Premium SSD OS disks 128 GiB"): 40.0,
         ("main", "Standard SSD volumes 4 GiB (alertmanager)"): 1.0,
-        ("main", "Standard SSD volumes 32 GiB (mariadb-data)"): 2.0,
+        ("main", "Standard SSD ZRS volumes 32 GiB (mariadb-data-zrs)"): 3.0,
         ("main", "Standard SSD volumes 64 GiB (prometheus-server)"): 4.0,
     }
     assert (known_bill.of("east"), known_bill.of("west"), known_bill.of("main")) == (
         615.0,
         475.0,
-        492.0,
+        493.0,
     )
-    assert known_bill.total == 1582.0
+    assert known_bill.total == 1583.0
+    assert known_bill.conditional == [], "no extended support unless chosen"
     as_of = {(line.cluster, line.item): line.as_of for line in known_bill.lines}
     assert as_of[("east", "node VMs t3.large")] == "2025-06-18", "the date its source states"
     assert as_of[("east", "NAT gateways")] == "2026-12-03", "undated: the date it was read"
     assert known_bill.warnings == [], "every price of this fleet is in the data"
+
+
+def test_extended_support_is_shown_when_chosen_and_kept_out_of_the_total(known_bill):
+    config = copy.deepcopy(KNOWN_FLEET)
+    config["ocm-fleet:clusters"][0]["upgradePolicy"] = "EXTENDED"
+    fleet = estimate.fleet_of(config)
+    bill = estimate.estimate(fleet, run_program(config), PRICES)
+    ((line, when),) = bill.conditional
+    assert (line.cluster, line.item, line.monthly_usd) == (
+        "east",
+        "EKS extended support (upgradePolicy: EXTENDED)",
+        500.0,
+    ), "0.5 more per hour, 1000 hours"
+    assert when == "once Kubernetes 1.35 leaves standard support"
+    assert bill.total == known_bill.total, "billed only once the version leaves standard support"
+    text = estimate.render("test", fleet, bill, PRICES, up_model_schedule(config))
+    assert (
+        "- east: EKS extended support (upgradePolicy: EXTENDED): $0.5/hour more ($500.00 per "
+        "month, list price of 2026-12-03), once Kubernetes 1.35 leaves standard support"
+    ) in text
+
+
+def up_model_schedule(config):
+    import up_model
+
+    return up_model.schedule(up_model.nodes_from_graph(run_program(config)))
 
 
 def _with_prometheus_values(graph, change):
@@ -156,10 +187,9 @@ def test_the_monitoring_volumes_are_sized_from_the_release_values():
     bill = estimate.estimate(fleet, _with_prometheus_values(graph, resize), PRICES)
     assert _main_volumes(bill) == {
         "Standard SSD volumes 4 GiB (alertmanager)": 1,
-        "Standard SSD volumes 32 GiB (mariadb-data)": 1,
         "Standard SSD volumes 128 GiB (prometheus-server)": 1,
     }
-    assert bill.of("main") == 400 + 20 + 25 + 40 + 1 + 2 + 8
+    assert bill.of("main") == 400 + 20 + 25 + 40 + 1 + 3 + 8
 
 
 def test_a_monitoring_volume_turned_off_in_the_values_is_not_counted():

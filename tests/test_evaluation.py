@@ -108,6 +108,7 @@ def test_built_in_kinds_are_told_from_custom_resources():
 
 
 REQUIRED_ARGS = {
+    "StorageClass": {"provisioner": "disk.csi.azure.com"},
     "Deployment": {"spec": {}},
     "StatefulSet": {"spec": {}},
     "ClusterRoleBinding": {

@@ -105,11 +105,19 @@ def test_stack_outputs_describe_each_cluster_and_keep_kubeconfigs_secret(any_gra
     assert is_secret(wire["kubeconfigs"]), "kubeconfigs must be a secret output"
     for name, cluster in outputs["clusters"].items():
         expected = {"cloud", "region", "apiServerUrl", "egressIps", "edgeAddress"}
-        # An EKS cluster's name is exported so that a later run can tell it would rename it.
-        expected |= {"cloudName"} if cluster["cloud"] == "aws" else set()
+        # An EKS cluster's name is exported so that a later run can tell it would rename it,
+        # and its log group, so that a later run knows the program made or adopted it.
+        expected |= {"cloudName", "logGroup"} if cluster["cloud"] == "aws" else set()
         # An AKS cluster's node size, its first pool's size and its Azure name: where a later
-        # run finds its nodes and adds a pool (node_pool_changes.py).
-        azure = {"nodeSize", "firstPoolSize", "azureName", "kubernetesVersion"}
+        # run finds its nodes and adds a pool (node_pool_changes.py); its identity, which a
+        # later run keeps.
+        azure = {
+            "nodeSize",
+            "firstPoolSize",
+            "azureName",
+            "kubernetesVersion",
+            "controlPlaneIdentity",
+        }
         expected |= azure if cluster["cloud"] == "azure" else set()
         assert set(cluster) == expected, name
     plain = json.dumps({k: v for k, v in wire.items() if k != "kubeconfigs"})

@@ -10,8 +10,9 @@ import pytest
 from conftest import dev_config, fleet_graph
 from harness import Graph, Registered, failure_of, is_unknown, run_program
 
+from components.app.database import CLAIM
 from components.config import parse_fleet_config
-from components.lifecycle.previous_run import checked_cloud_name, departing_egress
+from components.lifecycle.previous_run import ZONE_REDUNDANT, checked_cloud_name, departing_egress
 
 MODES = pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
 EIP = "aws:ec2/eip:Eip"
@@ -241,6 +242,14 @@ def legacy_outputs() -> dict[str, Any]:
     return {"clusters": {"app-aws": {"cloud": "aws", "egressIps": ["192.0.2.1/32"]}}}
 
 
+def legacy_config() -> dict[str, Any]:
+    """The dev config as such a stack runs it: its EKS cluster's log group, which EKS made,
+    imported in this run (see test_app, stacks from before the cloud-path changes)."""
+    config = copy.deepcopy(dev_config())
+    config["ocm-fleet:clusters"][0]["importLogGroup"] = True
+    return config
+
+
 def test_a_cluster_from_before_stack_names_is_not_renamed_silently():
     spec = parse_fleet_config(
         {
@@ -261,10 +270,9 @@ def test_a_cluster_from_before_stack_names_is_not_renamed_silently():
 
 def test_the_whole_program_stops_before_renaming_an_existing_eks_cluster():
     code = (
-        "from conftest import dev_config\n"
         "from harness import run_program\n"
-        "from test_retire import legacy_outputs\n"
-        "run_program(dev_config(), previous_outputs=legacy_outputs())\n"
+        "from test_retire import legacy_config, legacy_outputs\n"
+        "run_program(legacy_config(), previous_outputs=legacy_outputs())\n"
     )
     error = failure_of(code)
     assert error is not None and "PhysicalNameError: ocm-fleet:clusters[0].physicalName" in error
@@ -272,7 +280,7 @@ def test_the_whole_program_stops_before_renaming_an_existing_eks_cluster():
 
 @MODES
 def test_physical_name_keeps_the_old_name_with_the_old_outputs(preview):
-    config = copy.deepcopy(dev_config())
+    config = legacy_config()
     config["ocm-fleet:clusters"][0]["physicalName"] = "app-aws"
     g = run_program(config, preview=preview, previous_outputs=legacy_outputs())
     eks = g.named("app-aws-eks", "aws:eks/cluster:Cluster")
@@ -298,6 +306,7 @@ def test_two_stacks_of_one_stack_file_get_distinct_eks_names(preview):
         rg = g.named("app-azure-rg", "azure-native:resources:ResourceGroup")
         assert "resourceGroupName" not in rg.inputs, "resource groups are auto-named per stack"
         pvc = g.named("database-data", "kubernetes:core/v1:PersistentVolumeClaim")
-        assert pvc.inputs["metadata"]["name"] == "mariadb-data", (
-            "the database volume keeps its name"
+        # A namespaced name, the same in every stack: the zone-redundant claim of a new hub.
+        assert pvc.inputs["metadata"]["name"] == CLAIM[ZONE_REDUNDANT], (
+            "the database volume's name does not carry the stack"
         )

@@ -12,6 +12,7 @@ import pulumi_random as random
 
 from components import images
 from components.clusters._base import FleetCluster
+from components.lifecycle.previous_run import CLUSTER_DEFAULT, ZONE_REDUNDANT
 from components.security import network_policies as netpol
 from components.security import pod_security
 
@@ -30,6 +31,17 @@ DB_USER = "appuser"
 # before the previous rollout completed would reset the user those pods hold.
 DB_USERS = (DB_USER, "appuser2")
 MARIADB_UID = 999  # the image's mysql user
+CLAIM = {CLUSTER_DEFAULT: "mariadb-data", ZONE_REDUNDANT: "mariadb-data-zrs"}
+"""The data claim's name per disk kind. A claim's class cannot change in place, and a claim
+of the same name would be deleted before its successor exists, which the pod still mounting it
+blocks; a new name lets the new claim come first and the old one go last (docs/day-2.md,
+stacks from before the cloud-path changes: moving the database to a zone-redundant disk)."""
+ZONE_REDUNDANT_CLASS = "ocm-fleet-zone-redundant"
+# Standard SSD like AKS's default class (managed-csi), but ZRS: the disk is replicated over the
+# region's three zones and attaches to a node in any of them, where an LRS disk attaches only
+# in its own zone (AKS docs, "Use the Azure Disk CSI driver", zone-redundant storage).
+# WaitForFirstConsumer: the disk is made once the pod is scheduled, as the built-in classes do.
+ZONE_REDUNDANT_SKU = "StandardSSD_ZRS"
 SEED_GUARD = Path(__file__).with_name("seed_guard.sh")
 """Shell and SQL that decide whether the database may be seeded; the Job's init container runs
 this file's text, and tests/test_seed_guard.py runs the same text against a real MariaDB."""
@@ -86,6 +98,12 @@ class DatabaseArgs:
     """Size of the data volume."""
     password_rotation: int = 0
     """Bump to generate a new app password and roll it out (see docs/data.md, "Rotating")."""
+    storage: str = CLUSTER_DEFAULT
+    """`zoneRedundant` (a StorageClass of the program's, StandardSSD_ZRS) or `clusterDefault`
+    (the cluster's default class): `lifecycle.previous_run.default_database_storage`."""
+    storage_checked: pulumi.Input[str] | None = None
+    """`storage` once checked against the stack's history
+    (`lifecycle.previous_run.checked_database_storage`); the volume and its class wait for it."""
 
 
 class Database(pulumi.ComponentResource):
@@ -93,6 +111,7 @@ class Database(pulumi.ComponentResource):
 
     - a namespace; the root and app passwords (`random.RandomPassword`, generated once, kept in
       state as secrets) and the Secret holding them;
+    - on a hub with zone-redundant storage, a StorageClass of StandardSSD_ZRS disks;
     - the data PersistentVolumeClaim, owned by Pulumi so it can be protected, and a one-replica
       MariaDB StatefulSet that mounts it;
     - a headless Service (the StatefulSet's, used by jobs on the main cluster) and a
@@ -155,10 +174,22 @@ class Database(pulumi.ComponentResource):
             },
             opts=on_hub,
         )
+        checked = pulumi.Output.from_input(
+            args.storage_checked if args.storage_checked is not None else args.storage
+        )
+        self.storage: pulumi.Output[str] = checked
+        """`zoneRedundant` or `clusterDefault`: the disk the data is on."""
+        storage_class = (
+            self._zone_redundant_class(name, on_hub, checked)
+            if args.storage == ZONE_REDUNDANT
+            else None
+        )
+        claim = CLAIM[args.storage]
         volume = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-data",
             metadata={
-                "name": "mariadb-data",
+                # Through the check: no claim is made or replaced before it passes.
+                "name": checked.apply(lambda _: claim),
                 "namespace": ns,
                 "labels": LABELS,
                 # Storage classes that bind on first use leave the claim Pending until the
@@ -168,12 +199,22 @@ class Database(pulumi.ComponentResource):
             spec={
                 "accessModes": ["ReadWriteOnce"],
                 "resources": {"requests": {"storage": f"{args.storage_gb}Gi"}},
+                # Left out for the cluster's default class, as claims made before had it.
+                **(
+                    {"storageClassName": storage_class.metadata.name}
+                    if storage_class is not None
+                    else {}
+                ),
             },
             opts=pulumi.ResourceOptions.merge(
                 on_hub,
                 pulumi.ResourceOptions(
                     protect=args.protect_data,
-                    depends_on=[namespace, *args.hub_cluster.storage_dependencies],
+                    depends_on=[
+                        namespace,
+                        *args.hub_cluster.storage_dependencies,
+                        *([storage_class] if storage_class else []),
+                    ],
                 ),
             ),
         )
@@ -273,6 +314,21 @@ class Database(pulumi.ComponentResource):
             password_generation=args.password_rotation,
         )
         self.register_outputs({"host": self.endpoint.host})
+
+    def _zone_redundant_class(
+        self, name: str, on_hub: pulumi.ResourceOptions, checked: pulumi.Output[str]
+    ) -> k8s.storage.v1.StorageClass:
+        return k8s.storage.v1.StorageClass(
+            f"{name}-zone-redundant",
+            metadata={"name": checked.apply(lambda _: ZONE_REDUNDANT_CLASS), "labels": LABELS},
+            provisioner="disk.csi.azure.com",
+            parameters={"skuName": ZONE_REDUNDANT_SKU},
+            volume_binding_mode="WaitForFirstConsumer",
+            # As the built-in classes: the disk goes with its claim, so destroy leaves none.
+            reclaim_policy="Delete",
+            allow_volume_expansion=True,
+            opts=on_hub,
+        )
 
 
 def app_user(password_generation: int) -> str:

@@ -51,6 +51,7 @@ def build_cluster(
                 api_allowed_cidrs=fleet.api_allowed_cidrs,
                 admin_principals=fleet.eks_admin_principals,
                 cloud_name=previous_run.cloud_name(spec) if previous_run else None,
+                log_group_checked=previous_run.log_group(spec) if previous_run else None,
             ),
         )
     if spec.cloud == "azure":
@@ -61,6 +62,7 @@ def build_cluster(
                 api_allowed_cidrs=fleet.api_allowed_cidrs,
                 extra_api_cidrs=extra_api_cidrs,
                 pools=previous_run.aks_pools(spec) if previous_run else None,
+                identity_checked=previous_run.aks_identity(spec) if previous_run else None,
             ),
         )
     if spec.cloud == "kind":

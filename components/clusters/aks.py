@@ -11,13 +11,19 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native as azure_native
-from pulumi_azure_native import authorization, containerservice, network, resources
+from pulumi_azure_native import (
+    authorization,
+    containerservice,
+    managedidentity,
+    network,
+    resources,
+)
 
 from components import _yaml
 from components.clusters._azure_zones import zones_for
 from components.clusters._base import FleetCluster
-from components.config import ClusterSpec
-from components.lifecycle.previous_run import AksPools
+from components.config import ClusterSpec, MaintenanceWindow
+from components.lifecycle.previous_run import USER_ASSIGNED, AksPools
 
 AKS_CLUSTER_TYPE = "ocm-fleet:index:AksCluster"
 
@@ -48,6 +54,11 @@ OWN_OUTBOUND_ONLY = "0.0.0.0/32"
 # AKS caps the node resource group name at 80 characters.
 MAX_NODE_RESOURCE_GROUP_LENGTH = 80
 
+# Planned-maintenance configurations AKS reads by name: the node OS channel (weekly node images)
+# and the auto-upgrade channel (patch versions), both of which roll the nodes (AKS docs, "Use
+# Planned Maintenance to schedule and control upgrades for your AKS cluster").
+MAINTENANCE_SCHEDULES = ("aksManagedNodeOSUpgradeSchedule", "aksManagedAutoUpgradeSchedule")
+
 _ROLE_ASSIGNMENT_NAMESPACE = uuid.UUID("5b0c7f3e-1d2a-5e7b-9c4d-6f8a0b1c2d3e")
 
 
@@ -69,6 +80,10 @@ class AksClusterArgs:
     workload_identity: bool = False
     """Enable the OIDC issuer and Microsoft Entra Workload ID. The OIDC issuer cannot be turned
     off again once on."""
+    identity_checked: pulumi.Input[str] | None = None
+    """The control-plane identity (`spec.control_plane_identity`, default `userAssigned`) once
+    checked against the stack's history (see `lifecycle.previous_run.checked_aks_identity`);
+    the identity, its grant and the cluster wait for it."""
 
 
 def authorized_ip_ranges(
@@ -166,11 +181,15 @@ class AksCluster(FleetCluster):
       addresses outside the VNet);
     - a Standard, static public IP (zone-redundant where the region has zones): the cluster's
       only outbound address, exported as `egress_cidrs`;
-    - the ManagedCluster: system-assigned identity, Kubernetes RBAC, authorized IP ranges on the
-      API server, a System-mode VM scale set pool spread over the zones, patch auto-upgrades;
+    - the control plane's identity: for new clusters a user-assigned identity with Network
+      Contributor on the resource group (the node subnet and the egress IP), granted before the
+      ManagedCluster exists; clusters created system-assigned keep that identity, and get the
+      same grant once the cluster exists;
+    - the ManagedCluster: that identity, Kubernetes RBAC, authorized IP ranges on the API
+      server, a System-mode VM scale set pool spread over the zones, patch auto-upgrades;
     - once nodeSize differs from the size the cluster was created with, a separate System pool
       of that size, which the nodes move to (see `AksPools`);
-    - a Network Contributor role assignment for the cluster identity on the resource group;
+    - planned-maintenance windows for node-image and patch upgrades (`maintenanceWindow`);
     - the Kubernetes provider, from the admin kubeconfig (a secret).
     """
 
@@ -196,10 +215,28 @@ class AksCluster(FleetCluster):
 
         resource_group, node_subnet, egress_ip = self._network()
         egress_cidrs = egress_ip.ip_address.apply(lambda ip: [f"{ip}/32"])
-        cluster = self._control_plane_and_nodes(
-            args, resource_group, node_subnet, egress_ip, egress_cidrs
+        mode = args.spec.control_plane_identity or USER_ASSIGNED
+        checked = pulumi.Output.from_input(
+            args.identity_checked if args.identity_checked is not None else mode
         )
-        role_assignment = self._identity(resource_group, cluster)
+        self.control_plane_identity: pulumi.Output[str] = checked
+        """`userAssigned` or `systemAssigned`: what the control plane runs as."""
+        own_identity, grant = None, None
+        if mode == USER_ASSIGNED:
+            # A user-assigned identity exists before the cluster, so its rights can too: the
+            # cluster's first LoadBalancer Services then never meet a grant still propagating
+            # (LinkedAuthorizationFailed on publicIPAddresses/join/action, Azure/AKS#1945).
+            own_identity = self._user_identity(resource_group, checked)
+            grant = self._network_contributor(resource_group, own_identity.principal_id)
+        cluster = self._control_plane_and_nodes(
+            args, resource_group, node_subnet, egress_ip, egress_cidrs, own_identity, grant, checked
+        )
+        if grant is None:
+            grant = self._network_contributor(
+                resource_group, cluster.identity.apply(lambda i: i.principal_id if i else None)
+            )
+        role_assignment = grant
+        windows = self._maintenance(resource_group, cluster)
         kubeconfig, ca_data = self._admin_credentials(resource_group, cluster)
 
         self.resource_group_name: pulumi.Output[str] = resource_group.name
@@ -212,7 +249,7 @@ class AksCluster(FleetCluster):
             api_server_url=cluster.fqdn.apply(lambda fqdn: f"https://{fqdn}:443"),
             ca_data=ca_data,
             egress_cidrs=egress_cidrs,
-            provider_depends_on=[cluster, role_assignment],
+            provider_depends_on=[cluster, role_assignment, *windows],
         )
 
     def _network(
@@ -273,6 +310,9 @@ class AksCluster(FleetCluster):
         node_subnet: network.Subnet,
         egress_ip: network.PublicIPAddress,
         egress_cidrs: pulumi.Output[list[str]],
+        own_identity: managedidentity.UserAssignedIdentity | None,
+        grant_before: authorization.RoleAssignment | None,
+        identity_checked: pulumi.Output[str],
     ) -> containerservice.ManagedCluster:
         """The ManagedCluster with its first pool, the separate pool when there is one (see
         node_pool_changes.py for what a change of each knob does) and its API allowlist."""
@@ -311,10 +351,16 @@ class AksCluster(FleetCluster):
             f"{name}-aks",
             resource_group_name=resource_group.name,
             location=region,
-            dns_prefix=name,
+            # Through the identity check: no change reaches a cluster the check would refuse.
+            dns_prefix=identity_checked.apply(lambda _: name),
             node_resource_group=node_resource_group_name(project, stack, name, region),
             kubernetes_version=spec.kubernetes_version,
             identity=containerservice.ManagedClusterIdentityArgs(
+                type=containerservice.ResourceIdentityType.USER_ASSIGNED,
+                user_assigned_identities=[own_identity.id],
+            )
+            if own_identity
+            else containerservice.ManagedClusterIdentityArgs(
                 type=containerservice.ResourceIdentityType.SYSTEM_ASSIGNED
             ),
             enable_rbac=True,
@@ -338,7 +384,9 @@ class AksCluster(FleetCluster):
             opts=pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(
-                    depends_on=own_pool.apply(lambda pool: [pool] if pool else []),
+                    depends_on=own_pool.apply(
+                        lambda pool: [r for r in (pool, grant_before) if r is not None]
+                    ),
                     # Set when a cluster is created. azure-native replaces a cluster whose
                     # data plane or policy engine changes (replacement.go, forceNewMap), while
                     # AKS switches them in place; clusters made before Cilium keep theirs and
@@ -433,10 +481,23 @@ class AksCluster(FleetCluster):
             ),
         )
 
-    def _identity(
-        self, resource_group: resources.ResourceGroup, cluster: containerservice.ManagedCluster
+    def _user_identity(
+        self, resource_group: resources.ResourceGroup, checked: pulumi.Output[str]
+    ) -> managedidentity.UserAssignedIdentity:
+        """The control plane's own identity, made before the cluster once the check passed."""
+        region = self.spec.region
+        return managedidentity.UserAssignedIdentity(
+            f"{self._name}-control-plane-identity",
+            resource_group_name=resource_group.name,
+            location=checked.apply(lambda _: region),
+            tags=self._tags,
+            opts=self._child,
+        )
+
+    def _network_contributor(
+        self, resource_group: resources.ResourceGroup, principal_id: pulumi.Input[str]
     ) -> authorization.RoleAssignment:
-        """Network Contributor for the cluster's identity on its resource group."""
+        """Network Contributor for the control plane's identity on its resource group."""
         name, child = self._name, self._child
         project, stack = pulumi.get_project(), pulumi.get_stack()
         # The cluster identity acts on the node subnet (load balancer backends, NIC joins) and on
@@ -444,17 +505,17 @@ class AksCluster(FleetCluster):
         # itself. `az aks create` adds this assignment on the caller's behalf; ARM, Bicep and
         # Pulumi callers must do it themselves (Azure/terraform-azurerm-aks role_assignments.tf,
         # "custom VNET ... needs the Network Contributor role"; AKS docs on BYO outbound IPs).
-        # A system-assigned identity exists only once the cluster does, so the assignment
-        # follows the cluster; the Kubernetes provider waits for it, so no LoadBalancer Service
-        # is created before the cloud provider may act on the network. Scope: the resource
-        # group, which holds only this cluster's network and IP.
+        # A system-assigned identity exists only once the cluster does, so there the assignment
+        # follows the cluster; either way the Kubernetes provider waits for it, so no
+        # LoadBalancer Service is created before the cloud provider may act on the network.
+        # Scope: the resource group, which holds only this cluster's network and IP.
         client = authorization.get_client_config_output(
             opts=pulumi.InvokeOutputOptions(parent=self, provider=self._azure_provider)
         )
         return authorization.RoleAssignment(
             f"{name}-network-contributor",
             scope=resource_group.id,
-            principal_id=cluster.identity.apply(lambda i: i.principal_id if i else None),
+            principal_id=principal_id,
             principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
             role_definition_id=client.subscription_id.apply(
                 lambda sub: (
@@ -466,11 +527,38 @@ class AksCluster(FleetCluster):
                 lambda sub: role_assignment_name(sub, project, stack, name)
             ),
             # Assignments cannot be updated in place and the name is fixed: a new principal
-            # (cluster replaced) needs the old assignment gone first.
+            # (cluster replaced, or its identity switched) needs the old assignment gone first.
             opts=pulumi.ResourceOptions.merge(
                 child, pulumi.ResourceOptions(delete_before_replace=True)
             ),
         )
+
+    def _maintenance(
+        self, resource_group: resources.ResourceGroup, cluster: containerservice.ManagedCluster
+    ) -> list[containerservice.MaintenanceConfiguration]:
+        """The weekly window in which AKS may roll the nodes. Without one, node-image and
+        patch upgrades start whenever AKS schedules them, business hours included."""
+        window: MaintenanceWindow = self.spec.maintenance_window
+        return [
+            containerservice.MaintenanceConfiguration(
+                f"{self._name}-{config_name}",
+                resource_group_name=resource_group.name,
+                resource_name_=cluster.name,
+                config_name=config_name,
+                maintenance_window=containerservice.MaintenanceWindowArgs(
+                    schedule=containerservice.ScheduleArgs(
+                        weekly=containerservice.WeeklyScheduleArgs(
+                            day_of_week=window.day_of_week, interval_weeks=1
+                        )
+                    ),
+                    duration_hours=window.duration_hours,
+                    start_time=window.start_time,
+                    utc_offset=window.utc_offset,
+                ),
+                opts=self._child,
+            )
+            for config_name in MAINTENANCE_SCHEDULES
+        ]
 
     def _admin_credentials(
         self, resource_group: resources.ResourceGroup, cluster: containerservice.ManagedCluster

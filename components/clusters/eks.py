@@ -45,11 +45,21 @@ CLUSTER_ADMIN_ACCESS_POLICY = "AmazonEKSClusterAdminPolicy"
 # Daemon add-ons that nodes need to become Ready (network, service routing, pod credentials):
 # created before the node group because EKS installs no self-managed copies of them here.
 ADDONS_BEFORE_NODES = ["vpc-cni", "kube-proxy", "eks-pod-identity-agent"]
+
+
+def compact_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces. terraform-provider-aws stores an add-on's
+    configuration_values as the string it was given and compares strings, not JSON
+    (terraform-aws-modules/terraform-aws-eks#3380): one canonical spelling keeps the diff empty
+    whatever the dict's order or the encoder's spacing."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 ADDON_CONFIGURATION = {
     # The VPC CNI enforces NetworkPolicies only with its network policy agent, which is off by
     # default (EKS user guide, "Configure your cluster for Kubernetes network policies"). The
     # add-on's schema takes the flag as the string "true".
-    "vpc-cni": json.dumps({"enableNetworkPolicy": "true"}),
+    "vpc-cni": compact_json({"enableNetworkPolicy": "true"}),
 }
 # Add-ons with Deployments: they only become healthy once nodes can run them.
 ADDONS_AFTER_NODES = ["coredns", "aws-ebs-csi-driver"]
@@ -60,14 +70,38 @@ ROOT_DEVICE = "/dev/xvda"
 IMDS_HOP_LIMIT = 2
 """Hops for IMDSv2 responses: 2, so that pods on the node network can still reach IMDS."""
 
-_GRAVITON = re.compile(r"^[a-z]+\d+g[a-z]*\.")
+_GRAVITON = re.compile(r"^([a-z]+\d+g[a-z]*|a1)\.")
+# Accelerated families and the AL2023 AMI type that carries their drivers (EKS user guide,
+# "Amazon EKS optimized accelerated Amazon Linux AMIs"; EKS API Nodegroup amiType). Families
+# with no AL2023 AMI type are refused by the config model (config.EKS_UNSUPPORTED_FAMILIES).
+_NVIDIA = re.compile(
+    r"^(g4dn|g5|g6|g6e|g6f|gr6|gr6f|g7e|p3|p3dn|p4d|p4de|p5|p5e|p5en|p6[a-z0-9-]*)\."
+)
+_NVIDIA_ARM = re.compile(r"^g5g\.")
+_NEURON = re.compile(r"^(inf1|inf2|trn1|trn1n|trn2|trn2u)\.")
 
 
 def ami_type_for(instance_type: str) -> str:
-    """The EKS-optimized AL2023 AMI type for an instance type: ARM64 for Graviton (m7g...)."""
-    if _GRAVITON.match(instance_type):
+    """The EKS-optimized AL2023 AMI type for an instance type: NVIDIA for NVIDIA GPU families
+    (g5, p5...; g5g on ARM), Neuron for Inferentia and Trainium, ARM64 for Graviton (a1, m7g...),
+    else x86_64 standard."""
+    size = instance_type.strip().lower()
+    if _NVIDIA_ARM.match(size):
+        return "AL2023_ARM_64_NVIDIA"
+    if _NVIDIA.match(size):
+        return "AL2023_x86_64_NVIDIA"
+    if _NEURON.match(size):
+        return "AL2023_x86_64_NEURON"
+    if _GRAVITON.match(size):
         return "AL2023_ARM_64_STANDARD"
     return "AL2023_x86_64_STANDARD"
+
+
+def control_plane_log_group(cloud_name: str) -> str:
+    """The log group EKS writes control-plane logs to; it creates it itself, with logs kept
+    forever, unless the group exists (EKS user guide, "Send control plane logs to CloudWatch
+    Logs")."""
+    return f"/aws/eks/{cloud_name}/cluster"
 
 
 def _trust_policy(service: str, actions: list[str]) -> str:
@@ -124,6 +158,9 @@ class EksClusterArgs:
     cloud_name: pulumi.Input[str] | None = None
     """The EKS cluster name once checked against the stack's history (see
     `lifecycle.previous_run`); default `spec.cloud_name`."""
+    log_group_checked: pulumi.Input[bool] | None = None
+    """`spec.import_log_group` once checked against the stack's history (see
+    `lifecycle.previous_run.checked_log_group`); the log group waits for it."""
 
 
 @dataclass
@@ -155,15 +192,17 @@ class EksCluster(FleetCluster):
     - IAM roles for the control plane and the nodes, with only the AWS managed policies EKS
       requires;
     - a KMS key (rotated yearly) and alias for envelope encryption of Kubernetes Secrets;
+    - the control-plane log group `/aws/eks/<cloud name>/cluster`, kept `logRetentionDays`,
+      before the cluster, so that EKS writes into it and destroy removes it;
     - the EKS cluster, named `spec.cloud_name` (the stack and the entry's name): access entries
       only (API mode), all control-plane log types, private endpoint on, public endpoint
-      limited to `api_allowed_cidrs`;
+      limited to `api_allowed_cidrs`, the configured upgrade policy (`STANDARD` by default);
     - an access entry with cluster-admin for each of `admin_principals`;
     - a managed node group in the private subnets, through a launch template that requires
       IMDSv2 and encrypts the root volume;
     - the add-ons vpc-cni, kube-proxy, eks-pod-identity-agent, coredns and aws-ebs-csi-driver,
-      the last with its IAM role through EKS Pod Identity (volume claims wait for it:
-      `storage_dependencies`);
+      each at EKS's default version for the cluster's Kubernetes version, the last with its IAM
+      role through EKS Pod Identity (volume claims wait for it: `storage_dependencies`);
     - the Kubernetes provider, from an `aws eks get-token` kubeconfig, usable only once the
       identity running Pulumi is known to be one of `admin_principals`.
     """
@@ -172,6 +211,8 @@ class EksCluster(FleetCluster):
     """The cluster's VPC."""
     cluster_name: pulumi.Output[str]
     """The EKS cluster name (`spec.cloud_name`)."""
+    log_group_name: pulumi.Output[str]
+    """The control-plane log group, now in the program."""
     aws_provider: aws.Provider
     """The AWS provider for the cluster's region; use it for any further AWS resource."""
 
@@ -193,12 +234,14 @@ class EksCluster(FleetCluster):
 
         network = self._network()
         identity = self._identity_and_encryption()
-        cluster = self._control_plane(args, network, identity)
+        log_group = self._control_plane_logs(args)
+        cluster = self._control_plane(args, network, identity, log_group)
         admins_ready, caller = self._admins(args, cluster)
         nodes_ready, storage = self._nodes_and_addons(cluster, network, identity)
 
         self.vpc_id = network.vpc.id
         self.cluster_name = cluster.name
+        self.log_group_name = log_group.name
         ca_data = cluster.certificate_authority.apply(lambda ca: ca.data)
         token_args = ["--region", args.spec.region, "--output", "json"]
         kubeconfig = pulumi.Output.all(cluster.endpoint, ca_data, cluster.name, caller).apply(
@@ -435,8 +478,36 @@ class EksCluster(FleetCluster):
             key=key,
         )
 
+    def _control_plane_logs(self, args: EksClusterArgs) -> aws.cloudwatch.LogGroup:
+        """The control-plane log group, with the configured retention.
+
+        A cluster from before the group was in the program already has it (EKS made it on the
+        first log): one run with `importLogGroup` imports it, ignoring the retention and tags
+        EKS did not set, since an import whose inputs differ from the group fails; the next
+        run, without the key, applies them in place.
+        """
+        spec = self.spec
+        group = control_plane_log_group(spec.cloud_name)
+        name = args.cloud_name if args.cloud_name is not None else spec.cloud_name
+        checked = args.log_group_checked if args.log_group_checked is not None else False
+        adopt = spec.import_log_group
+        return aws.cloudwatch.LogGroup(
+            f"{self._name}-control-plane-logs",
+            # Through the checks: nothing is created or imported before they pass.
+            name=pulumi.Output.all(name, checked).apply(lambda v: control_plane_log_group(v[0])),
+            retention_in_days=spec.log_retention_days,
+            opts=self._child(
+                import_=group if adopt else None,
+                ignore_changes=["retentionInDays", "tags", "tagsAll"] if adopt else None,
+            ),
+        )
+
     def _control_plane(
-        self, args: EksClusterArgs, network: _Network, identity: _Identity
+        self,
+        args: EksClusterArgs,
+        network: _Network,
+        identity: _Identity,
+        log_group: aws.cloudwatch.LogGroup,
     ) -> aws.eks.Cluster:
         """The EKS cluster: API auth mode, encrypted Secrets, logs, a narrowed public endpoint."""
         spec = self.spec
@@ -457,13 +528,18 @@ class EksCluster(FleetCluster):
             bootstrap_self_managed_addons=False,
             encryption_config={"provider": {"key_arn": identity.key.arn}, "resources": ["secrets"]},
             enabled_cluster_log_types=CLUSTER_LOG_TYPES,
+            # Set, because unset EKS moves a cluster whose version leaves standard support to
+            # EXTENDED, billed at six times the standard hourly rate (EKS user guide, "Cluster
+            # upgrade policy"); scripts/estimate.py shows that price when it is chosen.
+            upgrade_policy={"support_type": spec.upgrade_policy},
             vpc_config={
                 "subnet_ids": network.private_subnet_ids,
                 "endpoint_private_access": True,
                 "endpoint_public_access": True,
                 "public_access_cidrs": list(args.api_allowed_cidrs),
             },
-            opts=self._child(depends_on=identity.cluster_role_ready),
+            # The log group first: EKS would otherwise create it, outside the program.
+            opts=self._child(depends_on=[*identity.cluster_role_ready, log_group]),
         )
 
     def _admins(
@@ -522,12 +598,26 @@ class EksCluster(FleetCluster):
     def _addon(self, cluster: aws.eks.Cluster, addon_name: str, **kwargs: Any) -> aws.eks.Addon:
         depends_on = kwargs.pop("depends_on", [])
         deleted_with = kwargs.pop("deleted_with", None)
-        # No addon_version: EKS installs its default for the cluster's Kubernetes version,
-        # and a new add-on release does not show up as a diff on the next run.
+        # EKS's default version of the add-on for the cluster's Kubernetes version (most_recent
+        # false: terraform-provider-aws internal/service/eks/find.go,
+        # FindAddonVersionByAddonNameAndKubernetesVersion, takes the version whose
+        # compatibility EKS marks DefaultVersion). Unset, addon_version is Optional+Computed
+        # and EKS never moves an add-on when the cluster changes minor (EKS user guide,
+        # "Update an Amazon EKS add-on"), so after an upgrade the add-ons would stay on builds
+        # for the old minor. The version is asked
+        # for the configured minor, known in preview; each add-on updates after the cluster it
+        # names, the node add-ons before the node group that waits for them.
+        version = aws.eks.get_addon_version_output(
+            addon_name=addon_name,
+            kubernetes_version=self.spec.kubernetes_version,
+            most_recent=False,
+            opts=self._invoke,
+        ).version
         return aws.eks.Addon(
             f"{self._name}-{addon_name}",
             cluster_name=cluster.name,
             addon_name=addon_name,
+            addon_version=version,
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
             opts=self._child(depends_on=depends_on, deleted_with=deleted_with),

@@ -75,6 +75,25 @@ TABLE: tuple[Change, ...] = (
         TERRAFORM_AWS_NODE_GROUP + "; EKS API UpdateNodegroupVersion.",
     ),
     Change(
+        "kubernetesVersion",
+        "aws",
+        "aws:eks/addon:Addon",
+        ("addonVersion",),
+        IN_PLACE,
+        "hashicorp/terraform-provider-aws internal/service/eks/addon.go (ResourceAddon): "
+        "addon_version is Optional and Computed, not ForceNew, and resourceAddonUpdate calls "
+        "UpdateAddon when it changes; addon_name and cluster_name are ForceNew, and no knob moves "
+        "them. The version is EKS's default for the new minor (find.go, "
+        "FindAddonVersionByAddonNameAndKubernetesVersion with most_recent false); EKS does not "
+        "move an add-on by itself when the cluster changes minor (EKS user guide, 'Update an "
+        "Amazon EKS add-on'). Each add-on names the cluster, "
+        "so it updates after the control plane; vpc-cni, kube-proxy and the pod identity agent "
+        "before the node group, which waits for them, coredns and the EBS CSI driver after it. "
+        "kube-proxy a minor ahead of the kubelet for that while is within the Kubernetes "
+        "version skew policy (kube-proxy up to three minors older or newer than the kubelet, "
+        "never newer than the API server).",
+    ),
+    Change(
         "nodeCount",
         "azure",
         "azure-native:containerservice:ManagedCluster",

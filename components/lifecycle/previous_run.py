@@ -14,12 +14,16 @@ from components.config import NAMESPACE, ClusterSpec, FleetConfig
 CLUSTER_OUTPUTS = ("clusters", "retiringClusters")
 OUTPUTS_READ = (*CLUSTER_OUTPUTS, "hub", "app")
 """Stack outputs that map each cluster's name to a description with `egressIps` (and, for EKS
-clusters, `cloudName`; for AKS clusters, `nodeSize`, `firstPoolSize`, `azureName` and
-`kubernetesVersion`); and `app`, whose `clusters` map each cluster the app was placed on to
-the `revision` it ran, and whose `strategy` is the rollout type that run used."""
+clusters, `cloudName` and `logGroup`; for AKS clusters, `nodeSize`, `firstPoolSize`,
+`azureName`, `kubernetesVersion` and `controlPlaneIdentity`; for the hub, `databaseStorage`);
+and `app`, whose `clusters` map each cluster the app was placed on to the `revision` it ran,
+and whose `strategy` is the rollout type that run used."""
 UNKNOWN_REVISION = "unknown"
 """The revision of a cluster the last run listed without saying what it ran (a stack from
 before the `app` output): some earlier version, to be protected like any other."""
+
+USER_ASSIGNED, SYSTEM_ASSIGNED = "userAssigned", "systemAssigned"
+ZONE_REDUNDANT, CLUSTER_DEFAULT = "zoneRedundant", "clusterDefault"
 
 
 class PhysicalNameError(pulumi.RunError):
@@ -165,6 +169,102 @@ def last_strategy(outputs: Mapping[str, Any] | None) -> str | None:
     return strategy if isinstance(strategy, str) else None
 
 
+def _existing(outputs: Mapping[str, Any] | None, spec: ClusterSpec) -> Mapping[str, Any] | None:
+    """The last run's description of the cluster of `spec`, if that run built it on the same
+    cloud and in the same region (else this run builds a new one)."""
+    before = _described(outputs, with_hub=True).get(spec.name)
+    if before is None or before.get("cloud", spec.cloud) != spec.cloud:
+        return None
+    return before if before.get("region", spec.region) == spec.region else None
+
+
+class KeptChoiceError(pulumi.RunError):
+    """A default for new clusters would change what a cluster of the stack already has."""
+
+
+def checked_aks_identity(outputs: Mapping[str, Any] | None, spec: ClusterSpec, key: str) -> str:
+    """The control-plane identity of the AKS cluster of `spec`, once it is known not to switch
+    one the stack already has without the user asking.
+
+    New clusters get a user-assigned identity (`controlPlaneIdentity` unset), whose rights exist
+    before the cluster. Clusters from before recorded none and are system-assigned: unless the
+    entry says which it wants, the run stops here, as `checked_cloud_name` does for EKS names.
+    """
+    chosen = spec.control_plane_identity or USER_ASSIGNED
+    before = _existing(outputs, spec)
+    if before is None or spec.control_plane_identity is not None:
+        return chosen
+    has = _text(before, "controlPlaneIdentity") or SYSTEM_ASSIGNED
+    if has != chosen:
+        raise KeptChoiceError(
+            f"{key}.controlPlaneIdentity: missing; the AKS cluster of {spec.name!r} runs a "
+            f"{has} identity, and the {chosen} one new clusters get would switch it (its "
+            f"control plane restarts). Set controlPlaneIdentity: {has} to keep it, or "
+            f"{chosen} to switch (docs/day-2.md, stacks from before the cloud-path changes)"
+        )
+    return chosen
+
+
+def default_database_storage(hub: ClusterSpec) -> str:
+    """`databaseStorage` when set; else zone-redundant on an AKS hub in a region with zones."""
+    if hub.database_storage is not None:
+        return hub.database_storage
+    # Imported here: the components.clusters package imports this module.
+    from components.clusters._azure_zones import zones_for
+
+    zoned = hub.cloud == "azure" and zones_for(hub.region) is not None
+    return ZONE_REDUNDANT if zoned else CLUSTER_DEFAULT
+
+
+def checked_database_storage(outputs: Mapping[str, Any] | None, hub: ClusterSpec) -> str:
+    """The hub's database disk, once it is known not to move a volume the stack already has.
+
+    A claim's class cannot change in place, so a new disk is a new, empty volume. Hubs from
+    before recorded none and use the cluster's default class: unless `databaseStorage` says,
+    a default that differs stops the run here."""
+    chosen = default_database_storage(hub)
+    before = _existing(outputs, hub)
+    if before is None or hub.database_storage is not None:
+        return chosen
+    has = _text(before, "databaseStorage") or CLUSTER_DEFAULT
+    if has != chosen:
+        raise KeptChoiceError(
+            f"{NAMESPACE}:hub.databaseStorage: missing; the database of this stack is on a "
+            f"{has} disk, and the {chosen} disk a new hub gets would move it to a new, empty "
+            f"volume. Set databaseStorage: {has} to keep it, or {chosen} to move after a dump "
+            "(docs/day-2.md, stacks from before the cloud-path changes)"
+        )
+    return chosen
+
+
+def checked_log_group(outputs: Mapping[str, Any] | None, spec: ClusterSpec, key: str) -> bool:
+    """Whether this run imports the EKS cluster's control-plane log group (`importLogGroup`),
+    once that is known to be what the cluster needs.
+
+    A cluster from before the group was in the program already has it: EKS made it on the
+    first log, and CloudWatch refuses a second of that name (ResourceAlreadyExistsException).
+    It takes one run with `importLogGroup: true`; the next, without it, applies the retention.
+    """
+    before = _existing(outputs, spec)
+    outside = before is not None and _text(before, "logGroup") is None
+    group = f"/aws/eks/{spec.cloud_name}/cluster"
+    if outside and not spec.import_log_group:
+        raise KeptChoiceError(
+            f"{key}.importLogGroup: missing; EKS made the log group {group} of {spec.name!r} "
+            "itself, outside the program, so creating it would fail. Set importLogGroup: true "
+            "for one run to import it, then remove it so that the next run applies "
+            "controlPlaneLogRetentionDays (docs/day-2.md, stacks from before the cloud-path "
+            "changes)"
+        )
+    if spec.import_log_group and not outside:
+        where = "is in the program already" if before is not None else "is new"
+        raise KeptChoiceError(
+            f"{key}.importLogGroup: true, but the cluster {spec.name!r} {where}: there is no "
+            f"log group {group} to import. Remove importLogGroup"
+        )
+    return spec.import_log_group
+
+
 def _text(described: Mapping[str, Any], key: str) -> str | None:
     value = described.get(key)
     return value if isinstance(value, str) and value else None
@@ -216,6 +316,21 @@ class PreviousRun:
     def last_strategy(self) -> pulumi.Output[str | None]:
         """See `last_strategy`."""
         return self.outputs.apply(last_strategy)
+
+    def aks_identity(self, spec: ClusterSpec) -> pulumi.Output[str]:
+        """See `checked_aks_identity`; the AKS cluster and its identity wait for this check."""
+        key = _config_key(self.fleet, spec)
+        return self.outputs.apply(lambda outputs: checked_aks_identity(outputs, spec, key))
+
+    def database_storage(self) -> pulumi.Output[str]:
+        """See `checked_database_storage`; the database's volume waits for this check."""
+        hub = self.fleet.hub
+        return self.outputs.apply(lambda outputs: checked_database_storage(outputs, hub))
+
+    def log_group(self, spec: ClusterSpec) -> pulumi.Output[bool]:
+        """See `checked_log_group`; the log group and the EKS cluster wait for this check."""
+        key = _config_key(self.fleet, spec)
+        return self.outputs.apply(lambda outputs: checked_log_group(outputs, spec, key))
 
     def cloud_name(self, spec: ClusterSpec) -> pulumi.Output[str]:
         """See `checked_cloud_name`; the EKS cluster waits for this check."""
