@@ -50,3 +50,16 @@ def test_both_lists_hold_the_regions_the_shipped_stacks_use():
 )
 def test_the_nearest_region_is_suggested(cloud, typo, nearest):
     assert nearest_region(cloud, typo) == nearest
+
+
+def test_the_check_looks_at_the_regions_not_the_botocore_version(tmp_path, monkeypatch):
+    regions = tmp_path / "regions.yaml"
+    text = (ROOT / "components" / "regions.yaml").read_text()
+    listed = sorted(known_regions("aws"))
+    monkeypatch.setattr(update_regions, "REGIONS_FILE", regions)
+    monkeypatch.setattr(update_regions, "botocore_regions", lambda: ("0.0.1", listed))
+    regions.write_text(text)
+    assert update_regions.main(["--check"]) == 0, "a new botocore version alone is no change"
+    monkeypatch.setattr(update_regions, "botocore_regions", lambda: ("0.0.1", [*listed, "zz-1"]))
+    assert update_regions.main(["--check"]) == 1, "a region botocore adds is"
+    assert regions.read_text() == text, "--check writes nothing"
