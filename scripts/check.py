@@ -256,9 +256,15 @@ def check_stack(
             report.facts[f"fill_{key}"] = "yes"
     for name in report.required_missing:
         if not report.facts.get(f"fill_{name}"):
+            fills = (
+                f"; ./scripts/deploy.sh {stack} offers to fill it in on a first run"
+                if name in FILLED_BY_DEPLOY
+                else ""
+            )
             report.problems.append(
                 f"{stack_file.name}: {NAMESPACE}:{name}: missing; Pulumi.yaml declares it with "
-                "no default, so every stack must set it (Pulumi refuses the stack otherwise)"
+                f"no default, so every stack must set it (Pulumi refuses the stack otherwise)"
+                f"{fills}"
             )
     try:
         # Relative paths in the config (charts) are the project directory's, as under Pulumi.
