@@ -140,6 +140,11 @@ def describe_failure(err: Exception) -> str:
             return f"the registry cannot be reached ({reason}): check your network or proxy"
     if isinstance(err, TimeoutError):
         return "the registry did not answer in time: check your network or proxy"
+    if " answered 404 " in str(err):
+        return (
+            "the registry has no such repository or tag (404): check the reference in "
+            "components/images.yaml"
+        )
     return str(err)
 
 

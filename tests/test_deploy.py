@@ -656,7 +656,8 @@ def test_images_a_registry_cannot_give_stop_the_deploy_before_anything_is_writte
         lines[0]
         == "check: 2 problems with stack 'local', before anything was installed or written:"
     )
-    assert "quay.io/open-cluster-management/work:v1.3.1" in lines[1] and "404" in lines[1]
+    assert "quay.io/open-cluster-management/work:v1.3.1" in lines[1]
+    assert "the registry has no such repository or tag (404)" in lines[1], lines[1]
     assert (
         "registry.k8s.io could not be asked" in lines[2]
         and "check your network or proxy" in lines[2]
