@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import pathlib
 import re
 import string
+import sys
+import tempfile
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 import pytest
 from conftest import dev_config
-from harness import run_program
+from harness import ROOT, run_program
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -863,3 +866,37 @@ def test_a_null_key_or_a_null_inside_a_value_reads_null_not_none(path, value, pr
     with pytest.raises(FleetConfigError) as err:
         parse_fleet_config(base_with((path, value)))
     assert err.value.problems == [problem]
+
+
+# --- the offline check (scripts/check.py) on the same inputs, as stack files ---------------------
+
+CHECK_EXAMPLES = 200
+
+
+@bounded(CHECK_EXAMPLES)
+@given(raw=mutated_configs())
+@example(raw=base_with((("rollout",), {"canary": [["app-aws"]]})))
+def test_the_offline_check_reads_any_mutated_stack_file_without_a_traceback(raw):
+    """Written as a stack file, any of these inputs gets the check's own answer: problems that
+    name a key, or a pass, and nothing the check did not mean to raise."""
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import check
+
+    document = {"config": {f"ocm-fleet:{key}": value for key, value in raw.items()}}
+    with tempfile.TemporaryDirectory() as folder:
+        stack_file = pathlib.Path(folder) / "Pulumi.prop.yaml"
+        try:
+            stack_file.write_text(yaml.safe_dump(document, allow_unicode=True))
+        except (yaml.YAMLError, ValueError):
+            return  # not a document YAML can write: no stack file could hold it either
+        report = check.Report()
+        try:
+            check.check_stack("prop", stack_file, report)
+        except check.CheckError as err:
+            assert str(err).startswith(str(stack_file)), err
+            return
+    for problem in report.problems:
+        assert problem.startswith("Pulumi.prop.yaml"), problem
+        assert "None" not in problem.split(":", 1)[1], f"Python's word for missing: {problem}"
