@@ -899,4 +899,4 @@ def test_the_offline_check_reads_any_mutated_stack_file_without_a_traceback(raw)
             return
     for problem in report.problems:
         assert problem.startswith("Pulumi.prop.yaml"), problem
-        assert "None" not in problem.split(":", 1)[1], f"Python's word for missing: {problem}"
+        assert not _PYTHON_NONE.search(problem), f"Python's word for missing: {problem}"
