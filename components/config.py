@@ -1006,14 +1006,16 @@ def _parse_hub_standby(
         key, raw, problems, is_hub=False, stack=stack, extra_regions=extra_regions
     )
     hub_cloud, hub_region = hub_raw.get("cloud"), hub_raw.get("region") or hub_raw.get("cloud")
-    if spec is not None and spec.cloud in ("aws", "azure"):
-        if (spec.cloud, spec.region) == (hub_cloud, hub_region):
-            problems.append(
-                f"{key}.region: {spec.region!r} on {spec.cloud} is the hub's own cloud and "
-                "region; the second home exists to outlive the hub's, so it must be on another "
-                "cloud or in another region"
-            )
-            return None
+    same_place = spec is not None and (spec.cloud, spec.region) == (hub_cloud, hub_region)
+    # kind and existing clusters have no region to leave: a kind second home rehearses the
+    # procedure on this machine, and an existing one's place is the operator's to know.
+    if same_place and spec.cloud in ("aws", "azure"):
+        problems.append(
+            f"{key}.region: {spec.region!r} on {spec.cloud} is the hub's own cloud and "
+            "region; the second home exists to outlive the hub's, so it must be on another "
+            "cloud or in another region"
+        )
+        return None
     return None if refused else spec
 
 
@@ -1140,9 +1142,7 @@ def parse_fleet_config(
             extra_regions=extra_regions,
         )
 
-    hub_standby = _parse_hub_standby(
-        hub_raw, problems, stack=stack, extra_regions=extra_regions
-    )
+    hub_standby = _parse_hub_standby(hub_raw, problems, stack=stack, extra_regions=extra_regions)
 
     clusters: list[ClusterSpec] = []
     clusters_raw = raw.get("clusters")

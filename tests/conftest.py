@@ -105,7 +105,7 @@ def dev_standby_config() -> dict[str, Any]:
 
 
 def local_standby_config() -> dict[str, Any]:
-    """Pulumi.local-standby.yaml (the local fleet with a second home on kind), as the file has it."""
+    """Pulumi.local-standby.yaml (the local fleet with a second home on kind), as it is."""
     return load_stack_config(ROOT / "Pulumi.local-standby.yaml")
 
 
