@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import FLEETS, STANDBY_FLEETS, fleet_graph
-from harness import ROOT, is_secret, is_unknown, load_stack_config, run_program
+from harness import ROOT, failure_of, is_secret, is_unknown, load_stack_config, run_program
 
 from components.config import FleetConfigError, parse_fleet_config
 from components.pulumi_config import load_fleet_config
@@ -20,7 +20,7 @@ VALID: dict[str, Any] = {
         "name": "main",
         "cloud": "azure",
         "region": "westeurope",
-        "standby": {"name": "second", "cloud": "aws", "region": "eu-central-1"},
+        "standby": {"name": "second", "cloud": "aws", "region": "eu-west-1"},
     },
     "clusters": [{"name": "app-azure", "cloud": "azure", "region": "westeurope"}],
     "apiAllowedCidrs": ["203.0.113.7/32"],
@@ -50,7 +50,7 @@ def test_a_standby_main_cluster_parses_like_a_cluster_entry_and_joins_all_cluste
     )
     standby = fleet.hub_standby
     assert standby is not None, "hub.standby must parse into FleetConfig.hub_standby"
-    assert (standby.name, standby.cloud, standby.region) == ("second", "aws", "eu-central-1")
+    assert (standby.name, standby.cloud, standby.region) == ("second", "aws", "eu-west-1")
     assert (standby.node_count, standby.node_size, standby.kubernetes_version) == (
         3,
         "m6i.large",
@@ -230,13 +230,15 @@ def test_the_aws_second_home_is_an_eks_cluster_in_its_region_with_its_egress_kno
     eks = graph.named("second-eks", "aws:eks/cluster:Cluster")
     assert eks.inputs["name"] == "dev-second", "the EKS name carries the stack"
     provider = graph.by_urn[eks.provider_urn]
-    assert provider.inputs["region"] == "eu-central-1", "the second home is in its own region"
+    assert provider.inputs["region"] == "eu-west-1", (
+        "the second home is in the region its entry names"
+    )
     endpoint = eks.inputs["vpcConfig"]
     assert endpoint["publicAccessCidrs"] == ["203.0.113.7/32"], (
         "the second home's API admits the operators only (apiAllowedCidrs)"
     )
     described = graph.stack_outputs["hubStandby"]["second"]
-    assert described["cloud"] == "aws" and described["region"] == "eu-central-1"
+    assert described["cloud"] == "aws" and described["region"] == "eu-west-1"
     assert {"cloudName", "logGroup", "egressIps", "apiServerUrl"} <= set(described)
     if not preview:
         assert described["egressIps"], "the second home's egress addresses must be known"
@@ -257,8 +259,12 @@ def test_the_kind_second_home_is_a_kind_cluster_of_the_stack():
 def test_a_later_run_checks_the_eks_name_of_the_second_home():
     """A second home the stack already has under another EKS name stops the run at its key."""
     previous = {"hubStandby": {"second": {"cloud": "aws", "cloudName": "second"}}}
-    with pytest.raises(Exception, match=re.escape("ocm-fleet:hub.standby.physicalName: missing")):
-        run_program(FLEETS["dev-standby"](), previous_outputs=previous)
+    code = (
+        "from harness import run_program\n"
+        f"run_program({FLEETS['dev-standby']()!r}, previous_outputs={previous!r})\n"
+    )
+    error = failure_of(code)
+    assert error is not None and "ocm-fleet:hub.standby.physicalName: missing" in error, error
 
 
 def test_every_standby_fleet_has_a_stack_file_beside_the_ones_without():
