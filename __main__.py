@@ -27,7 +27,7 @@ prepare_evaluation()
 fleet = load_fleet_config()
 local_kubeconfigs = read_kubeconfigs(fleet.all_clusters)
 manifests = load_manifests()
-for warning in fleet.elastic_ip_warnings():
+for warning in fleet.elastic_ip_warnings() + fleet.second_home_warnings():
     pulumi.log.warn(warning)
 
 local_lb = kind_load_balancer(fleet)

@@ -419,6 +419,24 @@ class FleetConfig:
                 counts[c.region] = counts.get(c.region, 0) + ELASTIC_IPS[c.nat_gateways]
         return dict(sorted(counts.items()))
 
+    def second_home_warnings(self) -> list[str]:
+        """What the second home does not do yet, said at every run that declares it: its
+        cluster is built, but the database replica and the promotion are not in the graph."""
+        if self.hub_standby is None:
+            return []
+        warnings = [
+            f"{NAMESPACE}:hub.standby: the second home {self.hub_standby.name!r} is built as a "
+            "cluster, but this version puts no database replica on it; the data has one copy "
+            '(docs/data.md, "Declaring the second home")'
+        ]
+        if self.database_primary == "standby":
+            warnings.append(
+                f"{NAMESPACE}:database.primary: 'standby' moves nothing in this version: the app "
+                "clusters keep the main cluster's database. Promote by hand with "
+                "components/app/replication.sh promote (docs/data.md)"
+            )
+        return warnings
+
     def elastic_ip_warnings(self) -> list[str]:
         """One message per region whose EKS clusters need more Elastic IPs than AWS grants by
         default, naming the region and the count."""

@@ -166,6 +166,21 @@ def test_promoting_needs_a_second_home():
     )
 
 
+def test_every_run_with_a_second_home_says_what_it_does_not_do_yet():
+    raw = copy.deepcopy(VALID)
+    del raw["hub"]["standby"]
+    assert parse_fleet_config(raw).second_home_warnings() == []
+    (built,) = parse_fleet_config(VALID).second_home_warnings()
+    assert "ocm-fleet:hub.standby: the second home 'second' is built as a cluster" in built
+    assert "no database replica" in built
+    promoted = parse_fleet_config({**VALID, "database": {"primary": "standby"}})
+    warnings = promoted.second_home_warnings()
+    assert len(warnings) == 2 and "database.primary: 'standby' moves nothing" in warnings[1]
+    graph = fleet_graph("dev-standby", False)
+    assert any("the second home 'second' is built as a cluster" in line for line in graph.logs)
+    assert not any("second home" in line for line in fleet_graph("dev", False).logs)
+
+
 def test_both_keys_arrive_through_pulumi_config():
     config = {f"ocm-fleet:{k}": v for k, v in VALID.items()}
     config["ocm-fleet:database"] = {"primary": "standby"}
