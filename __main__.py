@@ -27,7 +27,7 @@ prepare_evaluation()
 fleet = load_fleet_config()
 local_kubeconfigs = read_kubeconfigs(fleet.all_clusters)
 manifests = load_manifests()
-for warning in fleet.elastic_ip_warnings():
+for warning in fleet.elastic_ip_warnings() + fleet.second_home_warnings():
     pulumi.log.warn(warning)
 
 local_lb = kind_load_balancer(fleet)
@@ -54,6 +54,19 @@ hub = build_cluster(
     extra_api_cidrs=hub_api_egress,
     local_load_balancer=local_lb,
     previous_run=previous_run,
+)
+# The second home (hub.standby): built like the main cluster, its API open to the operators
+# only. The replica that will live on it reaches the primary from its egress addresses.
+second_home = (
+    build_cluster(
+        fleet.hub_standby,
+        fleet,
+        local_kubeconfigs,
+        local_load_balancer=local_lb,
+        previous_run=previous_run,
+    )
+    if fleet.hub_standby is not None
+    else None
 )
 
 ocm = OcmHub(
@@ -191,6 +204,9 @@ pulumi.export(
         for name, cluster in apps.items()
     },
 )
+if second_home is not None:
+    # Keyed by name like `clusters`, so later runs check the cluster as they check those.
+    pulumi.export("hubStandby", {second_home.name: describe(second_home)})
 pulumi.export("retiringClusters", {name: describe(c) for name, c in retiring.items()})
 pulumi.export("databaseHost", database.endpoint.host)
 pulumi.export("grafana", monitoring.grafana_access)
@@ -207,5 +223,7 @@ pulumi.export(
 )
 pulumi.export(
     "kubeconfigs",
-    pulumi.Output.secret({c.name: c.kubeconfig for c in [hub, *built.values()]}),
+    pulumi.Output.secret(
+        {c.name: c.kubeconfig for c in [hub, *filter(None, [second_home]), *built.values()]}
+    ),
 )

@@ -84,8 +84,18 @@ TOP_LEVEL_KEYS = frozenset(
         "eksAdminPrincipals",
         "extraRegions",
         "charts",
+        "database",
     }
 )
+DATABASE_KEYS = frozenset({"primary"})
+DATABASE_PRIMARIES = ("main", "standby")
+"""`database.primary`: which home's MariaDB takes the app's writes (docs/data.md)."""
+STANDBY_REFUSED_KEYS = {
+    "standby": "the second home is itself the standby",
+    "retire": "remove hub.standby to retire the second home",
+    "databaseStorage": "the replica's disk is the cluster's default class",
+}
+"""Cluster keys a `hub.standby` entry cannot take, and why."""
 CHART_KEYS = {
     "clusterManager": "cluster-manager",
     "klusterlet": "klusterlet",
@@ -355,6 +365,11 @@ class FleetConfig:
     """Protect the database volume against deletion and replacement."""
     database_password_rotation: int = 0
     """Bump to generate a new database password for the app and roll it out."""
+    hub_standby: ClusterSpec | None = None
+    """The second home (`hub.standby`): a standby main cluster on another cloud or region than
+    the hub, holding the database's replica; None: the fleet has one home."""
+    database_primary: str = "main"
+    """`main` or `standby` (`database.primary`): whose MariaDB takes the app's writes."""
     app: AppSpec = field(default_factory=AppSpec)
     """Image tags of the app's containers."""
     rollout: RolloutSpec = field(default_factory=RolloutSpec)
@@ -368,7 +383,8 @@ class FleetConfig:
     all_clusters: tuple[ClusterSpec, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "all_clusters", (self.hub, *self.clusters))
+        standby = (self.hub_standby,) if self.hub_standby is not None else ()
+        object.__setattr__(self, "all_clusters", (self.hub, *standby, *self.clusters))
         if not self.rollout.canary and self.serving_clusters:
             canary = (self.serving_clusters[0].name,)
             object.__setattr__(self, "rollout", replace(self.rollout, canary=canary))
@@ -402,6 +418,24 @@ class FleetConfig:
             if c.cloud == "aws":
                 counts[c.region] = counts.get(c.region, 0) + ELASTIC_IPS[c.nat_gateways]
         return dict(sorted(counts.items()))
+
+    def second_home_warnings(self) -> list[str]:
+        """What the second home does not do yet, said at every run that declares it: its
+        cluster is built, but the database replica and the promotion are not in the graph."""
+        if self.hub_standby is None:
+            return []
+        warnings = [
+            f"{NAMESPACE}:hub.standby: the second home {self.hub_standby.name!r} is built as a "
+            "cluster, but this version puts no database replica on it; the data has one copy "
+            '(docs/data.md, "Declaring the second home")'
+        ]
+        if self.database_primary == "standby":
+            warnings.append(
+                f"{NAMESPACE}:database.primary: 'standby' moves nothing in this version: the app "
+                "clusters keep the main cluster's database. Promote by hand with "
+                "components/app/replication.sh promote (docs/data.md)"
+            )
+        return warnings
 
     def elastic_ip_warnings(self) -> list[str]:
         """One message per region whose EKS clusters need more Elastic IPs than AWS grants by
@@ -620,7 +654,18 @@ def _parse_cluster(
 
     standby = raw.get("standby", False)
     if is_hub and "standby" in raw:
-        problems.append(f"{key}.standby: only app clusters can be standbys")
+        # The hub's `standby` is the second home, a cluster entry parsed by _parse_hub_standby.
+        standby = False
+        if not isinstance(raw["standby"], Mapping):
+            problems.append(
+                _wrong(
+                    f"{key}.standby",
+                    raw["standby"],
+                    "must be",
+                    "a cluster entry (name, cloud, region, ...): the second home for the data; "
+                    "app clusters are made standbys in their own entries",
+                )
+            )
     elif not isinstance(standby, bool):
         problems.append(_wrong(f"{key}.standby", standby, "must be", "true or false"))
     retire = raw.get("retire", False)
@@ -961,6 +1006,68 @@ def _check_standbys(clusters: list[ClusterSpec], problems: list[str]) -> None:
             )
 
 
+def _parse_hub_standby(
+    hub_raw: Any, problems: list[str], *, stack: str, extra_regions: Collection[str]
+) -> ClusterSpec | None:
+    """`hub.standby`: the second home, a cluster entry beside the hub. The kind rule (kind only
+    with a kind hub) and unique names are checked with the other clusters."""
+    if not isinstance(hub_raw, Mapping) or not isinstance(hub_raw.get("standby"), Mapping):
+        return None
+    key = f"{NAMESPACE}:hub.standby"
+    raw = dict(hub_raw["standby"])
+    refused = False
+    for opt, why in STANDBY_REFUSED_KEYS.items():
+        if opt in raw:
+            problems.append(f"{key}.{opt}: {_fmt(raw.pop(opt))} is not valid here: {why}")
+            refused = True
+    spec = _parse_cluster(
+        key, raw, problems, is_hub=False, stack=stack, extra_regions=extra_regions
+    )
+    hub_cloud, hub_region = hub_raw.get("cloud"), hub_raw.get("region") or hub_raw.get("cloud")
+    same_place = spec is not None and (spec.cloud, spec.region) == (hub_cloud, hub_region)
+    # kind and existing clusters have no region to leave: a kind second home rehearses the
+    # procedure on this machine, and an existing one's place is the operator's to know.
+    if same_place and spec.cloud in ("aws", "azure"):
+        problems.append(
+            f"{key}.region: {spec.region!r} on {spec.cloud} is the hub's own cloud and "
+            "region; the second home exists to outlive the hub's, so it must be on another "
+            "cloud or in another region"
+        )
+        return None
+    return None if refused else spec
+
+
+def _parse_database(raw: Any, standby: ClusterSpec | None, problems: list[str]) -> str:
+    """`database.primary`: `main` (the default) or `standby`, which needs a second home."""
+    key = f"{NAMESPACE}:database"
+    if raw is None:
+        return "main"
+    if not isinstance(raw, Mapping):
+        problems.append(_wrong(key, raw, "must be", "a mapping such as {primary: main}"))
+        return "main"
+    for unknown in sorted(set(raw) - DATABASE_KEYS, key=_key_text):
+        problems.append(
+            _unknown_key(f"{key}.{_key_text(unknown)}", _key_text(unknown), DATABASE_KEYS)
+        )
+    primary = raw.get("primary", "main")
+    if primary not in DATABASE_PRIMARIES:
+        problems.append(
+            _wrong(
+                f"{key}.primary",
+                primary,
+                "is not",
+                "one of main, standby (the home whose database takes the app's writes)",
+            )
+        )
+        return "main"
+    if primary == "standby" and standby is None:
+        problems.append(
+            f"{key}.primary: 'standby' needs a second home; set {NAMESPACE}:hub.standby "
+            "(a cluster entry on another cloud or region) first"
+        )
+    return primary
+
+
 def _parse_admin_principals(
     raw: Any, aws_clusters: list[str], problems: list[str]
 ) -> tuple[str, ...]:
@@ -1053,6 +1160,8 @@ def parse_fleet_config(
             extra_regions=extra_regions,
         )
 
+    hub_standby = _parse_hub_standby(hub_raw, problems, stack=stack, extra_regions=extra_regions)
+
     clusters: list[ClusterSpec] = []
     clusters_raw = raw.get("clusters")
     key = f"{NAMESPACE}:clusters"
@@ -1088,6 +1197,9 @@ def parse_fleet_config(
 
     names: dict[str, str] = {}
     raw_names = [(f"{NAMESPACE}:hub.name", hub_raw)]
+    standby_raw = hub_raw.get("standby") if isinstance(hub_raw, Mapping) else None
+    if isinstance(standby_raw, Mapping):
+        raw_names.append((f"{NAMESPACE}:hub.standby.name", standby_raw))
     if isinstance(clusters_raw, list):
         raw_names += [(f"{key}[{i}].name", c) for i, c in enumerate(clusters_raw)]
     for where, item in raw_names:
@@ -1172,6 +1284,10 @@ def parse_fleet_config(
         for i, c in enumerate(clusters_raw if isinstance(clusters_raw, list) else [])
         if isinstance(c, Mapping) and c.get("cloud") == "aws"
     ]
+    if isinstance(standby_raw, Mapping) and standby_raw.get("cloud") == "aws":
+        name = standby_raw.get("name")
+        aws_clusters.insert(0, name if isinstance(name, str) else f"{NAMESPACE}:hub.standby")
+    database_primary = _parse_database(raw.get("database"), hub_standby, problems)
     admins = _parse_admin_principals(raw.get("eksAdminPrincipals"), aws_clusters, problems)
     chart_paths = _parse_charts(raw.get("charts"), problems)
 
@@ -1185,6 +1301,8 @@ def parse_fleet_config(
         ocm_version=ocm_version,
         protect_data=protect_data,
         database_password_rotation=rotation,
+        hub_standby=hub_standby,
+        database_primary=database_primary,
         app=app,
         rollout=rollout,
         eks_admin_principals=admins,
@@ -1263,6 +1381,7 @@ STRUCTURED_KEYS = (
     "rollout",
     "extraRegions",
     "charts",
+    "database",
 )
 
 

@@ -97,11 +97,12 @@ class Nodes:
 
 def cloud_nodes(config: Mapping[str, Any]) -> list[Nodes]:
     """The nodes of every aws and azure cluster of a stack file's `config:` mapping (keys with
-    the namespace), hub first, as the program's config model reads them. Entries the model
-    would refuse are skipped: the program reports them."""
+    the namespace), hub first, then the second home (`hub.standby`), as the program's config
+    model reads them. Entries the model would refuse are skipped: the program reports them."""
     hub = config.get(f"{NAMESPACE}:hub")
     clusters = config.get(f"{NAMESPACE}:clusters")
-    entries = [hub, *(clusters if isinstance(clusters, list) else [])]
+    standby = hub.get("standby") if isinstance(hub, Mapping) else None
+    entries = [hub, standby, *(clusters if isinstance(clusters, list) else [])]
     found = []
     for entry in entries:
         if not isinstance(entry, Mapping) or entry.get("cloud") not in BILLED_CLOUDS:

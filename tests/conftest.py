@@ -96,7 +96,28 @@ def local_config() -> dict[str, Any]:
     return load_stack_config(ROOT / "Pulumi.local.yaml")
 
 
-FLEETS = {"dev": dev_config, "large": large_config, "local": local_config}
+def dev_standby_config() -> dict[str, Any]:
+    """Pulumi.dev-standby.yaml (the dev fleet with a second home, on aws), plus what deploy.sh
+    fills in on a first run, as for dev."""
+    config = load_stack_config(ROOT / "Pulumi.dev-standby.yaml")
+    config.setdefault("ocm-fleet:apiAllowedCidrs", FIRST_RUN_API_CIDRS)
+    return with_admin_principals(config)
+
+
+def local_standby_config() -> dict[str, Any]:
+    """Pulumi.local-standby.yaml (the local fleet with a second home on kind), as it is."""
+    return load_stack_config(ROOT / "Pulumi.local-standby.yaml")
+
+
+FLEETS = {
+    "dev": dev_config,
+    "large": large_config,
+    "local": local_config,
+    "dev-standby": dev_standby_config,
+    "local-standby": local_standby_config,
+}
+STANDBY_FLEETS = {"dev-standby": "dev", "local-standby": "local"}
+"""A fleet with a second home -> the same fleet without it."""
 
 _CACHE: dict[tuple[str, bool], Graph] = {}
 

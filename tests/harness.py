@@ -577,6 +577,10 @@ def _has_aws_cluster(config: Mapping[str, Any]) -> bool:
             clusters = json.loads(clusters)
         except ValueError:
             return False
+    hub = config.get(f"{PROJECT}:hub", config.get("hub"))
+    standby = hub.get("standby") if isinstance(hub, Mapping) else None
+    if isinstance(standby, Mapping) and standby.get("cloud") == "aws":
+        return True
     return isinstance(clusters, list) and any(
         isinstance(c, Mapping) and c.get("cloud") == "aws" for c in clusters
     )

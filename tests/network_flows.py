@@ -90,6 +90,8 @@ class Network:
     """Pods of the Helm charts (not rendered by the program): the OCM operators."""
     proxied: set[str] = field(default_factory=set)
     """Clusters whose load balancers proxy connections (kind)."""
+    second_homes: list[str] = field(default_factory=list)
+    """Standby main clusters (hub.standby): neither the hub nor app clusters."""
 
 
 def network_of(graph: Graph, chart_pods: list[Endpoint] | None = None) -> Network:
@@ -97,9 +99,12 @@ def network_of(graph: Graph, chart_pods: list[Endpoint] | None = None) -> Networ
     by Helm: chart_endpoints), else the hand-written CHART_PODS."""
     providers = clusters_by_provider(graph)
     apps = app_cluster_names(graph)
-    (hub,) = sorted(set(providers.values()) - set(apps))
     outputs = graph.stack_outputs
+    # The second home (hub.standby) is a main cluster too, but not the hub.
+    second_homes = outputs.get("hubStandby") or {}
+    (hub,) = sorted(set(providers.values()) - set(apps) - set(second_homes))
     egress = {hub: list(outputs["hub"]["egressIps"])}
+    egress |= {name: list(c["egressIps"]) for name, c in second_homes.items()}
     load_balancers = {}
     for name, cluster in outputs["clusters"].items():
         egress[name] = list(cluster["egressIps"])
@@ -127,6 +132,7 @@ def network_of(graph: Graph, chart_pods: list[Endpoint] | None = None) -> Networ
         load_balancers,
         operators,
         proxied,
+        sorted(second_homes),
     )
 
 
@@ -430,7 +436,7 @@ def _through(
 def needed_flows(network: Network) -> set[tuple[str, str, str]]:
     """The data path's flows, written from the architecture, not from the policies."""
     hub = network.hub
-    apps = [c for c in network.clusters if c != hub]
+    apps = [c for c in network.clusters if c != hub and c not in network.second_homes]
     dns = [f"{p}/53" for p in ("TCP", "UDP")]
     api = ["TCP/443", "TCP/6443"]
     lb = f"{hub}/ocm-fleet-ingress/public-lb"

@@ -950,9 +950,14 @@ def test_standby_must_be_a_bool(value):
 
 
 def test_the_hub_cannot_be_a_standby():
+    # The hub's `standby` is its second home, a cluster entry, never the app clusters' flag.
     raw = valid()
     raw["hub"]["standby"] = False
-    with pytest.raises(FleetConfigError, match=r"ocm-fleet:hub\.standby: only app clusters"):
+    with pytest.raises(
+        FleetConfigError,
+        match=r"ocm-fleet:hub\.standby: False must be a cluster entry .* app clusters are made "
+        r"standbys in their own entries",
+    ):
         parse_fleet_config(raw)
 
 

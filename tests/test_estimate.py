@@ -7,7 +7,7 @@ import re
 import sys
 
 import pytest
-from conftest import dev_config, large_config
+from conftest import dev_config, dev_standby_config, large_config
 from harness import MOCK_CALLER_ROLE, ROOT, run_program
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -421,3 +421,41 @@ def test_storage_quantities_in_binary_and_decimal_units(quantity, gib):
 def test_a_storage_quantity_kubernetes_would_refuse_is_named(quantity):
     with pytest.raises(ValueError, match=rf"storage quantity '{quantity}' is not a Kubernetes"):
         estimate._gib(quantity)
+
+
+def test_the_second_home_is_billed_as_a_cluster_of_its_own(capsys):
+    """hub.standby is a cluster of the fleet: its control plane, nodes and NAT are counted."""
+    assert estimate.main(["dev-standby"]) == 0
+    out = capsys.readouterr().out
+    for item in ("EKS control plane", "node VMs t3.large", "NAT gateways"):
+        assert re.search(rf"\| second \| aws \| eu-west-1 \| {item} \|", out), (
+            f"the second home's {item} must be on the bill"
+        )
+    assert re.search(r"\| \*\*second\*\* \| \| \| subtotal \| \| \| \| \*\*\$[\d,.]+\*\* \|", out)
+    assert "WARNINGS" not in out, "every item of the dev-standby stack has a sourced list price"
+    plain = estimate.fleet_of(dev_config())
+    with_home = estimate.fleet_of(dev_standby_config())
+    assert [c.name for c in with_home.all_clusters] == [
+        "main",
+        "second",
+        *[c.name for c in plain.clusters],
+    ]
+
+
+def test_the_kind_second_home_is_in_what_docker_must_give(capsys):
+    assert estimate.main(["local-standby"]) == 0
+    out = capsys.readouterr().out
+    assert "- second (kind): runs on machines you already have" in out
+    assert re.search(r"^\| second \| 2 \| [\d.]+ cores \| [\d.]+ GiB \| \d+ GiB \|$", out, re.M)
+
+
+DATA_DOC = ROOT / "docs" / "data.md"
+
+
+def test_the_data_doc_shows_what_the_estimate_prints_for_the_second_home(capsys):
+    shown = DATA_DOC.read_text().split("For the dev-standby stack it prints (abridged):", 1)[1]
+    shown = shown.split("```text\n", 1)[1].split("```", 1)[0]
+    assert estimate.main(["dev-standby"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    stale = [line for line in shown.splitlines() if line not in out]
+    assert shown.strip() and not stale, f"{DATA_DOC.name} lines the estimate no longer prints"

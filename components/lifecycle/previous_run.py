@@ -11,7 +11,7 @@ import pulumi
 
 from components.config import NAMESPACE, ClusterSpec, FleetConfig
 
-CLUSTER_OUTPUTS = ("clusters", "retiringClusters")
+CLUSTER_OUTPUTS = ("clusters", "retiringClusters", "hubStandby")
 OUTPUTS_READ = (*CLUSTER_OUTPUTS, "hub", "app")
 """Stack outputs that map each cluster's name to a description with `egressIps` (and, for EKS
 clusters, `cloudName` and `logGroup`; for AKS clusters, `nodeSize`, `firstPoolSize`,
@@ -84,20 +84,23 @@ def departing_egress(outputs: Mapping[str, Any] | None, fleet: FleetConfig) -> l
     return sorted(cidrs)
 
 
-def checked_cloud_name(outputs: Mapping[str, Any] | None, spec: ClusterSpec, index: int) -> str:
+def checked_cloud_name(
+    outputs: Mapping[str, Any] | None, spec: ClusterSpec, index: int, key: str | None = None
+) -> str:
     """`spec.cloud_name`, once it is known not to rename an EKS cluster the stack already has.
 
     EKS cluster names cannot change in place. Stacks from before names carried the stack
     exported no `cloudName`: their clusters are named after the entry alone. Unless the entry
     says `physicalName`, a different name would replace the cluster, so the run stops here.
     """
+    key = key or f"{NAMESPACE}:clusters[{index}]"
     before = _described(outputs).get(spec.name)
     if before is None or spec.physical_name is not None:
         return spec.cloud_name
     previous = before.get("cloudName") or spec.name
     if previous != spec.cloud_name:
         raise PhysicalNameError(
-            f"{NAMESPACE}:clusters[{index}].physicalName: missing; the EKS cluster of "
+            f"{key}.physicalName: missing; the EKS cluster of "
             f"{spec.name!r} is named {previous!r} in this stack, and the name it would get "
             f"now, {spec.cloud_name!r}, would replace the cluster. Set physicalName: "
             f"{previous} to keep it (see docs/day-2.md, upgrading a stack created before these "
@@ -334,13 +337,15 @@ class PreviousRun:
 
     def cloud_name(self, spec: ClusterSpec) -> pulumi.Output[str]:
         """See `checked_cloud_name`; the EKS cluster waits for this check."""
-        index = [c.name for c in self.fleet.clusters].index(spec.name)
-        return self.outputs.apply(lambda outputs: checked_cloud_name(outputs, spec, index))
+        key = _config_key(self.fleet, spec)
+        return self.outputs.apply(lambda outputs: checked_cloud_name(outputs, spec, -1, key))
 
 
 def _config_key(fleet: FleetConfig, spec: ClusterSpec) -> str:
     if spec is fleet.hub:
         return f"{NAMESPACE}:hub"
+    if spec is fleet.hub_standby:
+        return f"{NAMESPACE}:hub.standby"
     return f"{NAMESPACE}:clusters[{[c.name for c in fleet.clusters].index(spec.name)}]"
 
 
