@@ -84,12 +84,8 @@ TOP_LEVEL_KEYS = frozenset(
         "eksAdminPrincipals",
         "extraRegions",
         "charts",
-        "database",
     }
 )
-DATABASE_KEYS = frozenset({"primary"})
-DATABASE_PRIMARIES = ("main", "standby")
-"""`database.primary`: which home's MariaDB takes the app's writes (docs/data.md)."""
 STANDBY_REFUSED_KEYS = {
     "standby": "the second home is itself the standby",
     "retire": "remove hub.standby to retire the second home",
@@ -368,8 +364,6 @@ class FleetConfig:
     hub_standby: ClusterSpec | None = None
     """The second home (`hub.standby`): a standby main cluster on another cloud or region than
     the hub, holding the database's replica; None: the fleet has one home."""
-    database_primary: str = "main"
-    """`main` or `standby` (`database.primary`): whose MariaDB takes the app's writes."""
     app: AppSpec = field(default_factory=AppSpec)
     """Image tags of the app's containers."""
     rollout: RolloutSpec = field(default_factory=RolloutSpec)
@@ -424,18 +418,11 @@ class FleetConfig:
         cluster is built, but the database replica and the promotion are not in the graph."""
         if self.hub_standby is None:
             return []
-        warnings = [
+        return [
             f"{NAMESPACE}:hub.standby: the second home {self.hub_standby.name!r} is built as a "
             "cluster, but this version puts no database replica on it; the data has one copy "
             '(docs/data.md, "Declaring the second home")'
         ]
-        if self.database_primary == "standby":
-            warnings.append(
-                f"{NAMESPACE}:database.primary: 'standby' moves nothing in this version: the app "
-                "clusters keep the main cluster's database. Promote by hand with "
-                "components/app/replication.sh promote (docs/data.md)"
-            )
-        return warnings
 
     def elastic_ip_warnings(self) -> list[str]:
         """One message per region whose EKS clusters need more Elastic IPs than AWS grants by
@@ -1037,37 +1024,6 @@ def _parse_hub_standby(
     return None if refused else spec
 
 
-def _parse_database(raw: Any, standby: ClusterSpec | None, problems: list[str]) -> str:
-    """`database.primary`: `main` (the default) or `standby`, which needs a second home."""
-    key = f"{NAMESPACE}:database"
-    if raw is None:
-        return "main"
-    if not isinstance(raw, Mapping):
-        problems.append(_wrong(key, raw, "must be", "a mapping such as {primary: main}"))
-        return "main"
-    for unknown in sorted(set(raw) - DATABASE_KEYS, key=_key_text):
-        problems.append(
-            _unknown_key(f"{key}.{_key_text(unknown)}", _key_text(unknown), DATABASE_KEYS)
-        )
-    primary = raw.get("primary", "main")
-    if primary not in DATABASE_PRIMARIES:
-        problems.append(
-            _wrong(
-                f"{key}.primary",
-                primary,
-                "is not",
-                "one of main, standby (the home whose database takes the app's writes)",
-            )
-        )
-        return "main"
-    if primary == "standby" and standby is None:
-        problems.append(
-            f"{key}.primary: 'standby' needs a second home; set {NAMESPACE}:hub.standby "
-            "(a cluster entry on another cloud or region) first"
-        )
-    return primary
-
-
 def _parse_admin_principals(
     raw: Any, aws_clusters: list[str], problems: list[str]
 ) -> tuple[str, ...]:
@@ -1287,7 +1243,6 @@ def parse_fleet_config(
     if isinstance(standby_raw, Mapping) and standby_raw.get("cloud") == "aws":
         name = standby_raw.get("name")
         aws_clusters.insert(0, name if isinstance(name, str) else f"{NAMESPACE}:hub.standby")
-    database_primary = _parse_database(raw.get("database"), hub_standby, problems)
     admins = _parse_admin_principals(raw.get("eksAdminPrincipals"), aws_clusters, problems)
     chart_paths = _parse_charts(raw.get("charts"), problems)
 
@@ -1302,7 +1257,6 @@ def parse_fleet_config(
         protect_data=protect_data,
         database_password_rotation=rotation,
         hub_standby=hub_standby,
-        database_primary=database_primary,
         app=app,
         rollout=rollout,
         eks_admin_principals=admins,
@@ -1381,7 +1335,6 @@ STRUCTURED_KEYS = (
     "rollout",
     "extraRegions",
     "charts",
-    "database",
 )
 
 

@@ -1,5 +1,5 @@
-"""The second home for the data (`hub.standby`) and `database.primary`: the config that declares
-them, the standby main cluster in the graph, and fleets without it unchanged."""
+"""The second home for the data (`hub.standby`): the config that declares it, the standby main
+cluster in the graph, and fleets without it unchanged."""
 
 from __future__ import annotations
 
@@ -59,7 +59,6 @@ def test_a_standby_main_cluster_parses_like_a_cluster_entry_and_joins_all_cluste
     assert standby.cloud_name == "dev-second", "an EKS second home carries the stack in its name"
     assert [c.name for c in fleet.all_clusters] == ["main", "second", "app-azure"]
     assert [c.name for c in fleet.clusters] == ["app-azure"], "the second home is no app cluster"
-    assert fleet.database_primary == "main", "the primary stays on the main cluster by default"
 
 
 def test_without_a_standby_the_fleet_has_one_home():
@@ -67,7 +66,6 @@ def test_without_a_standby_the_fleet_has_one_home():
     del raw["hub"]["standby"]
     fleet = parse_fleet_config(raw)
     assert fleet.hub_standby is None
-    assert fleet.database_primary == "main"
     assert [c.name for c in fleet.all_clusters] == ["main", "app-azure"]
 
 
@@ -145,25 +143,9 @@ def test_hub_standby_must_be_a_cluster_entry(value):
         parse_fleet_config(raw)
 
 
-def test_database_primary_is_main_or_standby():
-    promoted = parse_fleet_config({**VALID, "database": {"primary": "standby"}})
-    assert promoted.database_primary == "standby"
-    assert parse_fleet_config({**VALID, "database": {}}).database_primary == "main"
-    rejects(
-        {**VALID, "database": {"primary": "replica"}},
-        "ocm-fleet:database.primary: 'replica' is not one of main, standby",
-    )
-    rejects({**VALID, "database": "standby"}, "ocm-fleet:database: 'standby' must be a mapping")
-    rejects({**VALID, "database": {"primry": "main"}}, "ocm-fleet:database.primry: unknown key")
-
-
-def test_promoting_needs_a_second_home():
-    raw = copy.deepcopy(VALID)
-    del raw["hub"]["standby"]
-    rejects(
-        {**raw, "database": {"primary": "standby"}},
-        "ocm-fleet:database.primary: 'standby' needs a second home; set ocm-fleet:hub.standby",
-    )
+def test_no_promotion_key_until_the_replica_exists():
+    """Promotion comes with the replica; until then the key is unknown, not a no-op."""
+    rejects({**VALID, "database": {"primary": "standby"}}, "ocm-fleet:database: unknown key")
 
 
 def test_every_run_with_a_second_home_says_what_it_does_not_do_yet():
@@ -173,21 +155,16 @@ def test_every_run_with_a_second_home_says_what_it_does_not_do_yet():
     (built,) = parse_fleet_config(VALID).second_home_warnings()
     assert "ocm-fleet:hub.standby: the second home 'second' is built as a cluster" in built
     assert "no database replica" in built
-    promoted = parse_fleet_config({**VALID, "database": {"primary": "standby"}})
-    warnings = promoted.second_home_warnings()
-    assert len(warnings) == 2 and "database.primary: 'standby' moves nothing" in warnings[1]
     graph = fleet_graph("dev-standby", False)
     assert any("the second home 'second' is built as a cluster" in line for line in graph.logs)
     assert not any("second home" in line for line in fleet_graph("dev", False).logs)
 
 
-def test_both_keys_arrive_through_pulumi_config():
+def test_the_second_home_arrives_through_pulumi_config():
     config = {f"ocm-fleet:{k}": v for k, v in VALID.items()}
-    config["ocm-fleet:database"] = {"primary": "standby"}
     loaded: list = []
     run_program(config, program=lambda: loaded.append(load_fleet_config()))
     assert loaded and loaded[0].hub_standby is not None, "hub.standby lost on the Pulumi path"
-    assert loaded[0].database_primary == "standby", "database.primary lost on the Pulumi path"
 
 
 # --- graph ---------------------------------------------------------------------------------
