@@ -20,7 +20,9 @@ import pytest
 import yaml
 
 from components.edge._haproxy import (
+    BACKEND,
     EDGE_PORT,
+    ENTRY_HEALTH_PATH,
     FAILOVER_BUDGET_S,
     HEALTHZ_PATH,
     LISTEN_PORT,
@@ -273,6 +275,21 @@ def test_listens_unprivileged_logs_to_stdout_and_answers_its_own_probe() -> None
     defaults = secs[("defaults", "")]
     for which in ("connect", "client", "server", "check", "http-request"):
         assert any(t[:2] == ["timeout", which] for t in defaults), f"no `timeout {which}`"
+
+
+def test_entry_health_is_on_the_public_port_and_fails_without_a_server_up() -> None:
+    secs = sections(render_public_lb_config(FLEETS["2-clusters"]))
+    frontend = named(secs, "frontend")["public"]
+    returns = [t for t in frontend if t[:2] == ["http-request", "return"]]
+    failing = [t for t in returns if option_value(t, "status") == "503"]
+    assert len(failing) == 1, f"public frontend: one 503 rule for the entry health, got {returns}"
+    condition = " ".join(failing[0][failing[0].index("if") + 1 :])
+    assert condition == f"{{ path {ENTRY_HEALTH_PATH} }} {{ nbsrv({BACKEND}) lt 1 }}", condition
+    assert BACKEND in named(secs, "backend"), f"backend {BACKEND} is not rendered"
+    # The 503 rule must come before the 200 one: HAProxy stops at the first matching return.
+    ok = [t for t in returns if option_value(t, "status") == "200"]
+    assert len(ok) == 1 and returns.index(failing[0]) < returns.index(ok[0]), returns
+    assert ENTRY_HEALTH_PATH != HEALTHZ_PATH, "the pods' probe must not fail with the backends"
 
 
 def test_exporter_has_a_frontend_of_its_own_off_the_public_port() -> None:

@@ -108,3 +108,27 @@ def test_a_post_is_never_sent_twice(tmp_path):
         received = sum(c.posts for c in clusters.values())
         assert received == len(statuses), f"{received} POSTs reached clusters for 6 sent"
         assert 503 in statuses, f"no POST reached the broken cluster: {statuses}"
+
+
+def test_entry_health_fails_once_no_cluster_is_up_and_recovers(tmp_path):
+    """The DNS health checks in front of the entry probe its health URI: 200 while a cluster is
+    up, 503 once none is (while the pods' own /healthz stays 200), 200 again after a recovery."""
+    with live_fleet(["app-a", "app-b"], tmp_path) as (proxy, clusters):
+        assert proxy.get(_haproxy.ENTRY_HEALTH_PATH)[0] == 200, "healthy entry must answer 200"
+
+        broken_at = time.monotonic()
+        clusters["app-a"].healthy = False
+        assert proxy.wait_for_event("app-a", "DOWN", broken_at, STATE_CHANGE_LIMIT) is not None
+        status, body = proxy.get(_haproxy.ENTRY_HEALTH_PATH)
+        assert status == 200, f"one cluster is still up, yet the entry health said {status}"
+
+        clusters["app-b"].stop()
+        assert proxy.wait_for_event("app-b", "DOWN", broken_at, STATE_CHANGE_LIMIT) is not None
+        status, body = proxy.get(_haproxy.ENTRY_HEALTH_PATH)
+        assert status == 503, f"no cluster is up, yet the entry health said {status}: {body}"
+        assert proxy.get(_haproxy.HEALTHZ_PATH)[0] == 200, "the pods' probe must stay 200"
+
+        healed_at = time.monotonic()
+        clusters["app-a"].healthy = True
+        assert proxy.wait_for_event("app-a", "UP", healed_at, STATE_CHANGE_LIMIT) is not None
+        assert proxy.get(_haproxy.ENTRY_HEALTH_PATH)[0] == 200, "a recovered entry must be 200"

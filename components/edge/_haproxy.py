@@ -27,6 +27,13 @@ METRICS_PATH = "/metrics"
 HEALTHZ_PATH = "/healthz"
 """Answered by HAProxy itself (``monitor-uri``), for the load balancer pod's own probes."""
 
+ENTRY_HEALTH_PATH = "/entry-healthz"
+"""Answered by HAProxy itself on the public port: 200 while at least one app cluster is up, 503
+once none is. The health-checked DNS name in front of the entries (components/edge/dns.py)
+probes it, so that DNS never sends users to an entry that cannot serve."""
+
+BACKEND = "app_clusters"
+
 # Health-check tuning; render_public_lb_config's docstring explains each value.
 CHECK_INTER_S = 2
 CHECK_FASTINTER_S = 1
@@ -201,9 +208,16 @@ frontend metrics
 frontend public
     bind :{LISTEN_PORT}
     monitor-uri {HEALTHZ_PATH}
-    default_backend app_clusters
+    # The entry's own health, for the DNS health checks in front of it: it fails as soon as no
+    # app cluster is up. {HEALTHZ_PATH} stays 200 then, because it is the pods' liveness and
+    # readiness probe and an entry without clusters is not a broken pod.
+    http-request return status 503 content-type text/plain string "no app cluster is up" \
+if {{ path {ENTRY_HEALTH_PATH} }} {{ nbsrv({BACKEND}) lt 1 }}
+    http-request return status 200 content-type text/plain string "ok" \
+if {{ path {ENTRY_HEALTH_PATH} }}
+    default_backend {BACKEND}
 
-backend app_clusters
+backend {BACKEND}
     balance roundrobin
     # The failure drill (scripts/drill.py) asks which cluster answered; nobody else is told.
     http-request set-var(txn.drill) req.hdr(x-ocm-fleet-drill)
