@@ -9,6 +9,7 @@ from components.app.delivery import AppDelivery, AppDeliveryArgs, workload_manif
 from components.app.rollout import AppRollout, AppRolloutArgs
 from components.clusters import build_cluster, kind_load_balancer
 from components.clusters.existing import read_kubeconfigs
+from components.edge.dns import PublicName, PublicNameArgs
 from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
 from components.lifecycle.previous_run import (
     PreviousRun,
@@ -166,6 +167,19 @@ entry = PublicLoadBalancer(
     ),
 )
 
+# The entries a health-checked name fronts, first preferred; the second home's entry joins here.
+entries = [entry.url]
+public_name = (
+    PublicName(
+        "public-name",
+        PublicNameArgs(spec=fleet.entry, entries=entries, stack=pulumi.get_stack()),
+        # Removed before the entry it points at: DNS never answers with a deleted address.
+        opts=pulumi.ResourceOptions(depends_on=[entry]),
+    )
+    if fleet.entry.dns != "none"
+    else None
+)
+
 
 def describe(cluster):
     # cloudName, logGroup, nodeSize, firstPoolSize, azureName, kubernetesVersion,
@@ -196,6 +210,9 @@ def describe(cluster):
 
 
 pulumi.export("url", entry.url)
+if public_name is not None:
+    pulumi.export("publicName", public_name.name)
+    pulumi.export("publicNameUrl", public_name.name.apply(lambda host: f"http://{host}"))
 pulumi.export("hub", {"name": hub.name, **describe(hub), "databaseStorage": database.storage})
 pulumi.export(
     "clusters",

@@ -45,6 +45,7 @@ _K8S_MINOR = re.compile(r"^1\.(\d{2})$")
 _OCM_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 _AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _AZURE_REGION = re.compile(r"^[a-z][a-z0-9]+$")
+_HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?$")
 
 CLUSTER_KEYS = frozenset(
     {
@@ -84,8 +85,34 @@ TOP_LEVEL_KEYS = frozenset(
         "eksAdminPrincipals",
         "extraRegions",
         "charts",
+        "entry",
     }
 )
+
+ENTRY_DNS_CHOICES = ("none", "trafficManager", "route53")
+ENTRY_KEYS = frozenset(
+    {
+        "dns",
+        "relativeName",
+        "location",
+        "hostedZoneId",
+        "recordName",
+        "probeIntervalSeconds",
+        "toleratedFailures",
+        "ttlSeconds",
+    }
+)
+# Both services probe every 10 or 30 s: botocore/data/route53/2013-04-01/service-2.json
+# (HealthCheckConfig.RequestInterval, "10 or 30") and azure-mgmt-trafficmanager's
+# MonitorConfig.interval_in_seconds ("30 or 10"). Failures: Route 53's FailureThreshold takes
+# 1-10 (shape FailureThreshold), Traffic Manager's toleratedNumberOfFailures 0-9; 1-9 suits both.
+ENTRY_PROBE_INTERVALS = (10, 30)
+ENTRY_FAILURES_RANGE = (1, 9)
+ENTRY_TTL_RANGE = (0, 3600)
+_TM_RELATIVE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+DATABASE_PRIMARIES = ("main", "standby")
+"""`database.primary`: which home's MariaDB takes the app's writes (docs/data.md)."""
 STANDBY_REFUSED_KEYS = {
     "standby": "the second home is itself the standby",
     "retire": "remove hub.standby to retire the second home",
@@ -346,6 +373,28 @@ class RolloutSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EntrySpec:
+    """The health-checked DNS name in front of the public entries (`entry`)."""
+
+    dns: str = "none"
+    """`none` (the entries' addresses are outputs only), `trafficManager` or `route53`."""
+    relative_name: str = ""
+    """Traffic Manager: the label of `<relativeName>.trafficmanager.net`."""
+    location: str = ""
+    """Traffic Manager: the Azure region of the resource group that holds the profile."""
+    hosted_zone_id: str = ""
+    """Route 53: the user's hosted zone."""
+    record_name: str = ""
+    """Route 53: the name in that zone, e.g. shop.example.com."""
+    probe_interval_s: int = 30
+    """Seconds between two probes of an entry's health URI."""
+    tolerated_failures: int = 3
+    """Failed probes in a row that take an entry out of the answers."""
+    ttl_s: int = 30
+    """How long resolvers may keep an answer."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class FleetConfig:
     """The whole validated stack configuration."""
 
@@ -364,6 +413,8 @@ class FleetConfig:
     hub_standby: ClusterSpec | None = None
     """The second home (`hub.standby`): a standby main cluster on another cloud or region than
     the hub, holding the database's replica; None: the fleet has one home."""
+    entry: EntrySpec = field(default_factory=EntrySpec)
+    """The health-checked DNS name in front of the public entries; default none."""
     app: AppSpec = field(default_factory=AppSpec)
     """Image tags of the app's containers."""
     rollout: RolloutSpec = field(default_factory=RolloutSpec)
@@ -1089,6 +1140,101 @@ def _parse_extra_regions(raw: Any, problems: list[str]) -> frozenset[str]:
     return frozenset(regions)
 
 
+def _parse_entry(raw: Any, hub: ClusterSpec | None, problems: list[str]) -> EntrySpec:
+    """`entry`: which health-checked DNS name, if any, fronts the public entries."""
+    key = f"{NAMESPACE}:entry"
+    if raw is None:
+        return EntrySpec()
+    if not isinstance(raw, Mapping):
+        problems.append(_wrong(key, raw, "must be", "a mapping such as {dns: none}"))
+        return EntrySpec()
+    for unknown in sorted(set(raw) - ENTRY_KEYS, key=_key_text):
+        problems.append(_unknown_key(f"{key}.{_key_text(unknown)}", _key_text(unknown), ENTRY_KEYS))
+    dns = raw.get("dns", "none")
+    if dns not in ENTRY_DNS_CHOICES:
+        problems.append(
+            _wrong(f"{key}.dns", dns, "is not", "one of " + ", ".join(ENTRY_DNS_CHOICES))
+        )
+        return EntrySpec()
+    own = {
+        "trafficManager": {"relativeName", "location"},
+        "route53": {"hostedZoneId", "recordName"},
+    }
+    for choice, keys in own.items():
+        for name in sorted(keys & set(raw)):
+            if dns != choice:
+                problems.append(f"{key}.{name}: only for dns: {choice}, and dns is {dns!r}")
+
+    def number(name: str, default: int, allowed: str, ok) -> int:
+        value = raw.get(name, default)
+        if not _is_int(value) or not ok(value):
+            problems.append(_wrong(f"{key}.{name}", value, "must be", allowed))
+            return default
+        return value
+
+    low, high = ENTRY_FAILURES_RANGE
+    spec = EntrySpec(
+        dns=dns,
+        probe_interval_s=number(
+            "probeIntervalSeconds", 30, "10 or 30", lambda v: v in ENTRY_PROBE_INTERVALS
+        ),
+        tolerated_failures=number(
+            "toleratedFailures", 3, f"an integer from {low} to {high}", lambda v: low <= v <= high
+        ),
+        ttl_s=number(
+            "ttlSeconds",
+            30,
+            f"an integer from {ENTRY_TTL_RANGE[0]} to {ENTRY_TTL_RANGE[1]}",
+            lambda v: ENTRY_TTL_RANGE[0] <= v <= ENTRY_TTL_RANGE[1],
+        ),
+    )
+    if dns == "trafficManager":
+        label = raw.get("relativeName")
+        if not isinstance(label, str) or not _TM_RELATIVE_NAME.match(label):
+            problems.append(
+                _wrong(
+                    f"{key}.relativeName",
+                    label,
+                    "must be",
+                    "a DNS label (lowercase letters, digits, '-'), the <name> of "
+                    "<name>.trafficmanager.net",
+                )
+            )
+        location = raw.get("location")
+        if location is None and hub is not None and hub.cloud == "azure":
+            location = hub.region
+        if not isinstance(location, str) or not _AZURE_REGION.match(location):
+            problems.append(
+                _wrong(
+                    f"{key}.location",
+                    location,
+                    "must be",
+                    "an Azure region such as westeurope (the default, the hub's region, "
+                    "exists only with an azure hub)",
+                )
+            )
+        return replace(spec, relative_name=str(label), location=str(location))
+    if dns == "route53":
+        zone = raw.get("hostedZoneId")
+        if not isinstance(zone, str) or not _HOSTED_ZONE_ID.match(zone):
+            problems.append(
+                _wrong(f"{key}.hostedZoneId", zone, "must be", "a hosted zone ID such as Z0123ABC")
+            )
+        record = raw.get("recordName")
+        labels = record.removesuffix(".").split(".") if isinstance(record, str) else []
+        if len(labels) < 2 or not all(_HOSTNAME_LABEL.match(label) for label in labels):
+            problems.append(
+                _wrong(
+                    f"{key}.recordName",
+                    record,
+                    "must be",
+                    "a DNS name in the hosted zone such as shop.example.com",
+                )
+            )
+        return replace(spec, hosted_zone_id=str(zone), record_name=str(record))
+    return spec
+
+
 def parse_fleet_config(
     raw: Mapping[str, Any], *, stack: str = "dev", containers: Collection[str] | None = None
 ) -> FleetConfig:
@@ -1243,6 +1389,7 @@ def parse_fleet_config(
     if isinstance(standby_raw, Mapping) and standby_raw.get("cloud") == "aws":
         name = standby_raw.get("name")
         aws_clusters.insert(0, name if isinstance(name, str) else f"{NAMESPACE}:hub.standby")
+    entry = _parse_entry(raw.get("entry"), hub, problems)
     admins = _parse_admin_principals(raw.get("eksAdminPrincipals"), aws_clusters, problems)
     chart_paths = _parse_charts(raw.get("charts"), problems)
 
@@ -1257,6 +1404,7 @@ def parse_fleet_config(
         protect_data=protect_data,
         database_password_rotation=rotation,
         hub_standby=hub_standby,
+        entry=entry,
         app=app,
         rollout=rollout,
         eks_admin_principals=admins,
@@ -1328,6 +1476,7 @@ def _parse_charts(raw: Any, problems: list[str]) -> dict[str, str]:
 # Keys whose values are structures: Pulumi holds them as JSON text.
 STRUCTURED_KEYS = (
     "hub",
+    "entry",
     "clusters",
     "apiAllowedCidrs",
     "eksAdminPrincipals",

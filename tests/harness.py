@@ -377,6 +377,10 @@ class FleetMocks(Mocks):
             )
         elif t == COMMAND:
             state.update(stdout=c(_command_stdout(state, n)), stderr=c(""))
+        elif t == "azure-native:trafficmanager:Profile":
+            # The service derives the name from the relative name: known once it is created.
+            dns = dict(state.get("dnsConfig") or {})
+            state["dnsConfig"] = {**dns, "fqdn": c(f"{dns.get('relativeName')}.trafficmanager.net")}
         if t.startswith("azure-native:") and t != "azure-native:containerservice:ManagedCluster":
             # Azure resources output their name: the explicit one, else Pulumi's auto-name,
             # which is known in preview too.
