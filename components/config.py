@@ -98,16 +98,16 @@ ENTRY_KEYS = frozenset(
         "hostedZoneId",
         "recordName",
         "probeIntervalSeconds",
-        "toleratedFailures",
+        "failureThreshold",
         "ttlSeconds",
     }
 )
-# Both services probe every 10 or 30 s: botocore/data/route53/2013-04-01/service-2.json
-# (HealthCheckConfig.RequestInterval, "10 or 30") and azure-mgmt-trafficmanager's
-# MonitorConfig.interval_in_seconds ("30 or 10"). Failures: Route 53's FailureThreshold takes
-# 1-10 (shape FailureThreshold), Traffic Manager's toleratedNumberOfFailures 0-9; 1-9 suits both.
+# Route 53's API model bounds these (botocore/data/route53/2013-04-01/service-2.json, shapes
+# RequestInterval 10-30, "the default value is 30 seconds", and FailureThreshold 1-10); the model
+# of azure-mgmt-trafficmanager (models/_models.py, MonitorConfig) names the same settings without
+# bounds. The program takes Route 53's two documented intervals, 10 and 30, for both services.
 ENTRY_PROBE_INTERVALS = (10, 30)
-ENTRY_FAILURES_RANGE = (1, 9)
+ENTRY_FAILURES_RANGE = (1, 10)
 ENTRY_TTL_RANGE = (0, 3600)
 _TM_RELATIVE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
@@ -388,8 +388,9 @@ class EntrySpec:
     """Route 53: the name in that zone, e.g. shop.example.com."""
     probe_interval_s: int = 30
     """Seconds between two probes of an entry's health URI."""
-    tolerated_failures: int = 3
-    """Failed probes in a row that take an entry out of the answers."""
+    failure_threshold: int = 3
+    """Failed probes in a row that take an entry out of the answers (Route 53's
+    FailureThreshold; Traffic Manager tolerates one fewer, see components/edge/dns.py)."""
     ttl_s: int = 30
     """How long resolvers may keep an answer."""
 
@@ -1178,8 +1179,8 @@ def _parse_entry(raw: Any, hub: ClusterSpec | None, problems: list[str]) -> Entr
         probe_interval_s=number(
             "probeIntervalSeconds", 30, "10 or 30", lambda v: v in ENTRY_PROBE_INTERVALS
         ),
-        tolerated_failures=number(
-            "toleratedFailures", 3, f"an integer from {low} to {high}", lambda v: low <= v <= high
+        failure_threshold=number(
+            "failureThreshold", 3, f"an integer from {low} to {high}", lambda v: low <= v <= high
         ),
         ttl_s=number(
             "ttlSeconds",

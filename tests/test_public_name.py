@@ -60,7 +60,7 @@ def test_traffic_manager_probes_the_entry_health_uri(preview):
     monitor = profile.inputs["monitorConfig"]
     assert monitor["path"] == _haproxy.ENTRY_HEALTH_PATH, f"{profile.name} probes {monitor}"
     assert monitor["port"] == 80 and monitor["protocol"] == "HTTP", monitor
-    assert monitor["intervalInSeconds"] == 30 and monitor["toleratedNumberOfFailures"] == 3
+    assert monitor["intervalInSeconds"] == 30 and monitor["toleratedNumberOfFailures"] == 2
     assert profile.inputs["trafficRoutingMethod"] == "Priority"
     assert profile.inputs["dnsConfig"]["relativeName"] == "bookstore-dev"
     endpoints = profile.inputs["endpoints"]
@@ -106,7 +106,7 @@ def test_dns_is_removed_before_the_entry_it_points_at(entry):
         ({**ROUTE53, "hostedZoneId": "abc"}, r"entry\.hostedZoneId: 'abc' must be"),
         ({**ROUTE53, "recordName": "shop"}, r"entry\.recordName: 'shop' must be"),
         ({**ROUTE53, "probeIntervalSeconds": 15}, r"entry\.probeIntervalSeconds: 15 must be 10"),
-        ({**ROUTE53, "toleratedFailures": 0}, r"entry\.toleratedFailures: 0 must be"),
+        ({**ROUTE53, "failureThreshold": 0}, r"entry\.failureThreshold: 0 must be"),
         ({**ROUTE53, "ttlSeconds": -1}, r"entry\.ttlSeconds: -1 must be"),
         ({"dns": "none", "recordName": "a.b"}, r"entry\.recordName: only for dns: route53"),
         ({"dns": "none", "ttl": 5}, r"entry\.ttl: unknown key \(known keys: dns"),

@@ -109,9 +109,13 @@ class PublicName(pulumi.ComponentResource):
                 "port": ENTRY_PORT,
                 "path": _haproxy.ENTRY_HEALTH_PATH,
                 "interval_in_seconds": spec.probe_interval_s,
-                "tolerated_number_of_failures": spec.tolerated_failures,
-                # The models allow 5-10 s with a 30 s interval and 5-9 s with a 10 s one.
-                "timeout_in_seconds": 10 if spec.probe_interval_s == 30 else 9,
+                # "tolerates before declaring an endpoint ... Degraded after the next failed
+                # health check" (azure-mgmt-trafficmanager, models/_models.py, MonitorConfig):
+                # one fewer than the failures in a row that take the entry out.
+                "tolerated_number_of_failures": spec.failure_threshold - 1,
+                # An entry answers its health URI from HAProxy's memory in milliseconds; 5 s
+                # stays under either probe interval.
+                "timeout_in_seconds": 5,
                 "expected_status_code_ranges": [{"min": 200, "max": 200}],
             },
             endpoints=[
@@ -146,7 +150,7 @@ class PublicName(pulumi.ComponentResource):
                 ip_address=host.apply(lambda h: h if _is_ipv4(h) else None),
                 fqdn=host.apply(lambda h: None if _is_ipv4(h) else h),
                 request_interval=spec.probe_interval_s,
-                failure_threshold=spec.tolerated_failures,
+                failure_threshold=spec.failure_threshold,
                 tags={"Name": f"{stack}-entry-{i + 1}"},
                 opts=child,
             )
