@@ -23,6 +23,11 @@ TRAFFIC_MANAGER = {
 ROUTE53 = {"dns": "route53", "hostedZoneId": "Z0123ABC", "recordName": "shop.example.com"}
 
 
+def entry_port(graph) -> int:
+    (port,) = graph.named(ENTRY_SERVICE).inputs["spec"]["ports"]
+    return port["port"]
+
+
 def fleet_with(entry: dict | None) -> dict:
     config = fleet_of(1, 1)
     if entry is not None:
@@ -59,7 +64,7 @@ def test_traffic_manager_probes_the_entry_health_uri(preview):
     (profile,) = graph.of_type(TM_PROFILE)
     monitor = profile.inputs["monitorConfig"]
     assert monitor["path"] == _haproxy.ENTRY_HEALTH_PATH, f"{profile.name} probes {monitor}"
-    assert monitor["port"] == 80 and monitor["protocol"] == "HTTP", monitor
+    assert monitor["port"] == entry_port(graph) and monitor["protocol"] == "HTTP", monitor
     assert monitor["intervalInSeconds"] == 30 and monitor["toleratedNumberOfFailures"] == 2
     assert profile.inputs["trafficRoutingMethod"] == "Priority"
     assert profile.inputs["dnsConfig"]["relativeName"] == "bookstore-dev"
@@ -77,7 +82,8 @@ def test_route53_health_checks_the_entry_health_uri_and_records_fail_over(previe
     graph = run_program(fleet_with({**ROUTE53, "probeIntervalSeconds": 10}), preview=preview)
     (check,) = graph.of_type(HEALTH_CHECK)
     assert check.inputs["resourcePath"] == _haproxy.ENTRY_HEALTH_PATH, check.inputs
-    assert check.inputs["port"] == 80 and check.inputs["type"] == "HTTP", check.inputs
+    assert check.inputs["port"] == entry_port(graph), f"{check.name} must probe the entry's port"
+    assert check.inputs["type"] == "HTTP", check.inputs
     assert check.inputs["requestInterval"] == 10 and check.inputs["failureThreshold"] == 3
     (record,) = graph.of_type(RECORD)
     assert record.inputs["zoneId"] == "Z0123ABC" and record.inputs["name"] == "shop.example.com"
