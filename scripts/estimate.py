@@ -258,6 +258,17 @@ def estimate(
                     f"{item}{tier}GiB",
                     len(names),
                 )
+    service = {"trafficManager": "Azure Traffic Manager", "route53": "Route 53"}.get(
+        fleet.entry.dns
+    )
+    if service is not None:
+        # No sourced list price for either service's health checks and queries is in
+        # prices.yaml; a warning keeps the total honest instead of a guess.
+        bill.warnings.append(
+            f"public name (entry.dns: {fleet.entry.dns}): {service} health checks and DNS "
+            f"queries NOT counted; add their list prices to {PRICES.relative_to(ROOT)} with "
+            "their source"
+        )
     return bill
 
 

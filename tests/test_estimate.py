@@ -241,6 +241,27 @@ def test_a_region_without_prices_is_reported_not_guessed():
     ), bill.warnings
 
 
+@pytest.mark.parametrize(
+    ("entry", "service"),
+    [
+        (
+            {"dns": "route53", "hostedZoneId": "Z0123ABC", "recordName": "shop.example.com"},
+            "Route 53",
+        ),
+        ({"dns": "trafficManager", "relativeName": "shop1"}, "Azure Traffic Manager"),
+    ],
+)
+def test_the_public_name_is_reported_not_counted(entry, service):
+    config = {**KNOWN_FLEET, "ocm-fleet:entry": entry}
+    bill = estimate.estimate(estimate.fleet_of(config), run_program(config), PRICES)
+    plain = estimate.estimate(estimate.fleet_of(KNOWN_FLEET), run_program(KNOWN_FLEET), PRICES)
+    assert bill.total == plain.total, "the public name must not add a guessed price"
+    assert [w for w in bill.warnings if w not in plain.warnings] == [
+        f"public name (entry.dns: {entry['dns']}): {service} health checks and DNS queries NOT "
+        "counted; add their list prices to scripts/prices.yaml with their source"
+    ]
+
+
 def test_clusters_you_already_run_cost_the_program_nothing():
     config = large_config()
     bill = estimate.estimate(estimate.fleet_of(config), run_program(config), PRICES)
