@@ -131,3 +131,30 @@ def test_traffic_manager_location_defaults_to_an_azure_hub_region():
     config["hub"] = {"name": "main", "cloud": "aws", "region": "eu-west-1"}
     with pytest.raises(FleetConfigError, match=r"entry\.location: missing"):
         parse_fleet_config(config)
+
+
+@pytest.mark.parametrize("entry", [TRAFFIC_MANAGER, ROUTE53], ids=["trafficManager", "route53"])
+def test_dns_resources_use_the_names_own_explicit_provider(entry):
+    graph = run_program(fleet_with(entry))
+    providers = {r.urn: r for r in graph.resources if r.type.startswith("pulumi:providers:")}
+    for res in (r for r in graph.resources if r.type in DNS_TYPES):
+        provider_urn = res.provider.rsplit("::", 1)[0] if "::" in res.provider else res.provider
+        provider = providers.get(provider_urn)
+        assert provider is not None and provider.name.startswith("public-name-"), (
+            f"{res.name} must use the public name's explicit provider, not {res.provider!r}"
+        )
+    if entry is ROUTE53:
+        (provider,) = [p for p in providers.values() if p.name == "public-name-aws"]
+        assert provider.inputs["region"] == "us-east-1", provider.inputs
+
+
+def test_route53_record_type_follows_the_entry_address():
+    graph = run_program(fleet_with(ROUTE53))
+    (record,) = graph.of_type(RECORD)
+    host = graph.stack_outputs["url"].removeprefix("http://")
+    (check,) = graph.of_type(HEALTH_CHECK)
+    if host.replace(".", "").isdigit():
+        assert record.inputs["type"] == "A" and check.inputs["ipAddress"] == host, record.inputs
+    else:
+        assert record.inputs["type"] == "CNAME" and check.inputs["fqdn"] == host, record.inputs
+    assert record.inputs["records"] == [host], record.inputs
