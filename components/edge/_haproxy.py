@@ -144,6 +144,11 @@ def render_public_lb_config(
     a server simply waits, out of rotation, until DNS answers. ``resolve-prefer ipv4`` because the
     edges are reached over IPv4.
 
+    The public frontend also answers ``ENTRY_HEALTH_PATH`` itself: 503 while ``nbsrv`` of the
+    backend (its servers that are UP) is below 1, else 200. A DNS name in front of the entries
+    probes it; a dead last cluster fails it within the budget above, after which it takes the
+    DNS service's own probes to move users (docs/public-entry.md).
+
     Raises ``ValueError`` when the fleet is empty, when a cluster name is not a DNS-1123 label,
     or when an address is empty, contains whitespace, or is neither an IPv4 address nor a
     hostname.

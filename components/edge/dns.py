@@ -99,7 +99,7 @@ class PublicName(pulumi.ComponentResource):
         profile = azure_native.trafficmanager.Profile(
             f"{name}-profile",
             resource_group_name=group.name,
-            # Traffic Manager profiles are global; the API takes only "global" here.
+            # A profile is not in a region: it answers DNS worldwide.
             location="global",
             profile_status="Enabled",
             traffic_routing_method="Priority",
