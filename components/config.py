@@ -105,7 +105,7 @@ ENTRY_KEYS = frozenset(
 # Route 53's API model bounds these (botocore/data/route53/2013-04-01/service-2.json, shapes
 # RequestInterval 10-30, "the default value is 30 seconds", and FailureThreshold 1-10); the model
 # of azure-mgmt-trafficmanager (models/_models.py, MonitorConfig) names the same settings without
-# bounds. The program takes Route 53's two documented intervals, 10 and 30, for both services.
+# bounds. The program takes only the ends of Route 53's range, 10 and 30, for both services.
 ENTRY_PROBE_INTERVALS = (10, 30)
 ENTRY_FAILURES_RANGE = (1, 10)
 ENTRY_TTL_RANGE = (0, 3600)
