@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 import pytest
@@ -65,9 +66,10 @@ class Registry(http.server.BaseHTTPRequestHandler):
             self.wfile.write(manifest)
 
 
-@pytest.fixture
-def registry() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+@contextlib.contextmanager
+def serving(handler: Callable[..., http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server on a free loopback port for the `with` block; yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -75,5 +77,13 @@ def registry() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def registry() -> Iterator[str]:
+    try:
+        with serving(Registry) as url:
+            yield url
+    finally:
         Registry.manifests, Registry.announce = {}, {}
         Registry.announce_on_head, Registry.requests, Registry.accepts = True, [], []

@@ -208,27 +208,26 @@ def test_the_shipped_stacks_pass_once_deploy_fills_in_what_it_asks_for(project):
         assert facts["clouds"] == expected, facts
 
 
+def check_py(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """scripts/check.py in the project copy, as a user runs it there."""
+    return subprocess.run(
+        [sys.executable, "scripts/check.py", *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        check=False,
+    )
+
+
 def test_usage_errors_and_a_missing_stack_exit_non_zero(project):
     done = run_check(project, GOOD_HEAD + AZURE_APP, "--no-such-option")
     assert done.returncode == 2 and "unrecognized arguments" in done.stderr
-    missing = subprocess.run(
-        [sys.executable, "scripts/check.py", "prod"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    missing = check_py(project, "prod")
     assert missing.returncode == 1
     assert "Pulumi.prod.yaml not found; copy Pulumi.dev.yaml" in missing.stderr
-    helped = subprocess.run(
-        [sys.executable, "scripts/check.py", "--help"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    helped = check_py(project, "--help")
     assert helped.returncode == 0 and "--preflight" in helped.stdout
 
 
@@ -346,15 +345,7 @@ def test_a_secret_value_is_a_note_not_a_false_problem(project):
 )
 def test_files_that_cannot_be_read_are_one_line(project, content, message):
     (project / "Pulumi.trial.yaml").write_bytes(content)
-    done = subprocess.run(
-        [sys.executable, "scripts/check.py", "trial"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        check=False,
-    )
+    done = check_py(project, "trial")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr, done.stderr
     assert message in done.stderr, done.stderr

@@ -8,13 +8,13 @@ import http.server
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import REFERENCE_ROOT, require_reference
 from harness import ROOT
+from registry_stand_in import serving
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
@@ -51,15 +51,8 @@ def mirror(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def served(mirror) -> Iterator[str]:
-    handler = functools.partial(_QuietHandler, directory=str(mirror))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(functools.partial(_QuietHandler, directory=str(mirror))) as url:
+        yield url
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
