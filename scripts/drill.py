@@ -934,7 +934,7 @@ def _main_lost(args: argparse.Namespace, outputs: dict) -> int:
                 interval=args.interval,
                 promote_after=args.promote_after,
                 fault_seconds=args.fault_seconds or 900,
-                after_restore_seconds=min(args.recovery_seconds, 60),
+                after_restore_seconds=min(args.recovery_seconds, 15),
                 on_phase=say,
             )
         except KeyboardInterrupt:
@@ -971,7 +971,7 @@ def main(argv: list[str] | None = None) -> int:
         "--recovery-seconds",
         type=float,
         default=600,
-        help="longest recovery phase (main-lost: the look after the restore, at most 60)",
+        help="longest recovery phase (main-lost: the look after the restore, at most 15)",
     )
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between requests")
     parser.add_argument(
