@@ -254,8 +254,14 @@ class RefuseAgents(Fault):
             self._set(cluster, False)
 
     def restore(self) -> None:
+        failed = []
         for cluster, accepts in self.accepted.items():
-            self._set(cluster, accepts)
+            try:
+                self._set(cluster, accepts)
+            except Exception as err:  # the other clusters must still be restored
+                failed.append(f"{cluster}: {err}")
+        if failed:
+            raise RuntimeError("; ".join(failed))
 
     def check(self) -> list[str]:
         return [
@@ -577,6 +583,8 @@ class MainLostReport:
     second_entry_after: float | None = None
     """Seconds from the fault until the second entry itself served (probed directly, with DNS)."""
     promotion_at: float | None = None
+    promotion_run: bool = False
+    """Whether the drill ran the promotion (--promote) or asked for it."""
     promotion_done: float | None = None
     promotion_failed: str | None = None
     writes_after: float | None = None
@@ -611,7 +619,7 @@ class MainLostReport:
                 + ("the public name)" if self.via_name else "the second entry; no DNS name)"),
             ),
             ("requests sent (one per)", f"{self.requests} ({self.interval:g} s)"),
-            ("failed before the baseline ended", str(self.baseline_errors)),
+            ("failed before the fault (baseline)", str(self.baseline_errors)),
             ("failed during the failover", str(self.failed_during)),
             ("failed once the second entry served", str(self.failed_after)),
             ("the second entry served through the target", seconds(self.served_after)),
@@ -623,7 +631,7 @@ class MainLostReport:
             promotion += f", done at {self.promotion_done:.1f} s"
         if self.promotion_failed:
             promotion += f" ({self.promotion_failed})"
-        rows.append(("promotion began", promotion))
+        rows.append(("promotion began" if self.promotion_run else "promotion asked for", promotion))
         writes = seconds(self.writes_after) + since_promotion(self.writes_after)
         rows.append(("writes work again", writes))
         if self.standby_hub:
@@ -708,6 +716,7 @@ def run_main_lost(
     """
     report = MainLostReport(target=target, via_name=second_entry is not None, interval=interval)
     report.standby_hub = agents is not None
+    report.promotion_run = promotion.automatic
 
     def get(url: str) -> bool:
         status, _ = send(url, timeout)
@@ -730,7 +739,7 @@ def run_main_lost(
         while (now := clock() - fault_at) < fault_seconds:
             if report.promotion_at is None and now >= promote_after:
                 promotion.begin()
-                report.promotion_at = promotion.started - fault_at
+                report.promotion_at = now
             report.requests += 1
             if get(target):
                 if report.served_after is None:
@@ -750,8 +759,9 @@ def run_main_lost(
                 try:
                     if agents(fault_wall):
                         report.agents_after = clock() - fault_at
+                    report.notes = []
                 except Exception as err:  # the hub may not answer yet
-                    report.notes = [f"last standby hub check failed: {err}"]
+                    report.notes = [f"drill: the last look at the standby hub failed: {err}"]
             done = report.served_after is not None and report.writes_after is not None
             if done and (agents is None or report.agents_after is not None):
                 complete_at = complete_at if complete_at is not None else now
@@ -763,8 +773,10 @@ def run_main_lost(
             on_phase("restore")
             fault.restore()
             report.restore_problems = fault.check()
-        if promotion.started is not None and promotion.finished is not None:
-            report.promotion_done = promotion.finished - fault_at
+        if report.promotion_at is not None and promotion.finished is not None:
+            # The promotion's own clock: only its duration is carried over.
+            took = promotion.finished - promotion.started
+            report.promotion_done = report.promotion_at + took
         report.promotion_failed = promotion.failed
 
     on_phase("after the restore")
@@ -846,7 +858,7 @@ class MainLostPlan:
     cloud: str
     clusters: list[str]
     standby_hub: str | None
-    """The home whose kubeconfig reaches the standby OCM hub, when it is on."""
+    """The second home, whose kubeconfig reaches the standby OCM hub, when that hub is on."""
 
 
 def main_lost_plan(outputs: dict) -> MainLostPlan:
@@ -858,7 +870,8 @@ def main_lost_plan(outputs: dict) -> MainLostPlan:
         )
     hub = outputs.get("hub") or {}
     kubeconfigs = outputs.get("kubeconfigs") or {}
-    standby = (outputs.get("standbyHub") or {}).get("name")
+    # The standby hub runs on the second home: its kubeconfig is that home's.
+    standby = next(iter(outputs["hubStandby"])) if outputs.get("standbyHub") else None
     for home in filter(None, [hub.get("name"), standby]):
         if home not in kubeconfigs:
             raise DrillError(f"the stack output kubeconfigs has no kubeconfig of {home!r}")

@@ -225,8 +225,14 @@ def test_a_restore_that_fails_is_reported_and_the_other_steps_are_still_restored
     assert broken["patched"]
     assert home.replicas == {"deployment/public-lb": 2, "statefulset/mariadb": 1}
     problems = fault.check()
-    assert problems[0] == "restoring refuse-agents: the main hub does not answer", problems
-    assert "managedcluster app-a on the main hub has hubAcceptsClient False" in problems, problems
+    assert problems[0] == (
+        "restoring refuse-agents: app-a: the main hub does not answer; "
+        "app-b: the main hub does not answer"
+    ), problems
+    assert problems[1:] == [
+        "managedcluster app-a on the main hub has hubAcceptsClient False",
+        "managedcluster app-b on the main hub has hubAcceptsClient False",
+    ], problems
 
 
 def test_the_agents_are_counted_on_the_standby_hub_only_once_all_are_there_and_heartbeating():
@@ -338,10 +344,10 @@ def test_the_plan_needs_the_second_home_and_its_entry_and_prefers_the_public_nam
     assert (plan.target, plan.second_entry) == ("http://second.example", None)
     assert plan.clusters == CLUSTERS and plan.standby_hub is None
     plan = drill.main_lost_plan(
-        {**outputs, "publicNameUrl": "http://shop.example", "standbyHub": {"name": "second"}}
+        {**outputs, "publicNameUrl": "http://shop.example", "standbyHub": {"name": "hub-2"}}
     )
     assert (plan.target, plan.second_entry) == ("http://shop.example", "http://second.example")
-    assert plan.standby_hub == "second"
+    assert plan.standby_hub == "second", "the standby hub is read through the second home"
     steps = drill.main_lost_fault(plan, "dev", lambda *a: "", None).steps
     assert [type(s).__name__ for s in steps] == ["ScaleToZero", "ScaleToZero", "RefuseAgents"]
     with pytest.raises(drill.DrillError, match=r"ocm-fleet:hub.standby.*entryUrls"):
@@ -470,3 +476,46 @@ def test_the_promotion_runs_in_the_background_and_reports_a_failure():
     drill.Promotion("dev", automatic=False, say=said.append).begin()
     assert "pulumi config set ocm-fleet:database.primary standby --stack dev" in said[0], said
     assert "pulumi up --yes --stack dev" in said[0], said
+
+
+def _fake_tools(tmp_path: Path, outputs: dict) -> dict[str, str]:
+    """`pulumi stack output` printing `outputs`, and a kubectl that fails if it is ever run."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (tmp_path / "outputs.json").write_text(json.dumps(outputs))
+    (bin_dir / "pulumi").write_text(f"#!/bin/sh\ncat {tmp_path / 'outputs.json'}\n")
+    (bin_dir / "kubectl").write_text(f"#!/bin/sh\ntouch {tmp_path / 'kubectl-ran'}\nexit 1\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    return {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+
+
+def test_main_lost_on_a_fleet_without_a_second_home_is_one_line_and_changes_nothing(tmp_path):
+    env = _fake_tools(tmp_path, {"hub": {"name": "main"}, "entryUrls": ["http://1.1.1.1"]})
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "drill.py"), "--stack", "dev", "--fault",
+         "main-lost"], capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "drill: main-lost needs a fleet with a second home (ocm-fleet:hub.standby) and its entry "
+        "(stack output entryUrls with two addresses, found ['http://1.1.1.1'])"
+    ]
+    assert not (tmp_path / "kubectl-ran").exists(), "nothing may be touched when it refuses"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fault", "main-lost", "--cluster", "app-a"], "give no --cluster"),
+        (["--fault", "app-down"], "app-down needs --cluster"),
+        (["--fault", "app-down", "--cluster", "app-a", "--promote"], "--promote belongs to"),
+    ],
+)
+def test_main_lost_usage_errors_exit_2_before_reading_the_stack(tmp_path, args, message):
+    env = _fake_tools(tmp_path, {})
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "drill.py"), "--stack", "dev", *args],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2 and message in done.stderr, done.stderr
