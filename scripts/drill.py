@@ -227,8 +227,10 @@ class RefuseAgents(Fault):
     passes its access review and accepts it (pkg/registration/spoke/bootstrapkubeconfigs.go,
     selectBootstrapKubeConfigs, checkBootstrapKubeConfigValid). A refusal is the one change,
     short of taking the API server away, that makes every agent re-select (hub_accept_controller
-    .go, sync): it moves them at once, so a real loss adds the hub-connection timeout (at least
-    180 s, checked each minute) to the figure the drill reports. Restored to the values read."""
+    .go, sync): it moves them at once, so a real loss adds the hub-connection timeout to the
+    figure the drill reports (`hubConnectionTimeoutSeconds`: minimum 180, default 600 in the
+    1.3.1 Klusterlet CRD; the timeout controller resyncs every minute). Restored to the values
+    read."""
 
     name = "refuse-agents"
 
@@ -559,7 +561,7 @@ class Promotion:
                 break
         self.finished = self.clock()
 
-    def wait(self, seconds: float) -> None:
+    def wait(self, seconds: float | None) -> None:
         if self._thread is not None:
             self._thread.join(seconds)
 
@@ -950,6 +952,13 @@ def _main_lost(args: argparse.Namespace, outputs: dict) -> int:
                 after_restore_seconds=min(args.recovery_seconds, 15),
                 on_phase=say,
             )
+        except (DrillError, RuntimeError) as err:
+            # Raised by kubectl or docker while breaking the fleet; run_main_lost restored it.
+            problems = fault.check()
+            print(f"drill: {err}; what the drill had changed was undone"
+                  + ("" if not problems else ", except: " + "; ".join(problems)),
+                  file=sys.stderr)  # fmt: skip
+            return 1
         except KeyboardInterrupt:
             with _shielded():
                 fault.restore()
@@ -961,6 +970,10 @@ def _main_lost(args: argparse.Namespace, outputs: dict) -> int:
                 print("drill: the promotion (pulumi up) was still running; check it with "
                       f"`pulumi stack history --stack {args.stack}`", file=sys.stderr)  # fmt: skip
             return 130
+    if args.promote and promotion.started is not None and promotion.finished is None:
+        # Left alone, the promotion would go on unseen after the drill exits.
+        say("waiting for the promotion (pulumi up) to finish")
+        promotion.wait(None)
     print(report.table())
     print(AFTER_MAIN_LOST, file=sys.stderr)
     return 0 if report.restore_ok else 1
