@@ -349,6 +349,13 @@ class FleetMocks(Mocks):
             if len(parts) > 3 and parts[3] in self.kind_providers:
                 ingress = {"ip": f"172.18.0.{n % 50 + 200}"}
             state["status"] = c({"loadBalancer": {"ingress": [ingress]}})
+        elif (
+            t == "kubernetes:core/v1:Service"
+            and (state.get("spec") or {}).get("type", "ClusterIP") == "ClusterIP"
+            and not (state.get("spec") or {}).get("clusterIP")
+        ):
+            # The API server allocates a cluster IP to a ClusterIP Service without one.
+            state["spec"] = {**state["spec"], "clusterIP": c(f"10.0.{n % 250}.{n % 199 + 2}")}
         elif t == "kubernetes:core/v1:Secret" and state.get("type") == (
             "kubernetes.io/service-account-token"
         ):
