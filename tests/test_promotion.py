@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pulumi
 import pytest
 from conftest import FLEETS, STANDBY_FLEETS, fleet_graph
+from haproxy_live import haproxy_binary, live_fleet
 from harness import (
     Graph,
     GraphChanges,
@@ -29,6 +31,7 @@ from components.app.delivery import (
     database_peers,
 )
 from components.config import FleetConfig, parse_fleet_config
+from components.edge import _haproxy
 from components.security import network_policies as netpol
 
 PROVIDER = "pulumi:providers:kubernetes"
@@ -46,6 +49,8 @@ DATABASE_PRIMARY_KEY = "ocm-fleet:database"
 """`database.primary`, as `pulumi config set --path database.primary standby` stores it."""
 HAS_PRIMARY_KEY = hasattr(FleetConfig, "database_primary")
 ANY = netpol.ANYWHERE
+STATE_CHANGE_LIMIT = 30.0
+"""Far above the ~8 s the entry's checks are tuned for: bounds the live test, does not time it."""
 
 
 def homes_of(config: dict[str, Any]) -> tuple[str, str]:
@@ -369,6 +374,20 @@ def test_the_config_model_marks_both_homes_and_nothing_else():
     assert not any(c.skip_unreachable for c in parse_fleet_config(raw).all_clusters)
 
 
+def test_the_one_call_about_the_main_cluster_is_its_aks_credentials():
+    """docs/data.md states what a promotion's `up` still asks of the lost home's cloud."""
+    graph = fleet_graph("dev-standby", False)
+    about_main = [
+        token
+        for token, args in graph.invokes
+        if any(str(v).startswith("main-") for v in args.values())
+    ]
+    assert about_main == ["azure-native:containerservice:listManagedClusterAdminCredentials"], (
+        f"the calls a run makes about the main cluster changed: {about_main}; update the "
+        "promotion's limits in docs/data.md"
+    )
+
+
 # --- a promotion, as a whole: one config change, one `up` ----------------------------------
 
 
@@ -469,3 +488,34 @@ def test_graph_changes_finds_what_differs_and_nothing_else():
     assert {urn.rsplit("::", 1)[-1] for urn in changes.added} == {"extra"}
     assert not changes.removed
     assert not graph_changes(one, one).changed, "a graph compared with itself changes nothing"
+
+
+# --- what the user sees between the loss and the promotion -----------------------------------
+
+
+@pytest.mark.skipif(haproxy_binary() is None, reason="haproxy is not installed (Debian: haproxy)")
+def test_without_a_database_the_entry_answers_503_for_every_page_until_it_is_back(tmp_path):
+    """Between the loss of the primary and the promotion no app cluster reaches a database:
+    /api/books fails everywhere, so the public entry takes every cluster out and answers 503
+    for the landing page as well, though the clusters would serve it. Once the database
+    answers again under the same name, the clusters come back without a restart."""
+    with live_fleet(["app-a", "app-b"], tmp_path) as (proxy, clusters):
+        assert proxy.get("/")[0] == 200, "the landing page must be served while healthy"
+        lost_at = time.monotonic()
+        for cluster in clusters.values():
+            cluster.database_down = True
+        for name in clusters:
+            assert proxy.wait_for_event(name, "DOWN", lost_at, STATE_CHANGE_LIMIT) is not None, (
+                f"{name} must be taken out when its /api/books fails"
+            )
+        status, _ = proxy.get("/")
+        assert status == 503, f"with no database anywhere the landing page answered {status}"
+        assert proxy.get(_haproxy.ENTRY_HEALTH_PATH)[0] == 503, "the entry must report itself down"
+
+        promoted_at = time.monotonic()
+        for cluster in clusters.values():
+            cluster.database_down = False
+        for name in clusters:
+            took = proxy.wait_for_event(name, "UP", promoted_at, STATE_CHANGE_LIMIT)
+            assert took is not None, f"{name} must come back once the database answers"
+        assert proxy.get("/")[0] == 200 and proxy.get("/api/books")[0] == 200
