@@ -20,6 +20,7 @@ from harness import (
     is_unknown,
     run_program,
 )
+from schemas import kubernetes_errors
 
 import components.app.database as database_module
 from components.app.delivery import (
@@ -206,6 +207,30 @@ def test_each_home_service_reaches_that_homes_address(fleet):
                     f"{cluster}/{name}: its one endpoint must be {address}"
                 )
             assert [p["port"] for p in endpoints["ports"]] == [p["port"] for p in spec["ports"]]
+
+
+@pytest.mark.parametrize("fleet", list(STANDBY_FLEETS))
+def test_the_stable_name_objects_are_valid_kubernetes(fleet):
+    config = FLEETS[fleet]()
+    main, second = homes_of(config)
+    graph = graph_with_homes(fleet, "standby", preview=False)
+    names = [DATABASE_SERVICE, *(database_home_service(h) for h in (main, second))]
+    checked = 0
+    for cluster in app_clusters(config):
+        objects = [("v1", "Service", named_object(graph, cluster, SERVICE, n)) for n in names] + [
+            (
+                "discovery.k8s.io/v1",
+                "EndpointSlice",
+                named_object(graph, cluster, ENDPOINT_SLICE, n),
+            )
+            for n in names[1:]
+        ]
+        for api_version, kind, res in objects:
+            obj = {"apiVersion": api_version, "kind": kind, **res.inputs}
+            errors = kubernetes_errors(obj, "1.33")
+            assert not errors, f"{cluster}: {kind} {res.name} is invalid: {errors}"
+            checked += 1
+    assert checked == len(app_clusters(config)) * 5
 
 
 @pytest.mark.parametrize("fleet", list(STANDBY_FLEETS))
