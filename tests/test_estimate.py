@@ -818,3 +818,118 @@ def test_the_data_doc_shows_what_the_estimate_prints_for_the_second_home(capsys)
     out = capsys.readouterr().out.splitlines()
     stale = [line for line in shown.splitlines() if line not in out]
     assert shown.strip() and not stale, f"{DATA_DOC.name} lines the estimate no longer prints"
+
+
+PUBLIC_ENTRY_DOC = ROOT / "docs" / "public-entry.md"
+PRICE_ROW = re.compile(
+    r"^\| [^|]+ \| `(?P<item>\w+)` \| \$(?P<usd>[\d.]+)/(?P<per>[\w -]+) \| (?P<date>[\d-]+) \|$"
+)
+TERM = re.compile(r"(?P<quantity>\d+(?:\.\d+)?) \u00d7 `(?P<item>\w+)`")
+SUM_ROW = re.compile(r"^\|(?P<cells>.*)\| \*{0,2}\$(?P<usd>[\d,]+\.\d\d)\*{0,2} \|$")
+
+
+def _section(path, heading: str) -> str:
+    text = path.read_text()
+    assert heading in text, f"{path.name} has no {heading!r}"
+    return text.split(heading, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+
+
+def _sum_rows(section: str, prices: dict, cloud_region) -> list[tuple[str, float, float]]:
+    """(row, the month the row states, the month its `quantity x price item` terms come to,
+    whether it has terms)."""
+    rows = []
+    for row in section.splitlines():
+        match = SUM_ROW.match(row)
+        if not match:
+            continue
+        terms = TERM.findall(match["cells"])
+        computed = sum(
+            _monthly(prices, *cloud_region(item), item, float(quantity)) for quantity, item in terms
+        )
+        rows.append((row, float(match["usd"].replace(",", "")), round(computed, 2), bool(terms)))
+    return rows
+
+
+def _where(prices: dict, region: str):
+    def cloud_region(item: str) -> tuple[str, str]:
+        clouds = [
+            c
+            for c in ("aws", "azure")
+            if item in prices[c]["global"] or item in prices[c]["regions"].get(region, {})
+        ]
+        assert len(clouds) == 1, f"price item {item} must be in exactly one cloud's prices"
+        return clouds[0], region
+
+    return cloud_region
+
+
+def test_the_public_entry_docs_price_table_is_prices_yaml():
+    prices = estimate.load_prices()
+    rows = [PRICE_ROW.match(r) for r in _section(PUBLIC_ENTRY_DOC, "## Cost\n").splitlines()]
+    rows = [r for r in rows if r]
+    assert len(rows) == 9, "every price item of the public name is in the table"
+    for row in rows:
+        cloud, _ = _where(prices, "global")(row["item"])
+        entry = prices[cloud]["global"][row["item"]]
+        assert (float(row["usd"]), row["per"]) == (entry["usd"], entry["per"]), row["item"]
+        assert row["date"] == str(entry.get("published") or entry["read"]), row["item"]
+
+
+def test_the_public_entry_docs_monthly_figures_are_what_the_estimate_bills_for_two_entries():
+    prices = estimate.load_prices()
+    rows = _sum_rows(_section(PUBLIC_ENTRY_DOC, "## Cost\n"), prices, _where(prices, "global"))
+    assert len(rows) == 4, rows
+    for row, stated, computed, _ in rows:
+        assert stated == computed, f"docs/public-entry.md: {row} comes to ${computed}"
+    # The same through the estimate: the dev-standby fleet with its second entry in the name.
+    billed = {}
+    for entry, interval in (
+        (ROUTE53, 30),
+        (ROUTE53, 10),
+        (TRAFFIC_MANAGER, 30),
+        (TRAFFIC_MANAGER, 10),
+    ):
+        config = {
+            **dev_standby_config(),
+            "ocm-fleet:entry": {**entry, "probeIntervalSeconds": interval},
+        }
+        graph = _with_second_check(run_program(config)) if entry is ROUTE53 else run_program(config)
+        if entry is TRAFFIC_MANAGER:
+            graph = _with_second_endpoint(graph)
+        bill = estimate.estimate(estimate.fleet_of(config), graph, prices)
+        billed[(entry["dns"], interval)] = bill.of(estimate.PUBLIC_NAME)
+    stated = {
+        (re.search(r"`(\w+)`", row)[1], int(row.split("|")[2])): usd for row, usd, _, _ in rows
+    }
+    assert stated == billed, "the docs' figures are the estimate's public name subtotals"
+
+
+def _with_second_endpoint(graph):
+    """The graph with the second entry in the Traffic Manager profile (as the first one)."""
+    graph = copy.deepcopy(graph)
+    (profile,) = graph.of_type(estimate.TRAFFIC_MANAGER_PROFILE)
+    endpoints = profile.inputs["endpoints"]
+    if len(endpoints) == 1:
+        endpoints.append({**endpoints[0], "name": "entry-2", "priority": 2.0})
+    return graph
+
+
+def test_the_data_docs_cost_table_is_what_the_estimate_adds_for_the_replica_and_the_entry():
+    prices = estimate.load_prices()
+    config = dev_standby_config()
+    fleet = estimate.fleet_of(config)
+    region = fleet.hub_standby.region
+    rows = _sum_rows(_section(DATA_DOC, "### Cost\n"), prices, _where(prices, region))
+    items = [(row, stated, computed) for row, stated, computed, terms in rows if terms]
+    (total,) = [(row, stated) for row, stated, _, terms in rows if not terms]
+    assert len(items) == 3, items
+    for row, stated, computed in items:
+        assert stated == computed, f"docs/data.md: {row} comes to ${computed}"
+    assert total[1] == round(sum(stated for _, stated, _ in items), 2), total[0]
+    graph = run_program(config)
+    before = estimate.estimate(fleet, graph, prices)
+    after = estimate.estimate(fleet, _second_home_on_eks(graph), prices)
+    assert after.warnings == []
+    assert round(after.of("second") - before.of("second"), 2) == total[1], (
+        "the docs' figure is what the estimate adds to the second home for them"
+    )
