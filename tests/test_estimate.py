@@ -338,17 +338,44 @@ def _adding(graph, *resources):
     return graph
 
 
-def _second_home_on_eks(graph):
-    """The replica and the second entry as the shared design puts them on an EKS second home:
-    the replica's claim (the primary's size, DatabaseArgs.storage_gb) on a gp3 class of the
-    program's, and two LoadBalancer Services asking for an NLB, MariaDB's and HAProxy's."""
+def _bare(graph, cluster: str):
+    """The graph without the volumes, storage classes and LoadBalancer Services declared on
+    `cluster`: its bill is then the cluster's own, whatever the program puts on it."""
+    provider = graph.kubernetes_provider(cluster).urn
+    graph = copy.deepcopy(graph)
+    graph.resources = [
+        r
+        for r in graph.resources
+        if r.provider_urn != provider
+        or not (
+            r.type in (estimate.PVC, estimate.STORAGE_CLASS)
+            or (
+                r.type == estimate.SERVICE
+                and r.inputs.get("spec", {}).get("type") == "LoadBalancer"
+            )
+        )
+    ]
+    return graph
+
+
+def _replica_disk(graph):
+    """The replica's claim as the shared design has it on an EKS second home: the primary's
+    size (DatabaseArgs.storage_gb) on a gp3 class of the program's."""
     from components.app.database import DatabaseArgs
 
+    size = f"{DatabaseArgs.storage_gb}Gi"
+    return [
+        _gp3_class(graph, "second"),
+        _claim(graph, "second", "mariadb-data", size, "ocm-fleet-gp3"),
+    ]
+
+
+def _second_home_on_eks(graph):
+    """The second home's replica and entry on EKS, each Service asking for an NLB."""
     nlb = {estimate.AWS_LB_TYPE: "nlb"}
     return _adding(
         graph,
-        _gp3_class(graph, "second"),
-        _claim(graph, "second", "mariadb-data", f"{DatabaseArgs.storage_gb}Gi", "ocm-fleet-gp3"),
+        *_replica_disk(graph),
         _balancer(graph, "second", "bookstore-data", "mariadb-public", nlb),
         _balancer(graph, "second", "ocm-fleet-ingress", "public-lb", nlb),
     )
@@ -370,11 +397,11 @@ def test_the_replica_and_the_second_entry_are_billed_on_an_eks_second_home():
 
     config = _standby_fleet()
     fleet = estimate.fleet_of(config)
-    graph = run_program(config)
+    graph = _bare(run_program(config), "second")
     before = estimate.estimate(fleet, graph, PRICES)
     after = estimate.estimate(fleet, _second_home_on_eks(graph), PRICES)
     old, new = _lines(before, "second"), _lines(after, "second")
-    assert "Network Load Balancers" not in old, "the second home declares no Service of its own"
+    assert "Network Load Balancers" not in old, "a bare second home has no load balancer"
     nlbs = _monthly(PRICES, "aws", "us-east-1", "networkLoadBalancer", 2)
     assert new["Network Load Balancers"] == nlbs, "the replica's and the entry's NLB"
     ips = "public IPv4 (NAT EIPs, NLB zones)"
@@ -386,6 +413,8 @@ def test_the_replica_and_the_second_entry_are_billed_on_an_eks_second_home():
     ), "the replica's disk is gp3 beside the node roots"
     assert after.of("second") == pytest.approx(before.of("second") + nlbs + zone_ips + disk)
     assert after.warnings == before.warnings == []
+    plain = estimate.estimate(estimate.fleet_of(KNOWN_FLEET), run_program(KNOWN_FLEET), PRICES)
+    assert "second" not in plain.owners, "only a fleet with hub.standby has these lines"
     for cluster in ("main", "east", "west"):
         assert _lines(after, cluster) == _lines(before, cluster), f"{cluster} is unchanged"
 
@@ -399,7 +428,7 @@ def test_the_replica_and_the_second_entry_are_billed_on_an_aks_second_home():
     prices["azure"]["regions"]["northeurope"] = prices["azure"]["regions"]["westeurope"]
     config = _standby_fleet(cloud="azure", region="northeurope")
     fleet = estimate.fleet_of(config)
-    graph = run_program(config)
+    graph = _bare(run_program(config), "second")
     claim = CLAIM["zoneRedundant"]
     home = _adding(
         graph,
@@ -424,7 +453,7 @@ def test_the_replica_and_the_second_entry_are_billed_on_an_aks_second_home():
 
 def test_a_service_without_the_nlb_annotation_is_billed_as_the_classic_load_balancer_eks_makes():
     config = _standby_fleet()
-    graph = run_program(config)
+    graph = _bare(run_program(config), "second")
     fleet = estimate.fleet_of(config)
     home = _adding(
         graph,
@@ -437,7 +466,11 @@ def test_a_service_without_the_nlb_annotation_is_billed_as_the_classic_load_bala
         PRICES, "aws", "us-east-1", "classicLoadBalancer", 1
     )
     assert "Network Load Balancers" not in lines
-    assert "public IPv4 (NAT EIPs, load balancer zones)" in lines
+    bare = _lines(estimate.estimate(fleet, graph, PRICES), "second")
+    assert lines["public IPv4 (NAT EIPs, load balancer zones)"] == pytest.approx(
+        bare["public IPv4 (NAT EIPs, NLB zones)"]
+        + _monthly(PRICES, "aws", "us-east-1", "publicIpv4", estimate.eks.ZONE_COUNT)
+    ), "a Classic Load Balancer holds an address per zone as well; the external one none"
     assert bill.warnings == [
         f"second: LoadBalancer Service x/external asks {estimate.AWS_LB_TYPE}: 'external', which "
         "the AWS Load Balancer Controller provisions, and the program installs none: NOT counted"
@@ -456,7 +489,7 @@ def test_an_eks_volume_not_on_a_gp3_class_of_the_programs_is_reported_not_guesse
     storage_class, declared, said
 ):
     config = _standby_fleet()
-    graph = run_program(config)
+    graph = _bare(run_program(config), "second")
     extra = [_claim(graph, "second", "mariadb-data", "20Gi", storage_class)]
     if declared:
         extra.append(_gp3_class(graph, "second", storage_class, declared))
@@ -920,16 +953,21 @@ def test_the_data_docs_cost_table_is_what_the_estimate_adds_for_the_replica_and_
     fleet = estimate.fleet_of(config)
     region = fleet.hub_standby.region
     rows = _sum_rows(_section(DATA_DOC, "### Cost\n"), prices, _where(prices, region))
-    items = [(row, stated, computed) for row, stated, computed, terms in rows if terms]
-    (total,) = [(row, stated) for row, stated, _, terms in rows if not terms]
-    assert len(items) == 3, items
-    for row, stated, computed in items:
+    assert [terms for *_, terms in rows] == [True, True, True], rows
+    for row, stated, computed, _ in rows:
         assert stated == computed, f"docs/data.md: {row} comes to ${computed}"
-    assert total[1] == round(sum(stated for _, stated, _ in items), 2), total[0]
-    graph = run_program(config)
-    before = estimate.estimate(fleet, graph, prices)
-    after = estimate.estimate(fleet, _second_home_on_eks(graph), prices)
-    assert after.warnings == []
-    assert round(after.of("second") - before.of("second"), 2) == total[1], (
-        "the docs' figure is what the estimate adds to the second home for them"
-    )
+    # The same through the estimate: what each adds to a bare second home.
+    graph = _bare(run_program(config), "second")
+    bare = estimate.estimate(fleet, graph, prices).of("second")
+    nlb = {estimate.AWS_LB_TYPE: "nlb"}
+    added = [
+        _replica_disk(graph),
+        [_balancer(graph, "second", "bookstore-data", "mariadb-public", nlb)],
+        [_balancer(graph, "second", "ocm-fleet-ingress", "public-lb")],
+    ]
+    for (row, stated, _, _), extra in zip(rows, added, strict=True):
+        bill = estimate.estimate(fleet, _adding(graph, *extra), prices)
+        assert bill.warnings == []
+        assert round(bill.of("second") - bare, 2) == stated, (
+            f"docs/data.md: {row} is not what the estimate adds to the second home"
+        )
