@@ -514,7 +514,8 @@ def agents_on_hub(kubectl: Callable[..., str], clusters: list[str], since: float
 
 def promote_commands(stack: str) -> list[list[str]]:
     return [
-        ["pulumi", "config", "set", "ocm-fleet:database.primary", "standby", "--stack", stack],
+        # --path: `primary` is a key of the object `database` (docs/data.md, "Promotion").
+        ["pulumi", "config", "set", "--path", "database.primary", "standby", "--stack", stack],
         ["pulumi", "up", "--yes", "--stack", stack],
     ]
 
@@ -912,7 +913,7 @@ def main_lost_fault(
 AFTER_MAIN_LOST = """drill: left as the drill found it after the loss, not as before it:
   - the database primary is the standby's if the promotion ran; the former primary came back
     read-only: rejoin it (docs/data.md, "Losing the main cluster: the data") before moving the
-    primary back with `pulumi config set ocm-fleet:database.primary main` and `pulumi up`;
+    primary back with `pulumi config set --path database.primary main` and `pulumi up`;
   - with the standby hub, the agents stay on it: bring the main hub's replica set up to date
     (`pulumi up`), then take the return step (docs/rollout-and-failover.md)."""
 
@@ -1003,7 +1004,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--promote",
         action="store_true",
-        help="main-lost: run the promotion (pulumi config set ocm-fleet:database.primary "
+        help="main-lost: run the promotion (pulumi config set --path database.primary "
         "standby, then pulumi up --yes) instead of printing it for you to run",
     )
     parser.add_argument(

@@ -47,8 +47,8 @@ class StandInCluster:
     """An app cluster's edge: answers GET /api/books with 200 while healthy, 503 when its app or
     database is broken, and nothing at all once stopped. POST /api/books creates a book (201 with
     its id, as shopapi's `BooksController#create` does) and DELETE /api/books/<id> removes it
-    (204), both only while `writable`: a read-only database fails them with 500. Clusters given
-    the same `books` share one database."""
+    (204), both only while `writable` (a read-only database fails them with 500) and while the
+    database is in reach. Clusters given the same `books` share one database."""
 
     def __init__(self, name: str, address: str, port: int, books: dict[int, str] | None = None):
         self.name, self.address, self.port = name, address, port
@@ -89,8 +89,11 @@ class StandInCluster:
             def do_POST(self) -> None:
                 cluster.posts += 1
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if not cluster.healthy or not cluster.writable:
-                    self._answer(503 if not cluster.healthy else 500)
+                if not cluster.healthy or cluster.database_down:
+                    self._answer(503)
+                    return
+                if not cluster.writable:
+                    self._answer(500)
                     return
                 book = next(_BOOK_IDS)
                 cluster.books[book] = cluster.name
@@ -98,8 +101,10 @@ class StandInCluster:
 
             def do_DELETE(self) -> None:
                 match = re.fullmatch(r"/api/books/(\d+)", self.path)
-                if not cluster.healthy or not cluster.writable:
-                    self._answer(503 if not cluster.healthy else 500)
+                if not cluster.healthy or cluster.database_down:
+                    self._answer(503)
+                elif not cluster.writable:
+                    self._answer(500)
                 elif match is None or cluster.books.pop(int(match.group(1)), None) is None:
                     self._answer(404)
                 else:

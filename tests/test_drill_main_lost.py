@@ -474,7 +474,7 @@ def test_the_promotion_runs_in_the_background_and_reports_a_failure():
     assert promotion.failed == "pulumi up --yes exited 255: error: the main cluster does not answer"
     said = []
     drill.Promotion("dev", automatic=False, say=said.append).begin()
-    assert "pulumi config set ocm-fleet:database.primary standby --stack dev" in said[0], said
+    assert "pulumi config set --path database.primary standby --stack dev" in said[0], said
     assert "pulumi up --yes --stack dev" in said[0], said
 
 
