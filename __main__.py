@@ -188,9 +188,13 @@ entries = [e.url for e in entry_components]
 public_name = (
     PublicName(
         "public-name",
-        PublicNameArgs(spec=fleet.entry, entries=entries, stack=pulumi.get_stack()),
-        # Removed before the entries it points at: DNS never answers with a deleted address.
-        opts=pulumi.ResourceOptions(depends_on=entry_components),
+        PublicNameArgs(
+            spec=fleet.entry,
+            entries=entries,
+            stack=pulumi.get_stack(),
+            # Removed before the entries it points at: DNS never answers with a deleted address.
+            entry_resources=entry_components,
+        ),
     )
     if fleet.entry.dns != "none"
     else None
