@@ -4,6 +4,7 @@ both entries, for each `entry.dns`, in update and preview, with and without the 
 from __future__ import annotations
 
 import copy
+import re
 from functools import cache
 from urllib.parse import urlparse
 
@@ -207,3 +208,30 @@ def test_destroy_removes_the_name_then_each_entry_then_its_cluster(fleet, dns, p
                 f"{child.name} must depend on {cluster.name}: destroy removes it before {home}"
             )
         assert not graph.depends_on(cluster, service), f"{home} must not wait for {name}"
+
+
+DOC = ROOT / "docs" / "public-entry.md"
+PREVIEW_BLOCK = re.compile(
+    r"<!-- second-entry-preview -->\n```text\n(.*?)```\n<!-- /second-entry-preview -->", re.S
+)
+
+
+def test_docs_show_what_the_mocked_preview_registers_for_the_second_entry():
+    """docs/public-entry.md quotes the resources a preview of dev-standby with Route 53 adds
+    for the second entry and the name; the quote is the program's, line for line."""
+    found = PREVIEW_BLOCK.search(DOC.read_text())
+    assert found, f"{DOC.name}: no second-entry-preview block"
+    quoted = [tuple(line.split()) for line in found.group(1).splitlines() if line.strip()]
+    graph = _graph("dev-standby", "route53", True)
+    entry = graph.named("second-entry", ENTRY)
+    name = graph.named("public-name", "ocm-fleet:index:PublicName")
+    registered = []
+    for component in (entry, name):
+        registered.append((component.type, component.name))
+        children = graph.descendants(component)
+        # The component's explicit providers first, then its resources, as the doc lists them.
+        providers = [r for r in children if r.type.startswith("pulumi:providers:")]
+        others = [r for r in children if not r.type.startswith("pulumi:providers:")]
+        registered += [(r.type, r.name) for r in providers]
+        registered += sorted((r.type, r.name) for r in others)
+    assert quoted == registered, f"{DOC.name} quotes {quoted}, the preview registers {registered}"
