@@ -235,3 +235,27 @@ def test_docs_show_what_the_mocked_preview_registers_for_the_second_entry():
         registered += [(r.type, r.name) for r in providers]
         registered += sorted((r.type, r.name) for r in others)
     assert quoted == registered, f"{DOC.name} quotes {quoted}, the preview registers {registered}"
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+@pytest.mark.parametrize("fleet", list(STANDBY_FLEETS))
+def test_a_retiring_cluster_leaves_both_entries(fleet, preview):
+    config = copy.deepcopy(FLEETS[fleet]())
+    clusters = config["ocm-fleet:clusters"]
+    retiring, staying = clusters[0]["name"], [c["name"] for c in clusters[1:]]
+    clusters[0]["retire"] = True
+    graph = run_program(config, preview=preview)
+    retired = {r.urn for r in graph.resources if r.name.startswith(f"{retiring}-")}
+    for name in entry_names(fleet):
+        config_map = graph.named(f"{name}-config", CONFIG_MAP)
+        used = set(config_map.property_dependencies.get("data", []))
+        assert not used & retired, f"{config_map.name} is still computed from retiring {retiring}"
+        for app in staying:
+            assert any(graph.by_urn[u].name.startswith(f"{app}-") for u in used), (
+                f"{config_map.name} must be computed from {app}'s edge"
+            )
+        if not preview:
+            text = config_map.inputs["data"]["haproxy.cfg"]
+            assert f"server {retiring} " not in text, f"{name} still sends users to {retiring}"
+            for app in staying:
+                assert f"server {app} " in text, f"{name} lost {app}"
