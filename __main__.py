@@ -194,7 +194,9 @@ entry = PublicLoadBalancer(
 second_entry = (
     PublicLoadBalancer(
         f"{second_home.name}-entry",
-        PublicLoadBalancerArgs(hub_provider=second_home.provider, upstreams=upstreams),
+        PublicLoadBalancerArgs(
+            hub_provider=second_home.provider, upstreams=upstreams, cloud=second_home.cloud
+        ),
     )
     if second_home is not None
     else None

@@ -259,3 +259,24 @@ def test_a_retiring_cluster_leaves_both_entries(fleet, preview):
             assert f"server {retiring} " not in text, f"{name} still sends users to {retiring}"
             for app in staying:
                 assert f"server {app} " in text, f"{name} lost {app}"
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+@pytest.mark.parametrize("fleet", sorted(STANDBY_FLEETS))
+def test_an_entry_on_eks_asks_for_a_network_load_balancer(fleet, preview):
+    """EKS makes a Classic Load Balancer for a Service unless it asks for an NLB; an entry on
+    any other cloud carries no AWS annotation."""
+    graph = _graph(fleet, "none", preview)
+    hub = FLEETS[fleet]()["ocm-fleet:hub"]
+    clouds = {hub["name"]: hub["cloud"], hub["standby"]["name"]: hub["standby"]["cloud"]}
+    assert "aws" in clouds.values() or fleet.startswith("local"), clouds
+    for name, home in zip(entry_names(fleet), homes(fleet), strict=True):
+        annotations = (
+            graph.named(f"{name}-service", SERVICE).inputs["metadata"].get("annotations", {})
+        )
+        wanted = (
+            {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
+            if clouds[home] == "aws"
+            else {}
+        )
+        assert annotations == wanted, f"{name} on {home} ({clouds[home]}): {annotations}"

@@ -36,6 +36,9 @@ class PublicLoadBalancerArgs:
     """Provider of the main home the entry runs on (the main cluster or the second home)."""
     upstreams: Mapping[str, pulumi.Output[str]]
     """App cluster name -> its edge's address (IP or DNS name), from the graph."""
+    cloud: str = "azure"
+    """The cloud of the cluster the entry runs on: on `aws` the Service asks for a Network Load
+    Balancer, as the app clusters' edges do (components/app/delivery.py)."""
     replicas: int = 2
     """HAProxy pods, spread over zones and nodes; two keep the entry up through a node loss."""
 
@@ -105,6 +108,14 @@ class PublicLoadBalancer(pulumi.ComponentResource):
                 "name": "public-lb",
                 "namespace": namespace.metadata.name,
                 "labels": {**LABELS, PUBLIC_ENTRY_LABEL: "true"},
+                # EKS's built-in controller makes a Classic Load Balancer unless asked for an
+                # NLB, which passes the client's address through and costs less
+                # (kubernetes/cloud-provider-aws pkg/providers/v1/aws_loadbalancer.go, isNLB).
+                **(
+                    {"annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}}
+                    if args.cloud == "aws"
+                    else {}
+                ),
             },
             spec={
                 "type": "LoadBalancer",
