@@ -1,4 +1,4 @@
-"""The fleet's one public entry: HAProxy on the main cluster, health-checking every app cluster."""
+"""A public entry: HAProxy on a main home, health-checking every app cluster."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ LABELS = {"app.kubernetes.io/name": "public-lb", "app.kubernetes.io/part-of": "o
 @dataclass(frozen=True, kw_only=True)
 class PublicLoadBalancerArgs:
     hub_provider: k8s.Provider
-    """Provider of the main cluster."""
+    """Provider of the main home the entry runs on (the main cluster or the second home)."""
     upstreams: Mapping[str, pulumi.Output[str]]
     """App cluster name -> its edge's address (IP or DNS name), from the graph."""
     replicas: int = 2
@@ -41,15 +41,20 @@ class PublicLoadBalancerArgs:
 
 
 class PublicLoadBalancer(pulumi.ComponentResource):
-    """Creates, on the main cluster:
+    """One per main home: the main cluster's entry, and the second home's when `hub.standby` is
+    set, each with the same upstreams. Creates, on its cluster:
 
     - a namespace and a ConfigMap with the HAProxy config rendered from the app clusters'
       edge addresses (one health-checked server each, `GET /api/books` every 2 s);
     - an HAProxy Deployment (rolled whenever the config changes) and its PodDisruptionBudget;
-    - the fleet's one LoadBalancer Service without source ranges, labelled as the public entry,
+    - the cluster's one LoadBalancer Service without source ranges, labelled as the public entry,
       created with the namespace and complete once the HAProxy pods serve; it publishes port 80
       only;
-    - a headless Service over the exporter's port, for in-cluster scraping.
+    - a headless Service over the exporter's port, for in-cluster scraping. Only the main
+      cluster's Prometheus scrapes it (components/observability/_prometheus.py,
+      `public_entry_scrape_job`); the second home runs no Prometheus and its exporter is not
+      reachable from the main cluster, so the second entry's metrics are read on that cluster
+      (docs/public-entry.md).
     """
 
     url: pulumi.Output[str]
