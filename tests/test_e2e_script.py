@@ -9,6 +9,7 @@ environment variables break one thing at a time."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -198,7 +199,8 @@ def node(cluster: str, name: str, *volumes: str) -> dict:
 def proxy(cluster: str, service: str, *volumes: str) -> dict:
     """A cloud-provider-kind proxy container for a LoadBalancer Service of `cluster`."""
     return {
-        "name": f"kindccm-{abs(hash((cluster, service))) % 10**6}",
+        # Named as cloud-provider-kind names them: a hash of the label's value.
+        "name": "kindccm-" + hashlib.sha256(f"{cluster}/{service}".encode()).hexdigest()[:12],
         "labels": {"io.x-k8s.cloud-provider-kind.loadbalancer.name": f"{cluster}/{service}"},
         "volumes": list(volumes),
     }
