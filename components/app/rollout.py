@@ -113,6 +113,10 @@ class AppRolloutArgs:
     last_strategy: pulumi.Input[str | None] = None
     """The rollout type the last run used (PreviousRun.last_strategy), kept while nothing is to
     be delivered so that a run that changes nothing shows no diff."""
+    on_standby_hub: bool = False
+    """This is the standby OCM hub's copy (`hub.standby.ocmHub`): rolled out `All`, and not
+    waited for, since no agent is on that hub until the main cluster is lost (see
+    `STANDBY_HUB_DELIVERY`)."""
 
 
 class AppRollout(pulumi.ComponentResource):
@@ -148,8 +152,9 @@ class AppRollout(pulumi.ComponentResource):
     """Digest of the ManifestWork template; each work carries it as REVISION_LABEL."""
     images: dict[str, str]
     """Container name -> image of the template: what the revision runs."""
-    status: RolloutStatus
-    """The rollout's outcome; `status.clusters` has each chosen cluster's revision and state."""
+    status: RolloutStatus | None
+    """The rollout's outcome; `status.clusters` has each chosen cluster's revision and state.
+    None on the standby hub."""
     strategy_type: pulumi.Output[str]
     """`All` or `Progressive`: how this run rolls the template out (see `rollout_type`)."""
 
@@ -173,15 +178,16 @@ class AppRollout(pulumi.ComponentResource):
         template = manifest_work_template(args.manifests)
         self.revision = template_revision(template)
         serving, revision = list(args.serving), self.revision
-        self.strategy_type = (
-            pulumi.Output.all(args.delivered, args.last_strategy).apply(
+        if args.on_standby_hub:
+            self.strategy_type = pulumi.Output.from_input(ALL)
+        elif args.delivered is not None:
+            self.strategy_type = pulumi.Output.all(args.delivered, args.last_strategy).apply(
                 lambda v: rollout_type(
                     delivered=v[0], last=v[1], serving=serving, revision=revision
                 )
             )
-            if args.delivered is not None
-            else pulumi.Output.from_input(PROGRESSIVE)
-        )
+        else:
+            self.strategy_type = pulumi.Output.from_input(PROGRESSIVE)
         self.replica_set = k8s.apiextensions.CustomResource(
             f"{name}-replica-set",
             api_version=f"{_ocm.WORK_API}/v1alpha1",
@@ -213,6 +219,11 @@ class AppRollout(pulumi.ComponentResource):
         )
         self.images = template_images(args.manifests)
         rollout = args.rollout
+        if args.on_standby_hub:
+            # Nothing runs from this hub until agents move to it: there is no outcome to wait for.
+            self.status = None
+            self.register_outputs({"revision": self.revision, "strategy": self.strategy_type})
+            return
         self.status = RolloutStatus(
             f"{name}-status",
             RolloutStatusArgs(
