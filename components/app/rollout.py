@@ -75,10 +75,13 @@ TAKEOVER_BUDGET_SECONDS = {
 #   serving first. Lost clusters stay tainted and filtered, canaries or not.
 # - `All` hands every decided cluster its ManifestWork at once: getRolloutAllClusters runs
 #   progressivePerCluster with the rollout size set to every cluster and no minSuccessTime
-#   (sdk-go/pkg/apis/cluster/v1alpha1/rollout.go). Progressive would first wait on the
-#   mandatory canary group and then step maxConcurrency at a time with a soak, so a move would
-#   take steps x (ready + minSuccessTime), and a rollout still soaking the canaries would hold
-#   the rest.
+#   (sdk-go/pkg/apis/cluster/v1alpha1/rollout.go). Progressive would roll the decided canaries
+#   first and give no other cluster its work until they had succeeded and soaked
+#   minSuccessTime, then step maxConcurrency at a time with the same soak
+#   (getProgressiveClusters): steps x (ready + minSuccessTime) per move, and a canary arriving
+#   late halts the clusters arriving after it. Lost canaries do not block it, though: they stay
+#   tainted, are not decided, and the mandatory group holds only decided clusters
+#   (pdTracker.ExistingClusterGroups).
 # - The work agent applies objects byte-identical to those running: they gain the standby's
 #   AppliedManifestWork as a second owner and nothing restarts. The old hub's one is evicted
 #   after the grace period whether or not the new hub has the work
