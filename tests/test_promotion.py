@@ -44,7 +44,6 @@ SECOND_HOME_ADDRESS = {
     # What the second home's database load balancer reports, by the home's cloud: an AWS load
     # balancer a DNS name, cloud-provider-kind an IP.
     "dev-standby": "a1b2c3-second-db.elb.eu-west-1.amazonaws.com",
-    "dev-standby-hub": "198.51.100.240",  # an Azure load balancer: an IP
     "local-standby": "172.18.0.240",
 }
 DATABASE_PRIMARY_KEY = "ocm-fleet:database"

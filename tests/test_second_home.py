@@ -199,11 +199,32 @@ def data_home_graph(fleet: str, preview: bool):
     return _DATA_HOME[(fleet, preview)]
 
 
+def _edge_allowlist(res: Any) -> Any:
+    """What an edge's allowlist holds: a Service's source ranges or a NetworkPolicy's peers."""
+    spec = res.inputs["spec"]
+    if "loadBalancerSourceRanges" in spec:
+        return spec["loadBalancerSourceRanges"]
+    return [peer["ipBlock"]["cidr"] for rule in spec["ingress"] for peer in rule["from"]]
+
+
+def _without_allowlist(res: Any) -> Any:
+    inputs = copy.deepcopy(res.inputs)
+    spec = inputs["spec"]
+    if "loadBalancerSourceRanges" in spec:
+        spec["loadBalancerSourceRanges"] = "<allowlist>"
+    else:
+        for rule in spec["ingress"]:
+            rule["from"] = "<allowlist>"
+    return _comparable(inputs)
+
+
 @pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
 @pytest.mark.parametrize("fleet", list(STANDBY_FLEETS))
-def test_the_second_home_adds_its_cluster_and_changes_nothing_else(fleet, preview):
-    # The standby OCM hub (hub.standby.ocmHub) changes every klusterlet on purpose; it has its
-    # own tests (test_standby_hub.py). Here the second home is compared without it.
+def test_the_second_home_adds_its_cluster_and_entry_and_changes_only_the_edges(fleet, preview):
+    """Besides its own resources, the second home changes the app clusters' edge allowlists
+    (which admit its entry's egress too) and nothing else. The standby OCM hub
+    (hub.standby.ocmHub) changes every klusterlet on purpose and has its own tests
+    (test_standby_hub.py): here the second home is compared without it."""
     with_home = data_home_graph(fleet, preview)
     without = fleet_graph(STANDBY_FLEETS[fleet], preview)
     hub = load_stack_config(ROOT / f"Pulumi.{fleet}.yaml")["ocm-fleet:hub"]
@@ -215,13 +236,32 @@ def test_the_second_home_adds_its_cluster_and_changes_nothing_else(fleet, previe
     assert added, f"{fleet}: the second home must add resources"
     for res in added.values():
         assert res.name.startswith(standby), f"{fleet}: {res.name} is not on the second home"
+    assert f"{standby}-entry-service" in {r.name for r in added.values()}, (
+        f"{fleet}: the second home must carry an entry"
+    )
+    apps = sorted(with_home.stack_outputs["clusters"])
+    edges = {f"{app}-app-edge" for app in apps}
+    edges |= {f"{app}-app-network-policy-router-from-main-cluster" for app in apps}
     by_urn = with_home.by_urn
+    changed = set()
     for res in without.resources:
         assert res.urn in by_urn, f"{fleet}: {res.urn} is gone with a second home"
         other = by_urn[res.urn]
         if res.name in SERVES_EVERY_KIND_CLUSTER:
             clusters = other.inputs["environment"]["CLUSTERS"].split()
             assert f"dev-{standby}" in clusters, f"{res.name} must serve the second home"
+            continue
+        new_deps = with_home.direct_deps(other) - without.direct_deps(res)
+        if res.name in edges:
+            assert _without_allowlist(other) == _without_allowlist(res), (
+                f"{fleet}: {res.urn} changes beyond its allowlist with a second home"
+            )
+            assert with_home.direct_deps(other) >= without.direct_deps(res), res.urn
+            assert all(by_urn[u].name.startswith(standby) for u in new_deps), (
+                f"{fleet}: {res.urn} gains dependencies off the second home: {new_deps}"
+            )
+            if _comparable(other.inputs) != _comparable(res.inputs):
+                changed.add(res.name)
             continue
         inputs = dict(other.inputs)
         if res.urn == main_provider:
@@ -231,10 +271,20 @@ def test_the_second_home_adds_its_cluster_and_changes_nothing_else(fleet, previe
         assert _comparable(inputs) == _comparable(res.inputs), (
             f"{fleet}: the inputs of {res.urn} change with a second home"
         )
-        assert with_home.direct_deps(other) == without.direct_deps(res), (
+        assert not new_deps and with_home.direct_deps(other) == without.direct_deps(res), (
             f"{fleet}: the dependencies of {res.urn} change with a second home"
         )
-    assert set(with_home.stack_outputs) - set(without.stack_outputs) == {"hubStandby"}
+    if not preview:
+        assert changed == edges, f"{fleet}: edge allowlists unchanged: {sorted(edges - changed)}"
+        second = with_home.stack_outputs["hubStandby"][standby]["egressIps"]
+        for res in (r for r in with_home.resources if r.name in edges):
+            assert set(second) <= set(_edge_allowlist(res)), (
+                f"{fleet}: {res.name} must admit the second entry's egress {second}"
+            )
+    assert set(with_home.stack_outputs) - set(without.stack_outputs) == {
+        "hubStandby",
+        "entryUrls",
+    }
 
 
 @pytest.mark.parametrize("fleet", ["dev", "local", "large"])
