@@ -364,28 +364,77 @@ def test_fleets_without_a_second_home_keep_the_address_in_db_host(fleet, preview
 # --- the providers ---------------------------------------------------------------------------
 
 
+SKIP_UNREACHABLE_ENV = "PULUMI_K8S_SKIP_UPDATE_UNREACHABLE"
+"""Set by `deploy.sh --main-lost` (and `drill.py --promote`) for the run that promotes."""
+DELETE_UNREACHABLE_ENV = "PULUMI_K8S_DELETE_UNREACHABLE"
+"""Set by hand for the one run that gives up a lost home for good (docs/data.md)."""
+
+
+def kubernetes_providers(graph: Graph, config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every cluster's Kubernetes provider inputs, by cluster; every provider of the graph is
+    one of them."""
+    clusters = [*homes_of(config), *app_clusters(config)]
+    found = {cluster: graph.kubernetes_provider(cluster) for cluster in clusters}
+    others = {r.urn for r in graph.of_type(PROVIDER)} - {r.urn for r in found.values()}
+    assert not others, f"Kubernetes providers of no cluster: {sorted(others)}"
+    return {cluster: provider.inputs for cluster, provider in found.items()}
+
+
 @pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
 @pytest.mark.parametrize("fleet", list(STANDBY_FLEETS))
-def test_only_the_two_homes_providers_skip_an_unreachable_cluster(fleet, preview):
+def test_no_provider_skips_an_unreachable_cluster_in_an_ordinary_run(fleet, preview, monkeypatch):
+    """An ordinary `up` fails on a cluster whose API does not answer, home or not: skipping
+    there would leave it stale without a word (a rotated password never reaching its database)."""
+    monkeypatch.delenv(SKIP_UNREACHABLE_ENV, raising=False)
+    monkeypatch.delenv(DELETE_UNREACHABLE_ENV, raising=False)
     config = FLEETS[fleet]()
-    graph = fleet_graph(fleet, preview)
-    homes = set(homes_of(config))
-    for cluster in [*homes, *app_clusters(config)]:
-        inputs = graph.kubernetes_provider(cluster).inputs
-        if cluster in homes:
-            assert inputs.get("skipUpdateUnreachable") == "true", (
-                f"{fleet}: the provider of home {cluster} must skip updates while unreachable"
-            )
-        else:
-            assert "skipUpdateUnreachable" not in inputs, (
-                f"{fleet}: app cluster {cluster}'s provider must fail when it is unreachable"
-            )
-        # Dropping an unreachable cluster's objects from state is for the run that deletes a
-        # lost home for good (PULUMI_K8S_DELETE_UNREACHABLE, docs/data.md), never by default.
+    for cluster, inputs in kubernetes_providers(
+        run_program(config, preview=preview), config
+    ).items():
+        assert "skipUpdateUnreachable" not in inputs, (
+            f"{fleet}: the provider of {cluster} must fail, not skip, while unreachable"
+        )
         assert "deleteUnreachable" not in inputs, f"{fleet}: {cluster} deleteUnreachable"
 
 
-def test_the_config_model_marks_both_homes_and_nothing_else():
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+@pytest.mark.parametrize("fleet", list(STANDBY_FLEETS))
+def test_the_main_lost_run_skips_every_unreachable_cluster(fleet, preview, monkeypatch):
+    """With the variable `deploy.sh --main-lost` exports, every provider skips its cluster's
+    objects if it does not answer: the main cluster and any app cluster lost with it (app-azure,
+    in the main cluster's region, in dev-standby), so the promotion's `up` goes on."""
+    monkeypatch.setenv(SKIP_UNREACHABLE_ENV, "true")
+    monkeypatch.delenv(DELETE_UNREACHABLE_ENV, raising=False)
+    config = FLEETS[fleet]()
+    providers = kubernetes_providers(run_program(config, preview=preview), config)
+    for cluster, inputs in providers.items():
+        assert inputs.get("skipUpdateUnreachable") == "true", (
+            f"{fleet}: with {SKIP_UNREACHABLE_ENV}=true the provider of {cluster} must skip "
+            "its objects while unreachable"
+        )
+        # Skipping keeps the state; dropping it is for the run that gives up a home for good.
+        assert "deleteUnreachable" not in inputs, f"{fleet}: {cluster} deleteUnreachable"
+    if fleet == "dev-standby":
+        hub = config["ocm-fleet:hub"]
+        lost_with_it = [
+            c["name"]
+            for c in config["ocm-fleet:clusters"]
+            if (c["cloud"], c["region"]) == (hub["cloud"], hub["region"])
+        ]
+        assert lost_with_it and set(lost_with_it) <= set(providers), lost_with_it
+
+
+def test_giving_up_a_home_for_good_drops_unreachable_objects_only_with_its_variable(monkeypatch):
+    monkeypatch.delenv(SKIP_UNREACHABLE_ENV, raising=False)
+    monkeypatch.setenv(DELETE_UNREACHABLE_ENV, "true")
+    config = FLEETS["dev-standby"]()
+    for cluster, inputs in kubernetes_providers(run_program(config), config).items():
+        assert inputs.get("deleteUnreachable") == "true", f"dev-standby: {cluster}"
+        assert "skipUpdateUnreachable" not in inputs, f"dev-standby: {cluster}"
+
+
+def test_a_second_home_leaves_the_main_clusters_spec_as_it_is():
+    """Nothing in the config model marks the homes: what a run skips is the run's choice."""
     raw = {
         "hub": {
             "name": "main",
@@ -397,12 +446,12 @@ def test_the_config_model_marks_both_homes_and_nothing_else():
         "apiAllowedCidrs": ["203.0.113.7/32"],
         "eksAdminPrincipals": ["arn:aws:iam::123456789012:role/platform-admin"],
     }
-    fleet = parse_fleet_config(raw)
-    assert fleet.hub_standby is not None
-    marked = {c.name for c in fleet.all_clusters if c.skip_unreachable}
-    assert marked == {"main", "second"}, f"both homes and only they: {marked}"
+    with_home = parse_fleet_config(copy.deepcopy(raw))
+    assert with_home.hub_standby is not None
     del raw["hub"]["standby"]
-    assert not any(c.skip_unreachable for c in parse_fleet_config(raw).all_clusters)
+    without = parse_fleet_config(raw)
+    assert with_home.hub == without.hub, "hub.standby must not change the main cluster's spec"
+    assert with_home.clusters == without.clusters, "nor the app clusters' specs"
 
 
 def test_the_one_call_about_the_main_cluster_is_its_aks_credentials():

@@ -96,13 +96,11 @@ class FleetCluster(pulumi.ComponentResource):
             # A stable identity: a refreshed kubeconfig (new token, new cert) must not make
             # the provider, and with it every object on the cluster, look replaced.
             cluster_identifier=self.name,
-            # Only on the homes of a fleet with a second home, so other fleets' providers keep
-            # their inputs. While the API is unreachable, the provider's Check answers with the
-            # inputs in state: nothing on this cluster is updated, and the rest of the `up` goes
-            # on (pulumi-kubernetes provider/pkg/provider/provider.go (Check)). Not
-            # deleteUnreachable: that drops from state every object of an unreachable cluster
-            # on refresh and delete, which a cluster that is only down for now must not lose.
-            skip_update_unreachable=True if self.spec.skip_unreachable else None,
+            # No skipUpdateUnreachable or deleteUnreachable here: left unset, the provider
+            # reads PULUMI_K8S_SKIP_UPDATE_UNREACHABLE and PULUMI_K8S_DELETE_UNREACHABLE, which
+            # `deploy.sh --main-lost` and a home's final destroy set for that one run
+            # (docs/data.md, "Promotion"). Always on, an `up` would silently leave a cluster
+            # whose API does not answer (expired credentials, an allowlist miss) stale.
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[*provider_depends_on, *self.load_balancer_dependencies],
