@@ -292,6 +292,7 @@ def check_stack(
     report.facts["api_cidrs"] = " ".join(cidrs)
     report.facts["open_api"] = "yes" if "0.0.0.0/0" in cidrs else "no"
     report.facts["ocm_version"] = fleet.ocm_version
+    report.facts["second_home"] = "yes" if fleet.hub_standby is not None else "no"
     return values
 
 

@@ -6,6 +6,10 @@
 #                                        # cloud credentials
 #   ./scripts/deploy.sh prod --yes       # another stack, without the question before `up`
 #   ./scripts/deploy.sh dev -- --refresh # arguments after `--` go to `pulumi up`
+#   ./scripts/deploy.sh dev-standby --main-lost
+#                                        # the run that promotes the second home's database
+#                                        # while the main cluster is lost (docs/data.md,
+#                                        # "Promotion")
 #
 # Options:
 #   --yes                  answer yes: to the question before `up`, and to filling in your
@@ -14,6 +18,16 @@
 #   --allow-unresolved-images
 #                          deploy images that components/images.yaml has no digest for, by tag
 #                          (scripts/check_images.py and the policy pack refuse them otherwise)
+#   --main-lost            the main cluster (and with it any app cluster of its region) does not
+#                          answer: the preview and `up` run with PULUMI_K8S_SKIP_UPDATE_UNREACHABLE
+#                          =true, so every Kubernetes provider skips the objects of a cluster whose
+#                          API does not answer, keeps them in the state as they were, and the rest
+#                          of the run goes on. Only for a stack with hub.standby that already runs
+#                          in this backend. Refuses `-- --refresh` (the lost region's resources
+#                          would fail it) and skips the cloud preflight (quotas and sizes for
+#                          clusters a promotion does not create; the lost region's queries time
+#                          out). An ordinary run skips nothing: a cluster that does not answer
+#                          fails it, and so a variable left set in the shell is refused.
 #
 # Order, so that a problem costs seconds, not an install: the preflight (scripts/check.py
 # --preflight: the stack file through the program's own config model, the tools and credentials
@@ -71,12 +85,14 @@ stack=""
 assume_yes=0
 allow_open_api=0
 allow_unresolved_images=0
+main_lost=0
 up_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --yes | -y) assume_yes=1 ;;
     --allow-open-api) allow_open_api=1 ;;
     --allow-unresolved-images) allow_unresolved_images=1 ;;
+    --main-lost) main_lost=1 ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
       exit 0
@@ -94,6 +110,22 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+
+# The provider's own reading of the variable (pulumi_kubernetes/_utilities.py (get_env_bool)).
+env_true() { case "${1:-}" in 1 | t | T | true | TRUE | True) return 0 ;; *) return 1 ;; esac }
+if [ "$main_lost" = 1 ]; then
+  for arg in ${up_args[@]+"${up_args[@]}"}; do
+    case "$arg" in
+      -r | --refresh | --refresh=[1tT]*)
+        fail "--main-lost refuses $arg: a refresh reads every cloud resource too, and those in the lost region fail it while its cloud does not answer; the unreachable clusters' objects would only be kept as the state has them. Refresh in the first ordinary run after the main cluster answers again (docs/data.md, \"Promotion\")"
+        ;;
+    esac
+  done
+  ! env_true "${PULUMI_K8S_DELETE_UNREACHABLE:-}" ||
+    fail "--main-lost with PULUMI_K8S_DELETE_UNREACHABLE set would drop every object of the lost clusters from the state; unset it: that variable is for giving up a home for good (docs/data.md, \"Promotion\")"
+elif env_true "${PULUMI_K8S_SKIP_UPDATE_UNREACHABLE:-}"; then
+  fail "PULUMI_K8S_SKIP_UPDATE_UNREACHABLE is set in this shell: this run would silently skip every cluster that does not answer. Unset it, or pass --main-lost if the main cluster is lost"
+fi
 
 python=${PYTHON:-python3}
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
@@ -133,15 +165,18 @@ pins="$scratch/pins.json"
 facts=$("$python" scripts/check.py "$stack" --preflight --facts --save-pins "$pins" "${check_args[@]}") ||
   fail "nothing installed, created or written; fix the problems above and run again"
 # Plain variables, not an associative array: macOS still ships bash 3.2.
-clouds="" api_cidrs="" open_api=no eks_admin_principals=no
+clouds="" api_cidrs="" open_api=no eks_admin_principals=no second_home=no
 while IFS='=' read -r key value; do
   case "$key" in
     clouds) clouds=$value ;;
     api_cidrs) api_cidrs=$value ;;
     open_api) open_api=$value ;;
     eks_admin_principals) eks_admin_principals=$value ;;
+    second_home) second_home=$value ;;
   esac
 done <<<"$facts"
+[ "$main_lost" = 0 ] || [ "$second_home" = yes ] ||
+  fail "--main-lost is for a fleet with a second home (ocm-fleet:hub.standby), and $config has none: nothing could take over the database"
 
 # A pulumi or kind already on PATH is used, unless OCM_FLEET_PINNED_TOOLS=1 (CI) asks for
 # exactly the pinned releases.
@@ -303,7 +338,13 @@ elif [[ "${PULUMI_BACKEND_URL:-}" == file://* ]]; then
   # A file backend named in advance (CI) needs its folder.
   mkdir -p "${PULUMI_BACKEND_URL#file://}"
 fi
-pulumi stack select "$stack" 2>/dev/null || pulumi stack init "$stack"
+if [ "$main_lost" = 1 ]; then
+  # A new, empty stack would be a whole new fleet, not a promotion.
+  pulumi stack select "$stack" 2>/dev/null ||
+    fail "--main-lost: no stack '$stack' in ${PULUMI_BACKEND_URL:-the logged-in backend}; log in to the backend that holds its state (pulumi login), or set PULUMI_BACKEND_URL to it"
+else
+  pulumi stack select "$stack" 2>/dev/null || pulumi stack init "$stack"
+fi
 
 if [ -n "$new_api_cidr" ]; then
   step "apiAllowedCidrs: $new_api_cidr"
@@ -336,9 +377,18 @@ pre_deploy_checks
 # --- preview, question, up ----------------------------------------------------------------------
 # The cloud preflight: quotas, sizes, versions and policies, where the clouds' CLIs are signed in.
 # What it names may still pass (a quota raised meanwhile), so it asks rather than refuses.
-if ! .venv/bin/python scripts/cloud_preflight.py "$config"; then
+# Not with --main-lost: it checks capacity for clusters and nodes, which a promotion does not
+# create, and its queries of the lost region would each wait for their timeout.
+if [ "$main_lost" = 1 ]; then
+  step "cloud preflight skipped (--main-lost): a promotion creates no cluster or node"
+elif ! .venv/bin/python scripts/cloud_preflight.py "$config"; then
   ask "The cloud preflight (scripts/cloud_preflight.py) names problems above; preview and deploy anyway?" ||
     fail "nothing deployed: fix what the cloud preflight names above"
+fi
+if [ "$main_lost" = 1 ]; then
+  # Every provider reads it, as none sets the flag itself (components/clusters/_base.py).
+  export PULUMI_K8S_SKIP_UPDATE_UNREACHABLE=true
+  step "--main-lost: PULUMI_K8S_SKIP_UPDATE_UNREACHABLE=true for this preview and up: the objects of every cluster whose API does not answer (the main cluster, any app cluster lost with it) are skipped and kept in the state as they were, each with a warning naming it; check that the preview names only the lost clusters"
 fi
 step "pulumi preview --stack $stack (with the policy pack)"
 pulumi preview --stack "$stack" "${policy_args[@]}"

@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -520,8 +521,21 @@ def promote_commands(stack: str) -> list[list[str]]:
     ]
 
 
-def _run_command(command: list[str]) -> tuple[int, str]:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+PROMOTION_ENV = {"PULUMI_K8S_SKIP_UPDATE_UNREACHABLE": "true"}
+"""For the promotion's `up`, as `deploy.sh --main-lost` sets it: the providers then skip the
+objects of the clusters the fault made unreachable instead of failing the run on them
+(docs/data.md, "Promotion")."""
+
+
+def promotion_env(command: list[str]) -> dict[str, str]:
+    """The variables one promotion command runs with, beyond the drill's own environment."""
+    return dict(PROMOTION_ENV) if command[:2] == ["pulumi", "up"] else {}
+
+
+def _run_command(command: list[str], env: dict[str, str]) -> tuple[int, str]:
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=False, env={**os.environ, **env}
+    )
     return done.returncode, "".join((done.stderr.strip() or done.stdout.strip()).splitlines()[-1:])
 
 
@@ -533,7 +547,7 @@ class Promotion:
         self,
         stack: str,
         automatic: bool,
-        run: Callable[[list[str]], tuple[int, str]] = _run_command,
+        run: Callable[[list[str], dict[str, str]], tuple[int, str]] = _run_command,
         say: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -546,7 +560,10 @@ class Promotion:
 
     def begin(self) -> None:
         self.started = self.clock()
-        shown = "\n".join("    " + " ".join(command) for command in self.commands)
+        shown = "\n".join(
+            "    " + " ".join([*(f"{k}={v}" for k, v in promotion_env(command).items()), *command])
+            for command in self.commands
+        )
         if not self.automatic:
             self.say(f"drill: promote the standby database now, from another shell:\n{shown}")
             return
@@ -556,7 +573,7 @@ class Promotion:
 
     def _promote(self) -> None:
         for command in self.commands:
-            code, last = self.run(command)
+            code, last = self.run(command, promotion_env(command))
             if code != 0:
                 self.failed = f"{' '.join(command[:3])} exited {code}: {last}"
                 break

@@ -63,6 +63,7 @@ class MainHome:
         self.promoted = False
         self.calls: list[tuple[str, ...]] = []
         self.commands: list[list[str]] = []
+        self.envs: list[dict[str, str]] = []
         self.started = time.time()
 
     def _app(self, reads: bool, writes: bool) -> None:
@@ -115,9 +116,12 @@ class MainHome:
             return json.dumps({"items": items})
         raise AssertionError(f"the drill ran an unexpected kubectl {args} on the standby hub")
 
-    def pulumi(self, command: list[str]) -> tuple[int, str]:
+    def pulumi(self, command: list[str], env: dict[str, str]) -> tuple[int, str]:
         self.commands.append(command)
+        self.envs.append(env)
         if command[:2] == ["pulumi", "up"]:
+            # The main home's provider fails the run without it (docs/data.md, "Promotion").
+            assert env.get("PULUMI_K8S_SKIP_UPDATE_UNREACHABLE") == "true", env
             time.sleep(self.promotion)
             self.promoted = True
             self._app(True, False)
@@ -165,6 +169,7 @@ def test_main_lost_on_two_real_entries_behind_a_health_checked_name(tmp_path):
     assert report.writes_after >= report.promotion_at + 6.0 + 1.0, f"writes, not reads\n{table}"
     assert 3.0 <= report.agents_after <= 3.0 + 2.0, table
     assert home.commands == drill.promote_commands("test"), home.commands
+    assert home.envs == [{}, {"PULUMI_K8S_SKIP_UPDATE_UNREACHABLE": "true"}], home.envs
     # The restore: the entry runs again and serves (the name moved back to it), nothing failed.
     assert report.restore_ok, table
     _assert_restored(home)
@@ -461,7 +466,7 @@ def test_a_signal_during_the_restore_waits_for_it_to_finish(tmp_path):
 def test_the_promotion_runs_in_the_background_and_reports_a_failure():
     done = threading.Event()
 
-    def run(command):
+    def run(command, env):
         if command[:2] == ["pulumi", "up"]:
             done.set()
             return 255, "error: the main cluster does not answer"
@@ -475,7 +480,30 @@ def test_the_promotion_runs_in_the_background_and_reports_a_failure():
     said = []
     drill.Promotion("dev", automatic=False, say=said.append).begin()
     assert "pulumi config set --path database.primary standby --stack dev" in said[0], said
-    assert "pulumi up --yes --stack dev" in said[0], said
+    assert "PULUMI_K8S_SKIP_UPDATE_UNREACHABLE=true pulumi up --yes --stack dev" in said[0], said
+
+
+def test_the_promotions_up_runs_with_the_variable_that_skips_unreachable_clusters(
+    tmp_path, monkeypatch
+):
+    """The drill's own runner, against a `pulumi` on PATH that records what it was run with."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    seen = tmp_path / "seen"
+    (bin_dir / "pulumi").write_text(
+        f'#!/bin/sh\necho "$1 skip=${{PULUMI_K8S_SKIP_UPDATE_UNREACHABLE:-unset}}" >> {seen}\n'
+    )
+    (bin_dir / "pulumi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.delenv("PULUMI_K8S_SKIP_UPDATE_UNREACHABLE", raising=False)
+    promotion = drill.Promotion("dev", automatic=True, say=lambda _: None)
+    promotion.begin()
+    promotion.wait(30)
+    assert promotion.finished is not None and promotion.failed is None, promotion.failed
+    assert seen.read_text().splitlines() == ["config skip=unset", "up skip=true"], (
+        "the promotion's `pulumi up`, and only it, must run with "
+        "PULUMI_K8S_SKIP_UPDATE_UNREACHABLE=true"
+    )
 
 
 def _fake_tools(tmp_path: Path, outputs: dict) -> dict[str, str]:
