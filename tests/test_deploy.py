@@ -37,6 +37,9 @@ STAND_INS = {
     "pulumi": r"""
 echo "pulumi $*" >> "$LOG"
 case "$1" in
+  preview | up) echo "env: $1 skip=${PULUMI_K8S_SKIP_UPDATE_UNREACHABLE:-unset}" >> "$LOG" ;;
+esac
+case "$1" in
   whoami) exit 1 ;;
   stack)
     case "$2" in
@@ -667,3 +670,96 @@ def test_images_a_registry_cannot_give_stop_the_deploy_before_anything_is_writte
     assert run.installs == [] and not run.ran("pulumi")
     assert (project / "components" / "images.yaml").read_text() == images_before
     assert not (project / ".venv").exists() and not (project / ".tools").exists()
+
+
+# --- the run that promotes while the main cluster is lost (--main-lost) ---------------------------
+
+MAIN_LOST_LINE = "--main-lost: PULUMI_K8S_SKIP_UPDATE_UNREACHABLE=true for this preview and up"
+
+
+def standby_stack(project: Path, *, deployed: bool = True) -> str:
+    """Pulumi.dev-standby.yaml with its allowlist and EKS admin set, as after its first run;
+    `deployed`: the backend already holds the stack."""
+    text = (ROOT / "Pulumi.dev-standby.yaml").read_text()
+    text += (
+        "  ocm-fleet:apiAllowedCidrs:\n    - 198.51.100.0/24\n"
+        f"  ocm-fleet:eksAdminPrincipals:\n    - {ROLE_ARN}\n"
+    )
+    write_stack(project, "dev-standby", text)
+    if deployed:
+        (project.parent / "stacks").write_text("dev-standby\n")
+    return "dev-standby"
+
+
+def test_main_lost_exports_the_skip_variable_to_the_preview_and_the_up(project):
+    stack = standby_stack(project)
+    run = deploy(project, stack, "--main-lost", "--yes", AWS_OK="1", AZ_OK="1")
+    assert run.code == 0, run.stderr
+    assert run.index("pulumi preview --stack dev-standby") < run.index("env: preview skip=true")
+    assert run.index("pulumi up --stack dev-standby") < run.index("env: up skip=true"), run.log
+    assert [line for line in run.stdout.splitlines() if MAIN_LOST_LINE in line], run.stdout
+    assert "the main cluster, any app cluster lost with it" in run.stdout, run.stdout
+    assert not run.ran("pulumi stack init"), "a promotion runs on the stack the backend holds"
+    # The cloud preflight's regional queries (quotas, sizes) are skipped, the rest is not.
+    assert not [line for line in run.log if line.startswith(("aws ec2", "az vm", "az aks"))], (
+        "the cloud preflight must not run with --main-lost:\n" + "\n".join(run.log)
+    )
+    assert "cloud preflight skipped (--main-lost)" in run.stdout
+    assert run.ran("aws sts get-caller-identity") and run.ran("az account show")
+
+
+def test_an_ordinary_run_of_the_same_stack_skips_nothing(project):
+    stack = standby_stack(project)
+    run = deploy(project, stack, "--yes", AWS_OK="1", AZ_OK="1")
+    assert run.code == 0, run.stderr
+    assert run.ran("env: preview skip=unset") and run.ran("env: up skip=unset"), run.log
+    assert MAIN_LOST_LINE not in run.stdout
+    assert [line for line in run.log if line.startswith(("aws ec2", "az vm"))], (
+        "an ordinary run has the cloud preflight:\n" + "\n".join(run.log)
+    )
+
+
+@pytest.mark.parametrize("refresh", ["--refresh", "-r", "--refresh=true"])
+def test_main_lost_refuses_a_refresh_before_anything_runs(project, refresh):
+    stack = standby_stack(project)
+    run = deploy(project, stack, "--main-lost", "--yes", "--", refresh, AWS_OK="1", AZ_OK="1")
+    assert run.code == 1
+    assert f"--main-lost refuses {refresh}: a refresh reads every cloud resource" in run.stderr
+    assert "first ordinary run after the main cluster answers again" in run.stderr
+    assert run.installs == [] and not run.ran("pulumi"), run.log
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        # An exported variable left in the shell would make an ordinary run skip silently.
+        ((), {"PULUMI_K8S_SKIP_UPDATE_UNREACHABLE": "true"}, "is set in this shell"),
+        (("--main-lost",), {"PULUMI_K8S_DELETE_UNREACHABLE": "1"}, "would drop every object"),
+    ],
+)
+def test_the_unreachable_variables_are_refused_outside_their_runs(project, args, env, message):
+    stack = standby_stack(project)
+    run = deploy(project, stack, *args, "--yes", AWS_OK="1", AZ_OK="1", **env)
+    assert run.code == 1 and message in run.stderr, run.stderr
+    assert not run.ran("pulumi"), run.log
+
+
+def test_main_lost_refuses_a_stack_the_backend_does_not_hold(project):
+    stack = standby_stack(project, deployed=False)
+    run = deploy(project, stack, "--main-lost", "--yes", AWS_OK="1", AZ_OK="1")
+    assert run.code == 1
+    assert "--main-lost: no stack 'dev-standby' in" in run.stderr, run.stderr
+    assert not run.ran("pulumi stack init") and not run.ran("pulumi up"), run.log
+
+
+def test_main_lost_refuses_a_fleet_without_a_second_home(project):
+    text = (project / "Pulumi.dev.yaml").read_text()
+    text += (
+        "  ocm-fleet:apiAllowedCidrs:\n    - 198.51.100.0/24\n"
+        f"  ocm-fleet:eksAdminPrincipals:\n    - {ROLE_ARN}\n"
+    )
+    (project / "Pulumi.dev.yaml").write_text(text)
+    run = deploy(project, "dev", "--main-lost", "--yes", AWS_OK="1", AZ_OK="1")
+    assert run.code == 1
+    assert "--main-lost is for a fleet with a second home (ocm-fleet:hub.standby)" in run.stderr
+    assert run.installs == [] and not run.ran("pulumi"), run.log
