@@ -341,7 +341,7 @@ fi
 if [ "$main_lost" = 1 ]; then
   # A new, empty stack would be a whole new fleet, not a promotion.
   pulumi stack select "$stack" 2>/dev/null ||
-    fail "--main-lost: no stack '$stack' in ${PULUMI_BACKEND_URL:-the logged-in backend}; log in to the backend that holds its state (pulumi login), or set PULUMI_BACKEND_URL to it"
+    fail "--main-lost: no stack '$stack' in ${PULUMI_BACKEND_URL:-the logged-in backend}: sign in to the backend that holds its state, or set PULUMI_BACKEND_URL to it"
 else
   pulumi stack select "$stack" 2>/dev/null || pulumi stack init "$stack"
 fi
