@@ -18,16 +18,18 @@
 #   --allow-unresolved-images
 #                          deploy images that components/images.yaml has no digest for, by tag
 #                          (scripts/check_images.py and the policy pack refuse them otherwise)
-#   --main-lost            the main cluster (and with it any app cluster of its region) does not
-#                          answer: the preview and `up` run with PULUMI_K8S_SKIP_UPDATE_UNREACHABLE
-#                          =true, so every Kubernetes provider skips the objects of a cluster whose
-#                          API does not answer, keeps them in the state as they were, and the rest
-#                          of the run goes on. Only for a stack with hub.standby that already runs
-#                          in this backend. Refuses `-- --refresh` (the lost region's resources
-#                          would fail it) and skips the cloud preflight (quotas and sizes for
-#                          clusters a promotion does not create; the lost region's queries time
-#                          out). An ordinary run skips nothing: a cluster that does not answer
-#                          fails it, and so a variable left set in the shell is refused.
+#   --main-lost            the main cluster (and any app cluster of its region) does not answer:
+#                          the preview and `up` run with
+#                          PULUMI_K8S_SKIP_UPDATE_UNREACHABLE=true, so every Kubernetes provider
+#                          skips the objects of a cluster whose API does not answer, keeps them in
+#                          the state as they were, and the rest of the run goes on. Only for a
+#                          stack with hub.standby that this backend already holds. Refuses
+#                          `-- --refresh` (the lost region's resources would fail it) and skips
+#                          the cloud preflight (quotas and sizes for clusters a promotion does not
+#                          create; the lost region's queries would wait for their timeouts). An
+#                          ordinary run skips nothing: a cluster that does not answer fails it, so
+#                          that variable left set in the shell is refused. Once the main cluster
+#                          answers again: an ordinary run with `-- --refresh`.
 #
 # Order, so that a problem costs seconds, not an install: the preflight (scripts/check.py
 # --preflight: the stack file through the program's own config model, the tools and credentials

@@ -1022,7 +1022,8 @@ def main(argv: list[str] | None = None) -> int:
         "--promote",
         action="store_true",
         help="main-lost: run the promotion (pulumi config set --path database.primary "
-        "standby, then pulumi up --yes) instead of printing it for you to run",
+        "standby, then PULUMI_K8S_SKIP_UPDATE_UNREACHABLE=true pulumi up --yes) instead of "
+        "printing it for you to run",
     )
     parser.add_argument(
         "--promote-after",
