@@ -28,7 +28,7 @@ from components.lifecycle.previous_run import (
 from components.observability.agent import MetricsAgent, MetricsAgentArgs
 from components.observability.hub import FleetMonitoring, FleetMonitoringArgs
 from components.ocm.hub import OcmHub, OcmHubArgs
-from components.ocm.managed_cluster import OcmManagedCluster, OcmManagedClusterArgs
+from components.ocm.managed_cluster import OcmManagedCluster, OcmManagedClusterArgs, StandbyHub
 from components.ocm.placement import FleetPlacement, FleetPlacementArgs
 from components.pulumi_config import load_fleet_config
 
@@ -67,6 +67,8 @@ hub = build_cluster(
 )
 # The second home (hub.standby): built like the main cluster, its API open to the operators
 # only. The replica that will live on it reaches the primary from its egress addresses.
+# With the standby OCM hub on it (hub.standby.ocmHub), the klusterlets call its API too, from
+# the same addresses as the main hub's.
 second_home = (
     build_cluster(
         fleet.hub_standby,
@@ -74,6 +76,7 @@ second_home = (
         local_kubeconfigs,
         local_load_balancer=local_lb,
         previous_run=previous_run,
+        **({"extra_api_cidrs": hub_api_egress} if fleet.standby_ocm_hub else {}),
     )
     if fleet.hub_standby is not None
     else None
@@ -85,7 +88,26 @@ ocm = OcmHub(
         hub_cluster=hub,
         ocm_version=fleet.ocm_version,
         chart_path=fleet.chart_paths.get("cluster-manager"),
+        multiple_hubs=fleet.standby_ocm_hub,
     ),
+)
+# The standby OCM hub (hub.standby.ocmHub): the same cluster-manager on the second home, which
+# every agent moves to by itself when the main cluster is lost (docs/standby-hub.md).
+standby_ocm = (
+    OcmHub(
+        "ocm-standby-hub",
+        OcmHubArgs(
+            hub_cluster=second_home,
+            ocm_version=fleet.ocm_version,
+            chart_path=fleet.chart_paths.get("cluster-manager"),
+            multiple_hubs=True,
+        ),
+    )
+    if fleet.standby_ocm_hub and second_home is not None
+    else None
+)
+standby_hub = (
+    StandbyHub(hub_cluster=second_home, ocm_hub=standby_ocm) if standby_ocm is not None else None
 )
 database = Database(
     "database",
@@ -128,6 +150,7 @@ database_primary = (
     else hub.name
 )
 deliveries, managed_clusters, agents = {}, [], []
+standby_managed_clusters, standby_agents = [], []
 for name, cluster in apps.items():
     membership = OcmManagedCluster(
         f"{name}-ocm",
@@ -137,10 +160,14 @@ for name, cluster in apps.items():
             ocm_hub=ocm,
             ocm_version=fleet.ocm_version,
             chart_path=fleet.chart_paths.get("klusterlet"),
+            standby_hub=standby_hub,
         ),
     )
     managed_clusters.append(membership.managed_cluster)
     agents += [membership.managed_cluster, membership.klusterlet]
+    if membership.standby_managed_cluster is not None:
+        standby_managed_clusters.append(membership.standby_managed_cluster)
+        standby_agents += [membership.standby_managed_cluster, membership.klusterlet]
     deliveries[name] = AppDelivery(
         f"{name}-app",
         AppDeliveryArgs(
@@ -164,6 +191,12 @@ fleet_placement = FleetPlacement(
     "fleet-placement",
     FleetPlacementArgs(hub_provider=hub.provider, ocm_hub=ocm, managed_clusters=managed_clusters),
 )
+app_manifests = workload_manifests(
+    manifests,
+    image_tags=fleet.app.image_tags,
+    password_generation=fleet.database_password_rotation,
+    database_host=DATABASE_SERVICE if database_homes is not None else None,
+)
 rollout = AppRollout(
     "app-rollout",
     AppRolloutArgs(
@@ -175,12 +208,7 @@ rollout = AppRollout(
         standby=[name for name, c in apps.items() if c.spec.standby],
         memberships=agents,
         cluster_parts=[part for d in deliveries.values() for part in d.work_needs],
-        manifests=workload_manifests(
-            manifests,
-            image_tags=fleet.app.image_tags,
-            password_generation=fleet.database_password_rotation,
-            database_host=DATABASE_SERVICE if database_homes is not None else None,
-        ),
+        manifests=app_manifests,
         rollout=fleet.rollout,
         hub_kubeconfig=hub.kubeconfig,
         hub_context=fleet.hub.context,
@@ -189,6 +217,38 @@ rollout = AppRollout(
         last_strategy=previous_run.last_strategy(),
     ),
 )
+# The same Placement and replica set on the standby hub, so that whichever hub an agent is on
+# delivers the same objects; rolled out All there (rollout.STANDBY_HUB_DELIVERY).
+if standby_ocm is not None:
+    standby_placement = FleetPlacement(
+        "standby-fleet-placement",
+        FleetPlacementArgs(
+            hub_provider=second_home.provider,
+            ocm_hub=standby_ocm,
+            managed_clusters=standby_managed_clusters,
+        ),
+    )
+    AppRollout(
+        "standby-app-rollout",
+        AppRolloutArgs(
+            hub_provider=second_home.provider,
+            ocm_hub=standby_ocm,
+            namespace=standby_placement.namespace,
+            binding=standby_placement.binding,
+            serving=[name for name, c in apps.items() if not c.spec.standby],
+            standby=[name for name, c in apps.items() if c.spec.standby],
+            memberships=standby_agents,
+            cluster_parts=[part for d in deliveries.values() for part in d.work_needs],
+            # The main hub's template, object for object: byte-identical ManifestWorks.
+            manifests=app_manifests,
+            rollout=fleet.rollout,
+            hub_kubeconfig=second_home.kubeconfig,
+            hub_context=fleet.hub_standby.context,
+            ready_after=database.ready,
+            on_standby_hub=True,
+        ),
+    )
+
 upstreams = {name: d.edge_address for name, d in deliveries.items()}
 
 
@@ -295,6 +355,11 @@ pulumi.export(
 if second_home is not None:
     # Keyed by name like `clusters`, so later runs check the cluster as they check those.
     pulumi.export("hubStandby", {second_home.name: describe(second_home)})
+if standby_ocm is not None:
+    # What the main-lost drill reads: the hub the agents move to, and where to reach it.
+    pulumi.export(
+        "standbyHub", {"name": second_home.name, "apiServerUrl": second_home.api_server_url}
+    )
 pulumi.export("retiringClusters", {name: describe(c) for name, c in retiring.items()})
 pulumi.export("databaseHost", database.endpoint.host)
 pulumi.export("grafana", monitoring.grafana_access)
