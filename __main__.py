@@ -14,8 +14,12 @@ from components.app.delivery import (
 from components.app.rollout import AppRollout, AppRolloutArgs
 from components.clusters import build_cluster, kind_load_balancer
 from components.clusters.existing import read_kubeconfigs
-from components.edge.dns import PublicName, PublicNameArgs
-from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
+from components.edge.dns import EntryTarget, PublicName, PublicNameArgs
+from components.edge.public_load_balancer import (
+    PublicLoadBalancer,
+    PublicLoadBalancerArgs,
+    azure_dns_label_prefix,
+)
 from components.lifecycle.previous_run import (
     PreviousRun,
     default_database_storage,
@@ -246,8 +250,22 @@ if standby_ocm is not None:
     )
 
 upstreams = {name: d.edge_address for name, d in deliveries.items()}
+
+
+def entry_dns_label(spec):
+    # A name in front of two entries points at both by DNS names when it can; an AKS entry's
+    # public IP gets one from a DNS label (components/edge/dns.py, _choose_form).
+    if fleet.entry.dns == "none" or second_home is None or spec.cloud != "azure":
+        return {}
+    prefix = azure_dns_label_prefix(pulumi.get_project(), pulumi.get_stack(), spec.name)
+    return {"cloud": spec.cloud, "dns_label_prefix": prefix, "region": spec.region}
+
+
 entry = PublicLoadBalancer(
-    "public-lb", PublicLoadBalancerArgs(hub_provider=hub.provider, upstreams=upstreams)
+    "public-lb",
+    PublicLoadBalancerArgs(
+        hub_provider=hub.provider, upstreams=upstreams, **entry_dns_label(fleet.hub)
+    ),
 )
 # The second home's entry: the same HAProxy in front of the same app clusters, so that users
 # still reach them when the main cluster is lost (docs/public-entry.md).
@@ -255,7 +273,10 @@ second_entry = (
     PublicLoadBalancer(
         f"{second_home.name}-entry",
         PublicLoadBalancerArgs(
-            hub_provider=second_home.provider, upstreams=upstreams, cloud=second_home.cloud
+            hub_provider=second_home.provider,
+            upstreams=upstreams,
+            cloud=second_home.cloud,
+            **entry_dns_label(fleet.hub_standby),
         ),
     )
     if second_home is not None
@@ -265,12 +286,20 @@ second_entry = (
 # The entries a health-checked name fronts, first preferred.
 entry_components = [entry, *filter(None, [second_entry])]
 entries = [e.url for e in entry_components]
+entry_targets = [
+    EntryTarget(name=name, url=component.url, cloud=spec.cloud, dns_name=component.dns_name)
+    for name, component, spec in [
+        ("public-lb", entry, fleet.hub),
+        *([(f"{second_home.name}-entry", second_entry, fleet.hub_standby)] if second_entry else []),
+    ]
+]
+
 public_name = (
     PublicName(
         "public-name",
         PublicNameArgs(
             spec=fleet.entry,
-            entries=entries,
+            entries=entry_targets,
             stack=pulumi.get_stack(),
             # Removed before the entries it points at: DNS never answers with a deleted address.
             entry_resources=entry_components,
