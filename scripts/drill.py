@@ -930,9 +930,11 @@ def main_lost_fault(
 AFTER_MAIN_LOST = """drill: left as the drill found it after the loss, not as before it:
   - the database primary is the standby's if the promotion ran; the former primary came back
     read-only: rejoin it (docs/data.md, "Losing the main cluster: the data") before moving the
-    primary back with `pulumi config set --path database.primary main` and `pulumi up`;
+    primary back with `pulumi config set --path database.primary main` and
+    `./scripts/deploy.sh <stack> -- --refresh`;
   - with the standby hub, the agents stay on it: bring the main hub's replica set up to date
-    (`pulumi up`), then take the return step (docs/rollout-and-failover.md)."""
+    (`./scripts/deploy.sh <stack> -- --refresh`), then take the return step
+    (docs/standby-hub.md, "Going back to the main hub")."""
 
 
 def _main_lost(args: argparse.Namespace, outputs: dict) -> int:
