@@ -143,21 +143,17 @@ def test_hub_standby_must_be_a_cluster_entry(value):
         parse_fleet_config(raw)
 
 
-def test_no_promotion_key_until_the_replica_exists():
-    """Promotion comes with the replica; until then the key is unknown, not a no-op."""
-    rejects({**VALID, "database": {"primary": "standby"}}, "ocm-fleet:database: unknown key")
+def test_the_promotion_key_names_the_second_home():
+    assert parse_fleet_config({**VALID, "database": {"primary": "standby"}}).database_primary == (
+        "standby"
+    )
+    assert parse_fleet_config(VALID).database_primary == "main"
 
 
-def test_every_run_with_a_second_home_says_what_it_does_not_do_yet():
-    raw = copy.deepcopy(VALID)
-    del raw["hub"]["standby"]
-    assert parse_fleet_config(raw).second_home_warnings() == []
-    (built,) = parse_fleet_config(VALID).second_home_warnings()
-    assert "ocm-fleet:hub.standby: the second home 'second' is built as a cluster" in built
-    assert "no database replica" in built
+def test_a_run_with_a_second_home_no_longer_warns_that_it_holds_no_replica():
     graph = fleet_graph("dev-standby", False)
-    assert any("the second home 'second' is built as a cluster" in line for line in graph.logs)
-    assert not any("second home" in line for line in fleet_graph("dev", False).logs)
+    assert not any("no database replica" in line for line in graph.logs), graph.logs
+    assert graph.named("database-second-mariadb"), "the replica is in the graph"
 
 
 def test_the_second_home_arrives_through_pulumi_config():
@@ -192,10 +188,17 @@ def test_the_second_home_adds_its_cluster_and_changes_nothing_else(fleet, previe
     standby = load_stack_config(ROOT / f"Pulumi.{fleet}.yaml")["ocm-fleet:hub"]["standby"]["name"]
     added = {r.urn: r for r in with_home.resources if r.urn not in without.by_urn}
     assert added, f"{fleet}: the second home must add resources"
+    # The database takes the second home as its replica's (tests/test_database_replica.py):
+    # its objects are the ones that change or are added beside the second home's cluster.
+    database = "database"
     for res in added.values():
-        assert res.name.startswith(standby), f"{fleet}: {res.name} is not on the second home"
+        assert res.name.startswith((standby, database)), (
+            f"{fleet}: {res.name} is neither on the second home nor the database's"
+        )
     by_urn = with_home.by_urn
     for res in without.resources:
+        if res.name.startswith(database):
+            continue
         assert res.urn in by_urn, f"{fleet}: {res.urn} is gone with a second home"
         other = by_urn[res.urn]
         if res.name in SERVES_EVERY_KIND_CLUSTER:
@@ -205,10 +208,18 @@ def test_the_second_home_adds_its_cluster_and_changes_nothing_else(fleet, previe
         assert _comparable(other.inputs) == _comparable(res.inputs), (
             f"{fleet}: the inputs of {res.urn} change with a second home"
         )
-        assert with_home.direct_deps(other) == without.direct_deps(res), (
-            f"{fleet}: the dependencies of {res.urn} change with a second home"
-        )
-    assert set(with_home.stack_outputs) - set(without.stack_outputs) == {"hubStandby"}
+
+        # What waits for the database waits for both homes' (Database.ready).
+        def outside_database(urns: set[str]) -> set[str]:
+            return {u for u in urns if "ocm-fleet:index:Database$" not in u}
+
+        assert outside_database(with_home.direct_deps(other)) == outside_database(
+            without.direct_deps(res)
+        ), f"{fleet}: the dependencies of {res.urn} change with a second home"
+    assert set(with_home.stack_outputs) - set(without.stack_outputs) == {
+        "hubStandby",
+        "databaseHosts",
+    }
 
 
 @pytest.mark.parametrize("fleet", ["dev", "local", "large"])
