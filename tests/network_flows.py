@@ -110,6 +110,9 @@ def network_of(graph: Graph, chart_pods: list[Endpoint] | None = None) -> Networ
         egress[name] = list(cluster["egressIps"])
         load_balancers[(name, "bookstore", "bookstore-edge")] = cluster["edgeAddress"]
     load_balancers[(hub, "bookstore-data", "mariadb-public")] = outputs["databaseHost"]
+    # With a second home, each home has its database load balancer (databaseHosts).
+    for name, address in (outputs.get("databaseHosts") or {}).items():
+        load_balancers[(name, "bookstore-data", "mariadb-public")] = address
     load_balancers[(hub, "ocm-fleet-ingress", "public-lb")] = urlparse(outputs["url"]).hostname
     load_balancers[(hub, "monitoring", "metrics-receiver")] = outputs["metricsReceiver"]
     operators = list(chart_pods or ())
@@ -489,6 +492,15 @@ def needed_flows(network: Network) -> set[tuple[str, str, str]]:
         flows.add((agent, ksm, "TCP/8080"))
         flows.add((agent, f"{app}/monitoring-host/node-exporter", "TCP/9100"))
         flows |= {(ksm, f"{app}/default/kube-apiserver", p) for p in api}
+    # With a second home, each home's MariaDB replicates from the other's, through its load
+    # balancer (by name on AWS, hence DNS): either may be the primary.
+    for home in network.second_homes:
+        replica = f"{home}/bookstore-data/mariadb"
+        flows |= {(db, replica, "TCP/3306"), (replica, db, "TCP/3306")}
+        flows |= {(db, f"{hub}/kube-system/kube-dns", p) for p in dns}
+        flows |= {(replica, f"{home}/kube-system/kube-dns", p) for p in dns}
+        if home in network.proxied:
+            flows.add((INTERNET, replica, "TCP/3306"))
     # On kind a load balancer is a proxy that hides its client, so the pods behind it admit
     # whoever reaches it; the kind network is the host's own (docs/how-it-works.md, "Clusters on
     # kind").

@@ -291,6 +291,12 @@ def test_database_allowlist_equals_app_cluster_egress_ips(fleet):
         {ip for c in graph.stack_outputs["clusters"].values() for ip in c["egressIps"]}
     )
     assert expected, "app clusters must have egress IPs"
+    # With a second home, its replica reaches the primary from its own egress addresses
+    # (tests/test_database_replica.py).
+    second_home = {
+        ip for c in graph.stack_outputs.get("hubStandby", {}).values() for ip in c["egressIps"]
+    }
+    expected = sorted(set(expected) | second_home)
     assert database.inputs["spec"]["loadBalancerSourceRanges"] == expected
     for cidr in expected:
         assert ipaddress.ip_network(cidr).prefixlen == 32, cidr
