@@ -5,7 +5,12 @@ import pulumi
 from components._evaluation import prepare_evaluation
 from components.app._manifests import load_manifests
 from components.app.database import Database, DatabaseArgs
-from components.app.delivery import AppDelivery, AppDeliveryArgs, workload_manifests
+from components.app.delivery import (
+    DATABASE_SERVICE,
+    AppDelivery,
+    AppDeliveryArgs,
+    workload_manifests,
+)
 from components.app.rollout import AppRollout, AppRolloutArgs
 from components.clusters import build_cluster, kind_load_balancer
 from components.clusters.existing import read_kubeconfigs
@@ -103,6 +108,16 @@ monitoring = FleetMonitoring(
     ),
 )
 
+# With a second home, each app cluster reaches the database by a stable name that a promotion
+# re-points through that cluster's own provider: no hub, no pod restart (AppDelivery). The
+# addresses of both homes' databases come with the replica; until the database has them, the
+# app keeps the one address.
+database_homes = getattr(database, "addresses", None) if second_home is not None else None
+database_primary = (
+    second_home.name
+    if second_home is not None and getattr(fleet, "database_primary", "main") == "standby"
+    else hub.name
+)
 deliveries, managed_clusters, agents = {}, [], []
 for name, cluster in apps.items():
     membership = OcmManagedCluster(
@@ -125,6 +140,8 @@ for name, cluster in apps.items():
             database=database.endpoint,
             edge_allowed_cidrs=hub.egress_cidrs,
             ready_after=database.ready,
+            database_homes=database_homes,
+            database_primary=database_primary if database_homes is not None else None,
         ),
     )
     MetricsAgent(
@@ -153,6 +170,7 @@ rollout = AppRollout(
             manifests,
             image_tags=fleet.app.image_tags,
             password_generation=fleet.database_password_rotation,
+            database_host=DATABASE_SERVICE if database_homes is not None else None,
         ),
         rollout=fleet.rollout,
         hub_kubeconfig=hub.kubeconfig,

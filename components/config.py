@@ -344,6 +344,11 @@ class ClusterSpec:
     """azure hub only: `zoneRedundant` or `clusterDefault` for the database disk; None:
     `zoneRedundant` where the region has zones, refused for a hub the stack already has on
     another disk (see `lifecycle.previous_run`)."""
+    skip_unreachable: bool = False
+    """Not a config key: true on both homes (the hub and `hub.standby`) of a fleet with a second
+    home. Their Kubernetes providers then skip, rather than fail, the objects of a cluster whose
+    API does not answer (skipUpdateUnreachable), so the `up` that promotes the database on one
+    home runs while the other is lost (docs/data.md, "Losing the main cluster: the data")."""
 
     def __post_init__(self) -> None:
         if not self.cloud_name:
@@ -434,6 +439,12 @@ class FleetConfig:
     all_clusters: tuple[ClusterSpec, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.hub_standby is not None:
+            # Either home may be the one lost while the other takes over (ClusterSpec).
+            object.__setattr__(self, "hub", replace(self.hub, skip_unreachable=True))
+            object.__setattr__(
+                self, "hub_standby", replace(self.hub_standby, skip_unreachable=True)
+            )
         standby = (self.hub_standby,) if self.hub_standby is not None else ()
         object.__setattr__(self, "all_clusters", (self.hub, *standby, *self.clusters))
         if not self.rollout.canary and self.serving_clusters:

@@ -1,10 +1,15 @@
 """What a stack will cost per month at list prices, and how long its first `pulumi up` should take.
 
-Run: .venv/bin/python scripts/estimate.py [STACK]     (default: dev; reads Pulumi.<STACK>.yaml)
+Run: .venv/bin/python scripts/estimate.py [STACK] [--dns-queries-per-month N]
+     (default: dev; reads Pulumi.<STACK>.yaml)
 
 The stack config goes through the program's own config model, then the program itself runs
 once under mocks (no cloud is called) to count what it declares: NAT gateways, public IPs,
-LoadBalancer Services, volumes (claims, and those a chart release's values ask for). Prices come
+LoadBalancer Services, volumes (claims, and those a chart release's values ask for), and the
+health-checked public name (`entry.dns`: Traffic Manager's endpoints or Route 53's health
+checks, and an assumed DNS query volume). Every cluster is counted the same way, the second
+home (`hub.standby`) included: its replica's volume and load balancer, its entry's, are what
+its Kubernetes provider declares. Prices come
 from scripts/prices.yaml, each the list price of the date it carries; a region or item without a
 price is reported, not guessed. The `up` time comes from the model in scripts/up_model.py, and
 beside it the modeled time of a version change once the fleet runs the app (the progressive
@@ -52,9 +57,32 @@ NOT_COUNTED = (
     "included baseline (the program provisions none)",
     "logs and metrics: EKS control-plane logs in CloudWatch, any log or metric store",
     "KMS key months and requests, snapshots, support plans, taxes",
+    "DNS queries beyond the assumed volume (--dns-queries-per-month); Route 53's and Traffic "
+    "Manager's lower rate past a billion queries a month",
 )
+DNS_QUERIES_PER_MONTH = 1_000_000
+"""The DNS queries a month the public name is assumed to answer (`--dns-queries-per-month`).
+Resolvers cache an answer for the record's TTL (`entry.ttlSeconds`, 30 s by default), so a
+resolver whose users keep asking re-asks at most 730 h x 3600 s / 30 s = 87,600 times a month;
+a million is about a dozen such resolvers asking around the clock, a small shop's traffic.
+Queries are billed by the million, so the default is a round unit to scale from."""
+AWS_LB_TYPE = "service.beta.kubernetes.io/aws-load-balancer-type"
+"""The annotation that picks what EKS's in-tree service controller provisions for a
+LoadBalancer Service: `nlb` a Network Load Balancer, none a Classic Load Balancer; `external`
+and `nlb-ip` it leaves to the AWS Load Balancer Controller (kubernetes/cloud-provider-aws,
+pkg/providers/v1/aws_loadbalancer.go (isNLB, isLBExternal)), which the program does not install."""
+EBS_CSI_PROVISIONER = "ebs.csi.aws.com"
+HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
+TRAFFIC_MANAGER_PROFILE = "azure-native:trafficmanager:Profile"
+EXTERNAL_ENDPOINT = "Microsoft.Network/trafficManagerProfiles/externalEndpoints"
+FAST_PROBE_INTERVAL_S = 10
+"""Both services bill a 10 s probe interval as an add-on (Route 53: an optional health-check
+feature; Traffic Manager: fast interval health checks)."""
+PUBLIC_NAME = "public name"
+"""The bill's owner column for the health-checked name: it belongs to no cluster."""
 SERVICE = "kubernetes:core/v1:Service"
 PVC = "kubernetes:core/v1:PersistentVolumeClaim"
+STORAGE_CLASS = "kubernetes:storage.k8s.io/v1:StorageClass"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CHART_VOLUMES = {
     "prometheus": (
@@ -81,6 +109,7 @@ AZURE_DISK_TIERS_GIB = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
 @dataclass(frozen=True)
 class Line:
     cluster: str
+    """The cluster billed, or PUBLIC_NAME."""
     item: str
     quantity: float
     unit_usd: float
@@ -88,6 +117,17 @@ class Line:
     monthly_usd: float
     as_of: str
     """The date the unit price is the list price of."""
+    cloud: str = ""
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class Payer:
+    """Who a line is billed to, where: a cluster, or the public name (a global service)."""
+
+    name: str
+    cloud: str
+    region: str
 
 
 @dataclass
@@ -100,9 +140,17 @@ class Bill:
     free: list[str] = field(default_factory=list)
     """Clusters the program does not pay for, with why."""
 
+    dns_queries_per_month: int | None = None
+    """The assumed DNS query volume, when the fleet has a public name the bill counts."""
+
     @property
     def total(self) -> float:
         return sum(line.monthly_usd for line in self.lines)
+
+    @property
+    def owners(self) -> list[str]:
+        """Who the lines are billed to, in the order they first appear."""
+        return list(dict.fromkeys(line.cluster for line in self.lines))
 
     def of(self, cluster: str) -> float:
         return sum(line.monthly_usd for line in self.lines if line.cluster == cluster)
@@ -126,13 +174,18 @@ class _Pricer:
         self.bill = bill
         self.hours = float(prices["hoursPerMonth"])
 
-    def entry(self, spec: ClusterSpec, item: str) -> Mapping[str, Any] | None:
+    def entry(self, spec: ClusterSpec | Payer, item: str) -> Mapping[str, Any] | None:
         cloud = self.prices.get(spec.cloud) or {}
         regional = ((cloud.get("regions") or {}).get(spec.region) or {}).get(item)
         return regional or (cloud.get("global") or {}).get(item)
 
     def add(
-        self, spec: ClusterSpec, label: str, item: str, quantity: float, when: str | None = None
+        self,
+        spec: ClusterSpec | Payer,
+        label: str,
+        item: str,
+        quantity: float,
+        when: str | None = None,
     ) -> None:
         """A line of the bill; with `when`, a charge billed only then, kept out of the total."""
         if quantity <= 0:
@@ -142,7 +195,7 @@ class _Pricer:
             regions = (self.prices.get(spec.cloud) or {}).get("regions") or {}
             where = (
                 f"{spec.cloud} region {spec.region!r} has no list prices"
-                if spec.region not in regions
+                if spec.region not in regions and isinstance(spec, ClusterSpec)
                 else f"no list price for {item} in {spec.cloud} region {spec.region!r}"
             )
             self.bill.warnings.append(
@@ -151,10 +204,20 @@ class _Pricer:
             )
             return
         per = entry["per"]
-        factor = {"hour": self.hours, "month": 1.0, "GiB-month": 1.0}[per]
+        factor = {"hour": self.hours, "month": 1.0, "GiB-month": 1.0, "million queries": 1.0}[per]
         usd = float(entry["usd"])
         as_of = str(entry.get("published") or entry["read"])
-        line = Line(spec.name, label, quantity, usd, per, round(quantity * usd * factor, 2), as_of)
+        line = Line(
+            spec.name,
+            label,
+            quantity,
+            usd,
+            per,
+            round(quantity * usd * factor, 2),
+            as_of,
+            spec.cloud,
+            spec.region,
+        )
         if when is None:
             self.bill.lines.append(line)
         else:
@@ -166,9 +229,11 @@ def estimate(
     graph: Graph,
     prices: Mapping[str, Any],
     nodes: Mapping[str, fleet_nodes.Nodes] | None = None,
+    dns_queries_per_month: int = DNS_QUERIES_PER_MONTH,
 ) -> Bill:
-    """The monthly bill of every cluster of the fleet, item by item. `nodes`: the node counts
-    of scripts/fleet_nodes.py (the preflight's), by cluster; default: the fleet's."""
+    """The monthly bill of every cluster of the fleet, item by item, and of its public name.
+    `nodes`: the node counts of scripts/fleet_nodes.py (the preflight's), by cluster; default:
+    the fleet's. `dns_queries_per_month`: the queries the public name is assumed to answer."""
     bill = Bill()
     pricer = _Pricer(prices, bill)
     for spec in fleet.all_clusters:
@@ -187,12 +252,12 @@ def estimate(
             if r.type == SERVICE and (r.inputs.get("spec") or {}).get("type") == "LoadBalancer"
         ]
         volumes = [
-            (_claim_name(r), _gib(_claimed(r)), _zone_redundant(r))
+            (_claim_name(r), _gib(_claimed(r)), _storage_class(r))
             for r in on_cluster
             if r.type == PVC
         ]
         for release in (r for r in on_cluster if r.type == RELEASE):
-            volumes += [(v, gib, False) for v, gib in _chart_volumes(spec, release, bill)]
+            volumes += [(v, gib, None) for v, gib in _chart_volumes(spec, release, bill)]
         count = sum(1 for r in inside if r.type == "aws:ec2/natGateway:NatGateway")
         vm = f"vm:{spec.node_size}"
         node_count = nodes[spec.name].count if nodes else spec.node_count
@@ -208,16 +273,44 @@ def estimate(
                 )
             pricer.add(spec, f"node VMs {spec.node_size}", vm, node_count)
             pricer.add(spec, "NAT gateways", "natGateway", count)
+            kinds = {"networkLoadBalancer": [], "classicLoadBalancer": []}
+            for service in balancers:
+                kind = _aws_balancer(service)
+                if kind is None:
+                    bill.warnings.append(
+                        f"{spec.name}: LoadBalancer Service {_service_name(service)} asks "
+                        f"{AWS_LB_TYPE}: {_annotations(service)[AWS_LB_TYPE]!r}, which the AWS "
+                        "Load Balancer Controller provisions, and the program installs none: "
+                        "NOT counted"
+                    )
+                else:
+                    kinds[kind].append(service)
             eips = sum(1 for r in inside if r.type == "aws:ec2/eip:Eip")
-            # An internet-facing NLB holds one public IPv4 address in each zone it spans.
-            nlb_ips = len(balancers) * eks.ZONE_COUNT
-            pricer.add(spec, "public IPv4 (NAT EIPs, NLB zones)", "publicIpv4", eips + nlb_ips)
-            pricer.add(spec, "Network Load Balancers", "networkLoadBalancer", len(balancers))
+            # An internet-facing NLB or Classic Load Balancer holds one public IPv4 address in
+            # each zone it spans (the cluster's public subnets, one per zone).
+            lb_ips = sum(len(found) for found in kinds.values()) * eks.ZONE_COUNT
+            zones = "NLB zones" if not kinds["classicLoadBalancer"] else "load balancer zones"
+            pricer.add(spec, f"public IPv4 (NAT EIPs, {zones})", "publicIpv4", eips + lb_ips)
             pricer.add(
                 spec,
-                "EBS gp3 (node roots, volumes) GiB",
+                "Network Load Balancers",
+                "networkLoadBalancer",
+                len(kinds["networkLoadBalancer"]),
+            )
+            classic = kinds["classicLoadBalancer"]
+            pricer.add(
+                spec,
+                f"Classic Load Balancers ({', '.join(sorted(map(_service_name, classic)))})",
+                "classicLoadBalancer",
+                len(classic),
+            )
+            ebs = _ebs_gp3_volumes(spec, volumes, on_cluster, bill)
+            named = f", volumes: {', '.join(sorted(name for name, _ in ebs))}" if ebs else ""
+            pricer.add(
+                spec,
+                f"EBS gp3 (node roots{named or ', volumes'}) GiB",
                 "ebsGp3",
-                node_count * eks.ROOT_VOLUME_GIB + sum(gib for _, gib, _ in volumes),
+                node_count * eks.ROOT_VOLUME_GIB + sum(gib for _, gib in ebs),
             )
         else:
             pricer.add(spec, "AKS control plane (Free tier)", "aksControlPlaneFree", 1)
@@ -243,7 +336,8 @@ def estimate(
             # storage class (managed-csi) makes Standard SSD LRS disks, the database's
             # zone-redundant class Standard SSD ZRS ones.
             tiers: dict[tuple[bool, int], list[str]] = {}
-            for name, gib, zrs in volumes:
+            for name, gib, storage_class in volumes:
+                zrs = storage_class == ZONE_REDUNDANT_CLASS
                 tier = next((t for t in AZURE_DISK_TIERS_GIB if t >= gib), AZURE_DISK_TIERS_GIB[-1])
                 tiers.setdefault((zrs, tier), []).append(name)
             for (zrs, tier), names in sorted(tiers.items()):
@@ -258,26 +352,145 @@ def estimate(
                     f"{item}{tier}GiB",
                     len(names),
                 )
-    service = {"trafficManager": "Azure Traffic Manager", "route53": "Route 53"}.get(
-        fleet.entry.dns
-    )
-    if service is not None:
-        # No sourced list price for either service's health checks and queries is in
-        # prices.yaml; a warning keeps the total honest instead of a guess.
-        bill.warnings.append(
-            f"public name (entry.dns: {fleet.entry.dns}): {service} health checks and DNS "
-            f"queries NOT counted; add their list prices to {PRICES.relative_to(ROOT)} with "
-            "their source"
-        )
+    _public_name(fleet, graph, pricer, dns_queries_per_month)
     return bill
+
+
+def _public_name(fleet: FleetConfig, graph: Graph, pricer: _Pricer, queries_per_month: int) -> None:
+    """The health-checked name's lines, from what the program declares for it: Route 53 health
+    checks or a Traffic Manager profile's endpoints, and the assumed queries."""
+    spec = fleet.entry
+    if spec.dns == "none":
+        return
+    pricer.bill.dns_queries_per_month = queries_per_month
+    millions = queries_per_month / 1e6
+    if spec.dns == "route53":
+        payer = Payer(PUBLIC_NAME, "aws", "global")
+        # Entry i is the i-th home's (components/edge/dns.py: the main entry first, then the
+        # second home's): Route 53 bills a check of an endpoint in AWS less than of one outside.
+        homes = [fleet.hub, *([fleet.hub_standby] if fleet.hub_standby else [])]
+        checks: dict[tuple[bool, bool], list[int]] = {}
+        for check in graph.of_type(HEALTH_CHECK):
+            index = int(check.name.rsplit("-", 1)[1])
+            home = homes[index - 1] if index <= len(homes) else None
+            in_aws = home is not None and home.cloud == "aws"
+            fast = float(check.inputs.get("requestInterval", 30)) == FAST_PROBE_INTERVAL_S
+            checks.setdefault((in_aws, fast), []).append(index)
+        for (in_aws, fast), entries in sorted(checks.items()):
+            where = "AWS" if in_aws else "non-AWS"
+            which = ", ".join(f"entry-{i}" for i in sorted(entries))
+            pricer.add(
+                payer,
+                f"Route 53 health checks, {where} endpoints ({which})",
+                f"route53HealthCheck{'Aws' if in_aws else 'NonAws'}",
+                len(entries),
+            )
+            if fast:
+                pricer.add(
+                    payer,
+                    f"Route 53 fast interval ({FAST_PROBE_INTERVAL_S} s), {where} endpoints "
+                    f"({which})",
+                    f"route53OptionalFeature{'Aws' if in_aws else 'NonAws'}",
+                    len(entries),
+                )
+        pricer.add(payer, "Route 53 standard queries (million)", "route53StandardQueries", millions)
+        pricer.add(
+            payer,
+            f"Route 53 hosted zone {spec.hosted_zone_id}",
+            "route53HostedZone",
+            1,
+            when="if it is not billed already: the zone is yours (entry.hostedZoneId); the "
+            "program adds records to it and creates no zone",
+        )
+        return
+    payer = Payer(PUBLIC_NAME, "azure", "global")
+    for profile in graph.of_type(TRAFFIC_MANAGER_PROFILE):
+        endpoints = profile.inputs.get("endpoints") or []
+        external = [e for e in endpoints if e.get("type") == EXTERNAL_ENDPOINT]
+        if len(external) != len(endpoints):
+            pricer.bill.warnings.append(
+                f"{PUBLIC_NAME}: Traffic Manager profile {profile.name} has endpoints other than "
+                f"external ones: {len(endpoints) - len(external)} NOT counted"
+            )
+        names = ", ".join(sorted(str(e.get("name")) for e in external))
+        pricer.add(
+            payer,
+            f"Traffic Manager health checks, external endpoints ({names})",
+            "trafficManagerHealthCheckExternal",
+            len(external),
+        )
+        interval = (profile.inputs.get("monitorConfig") or {}).get("intervalInSeconds", 30)
+        if float(interval) == FAST_PROBE_INTERVAL_S:
+            pricer.add(
+                payer,
+                f"Traffic Manager fast interval ({FAST_PROBE_INTERVAL_S} s), external endpoints "
+                f"({names})",
+                "trafficManagerFastIntervalExternal",
+                len(external),
+            )
+    pricer.add(payer, "Traffic Manager DNS queries (million)", "trafficManagerQueries", millions)
+
+
+def _annotations(resource: Any) -> Mapping[str, Any]:
+    return (resource.inputs.get("metadata") or {}).get("annotations") or {}
+
+
+def _service_name(service: Any) -> str:
+    metadata = service.inputs.get("metadata") or {}
+    return f"{metadata.get('namespace') or 'default'}/{metadata.get('name') or service.name}"
+
+
+def _aws_balancer(service: Any) -> str | None:
+    """The price item of what EKS provisions for a LoadBalancer Service (AWS_LB_TYPE), or None
+    when it leaves the Service to a controller the program does not install."""
+    kind = _annotations(service).get(AWS_LB_TYPE)
+    if kind is None:
+        return "classicLoadBalancer"
+    return "networkLoadBalancer" if kind == "nlb" else None
+
+
+def _ebs_gp3_volumes(
+    spec: ClusterSpec,
+    volumes: list[tuple[str, float, str | None]],
+    on_cluster: list[Any],
+    bill: Bill,
+) -> list[tuple[str, float]]:
+    """The volumes on an EKS cluster that are EBS gp3 disks: those whose StorageClass, declared
+    by the program on the same cluster, asks the EBS CSI driver for `type: gp3`. A volume of any
+    other class is reported, not priced: its disk kind is not what the program says."""
+    classes = {
+        str((r.inputs.get("metadata") or {}).get("name")): r.inputs
+        for r in on_cluster
+        if r.type == STORAGE_CLASS
+    }
+    gp3 = []
+    for name, gib, storage_class in volumes:
+        declared = classes.get(storage_class or "")
+        if (
+            declared is not None
+            and declared.get("provisioner") == EBS_CSI_PROVISIONER
+            and (declared.get("parameters") or {}).get("type") == "gp3"
+        ):
+            gp3.append((name, gib))
+            continue
+        bill.warnings.append(
+            f"{spec.name}: volume {name} ({gib:g} GiB) claims "
+            + (
+                f"the storage class {storage_class!r}"
+                if storage_class
+                else "the cluster's default storage class"
+            )
+            + ", not one the program declares as EBS gp3 on this cluster: NOT counted"
+        )
+    return gp3
+
+
+def _storage_class(pvc: Any) -> str | None:
+    return (pvc.inputs.get("spec") or {}).get("storageClassName")
 
 
 def _claim_name(pvc: Any) -> str:
     return str((pvc.inputs.get("metadata") or {}).get("name") or pvc.name)
-
-
-def _zone_redundant(pvc: Any) -> bool:
-    return (pvc.inputs.get("spec") or {}).get("storageClassName") == ZONE_REDUNDANT_CLASS
 
 
 def _claimed(pvc: Any) -> str:
@@ -467,18 +680,24 @@ def render(
             "| per month |",
             "| --- | --- | --- | --- | ---: | ---: | --- | ---: |",
         ]
-    specs = {s.name: s for s in fleet.all_clusters}
     for line in bill.lines:
-        spec = specs[line.cluster]
         out.append(
-            f"| {line.cluster} | {spec.cloud} | {spec.region} | {line.item} | {line.quantity:g} "
+            f"| {line.cluster} | {line.cloud} | {line.region} | {line.item} | {line.quantity:g} "
             f"| ${line.unit_usd:g}/{line.per} | {line.as_of} | ${line.monthly_usd:,.2f} |"
         )
-    for spec in fleet.all_clusters:
-        if any(line.cluster == spec.name for line in bill.lines):
-            out.append(f"| **{spec.name}** | | | subtotal | | | | **${bill.of(spec.name):,.2f}** |")
+    for owner in bill.owners:
+        out.append(f"| **{owner}** | | | subtotal | | | | **${bill.of(owner):,.2f}** |")
     partial = " (PARTIAL: see warnings)" if bill.warnings else ""
     out += ["", f"**Total counted: ${bill.total:,.2f} per month{partial}**", ""]
+    if bill.dns_queries_per_month is not None:
+        out += [
+            f"DNS queries assumed: {bill.dns_queries_per_month:,} a month "
+            "(--dns-queries-per-month; resolvers cache each answer for the record's TTL, "
+            f"{fleet.entry.ttl_s} s here, so a resolver asks at most "
+            f"{round(float(prices['hoursPerMonth']) * 3600 / max(fleet.entry.ttl_s, 1)):,} "
+            "times a month).",
+            "",
+        ]
     if bill.conditional:
         out += ["Chosen, and billed only on a condition (not in the total):"]
         out += [
@@ -522,9 +741,31 @@ def render(
     return "\n".join(out)
 
 
+def _queries(text: str) -> int:
+    """A query count as the flag takes it: a whole number, 0 or more (underscores allowed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"--dns-queries-per-month: {text!r} is not a whole number of queries, 0 or more"
+        )
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stack", nargs="?", default="dev", help="stack name (Pulumi.<stack>.yaml)")
+    parser.add_argument(
+        "--dns-queries-per-month",
+        type=_queries,
+        default=DNS_QUERIES_PER_MONTH,
+        metavar="N",
+        help="DNS queries a month the public name (entry.dns) is assumed to answer "
+        f"(default {DNS_QUERIES_PER_MONTH:,}: about a dozen resolvers re-asking every TTL of "
+        "30 s around the clock)",
+    )
     args = parser.parse_args(argv)
     path = ROOT / f"Pulumi.{args.stack}.yaml"
     if not path.is_file():
@@ -555,7 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     prices = load_prices()
     # The node counts the cloud preflight checks quotas against.
     nodes = {n.cluster: n for n in fleet_nodes.cloud_nodes(config)}
-    bill = estimate(fleet, graph, prices, nodes)
+    bill = estimate(fleet, graph, prices, nodes, args.dns_queries_per_month)
     sched = up_model.schedule(up_model.nodes_from_graph(graph))
     print(render(args.stack, fleet, bill, prices, sched, local_needs(fleet, graph)))
     return 0

@@ -49,6 +49,9 @@ class StandInCluster:
         self.healthy = True
         self.silent = False  # accepts connections, never answers (a wedged app)
         self.failing_requests = False  # users get 500s while its health check still passes
+        # The database is out of reach: /api answers 503 (the router's checks take shopapi
+        # out), while the website and the shop's pages, which need no database, answer 200.
+        self.database_down = False
         self.served = 0  # proxied requests (health checks carry no X-Forwarded-For)
         self.posts = 0
         cluster = self
@@ -62,6 +65,8 @@ class StandInCluster:
                 if proxied:
                     cluster.served += 1
                 status = 200 if cluster.healthy else 503
+                if cluster.database_down and self.path.startswith("/api"):
+                    status = 503
                 if proxied and cluster.failing_requests:
                     status = 500
                 body = f'{{"cluster": "{cluster.name}"}}'.encode()

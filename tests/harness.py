@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextvars
+import hashlib
 import json
 import runpy
 import subprocess
@@ -339,16 +340,21 @@ class FleetMocks(Mocks):
             state.get("kubeconfig")
         ):
             self.kind_providers.add(name)
-        elif (
-            t == "kubernetes:core/v1:Service"
-            and (state.get("spec") or {}).get("type") == "LoadBalancer"
-        ):
+        elif t == "kubernetes:core/v1:Service" and _spec(state).get("type") == "LoadBalancer":
             ingress = {"hostname": f"a{n}.elb.amazonaws.com"} if n % 2 else {"ip": ip}
             # A provider reference is "<urn>::<id>"; the URN ends with the provider's name.
             parts = (args.provider or "").split("::")
             if len(parts) > 3 and parts[3] in self.kind_providers:
                 ingress = {"ip": f"172.18.0.{n % 50 + 200}"}
             state["status"] = c({"loadBalancer": {"ingress": [ingress]}})
+        elif (
+            t == "kubernetes:core/v1:Service"
+            and isinstance(state.get("spec"), Mapping)
+            and _spec(state).get("type", "ClusterIP") == "ClusterIP"
+            and not _spec(state).get("clusterIP")
+        ):
+            # The API server allocates a cluster IP to a ClusterIP Service without one.
+            state["spec"] = {**state["spec"], "clusterIP": c(f"10.0.{n % 250}.{n % 199 + 2}")}
         elif t == "kubernetes:core/v1:Secret" and state.get("type") == (
             "kubernetes.io/service-account-token"
         ):
@@ -442,6 +448,12 @@ class FleetMocks(Mocks):
             stdout = self.kind_host.get(key, stdout)
             return {"command": script, "environment": env, "stdout": stdout, "stderr": ""}
         raise NotImplementedError(f"the mocks have no answer for invoke {tok}")
+
+
+def _spec(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A Kubernetes object's spec, or nothing where it is not known yet (preview)."""
+    spec = state.get("spec")
+    return spec if isinstance(spec, Mapping) else {}
 
 
 def mock_addon_version(addon: str, kubernetes_version: str) -> str:
@@ -687,3 +699,47 @@ def load_stack_config(path: Path) -> dict[str, Any]:
     """The `config:` block of a Pulumi.<stack>.yaml, with structured values kept as data."""
     data = yaml.safe_load(path.read_text())
     return dict(data.get("config") or {})
+
+
+def input_digest(res: Registered) -> str:
+    """A digest of a resource's inputs, unknowns as one marker (they compare by identity)."""
+
+    def comparable(value: Any) -> Any:
+        if is_unknown(value):
+            return "<unknown>"
+        if isinstance(value, dict):
+            return {k: comparable(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [comparable(v) for v in value]
+        return value
+
+    text = json.dumps(comparable(res.inputs), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class GraphChanges:
+    """What differs between two recorded graphs of the same program, by URN."""
+
+    before: Graph
+    after: Graph
+    added: set[str]
+    removed: set[str]
+    changed: set[str]
+    """In both graphs, with other inputs (by `input_digest`)."""
+
+    def resource(self, urn: str) -> Registered:
+        """The resource as the later graph has it, or the earlier one for a removed one."""
+        return self.after.by_urn.get(urn) or self.before.by_urn[urn]
+
+
+def graph_changes(before: Graph, after: Graph) -> GraphChanges:
+    """The resources an `up` from `before` to `after` would create, delete or update."""
+    old, new = before.by_urn, after.by_urn
+    return GraphChanges(
+        before=before,
+        after=after,
+        added=set(new) - set(old),
+        removed=set(old) - set(new),
+        changed={u for u in set(old) & set(new) if input_digest(old[u]) != input_digest(new[u])},
+    )

@@ -96,6 +96,13 @@ class FleetCluster(pulumi.ComponentResource):
             # A stable identity: a refreshed kubeconfig (new token, new cert) must not make
             # the provider, and with it every object on the cluster, look replaced.
             cluster_identifier=self.name,
+            # Only on the homes of a fleet with a second home, so other fleets' providers keep
+            # their inputs. While the API is unreachable, the provider's Check answers with the
+            # inputs in state: nothing on this cluster is updated, and the rest of the `up` goes
+            # on (pulumi-kubernetes provider/pkg/provider/provider.go (Check)). Not
+            # deleteUnreachable: that drops from state every object of an unreachable cluster
+            # on refresh and delete, which a cluster that is only down for now must not lose.
+            skip_update_unreachable=True if self.spec.skip_unreachable else None,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[*provider_depends_on, *self.load_balancer_dependencies],
