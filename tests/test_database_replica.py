@@ -328,14 +328,6 @@ def test_database_primary_gives_each_home_its_role_and_moves_the_endpoint(fleet,
                 "serve",
                 role,
             ], f"{sts.name} must serve as {role} with database.primary: {primary}"
-        schema = home_db(graph, fleet, primary, "schema", JOB)
-        assert schema.provider_urn == provider_of(graph, fleet, primary), (
-            "the schema Job runs against the primary's home"
-        )
-        other = "standby" if primary == "main" else "main"
-        names = {r.name for r in graph.of_type(JOB)}
-        prefix = "database" if other == "main" else f"database-{second}"
-        assert f"{prefix}-schema" not in names, "no schema Job on the replica's home"
         if preview:
             assert is_unknown(graph.stack_outputs["databaseHost"])
             continue
@@ -345,24 +337,49 @@ def test_database_primary_gives_each_home_its_role_and_moves_the_endpoint(fleet,
 
 
 @FLEET
-def test_the_schema_job_waits_for_both_servers_and_for_a_writable_primary(fleet):
+def test_each_homes_jobs_wait_for_both_servers_and_act_only_on_the_primary(fleet):
+    """Both homes run the schema Job (and a rotation's), with the same inputs whichever home
+    is primary: a promotion creates, deletes or re-runs none. Each first asks its server
+    whether it is the primary (writable) or a replica, and only the primary's migrates."""
     for graph, primary in (
         (fleet_graph(fleet, False), "main"),
         (promoted_graph(fleet, False), "standby"),
     ):
         other = "standby" if primary == "main" else "main"
-        schema = home_db(graph, fleet, primary, "schema", JOB)
         for home in (primary, other):
-            sts = home_db(graph, fleet, home, "mariadb", STATEFULSET)
-            assert graph.depends_on(schema, sts), f"{schema.name} must wait for {sts.name}"
-        first = schema.inputs["spec"]["template"]["spec"]["initContainers"][0]
-        assert first["name"] == "wait-writable" and "read_only" in first["command"][-1]
+            schema = home_db(graph, fleet, home, "schema", JOB)
+            assert schema.provider_urn == provider_of(graph, fleet, home)
+            for each in (primary, other):
+                sts = home_db(graph, fleet, each, "mariadb", STATEFULSET)
+                assert graph.depends_on(schema, sts), f"{schema.name} must wait for {sts.name}"
+            pod = schema.inputs["spec"]["template"]["spec"]
+            first = pod["initContainers"][0]
+            assert first["name"] == "home-role" and "read_only" in first["command"][-1]
+            assert "replica" in pod["containers"][0]["command"][-1]
         # The replica's home restarts first on a change of primary, fenced before the other
         # is promoted.
         primary_sts = home_db(graph, fleet, primary, "mariadb", STATEFULSET)
         replica_sts = home_db(graph, fleet, other, "mariadb", STATEFULSET)
         assert graph.depends_on(primary_sts, replica_sts)
         assert not graph.depends_on(replica_sts, primary_sts)
+    before, after = fleet_graph(fleet, False), promoted_graph(fleet, False)
+    for home in ("main", "standby"):
+        job = home_db(before, fleet, home, "schema", JOB)
+        assert job.inputs == home_db(after, fleet, home, "schema", JOB).inputs, (
+            f"{job.name} must not change with database.primary"
+        )
+
+
+def test_a_rotation_runs_on_both_homes_and_acts_on_the_primary_only():
+    config = copy.deepcopy(FLEETS["dev-standby"]())
+    config["ocm-fleet:databasePasswordRotation"] = 1
+    graph = run_program(config)
+    for home in ("main", "standby"):
+        job = home_db(graph, "dev-standby", home, "password-rotation-1", JOB)
+        command = job.inputs["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+        assert "read_only" in command and "replica" in command, (
+            f"{job.name} must leave a replica alone (root may write on a read-only server)"
+        )
 
 
 def test_standby_primary_needs_a_second_home_and_a_known_value():

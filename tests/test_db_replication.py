@@ -960,3 +960,46 @@ def test_serve_says_a_diverged_former_primary_needs_a_reclone_and_stays_fenced(p
     assert "replication.sh reclone" in serving[0].said()
     assert not writable(main), "a diverged former primary stays read-only"
     assert serving[0].proc.poll() is None, "serve keeps watching; it never re-clones by itself"
+
+
+def test_the_jobs_guard_tells_the_primary_from_the_replica(pair, tmp_path):
+    """The first step of each home's schema Job (database.WAIT_FOR_ROLE, as the app user over
+    TCP) and of a rotation (database.home_guard, as root): `primary` on a writable server,
+    `replica` on one whose replication threads run, and a wait on a fenced one."""
+    primary = make_primary(pair)
+    replica = pair.server("replica", 2)
+    follow(replica, primary)
+    password = tmp_path / "DB_PASSWORD"
+    password.write_text(APP_PASSWORD)
+
+    def schema_guard(server: Server, timeout: float = 20) -> str:
+        role_file = tmp_path / f"role-{server.name}"
+        subprocess.run(
+            ["sh", "-c", database.WAIT_FOR_ROLE],
+            env={
+                "PATH": os.environ["PATH"],
+                "DB_HOST": "127.0.0.1",
+                "DB_PORT": str(server.port),
+                "DB_USER": database.DB_USER,
+                "DB_PASSWORD_FILE": str(password),
+                "HOME_ROLE_FILE": str(role_file),
+            },
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return role_file.read_text()
+
+    assert schema_guard(primary) == "primary"
+    assert schema_guard(replica) == "replica"
+    as_root = subprocess.run(
+        ["sh", "-c", database.home_guard(f"--defaults-extra-file={replica.defaults}", "rotation")],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert as_root.stdout.strip() == "replica", as_root.stderr
+    # Fenced: read-only and following no one. The guard waits rather than guess.
+    replica.root("STOP SLAVE;")
+    with pytest.raises(subprocess.TimeoutExpired):
+        schema_guard(replica, timeout=7)

@@ -192,16 +192,27 @@ def test_the_second_home_adds_its_cluster_and_changes_nothing_else(fleet, previe
     main_provider = with_home.kubernetes_provider(hub["name"]).urn
     added = {r.urn: r for r in with_home.resources if r.urn not in without.by_urn}
     assert added, f"{fleet}: the second home must add resources"
-    # The database takes the second home as its replica's (tests/test_database_replica.py):
-    # its objects are the ones that change or are added beside the second home's cluster.
+    # The database takes the second home as its replica's (tests/test_database_replica.py),
+    # and each app cluster then reaches it by the stable name a promotion re-points, which the
+    # app's rollout template carries (tests/test_promotion.py): those objects are the ones
+    # that change or are added beside the second home's cluster.
     database = "database"
+
+    def database_wiring(res) -> bool:
+        return (
+            res.name.startswith(database)
+            or "-app-database-" in res.name
+            or res.name.endswith("-shopapi-to-database")
+            or res.name in ("app-rollout-replica-set", "app-rollout-status")
+        )
+
     for res in added.values():
-        assert res.name.startswith((standby, database)), (
-            f"{fleet}: {res.name} is neither on the second home nor the database's"
+        assert res.name.startswith(standby) or database_wiring(res), (
+            f"{fleet}: {res.name} is neither on the second home nor the database's wiring"
         )
     by_urn = with_home.by_urn
     for res in without.resources:
-        if res.name.startswith(database):
+        if database_wiring(res):
             continue
         assert res.urn in by_urn, f"{fleet}: {res.urn} is gone with a second home"
         other = by_urn[res.urn]

@@ -87,14 +87,47 @@ REPLICATION_CREDENTIALS_DIR = "/run/secrets/replication"
 HOLD_SECONDS = 30
 """How long one `hold` waits before `serve` tries again: bounded, so the sidecar stops on
 SIGTERM within the pod's grace period rather than waiting in a step."""
-WAIT_WRITABLE = (
+HOME_ROLE_FILE = f"{SEED_DECISION_DIR}/home"
+"""Where the schema Job's first step writes `primary` or `replica` for the steps after it."""
+
+
+def home_guard(login: str, what: str) -> str:
+    """Shell that waits until the home's server is the primary (writable: prints `primary`) or
+    a replica (its replication threads run: prints `replica`). `login` is the client options.
+
+    With a second home every home runs the Jobs, and only the primary's act: their inputs do
+    not depend on `database.primary`, so a promotion creates, deletes or re-runs no Job, on the
+    main cluster least of all; and a replica's Job, which would write a transaction of its own
+    and split its history from the primary's, does nothing.
+    """
+    query = (
+        "SELECT @@global.read_only, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+        "WHERE VARIABLE_NAME = 'SLAVE_RUNNING'"
+    )
+    return (
+        "while :; do "
+        f'state=$(mariadb {login} --batch --skip-column-names --execute="{query}") || state=; '
+        'case "$state" in '
+        "0*) echo primary; break ;; "
+        "*ON) echo replica; break ;; "
+        "esac; "
+        f'echo "{what}: waiting for this home to be the primary (writable) or a replica" >&2; '
+        "sleep 5; done"
+    )
+
+
+APP_LOGIN = '--host="$DB_HOST" --port="$DB_PORT" --user="$DB_USER"'
+WAIT_FOR_ROLE = (
     'MYSQL_PWD="$(cat "$DB_PASSWORD_FILE")" && export MYSQL_PWD && '
-    'until [ "$(mariadb --host="$DB_HOST" --port="$DB_PORT" --user="$DB_USER" --batch '
-    '--skip-column-names --execute="SELECT @@global.read_only")" = 0 ]; do '
-    'echo "schema: waiting for the primary to turn writable (replication.sh hold)"; sleep 5; done'
+    f'role=$({home_guard(APP_LOGIN, "schema")}) && printf %s "$role" > "$HOME_ROLE_FILE"'
 )
 """The schema Job's first step with a second home: the primary starts read-only and turns
 writable only once the replica follows it (replication.sh `hold`), or once promoted."""
+SCHEMA_ON_A_HOME = (
+    'if [ "$(cat "$HOME_ROLE_FILE")" = replica ]; then '
+    'echo "schema: this home replicates the primary, whose Job migrates"; exit 0; fi && '
+    + SCHEMA_COMMAND
+)
 
 
 def home_roles(primary: str) -> dict[str, str]:
@@ -631,51 +664,52 @@ class Database(pulumi.ComponentResource):
                     on[home],
                 )
 
-        primary = args.primary
-        replica = other[primary]
-        prefix, ns = prefixes[primary], namespaces[primary].metadata.name
-        in_cluster_host = pulumi.Output.concat("mariadb.", ns, ".svc.cluster.local")
         user = app_user(args.password_rotation)
-        # The Jobs run on the primary's home only, after both servers exist: the primary turns
-        # writable once the replica follows it (hold), which the schema Job waits for.
-        rotation = []
-        if args.password_rotation > 0:
-            rotation = [
-                k8s.batch.v1.Job(
-                    f"{prefix}-password-rotation-{args.password_rotation}",
-                    metadata={
-                        "name": f"mariadb-password-rotation-{args.password_rotation}",
-                        "namespace": ns,
-                        "labels": LABELS,
-                    },
-                    spec=rotation_job_spec(
-                        in_cluster_host, credentials[primary].metadata.name, user
-                    ),
-                    opts=after(
-                        primary,
-                        statefulsets[primary],
-                        statefulsets[replica],
-                        credentials[primary],
-                        *policies[primary],
-                    ),
-                )
-            ]
-        self.schema_job = k8s.batch.v1.Job(
-            f"{prefix}-schema",
-            metadata={"name": "bookstore-schema", "namespace": ns, "labels": LABELS},
-            spec=schema_job_spec(
-                in_cluster_host, credentials[primary].metadata.name, user, wait_writable=True
-            ),
-            opts=after(
-                primary,
-                statefulsets[primary],
-                statefulsets[replica],
-                *policies[primary],
-                *rotation,
-                custom_timeouts=pulumi.CustomTimeouts(create="20m"),
-            ),
-        )
-        self.ready = [self.schema_job, *rotation, *proxied]
+        # The Jobs run on both homes, after both servers exist, and act on the primary only
+        # (home_guard): the primary turns writable once the replica follows it (hold).
+        rotation: list[pulumi.Resource] = []
+        schema_jobs = {}
+        for home in HOMES:
+            prefix, ns = prefixes[home], namespaces[home].metadata.name
+            in_cluster_host = pulumi.Output.concat("mariadb.", ns, ".svc.cluster.local")
+            rotated = []
+            if args.password_rotation > 0:
+                rotated = [
+                    k8s.batch.v1.Job(
+                        f"{prefix}-password-rotation-{args.password_rotation}",
+                        metadata={
+                            "name": f"mariadb-password-rotation-{args.password_rotation}",
+                            "namespace": ns,
+                            "labels": LABELS,
+                        },
+                        spec=rotation_job_spec(
+                            in_cluster_host, credentials[home].metadata.name, user, on_a_home=True
+                        ),
+                        opts=after(
+                            home, *statefulsets.values(), credentials[home], *policies[home]
+                        ),
+                    )
+                ]
+            rotation += rotated
+            schema_jobs[home] = k8s.batch.v1.Job(
+                f"{prefix}-schema",
+                metadata={"name": "bookstore-schema", "namespace": ns, "labels": LABELS},
+                spec=schema_job_spec(
+                    in_cluster_host, credentials[home].metadata.name, user, on_a_home=True
+                ),
+                opts=after(
+                    home,
+                    *statefulsets.values(),
+                    *policies[home],
+                    *rotated,
+                    custom_timeouts=pulumi.CustomTimeouts(create="20m"),
+                ),
+            )
+        primary = args.primary
+        self.schema_job = schema_jobs[primary]
+        self.schema_jobs = schema_jobs
+        """Each home's schema Job, by home (main, standby): the primary's migrates."""
+        self.ready = [*schema_jobs.values(), *rotation, *proxied]
         self.storage = volumes["main"].storage
         self.addresses = {clusters[home].name: addresses[home] for home in HOMES}
         self.endpoint = DatabaseEndpoint(
@@ -1117,7 +1151,7 @@ def schema_job_spec(
     credentials: pulumi.Input[str],
     user: str = DB_USER,
     *,
-    wait_writable: bool = False,
+    on_a_home: bool = False,
 ) -> dict:
     """The schema Job: `rails db:migrate`, and `rails db:seed` only on a database without books.
 
@@ -1129,7 +1163,8 @@ def schema_job_spec(
     # The Secret holds the password of the current generation only, so both containers log in
     # as that generation's user. A rotation that changes the user changes this spec, and the
     # Job runs again: safe, because the guard keeps every book.
-    spec = shopapi_job_spec(db_host, credentials, ["sh", "-c", SCHEMA_COMMAND], user)
+    command = SCHEMA_ON_A_HOME if on_a_home else SCHEMA_COMMAND
+    spec = shopapi_job_spec(db_host, credentials, ["sh", "-c", command], user)
     pod = spec["template"]["spec"]
     schema = pod["containers"][0]
     decision_mount = {"name": "seed-decision", "mountPath": SEED_DECISION_DIR}
@@ -1160,18 +1195,22 @@ def schema_job_spec(
             ],
         }
     ]
-    if wait_writable:
+    if on_a_home:
         guard = pod["initContainers"][0]
+        home_env = {"name": "HOME_ROLE_FILE", "value": HOME_ROLE_FILE}
         pod["initContainers"].insert(
             0,
             {
                 **guard,
-                "name": "wait-writable",
-                "command": ["sh", "-c", WAIT_WRITABLE],
-                "env": [e for e in guard["env"] if e["name"] != "SEED_DECISION_FILE"],
-                "volumeMounts": [m for m in guard["volumeMounts"] if m["name"] != "seed-decision"],
+                "name": "home-role",
+                "command": ["sh", "-c", WAIT_FOR_ROLE],
+                "env": [
+                    *(e for e in guard["env"] if e["name"] != "SEED_DECISION_FILE"),
+                    home_env,
+                ],
             },
         )
+        schema["env"].append(home_env)
     pod["volumes"] += [
         {"name": "seed-decision", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
         {
@@ -1191,7 +1230,11 @@ def schema_job_spec(
 
 
 def rotation_job_spec(
-    db_host: pulumi.Input[str], credentials: pulumi.Input[str], user: str = DB_USER
+    db_host: pulumi.Input[str],
+    credentials: pulumi.Input[str],
+    user: str = DB_USER,
+    *,
+    on_a_home: bool = False,
 ) -> dict:
     """Gives `user` the current generated password, as root, creating the user (with the app's
     privileges) if this is its first turn.
@@ -1206,6 +1249,19 @@ def rotation_job_spec(
         f"GRANT ALL PRIVILEGES ON {DB_NAME}.* TO '{user}'@'%%';\\n"
     )
     login = f'--defaults-extra-file="$CREDENTIALS_DIR/{ROOT_CLIENT_CONFIG}"'
+    rotate = (
+        'password="$(cat "$CREDENTIALS_DIR/MARIADB_PASSWORD")" && '
+        f'printf "{sql}" "$password" "$password" | '
+        f'mariadb {login} -h "$DB_HOST"'
+    )
+    if on_a_home:
+        # Root may write on a read-only server: only the primary's Job may (home_guard).
+        guard = home_guard(f'{login} -h "$DB_HOST"', "rotation")
+        rotate = (
+            f'role=$({guard}) && if [ "$role" = replica ]; then '
+            'echo "rotation: this home replicates the primary, whose Job sets it"; exit 0; fi && '
+            + rotate
+        )
     return {
         "backoffLimit": 6,
         "template": {
@@ -1219,13 +1275,7 @@ def rotation_job_spec(
                         "name": "rotate",
                         "image": images.pinned(MARIADB_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
-                        "command": [
-                            "sh",
-                            "-c",
-                            'password="$(cat "$CREDENTIALS_DIR/MARIADB_PASSWORD")" && '
-                            f'printf "{sql}" "$password" "$password" | '
-                            f'mariadb {login} -h "$DB_HOST"',
-                        ],
+                        "command": ["sh", "-c", rotate],
                         "env": [
                             {"name": "DB_HOST", "value": db_host},
                             {"name": "CREDENTIALS_DIR", "value": CREDENTIALS_DIR},

@@ -95,8 +95,12 @@ Order: the replica home's StatefulSet comes first and the primary's depends on i
 of primary restarts the home giving it up (read-only from its start) before the other is
 promoted, and the two are never writable at once. Each home's ``mariadb-public`` load balancer
 is made before its StatefulSet (its address is in the certificate) and admits the app
-clusters' egress and the other home's. The schema and rotation Jobs run on the primary's home
-only, after both StatefulSets, and the schema Job first waits for ``read_only`` to be off.
+clusters' egress and the other home's. The schema and rotation Jobs are on both homes, with
+the same inputs whichever home is primary, after both StatefulSets: each first waits for its
+server to be either writable (the primary: it goes on) or replicating (a replica: it stops,
+done; root could write on a read-only server and split the histories). So a promotion
+creates, deletes and re-runs no Job, which an unreachable main cluster could not take, and
+only the primary's Jobs write (database.py, ``home_guard``).
 
 **10.11 and 11.4.** The tests run Debian's 10.11; the program's image is 11.4. What differs
 and matters: 11.4 clients and replicas verify the server certificate by default, and an 11.4
