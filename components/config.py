@@ -118,7 +118,8 @@ DATABASE_KEYS = frozenset({"primary"})
 STANDBY_REFUSED_KEYS = {
     "standby": "the second home is itself the standby",
     "retire": "remove hub.standby to retire the second home",
-    "databaseStorage": "the replica's disk is the cluster's default class",
+    "databaseStorage": "the replica's disk is the program's choice (EBS gp3 on aws, zone-redundant "
+    "on azure where the region has zones)",
 }
 """Cluster keys a `hub.standby` entry cannot take, and why."""
 CHART_KEYS = {

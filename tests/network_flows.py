@@ -497,6 +497,19 @@ def needed_flows(network: Network) -> set[tuple[str, str, str]]:
     for home in network.second_homes:
         replica = f"{home}/bookstore-data/mariadb"
         flows |= {(db, replica, "TCP/3306"), (replica, db, "TCP/3306")}
+        # Each home runs the database Jobs (only the primary's act), and the app may reach
+        # whichever home is primary.
+        home_jobs = [
+            w.obj["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+            for w in network.objects
+            if w.kind == "Job" and w.cluster == home
+        ]
+        for job in home_jobs:
+            flows.add((f"{home}/bookstore-data/{job}", replica, "TCP/3306"))
+            flows |= {
+                (f"{home}/bookstore-data/{job}", f"{home}/kube-system/kube-dns", p) for p in dns
+            }
+        flows |= {(f"{app}/bookstore/shopapi", replica, "TCP/3306") for app in apps}
         flows |= {(db, f"{hub}/kube-system/kube-dns", p) for p in dns}
         flows |= {(replica, f"{home}/kube-system/kube-dns", p) for p in dns}
         if home in network.proxied:

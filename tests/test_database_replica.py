@@ -453,3 +453,26 @@ def test_without_a_second_home_nothing_of_the_replica_exists(fleet):
     assert "databaseHosts" not in graph.stack_outputs
     public = graph.named("database-public", SERVICE)
     assert graph.depends_on(public, sts), "the one-home LoadBalancer still follows its server"
+
+
+def test_the_replicas_disk_on_an_eks_home_is_a_gp3_class_of_the_programs():
+    """EKS marks no storage class as the default from 1.30: a claim naming none stays Pending."""
+    graph = fleet_graph("dev-standby", False)
+    claim = graph.named("database-second-data", "kubernetes:core/v1:PersistentVolumeClaim")
+    gp3 = graph.named("database-second-gp3", "kubernetes:storage.k8s.io/v1:StorageClass")
+    assert claim.inputs["spec"]["storageClassName"] == gp3.inputs["metadata"]["name"]
+    assert gp3.inputs["provisioner"] == "ebs.csi.aws.com"
+    assert gp3.inputs["parameters"]["type"] == "gp3"
+    assert gp3.provider_urn == graph.kubernetes_provider("second").urn
+    assert graph.depends_on(claim, gp3), "the claim goes before its class"
+    addon = [
+        r
+        for r in graph.descendants(graph.cluster_component("second"))
+        if r.type == "aws:eks/addon:Addon" and "ebs" in r.name
+    ]
+    assert addon and all(graph.depends_on(claim, a) for a in addon), (
+        "the claim is released before the EBS CSI driver goes"
+    )
+    local = fleet_graph("local-standby", False)
+    kind_claim = local.named("database-second-data", "kubernetes:core/v1:PersistentVolumeClaim")
+    assert "storageClassName" not in kind_claim.inputs["spec"], "kind: the cluster's default"

@@ -16,7 +16,12 @@ import pulumi_tls as tls
 from components import images
 from components.app import replication
 from components.clusters._base import FleetCluster
-from components.lifecycle.previous_run import CLUSTER_DEFAULT, ZONE_REDUNDANT, union_of_egress
+from components.lifecycle.previous_run import (
+    CLUSTER_DEFAULT,
+    ZONE_REDUNDANT,
+    default_database_storage,
+    union_of_egress,
+)
 from components.security import network_policies as netpol
 from components.security import pod_security
 
@@ -46,6 +51,8 @@ ZONE_REDUNDANT_CLASS = "ocm-fleet-zone-redundant"
 # in its own zone (AKS docs, "Use the Azure Disk CSI driver", zone-redundant storage).
 # WaitForFirstConsumer: the disk is made once the pod is scheduled, as the built-in classes do.
 ZONE_REDUNDANT_SKU = "StandardSSD_ZRS"
+GP3_CLASS = "ocm-fleet-gp3"
+"""The storage class of the data on an EKS home (hub.standby on aws)."""
 SEED_GUARD = Path(__file__).with_name("seed_guard.sh")
 """Shell and SQL that decide whether the database may be seeded; the Job's init container runs
 this file's text, and tests/test_seed_guard.py runs the same text against a real MariaDB."""
@@ -732,17 +739,23 @@ class Database(pulumi.ComponentResource):
     ) -> _Volume:
         """The data claim of one home. The main home's is the one it has without a second home
         (its disk kind checked against the stack's history); the second home's is on its
-        cluster's default class. Both honour protectData."""
+        program's choice for its cloud: EBS gp3 on EKS, zone-redundant on AKS where the
+        region has zones, else the cluster's default class. Both honour protectData."""
         if home == "main":
             storage = args.storage
             checked = pulumi.Output.from_input(
                 args.storage_checked if args.storage_checked is not None else args.storage
             )
         else:
-            storage, checked = CLUSTER_DEFAULT, pulumi.Output.from_input(CLUSTER_DEFAULT)
+            # A new home of the data, with no history to check: zone-redundant on AKS where the
+            # region has zones, as for the hub.
+            storage = default_database_storage(cluster.spec)
+            checked = pulumi.Output.from_input(storage)
         storage_class = (
             self._zone_redundant_class(prefix, opts, checked) if storage == ZONE_REDUNDANT else None
         )
+        if storage_class is None and cluster.cloud == "aws":
+            storage_class = self._gp3_class(prefix, opts)
         claim = CLAIM[storage]
         volume = k8s.core.v1.PersistentVolumeClaim(
             f"{prefix}-data",
@@ -810,6 +823,20 @@ class Database(pulumi.ComponentResource):
             opts=child,
         )
         return cert.cert_pem, pulumi.Output.secret(key.private_key_pem)
+
+    def _gp3_class(self, prefix: str, opts: pulumi.ResourceOptions) -> k8s.storage.v1.StorageClass:
+        """EBS gp3 through the EBS CSI driver, for MariaDB on an EKS home: EKS marks no storage
+        class as the default on clusters from 1.30, so a claim without one stays Pending."""
+        return k8s.storage.v1.StorageClass(
+            f"{prefix}-gp3",
+            metadata={"name": GP3_CLASS, "labels": LABELS},
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true"},
+            volume_binding_mode="WaitForFirstConsumer",
+            reclaim_policy="Delete",
+            allow_volume_expansion=True,
+            opts=opts,
+        )
 
     def _zone_redundant_class(
         self, name: str, on_hub: pulumi.ResourceOptions, checked: pulumi.Output[str]
