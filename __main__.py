@@ -108,6 +108,14 @@ monitoring = FleetMonitoring(
     ),
 )
 
+# Who reaches the app clusters' edges: the public entry on the main cluster and, with a second
+# home, the entry there too. Each edge admits exactly the egress of both.
+entry_egress = (
+    union_of_egress(hub.egress_cidrs, second_home.egress_cidrs)
+    if second_home is not None
+    else hub.egress_cidrs
+)
+
 # With a second home, each app cluster reaches the database by a stable name that a promotion
 # re-points through that cluster's own provider: no hub, no pod restart (AppDelivery). The
 # addresses of both homes' databases come with the replica; until the database has them, the
@@ -138,7 +146,7 @@ for name, cluster in apps.items():
             cluster=cluster,
             objects=manifests,
             database=database.endpoint,
-            edge_allowed_cidrs=hub.egress_cidrs,
+            edge_allowed_cidrs=entry_egress,
             ready_after=database.ready,
             database_homes=database_homes,
             database_primary=database_primary if database_homes is not None else None,
@@ -180,22 +188,36 @@ rollout = AppRollout(
         last_strategy=previous_run.last_strategy(),
     ),
 )
+upstreams = {name: d.edge_address for name, d in deliveries.items()}
 entry = PublicLoadBalancer(
-    "public-lb",
-    PublicLoadBalancerArgs(
-        hub_provider=hub.provider,
-        upstreams={name: d.edge_address for name, d in deliveries.items()},
-    ),
+    "public-lb", PublicLoadBalancerArgs(hub_provider=hub.provider, upstreams=upstreams)
+)
+# The second home's entry: the same HAProxy in front of the same app clusters, so that users
+# still reach them when the main cluster is lost (docs/public-entry.md).
+second_entry = (
+    PublicLoadBalancer(
+        f"{second_home.name}-entry",
+        PublicLoadBalancerArgs(
+            hub_provider=second_home.provider, upstreams=upstreams, cloud=second_home.cloud
+        ),
+    )
+    if second_home is not None
+    else None
 )
 
-# The entries a health-checked name fronts, first preferred; the second home's entry joins here.
-entries = [entry.url]
+# The entries a health-checked name fronts, first preferred.
+entry_components = [entry, *filter(None, [second_entry])]
+entries = [e.url for e in entry_components]
 public_name = (
     PublicName(
         "public-name",
-        PublicNameArgs(spec=fleet.entry, entries=entries, stack=pulumi.get_stack()),
-        # Removed before the entry it points at: DNS never answers with a deleted address.
-        opts=pulumi.ResourceOptions(depends_on=[entry]),
+        PublicNameArgs(
+            spec=fleet.entry,
+            entries=entries,
+            stack=pulumi.get_stack(),
+            # Removed before the entries it points at: DNS never answers with a deleted address.
+            entry_resources=entry_components,
+        ),
     )
     if fleet.entry.dns != "none"
     else None
@@ -231,6 +253,8 @@ def describe(cluster):
 
 
 pulumi.export("url", entry.url)
+if second_entry is not None:
+    pulumi.export("entryUrls", entries)
 if public_name is not None:
     pulumi.export("publicName", public_name.name)
     pulumi.export("publicNameUrl", public_name.name.apply(lambda host: f"http://{host}"))

@@ -134,7 +134,10 @@ def _validate_manifestwork_secrets(args: ResourceValidationArgs, report: ReportV
         report(message, None)
 
 
-# 2. LoadBalancer Services: allowlisted, except the one public entry ---------------------------
+# 2. LoadBalancer Services: allowlisted, except the public entries ----------------------------
+
+MAX_PUBLIC_ENTRIES = 2
+"""The main cluster's entry and the second home's (`hub.standby`): one per main home."""
 
 
 def _is_public_entry(props: Mapping[str, Any]) -> bool:
@@ -143,17 +146,19 @@ def _is_public_entry(props: Mapping[str, Any]) -> bool:
 
 
 def loadbalancer_violations(
-    services: Iterable[tuple[str, Mapping[str, Any]]],
+    services: Iterable[tuple[str, Mapping[str, Any], str]],
 ) -> list[StackViolation]:
-    """(message, urn) for every LoadBalancer Service open to the world, and for surplus public
-    entries. `services` holds (urn, props) of every Service in the stack."""
+    """(message, urn) for every LoadBalancer Service open to the world, and for public entries
+    beyond one per cluster or beyond the two main homes. `services` holds (urn, props) or (urn,
+    props, cluster) of every Service in the stack; the cluster is the URN of the Kubernetes
+    provider the Service is created with ("" for the default one)."""
     violations: list[StackViolation] = []
-    public_entries: list[str] = []
-    for urn, props in services:
+    public_entries: dict[str, list[str]] = {}
+    for urn, props, cluster in services:
         if _get(props, "spec", "type") != "LoadBalancer":
             continue
         if _is_public_entry(props):
-            public_entries.append(urn)
+            public_entries.setdefault(cluster, []).append(urn)
             continue
         ranges = _items(_get(props, "spec", "loadBalancerSourceRanges"))
         if ranges is UNKNOWN or UNKNOWN in ranges:
@@ -166,7 +171,7 @@ def loadbalancer_violations(
                     f"LoadBalancer Service {urn} has no spec.loadBalancerSourceRanges, so it "
                     "accepts traffic from anywhere. List the CIDRs that may reach it (the egress "
                     f'IPs of its clients), or label it {PUBLIC_ENTRY_LABEL}: "true" if it is '
-                    "the fleet's single public entry.",
+                    "the public entry of its main home.",
                     urn,
                 )
             )
@@ -181,23 +186,41 @@ def loadbalancer_violations(
                     urn,
                 )
             )
-    if len(public_entries) > 1:
-        listed = ", ".join(sorted(public_entries))
-        for urn in sorted(public_entries):
-            violations.append(
+    for cluster, urns in sorted(public_entries.items()):
+        if len(urns) > 1:
+            listed = ", ".join(sorted(urns))
+            on_cluster = f"provider {cluster}" if cluster else "the default provider"
+            violations += [
                 (
-                    f"Service {urn} is one of {len(public_entries)} LoadBalancer Services "
-                    f'labelled {PUBLIC_ENTRY_LABEL}: "true" ({listed}); the fleet has exactly '
-                    "one public entry. Remove the label from all but the public load balancer and "
-                    "give the others spec.loadBalancerSourceRanges.",
+                    f"Service {urn} is one of {len(urns)} LoadBalancer Services labelled "
+                    f'{PUBLIC_ENTRY_LABEL}: "true" on one cluster ({on_cluster}: {listed}); '
+                    "a main home has exactly one public entry. Remove the label from all but "
+                    "the public load balancer and give the others spec.loadBalancerSourceRanges.",
                     urn,
                 )
+                for urn in sorted(urns)
+            ]
+    clusters = sorted(c for c, urns in public_entries.items() if len(urns) == 1)
+    if len(clusters) > MAX_PUBLIC_ENTRIES:
+        every = sorted(urn for c in clusters for urn in public_entries[c])
+        violations += [
+            (
+                f"Service {urn} is one of {len(every)} public entries on {len(clusters)} "
+                f"clusters ({', '.join(every)}); the fleet has at most {MAX_PUBLIC_ENTRIES}, one "
+                "on the main cluster and one on the second home (hub.standby).",
+                urn,
             )
+            for urn in every
+        ]
     return violations
 
 
 def _validate_loadbalancers(args: StackValidationArgs, report: ReportViolation) -> None:
-    services = [(r.urn, r.props) for r in args.resources if r.resource_type == SERVICE]
+    services = [
+        (r.urn, r.props, r.provider.urn if r.provider is not None else "")
+        for r in args.resources
+        if r.resource_type == SERVICE
+    ]
     for message, urn in loadbalancer_violations(services):
         report(message, urn)
 
@@ -563,8 +586,8 @@ no_open_loadbalancer = StackValidationPolicy(
     name="no-open-loadbalancer",
     description=(
         "Every LoadBalancer Service has spec.loadBalancerSourceRanges without 0.0.0.0/0 or ::/0, "
-        f'except the one labelled {PUBLIC_ENTRY_LABEL}: "true"; there is at most one such '
-        "public entry."
+        f'except the public entries, labelled {PUBLIC_ENTRY_LABEL}: "true": at most one per '
+        f"cluster and {MAX_PUBLIC_ENTRIES} in the stack (the main cluster and the second home)."
     ),
     enforcement_level=EnforcementLevel.MANDATORY,
     validate=_validate_loadbalancers,

@@ -119,6 +119,21 @@ FLEETS = {
 STANDBY_FLEETS = {"dev-standby": "dev", "local-standby": "local"}
 """A fleet with a second home -> the same fleet without it."""
 
+
+def entry_services(fleet: str) -> list[str]:
+    """The public entries' LoadBalancer Services of a named fleet, from its config: the main
+    cluster's, and with a second home that home's (`<name>-entry-service`)."""
+    standby = (FLEETS[fleet]().get("ocm-fleet:hub") or {}).get("standby")
+    return ["public-lb-service", *([f"{standby['name']}-entry-service"] if standby else [])]
+
+
+def entry_egress(graph: Graph) -> list[str]:
+    """The egress addresses of every main home that runs an entry (the stack outputs `hub` and
+    `hubStandby`), sorted: what the app clusters' edges must admit, exactly."""
+    homes = [graph.stack_outputs["hub"], *(graph.stack_outputs.get("hubStandby") or {}).values()]
+    return sorted({cidr for home in homes for cidr in home["egressIps"]})
+
+
 _CACHE: dict[tuple[str, bool], Graph] = {}
 
 

@@ -114,6 +114,9 @@ def network_of(graph: Graph, chart_pods: list[Endpoint] | None = None) -> Networ
     for name, address in (outputs.get("databaseHosts") or {}).items():
         load_balancers[(name, "bookstore-data", "mariadb-public")] = address
     load_balancers[(hub, "ocm-fleet-ingress", "public-lb")] = urlparse(outputs["url"]).hostname
+    # With a second home, `entryUrls` lists the main cluster's entry, then that home's.
+    for name, url in zip(sorted(second_homes), (outputs.get("entryUrls") or [])[1:], strict=True):
+        load_balancers[(name, "ocm-fleet-ingress", "public-lb")] = urlparse(url).hostname
     load_balancers[(hub, "monitoring", "metrics-receiver")] = outputs["metricsReceiver"]
     operators = list(chart_pods or ())
     for r in [] if chart_pods is not None else graph.of_type("kubernetes:helm.sh/v3:Release"):
@@ -436,6 +439,14 @@ def _through(
     return model.allows(dst, "ingress", seen_as, source_address, protocol, pod_port, dst)
 
 
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
 def needed_flows(network: Network) -> set[tuple[str, str, str]]:
     """The data path's flows, written from the architecture, not from the policies."""
     hub = network.hub
@@ -477,9 +488,24 @@ def needed_flows(network: Network) -> set[tuple[str, str, str]]:
         (f"{mon}/metrics-receiver", server, "TCP/9090"),
         (f"{mon}/grafana", server, "TCP/9090"),
     }
+    # The second home's entry: the same HAProxy, reached from the internet, reaching the same
+    # edges; no Prometheus runs there to scrape it.
+    entries = [lb]
+    for home in network.second_homes:
+        entry = f"{home}/ocm-fleet-ingress/public-lb"
+        entries.append(entry)
+        flows.add((INTERNET, entry, "TCP/8080"))
+        flows |= {(entry, f"{home}/kube-system/kube-dns", p) for p in dns}
+    # An entry reaches an edge that is a DNS name (an AWS load balancer's) as "anywhere" on the
+    # edge port (network_policies.address_peers), and every entry takes connections from anyone
+    # on it: so the entries reach each other, as any client on the internet does.
+    if any(
+        not _is_ip(network.load_balancers[(app, "bookstore", "bookstore-edge")]) for app in apps
+    ):
+        flows |= {(a, b, "TCP/8080") for a in entries for b in entries if a != b}
     for app in apps:
         ns = f"{app}/bookstore"
-        flows.add((lb, f"{ns}/router", "TCP/8080"))
+        flows |= {(entry, f"{ns}/router", "TCP/8080") for entry in entries}
         flows |= {(f"{ns}/router", f"{ns}/{c}", "TCP/80") for c in ("website", "shopui")}
         flows.add((f"{ns}/router", f"{ns}/shopapi", "TCP/3000"))
         flows.add((f"{ns}/shopapi", db, "TCP/3306"))

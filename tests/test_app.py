@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import FLEETS, fleet_graph
+from conftest import FLEETS, entry_egress, entry_services, fleet_graph
 from harness import (
     Graph,
     contains_plain,
@@ -281,15 +281,18 @@ def test_app_secret_is_created_on_each_cluster_directly(fleet, preview):
 
 @pytest.mark.parametrize("fleet", list(FLEETS))
 @pytest.mark.parametrize("preview", MODES)
-def test_exactly_one_load_balancer_is_open_to_the_internet(fleet, preview):
+def test_exactly_the_entries_are_open_to_the_internet(fleet, preview):
     graph = fleet_graph(fleet, preview)
     open_ones = [
         r for r in load_balancers(graph) if not r.inputs["spec"].get("loadBalancerSourceRanges")
     ]
-    assert [r.name for r in open_ones] == ["public-lb-service"], (
-        f"only the public entry may have no source ranges, found {open_ones}"
+    assert sorted(r.name for r in open_ones) == entry_services(fleet), (
+        f"only the public entries (one per main home) may have no source ranges, found {open_ones}"
     )
-    assert open_ones[0].inputs["metadata"]["labels"][PUBLIC_ENTRY_LABEL] == "true"
+    for entry in open_ones:
+        assert entry.inputs["metadata"]["labels"][PUBLIC_ENTRY_LABEL] == "true", entry
+    homes = {r.provider_urn for r in open_ones}
+    assert len(homes) == len(open_ones), f"{fleet}: one entry per cluster, got {open_ones}"
     for res in load_balancers(graph):
         ranges = res.inputs["spec"].get("loadBalancerSourceRanges")
         if ranges and not is_unknown(ranges):
@@ -333,7 +336,7 @@ def test_database_allowlist_comes_from_the_egress_resources_in_preview(fleet):
 
 @pytest.mark.parametrize("fleet", list(FLEETS))
 @pytest.mark.parametrize("preview", MODES)
-def test_edges_admit_only_the_main_cluster(fleet, preview):
+def test_edges_admit_only_the_entries(fleet, preview):
     graph = fleet_graph(fleet, preview)
     for cluster in app_cluster_names(fleet):
         edge = graph.named(f"{cluster}-app-edge")
@@ -354,11 +357,12 @@ def test_edges_admit_only_the_main_cluster(fleet, preview):
         assert all(graph.depends_on(edge, n) for n in nodes), (
             f"{edge} creates a cloud load balancer: destroy must remove it before {nodes}"
         )
+        # The main cluster's egress, and the second home's where it runs an entry too.
         ranges = edge.inputs["spec"]["loadBalancerSourceRanges"]
         if preview:
-            assert is_unknown(ranges) or ranges == graph.stack_outputs["hub"]["egressIps"]
+            assert is_unknown(ranges) or ranges == entry_egress(graph)
         else:
-            assert ranges == graph.stack_outputs["hub"]["egressIps"], f"{edge} of {cluster}"
+            assert ranges == entry_egress(graph), f"{edge} of {cluster}"
 
 
 def _minutes(timeout: str) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from conftest import FLEETS, REFERENCE_ROOT, fleet_graph, require_reference
+from conftest import FLEETS, REFERENCE_ROOT, entry_services, fleet_graph, require_reference
 from harness import contains_plain, is_secret, is_unknown, run_program, wire_get
 from schemas import chart_values, kubernetes_errors, unknown_value_keys
 from test_ocm import MANIFEST_WORK, RELEASE, app_cluster_names, hub_name, per_cluster
@@ -514,15 +514,16 @@ def test_receiver_allowlist_comes_from_the_egress_resources_in_preview(fleet):
 
 @pytest.mark.parametrize("fleet", list(FLEETS))
 @pytest.mark.parametrize("preview", MODES)
-def test_one_open_load_balancer_and_no_public_exporter_or_grafana(fleet, preview):
+def test_only_the_entries_are_open_and_no_public_exporter_or_grafana(fleet, preview):
     graph = fleet_graph(fleet, preview)
     balancers = [
         s for s in graph.of_type(SERVICE) if s.inputs["spec"].get("type") == "LoadBalancer"
     ]
     open_ones = [s.name for s in balancers if not s.inputs["spec"].get("loadBalancerSourceRanges")]
-    assert open_ones == ["public-lb-service"], f"open LoadBalancers: {open_ones}"
-    public_ports = {p["port"] for p in graph.named("public-lb-service").inputs["spec"]["ports"]}
-    assert public_ports == {80}, "the public entry publishes port 80 only, not the exporter"
+    assert sorted(open_ones) == entry_services(fleet), f"open LoadBalancers: {open_ones}"
+    for entry in open_ones:
+        public_ports = {p["port"] for p in graph.named(entry).inputs["spec"]["ports"]}
+        assert public_ports == {80}, f"{entry} publishes port 80 only, not the exporter"
     exporter = graph.named("public-lb-metrics-service", SERVICE).inputs["spec"]
     assert exporter["clusterIP"] == "None" and exporter.get("type", "ClusterIP") == "ClusterIP"
     assert {p["port"] for p in exporter["ports"]} == {_haproxy.METRICS_PORT}

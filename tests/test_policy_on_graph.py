@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import dev_config
+from conftest import STANDBY_FLEETS, dev_config
 from conftest import fleet_graph as _fleet_graph
 from harness import ROOT, Graph, Registered, is_secret, is_unknown, run_program, wire_get
 from pulumi_policy import (
@@ -57,6 +57,9 @@ STACK_TYPE = "pulumi:pulumi:Stack"
 OPEN_API = "dev-open"
 MODES = [(f, p) for f in ("dev", "large", "local", OPEN_API) for p in (False, True)]
 MODE_IDS = [f"{f}-{'preview' if p else 'update'}" for f, p in MODES]
+# The fleets with a second home, and with it a second public entry.
+STANDBY_MODES = [(f, p) for f in STANDBY_FLEETS for p in (False, True)]
+STANDBY_IDS = [f"{f}-{'preview' if p else 'update'}" for f, p in STANDBY_MODES]
 _OPEN_GRAPHS: dict[bool, Graph] = {}
 
 
@@ -358,7 +361,7 @@ def unresolved_image(violation: Violation) -> str | None:
     return found.group(1) if entry and not entry.digest else None
 
 
-@pytest.mark.parametrize(("fleet", "preview"), MODES, ids=MODE_IDS)
+@pytest.mark.parametrize(("fleet", "preview"), MODES + STANDBY_MODES, ids=MODE_IDS + STANDBY_IDS)
 def test_real_graph_has_no_mandatory_violation(fleet, preview):
     run = pack_run(fleet, preview)
     refused = [v for v in run.mandatory() if not unresolved_image(v)]
@@ -695,3 +698,38 @@ def test_replica_set_reaching_the_klusterlets_through_the_managed_clusters_passe
     assert _reaches(graph, work.urn, klusterlets), f"{work.name} lost its path"
     run = run_pack(graph)
     assert run.mandatory() == [], f"{work.name}:\n{_listing(run.mandatory())}"
+
+
+def _public_entries(graph: Graph) -> list[Registered]:
+    return [
+        s
+        for s in graph.of_type(pol.SERVICE)
+        if wire_get(s.wire_inputs, "metadata", "labels", pol.PUBLIC_ENTRY_LABEL) == "true"
+    ]
+
+
+@pytest.mark.parametrize(("fleet", "preview"), STANDBY_MODES, ids=STANDBY_IDS)
+def test_the_two_entries_pass_as_one_per_main_home(fleet, preview):
+    graph = fleet_graph(fleet, preview)
+    entries = _public_entries(graph)
+    homes = {graph.by_urn[e.provider_urn].name for e in entries}
+    assert sorted(e.name for e in entries) == ["public-lb-service", "second-entry-service"], (
+        f"{fleet}: the public entries are the main cluster's and the second home's"
+    )
+    assert len(homes) == 2, f"{fleet}: the two entries must be on two clusters, not {homes}"
+    found = [v for v in pack_run(fleet, preview).mandatory() if v.policy == "no-open-loadbalancer"]
+    assert found == [], f"{fleet}: the two entries are refused:\n{_listing(found)}"
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+def test_a_second_entry_on_the_main_cluster_is_refused(preview):
+    """The label moved onto an allowlisted Service of the main cluster makes two entries there."""
+    graph = copy.deepcopy(fleet_graph("dev-standby", preview))
+    (main_entry,) = [e for e in _public_entries(graph) if e.name == "public-lb-service"]
+    database = _one(graph, pol.SERVICE, "database-public")
+    assert database.provider_urn == main_entry.provider_urn, "the database is on the main cluster"
+    database.wire_inputs["metadata"].setdefault("labels", {})[pol.PUBLIC_ENTRY_LABEL] = "true"
+
+    found = [v for v in run_pack(graph).mandatory() if v.policy == "no-open-loadbalancer"]
+    assert sorted(v.urn for v in found) == sorted([main_entry.urn, database.urn]), _listing(found)
+    assert all("exactly one public entry" in v.message for v in found), _listing(found)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import dev_standby_config
 from harness import run_program
 from test_program import fleet_of
 
@@ -159,15 +158,3 @@ def test_route53_record_type_follows_the_entry_address():
     else:
         assert record.inputs["type"] == "CNAME" and check.inputs["fqdn"] == host, record.inputs
     assert record.inputs["records"] == [host], record.inputs
-
-
-@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
-def test_with_a_second_home_the_name_still_fronts_the_one_entry(preview):
-    """The second home carries no entry yet: the name has exactly the main cluster's."""
-    config = {**dev_standby_config(), "ocm-fleet:entry": ROUTE53}
-    graph = run_program(config, preview=preview)
-    checks, records = graph.of_type(HEALTH_CHECK), graph.of_type(RECORD)
-    assert len(checks) == 1 and len(records) == 1, (
-        f"one entry, one health check and one record; got {[r.name for r in checks + records]}"
-    )
-    assert [r.name for r in graph.of_type("kubernetes:core/v1:Service") if r.name == ENTRY_SERVICE]

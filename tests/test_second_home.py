@@ -181,9 +181,30 @@ def _comparable(value: Any) -> Any:
 SERVES_EVERY_KIND_CLUSTER = {"kind-load-balancer-controller"}
 
 
+def _edge_allowlist(res: Any) -> Any:
+    """What an edge's allowlist holds: a Service's source ranges or a NetworkPolicy's peers."""
+    spec = res.inputs["spec"]
+    if "loadBalancerSourceRanges" in spec:
+        return spec["loadBalancerSourceRanges"]
+    return [peer["ipBlock"]["cidr"] for rule in spec["ingress"] for peer in rule["from"]]
+
+
+def _without_allowlist(res: Any) -> Any:
+    inputs = copy.deepcopy(res.inputs)
+    spec = inputs["spec"]
+    if "loadBalancerSourceRanges" in spec:
+        spec["loadBalancerSourceRanges"] = "<allowlist>"
+    else:
+        for rule in spec["ingress"]:
+            rule["from"] = "<allowlist>"
+    return _comparable(inputs)
+
+
 @pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
 @pytest.mark.parametrize("fleet", list(STANDBY_FLEETS))
-def test_the_second_home_adds_its_cluster_and_changes_nothing_else(fleet, preview):
+def test_the_second_home_adds_its_cluster_and_entry_and_changes_only_the_edges(fleet, preview):
+    """Besides its own resources, the second home changes the app clusters' edge allowlists
+    (which admit its entry's egress too) and the database's wiring, and nothing else."""
     with_home, without = fleet_graph(fleet, preview), fleet_graph(STANDBY_FLEETS[fleet], preview)
     hub = load_stack_config(ROOT / f"Pulumi.{fleet}.yaml")["ocm-fleet:hub"]
     standby = hub["standby"]["name"]
@@ -194,8 +215,8 @@ def test_the_second_home_adds_its_cluster_and_changes_nothing_else(fleet, previe
     assert added, f"{fleet}: the second home must add resources"
     # The database takes the second home as its replica's (tests/test_database_replica.py),
     # and each app cluster then reaches it by the stable name a promotion re-points, which the
-    # app's rollout template carries (tests/test_promotion.py): those objects are the ones
-    # that change or are added beside the second home's cluster.
+    # app's rollout template carries (tests/test_promotion.py): those objects change or are
+    # added too.
     database = "database"
 
     def database_wiring(res) -> bool:
@@ -210,7 +231,14 @@ def test_the_second_home_adds_its_cluster_and_changes_nothing_else(fleet, previe
         assert res.name.startswith(standby) or database_wiring(res), (
             f"{fleet}: {res.name} is neither on the second home nor the database's wiring"
         )
+    assert f"{standby}-entry-service" in {r.name for r in added.values()}, (
+        f"{fleet}: the second home must carry an entry"
+    )
+    apps = sorted(with_home.stack_outputs["clusters"])
+    edges = {f"{app}-app-edge" for app in apps}
+    edges |= {f"{app}-app-network-policy-router-from-main-cluster" for app in apps}
     by_urn = with_home.by_urn
+    changed = set()
     for res in without.resources:
         if database_wiring(res):
             continue
@@ -220,6 +248,23 @@ def test_the_second_home_adds_its_cluster_and_changes_nothing_else(fleet, previe
             clusters = other.inputs["environment"]["CLUSTERS"].split()
             assert f"dev-{standby}" in clusters, f"{res.name} must serve the second home"
             continue
+        # What waits for the database waits for both homes' (Database.ready).
+        new_deps = {
+            u
+            for u in with_home.direct_deps(other) - without.direct_deps(res)
+            if "ocm-fleet:index:Database$" not in u
+        }
+        if res.name in edges:
+            assert _without_allowlist(other) == _without_allowlist(res), (
+                f"{fleet}: {res.urn} changes beyond its allowlist with a second home"
+            )
+            assert with_home.direct_deps(other) >= without.direct_deps(res), res.urn
+            assert all(by_urn[u].name.startswith(standby) for u in new_deps), (
+                f"{fleet}: {res.urn} gains dependencies off the second home: {new_deps}"
+            )
+            if _comparable(other.inputs) != _comparable(res.inputs):
+                changed.add(res.name)
+            continue
         inputs = dict(other.inputs)
         if res.urn == main_provider:
             assert inputs.pop("skipUpdateUnreachable", None) == "true", (
@@ -228,16 +273,19 @@ def test_the_second_home_adds_its_cluster_and_changes_nothing_else(fleet, previe
         assert _comparable(inputs) == _comparable(res.inputs), (
             f"{fleet}: the inputs of {res.urn} change with a second home"
         )
-
-        # What waits for the database waits for both homes' (Database.ready).
-        def outside_database(urns: set[str]) -> set[str]:
-            return {u for u in urns if "ocm-fleet:index:Database$" not in u}
-
-        assert outside_database(with_home.direct_deps(other)) == outside_database(
-            without.direct_deps(res)
-        ), f"{fleet}: the dependencies of {res.urn} change with a second home"
+        assert not new_deps and without.direct_deps(res) <= with_home.direct_deps(other), (
+            f"{fleet}: the dependencies of {res.urn} change with a second home"
+        )
+    if not preview:
+        assert changed == edges, f"{fleet}: edge allowlists unchanged: {sorted(edges - changed)}"
+        second = with_home.stack_outputs["hubStandby"][standby]["egressIps"]
+        for res in (r for r in with_home.resources if r.name in edges):
+            assert set(second) <= set(_edge_allowlist(res)), (
+                f"{fleet}: {res.name} must admit the second entry's egress {second}"
+            )
     assert set(with_home.stack_outputs) - set(without.stack_outputs) == {
         "hubStandby",
+        "entryUrls",
         "databaseHosts",
     }
 

@@ -168,13 +168,23 @@ def test_cloud_logins_use_oidc_roles_and_no_stored_keys(name):
     assert env["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
 
 
-def test_e2e_runs_the_local_stack_on_pull_requests_and_nightly_and_checks_it_end_to_end():
+def test_e2e_runs_both_local_stacks_on_pull_requests_and_nightly_and_checks_them_end_to_end():
     workflow = _load("e2e")
     assert {"pull_request", "schedule"} <= set(workflow["on"])
     assert workflow["on"]["schedule"][0]["cron"].split()[2:] == ["*", "*", "*"], "every night"
     [job] = workflow["jobs"].values()
     assert job["env"]["PULUMI_BACKEND_URL"].startswith("file://"), "a local backend"
     assert job["env"]["OCM_FLEET_PINNED_TOOLS"] == "1", "the pinned pulumi and kind"
+    assert job["env"]["STACK"] == "${{ matrix.stack }}"
+    strategy = job["strategy"]
+    assert strategy["fail-fast"] is False, "one stack's failure must not cancel the other's run"
+    entries = {entry["stack"]: entry for entry in strategy["matrix"]["include"]}
+    assert set(entries) == {"local", "local-standby"}
+    assert entries["local"]["standby"] is False and entries["local-standby"]["standby"] is True
+    for stack in entries:
+        assert (ROOT / f"Pulumi.{stack}.yaml").exists(), f"no stack file for {stack}"
+    assert job["timeout-minutes"] == "${{ matrix.timeout }}"
+    assert entries["local-standby"]["timeout"] > entries["local"]["timeout"], "three deploys"
     text = (WORKFLOWS / "e2e.yml").read_text()
     assert "secrets." not in text and "id-token" not in text, "no cloud and no secret"
     steps = job["steps"]
@@ -191,15 +201,23 @@ def test_e2e_runs_the_local_stack_on_pull_requests_and_nightly_and_checks_it_end
         "./scripts/e2e.sh fleet-ready",
         "./scripts/e2e.sh serves",
         "./scripts/e2e.sh failover",
+        "./scripts/e2e.sh promote-and-back",
         "--expect-no-changes",
+        "./scripts/e2e.sh inventory",
         'pulumi destroy --stack "$STACK" --yes',
         "./scripts/e2e.sh no-leftovers",
     ]
     positions = [at(command) for command in order]
     assert positions == sorted(positions), order
+    # The promotion runs on the stack with a second home only; every other check on both.
+    assert steps[at("./scripts/e2e.sh promote-and-back")]["if"] == "matrix.standby"
+    for command in order:
+        if command != "./scripts/e2e.sh promote-and-back":
+            assert "if" not in steps[at(command)], f"{command!r} must run for both stacks"
     assert "--policy-pack policy" in runs[at("--expect-no-changes")]
     collect = steps[at("./scripts/e2e.sh collect")]
     [upload] = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")]
     assert collect["if"] == upload["if"] == "failure()", "logs are uploaded when a step fails"
     assert upload["with"]["path"] == "${{ runner.temp }}/e2e-logs"
+    assert upload["with"]["name"] == "e2e-logs-${{ matrix.stack }}", "one artifact per stack"
     assert "$RUNNER_TEMP/e2e-logs" in collect["run"]

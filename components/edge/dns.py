@@ -45,6 +45,9 @@ class PublicNameArgs:
     """The entries' addresses (IP or DNS name, or their http:// URL), first preferred."""
     stack: str
     """Names the Route 53 health checks, so two stacks in one account tell theirs apart."""
+    entry_resources: Sequence[pulumi.Resource] = ()
+    """The entries themselves (their components): every DNS resource depends on all of them,
+    so destroy removes the whole name before any entry, not only each record before its own."""
 
 
 class PublicName(pulumi.ComponentResource):
@@ -80,6 +83,7 @@ class PublicName(pulumi.ComponentResource):
                 "(Route 53 failover has a PRIMARY and a SECONDARY only)"
             )
         hosts = [entry.apply(_host) for entry in args.entries]
+        self._entry_resources = list(args.entry_resources)
         if spec.dns == "trafficManager":
             self.name = self._traffic_manager(name, spec, hosts)
         else:
@@ -92,7 +96,9 @@ class PublicName(pulumi.ComponentResource):
         provider = azure_native.Provider(
             f"{name}-azure", location=spec.location, opts=pulumi.ResourceOptions(parent=self)
         )
-        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        child = pulumi.ResourceOptions(
+            parent=self, provider=provider, depends_on=self._entry_resources
+        )
         group = azure_native.resources.ResourceGroup(
             f"{name}-group", location=spec.location, opts=child
         )
@@ -138,7 +144,9 @@ class PublicName(pulumi.ComponentResource):
         provider = aws.Provider(
             f"{name}-aws", region=ROUTE53_REGION, opts=pulumi.ResourceOptions(parent=self)
         )
-        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        child = pulumi.ResourceOptions(
+            parent=self, provider=provider, depends_on=self._entry_resources
+        )
         record_name = spec.record_name.removesuffix(".")
         for i, host in enumerate(hosts):
             role = FAILOVER_ROLES[i]

@@ -1,4 +1,4 @@
-"""The fleet's one public entry: HAProxy on the main cluster, health-checking every app cluster."""
+"""A public entry: HAProxy on a main home, health-checking every app cluster."""
 
 from __future__ import annotations
 
@@ -33,23 +33,31 @@ LABELS = {"app.kubernetes.io/name": "public-lb", "app.kubernetes.io/part-of": "o
 @dataclass(frozen=True, kw_only=True)
 class PublicLoadBalancerArgs:
     hub_provider: k8s.Provider
-    """Provider of the main cluster."""
+    """Provider of the main home the entry runs on (the main cluster or the second home)."""
     upstreams: Mapping[str, pulumi.Output[str]]
     """App cluster name -> its edge's address (IP or DNS name), from the graph."""
+    cloud: str = "azure"
+    """The cloud of the cluster the entry runs on: on `aws` the Service asks for a Network Load
+    Balancer, as the app clusters' edges do (components/app/delivery.py)."""
     replicas: int = 2
     """HAProxy pods, spread over zones and nodes; two keep the entry up through a node loss."""
 
 
 class PublicLoadBalancer(pulumi.ComponentResource):
-    """Creates, on the main cluster:
+    """One per main home: the main cluster's entry, and the second home's when `hub.standby` is
+    set, each with the same upstreams. Creates, on its cluster:
 
     - a namespace and a ConfigMap with the HAProxy config rendered from the app clusters'
       edge addresses (one health-checked server each, `GET /api/books` every 2 s);
     - an HAProxy Deployment (rolled whenever the config changes) and its PodDisruptionBudget;
-    - the fleet's one LoadBalancer Service without source ranges, labelled as the public entry,
+    - the cluster's one LoadBalancer Service without source ranges, labelled as the public entry,
       created with the namespace and complete once the HAProxy pods serve; it publishes port 80
       only;
-    - a headless Service over the exporter's port, for in-cluster scraping.
+    - a headless Service over the exporter's port, for in-cluster scraping. Only the main
+      cluster's Prometheus scrapes it (components/observability/_prometheus.py,
+      `public_entry_scrape_job`); the second home runs no Prometheus and its exporter is not
+      reachable from the main cluster, so the second entry's metrics are read on that cluster
+      (docs/public-entry.md).
     """
 
     url: pulumi.Output[str]
@@ -100,6 +108,14 @@ class PublicLoadBalancer(pulumi.ComponentResource):
                 "name": "public-lb",
                 "namespace": namespace.metadata.name,
                 "labels": {**LABELS, PUBLIC_ENTRY_LABEL: "true"},
+                # EKS's built-in controller makes a Classic Load Balancer unless asked for an
+                # NLB, which passes the client's address through and costs less
+                # (kubernetes/cloud-provider-aws pkg/providers/v1/aws_loadbalancer.go, isNLB).
+                **(
+                    {"annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}}
+                    if args.cloud == "aws"
+                    else {}
+                ),
             },
             spec={
                 "type": "LoadBalancer",

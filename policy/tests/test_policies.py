@@ -7,6 +7,7 @@ import pytest
 from pulumi_policy import (
     EnforcementLevel,
     PolicyCustomTimeouts,
+    PolicyProviderResource,
     PolicyResource,
     PolicyResourceOptions,
     ResourceValidationArgs,
@@ -116,13 +117,26 @@ def test_manifestwork_policy_ignores_other_types():
 # 2. LoadBalancer Services ----------------------------------------------------------------------
 
 
-def _service(name: str, *, ranges=None, public: bool = False, type_: str = "LoadBalancer"):
+def _service(
+    name: str,
+    *,
+    ranges=None,
+    public: bool = False,
+    type_: str = "LoadBalancer",
+    cluster: str | None = None,
+):
     raw = {"metadata": {"name": name, "labels": {}}, "spec": {"type": type_}}
     if public:
         raw["metadata"]["labels"][pol.PUBLIC_ENTRY_LABEL] = "true"
     if ranges is not None:
         raw["spec"]["loadBalancerSourceRanges"] = ranges
-    return _resource(pol.SERVICE, name, raw)
+    service = _resource(pol.SERVICE, name, raw)
+    if cluster is not None:
+        provider_type = "pulumi:providers:kubernetes"
+        service.provider = PolicyProviderResource(
+            provider_type, _props({}), f"{PREFIX}{provider_type}::{cluster}-k8s", f"{cluster}-k8s"
+        )
+    return service
 
 
 def test_allowlisted_edges_and_one_public_entry_pass():
@@ -152,11 +166,29 @@ def test_open_loadbalancer_is_refused(ranges, expected):
     assert edge.urn in reported[0][0]
 
 
-def test_second_public_entry_is_refused():
-    first, second = _service("public-lb", public=True), _service("another-lb", public=True)
+@pytest.mark.parametrize("cluster", [None, "main"], ids=["default-provider", "main-k8s"])
+def test_second_public_entry_on_one_cluster_is_refused(cluster):
+    first = _service("public-lb", public=True, cluster=cluster)
+    second = _service("another-lb", public=True, cluster=cluster)
     reported = _validate_stack(pol.no_open_loadbalancer, [first, second])
     assert sorted(urn for _, urn in reported) == sorted([first.urn, second.urn])
-    assert all("one public entry" in message for message, _ in reported)
+    assert all("exactly one public entry" in message for message, _ in reported), reported
+
+
+def test_one_public_entry_on_each_main_home_passes():
+    resources = [
+        _service("public-lb", public=True, cluster="main"),
+        _service("second-entry", public=True, cluster="second"),
+        _service("edge-app-aws", ranges=["198.51.100.7/32", "198.51.100.8/32"], cluster="app"),
+    ]
+    assert _validate_stack(pol.no_open_loadbalancer, resources) == []
+
+
+def test_public_entries_beyond_the_two_main_homes_are_refused():
+    entries = [_service(f"{c}-entry", public=True, cluster=c) for c in ("main", "second", "third")]
+    reported = _validate_stack(pol.no_open_loadbalancer, entries)
+    assert sorted(urn for _, urn in reported) == sorted(e.urn for e in entries), reported
+    assert all("at most 2" in message for message, _ in reported), reported
 
 
 def test_allowlist_unknown_in_preview_is_not_reported():

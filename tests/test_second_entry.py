@@ -1,0 +1,282 @@
+"""The second public entry (HAProxy on the second home, `hub.standby`) and the name in front of
+both entries, for each `entry.dns`, in update and preview, with and without the second home."""
+
+from __future__ import annotations
+
+import copy
+import re
+from functools import cache
+from urllib.parse import urlparse
+
+import pytest
+from conftest import FLEETS, STANDBY_FLEETS, entry_egress
+from harness import ROOT, Graph, is_unknown, load_stack_config, run_program
+
+from components.edge import _haproxy
+
+ENTRY = "ocm-fleet:index:PublicLoadBalancer"
+SERVICE = "kubernetes:core/v1:Service"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+TM_PROFILE = "azure-native:trafficmanager:Profile"
+HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
+RECORD = "aws:route53/record:Record"
+DNS_TYPES = {TM_PROFILE, HEALTH_CHECK, RECORD}
+
+DNS = {
+    "none": {"dns": "none"},
+    "trafficManager": {
+        "dns": "trafficManager",
+        "relativeName": "bookstore-dev",
+        # The local fleets' hub is on kind: the profile's group needs a region of its own.
+        "location": "westeurope",
+    },
+    "route53": {"dns": "route53", "hostedZoneId": "Z0123ABC", "recordName": "shop.example.com"},
+}
+WITHOUT = {without: standby for standby, without in STANDBY_FLEETS.items()}
+"""A fleet without a second home -> the same fleet with it."""
+SHAPES = [*STANDBY_FLEETS, *WITHOUT]
+MODES = [(f, d, p) for f in SHAPES for d in DNS for p in (False, True)]
+IDS = [f"{f}-{d}-{'preview' if p else 'update'}" for f, d, p in MODES]
+
+
+@cache
+def _graph(fleet: str, dns: str, preview: bool) -> Graph:
+    config = {**copy.deepcopy(FLEETS[fleet]()), "ocm-fleet:entry": DNS[dns]}
+    return run_program(config, preview=preview)
+
+
+def second_home(fleet: str) -> str | None:
+    standby = load_stack_config(ROOT / f"Pulumi.{fleet}.yaml")["ocm-fleet:hub"].get("standby")
+    return standby["name"] if standby else None
+
+
+def main_home(fleet: str) -> str:
+    return load_stack_config(ROOT / f"Pulumi.{fleet}.yaml")["ocm-fleet:hub"]["name"]
+
+
+def homes(fleet: str) -> list[str]:
+    """The main homes that must carry an entry, main first."""
+    return [main_home(fleet), *filter(None, [second_home(fleet)])]
+
+
+def entry_names(fleet: str) -> list[str]:
+    """The entries' component names, main first: `public-lb`, then `<second home>-entry`."""
+    return ["public-lb", *[f"{name}-entry" for name in filter(None, [second_home(fleet)])]]
+
+
+def host(url: str) -> str:
+    return urlparse(url).hostname or ""
+
+
+@pytest.mark.parametrize(("fleet", "dns", "preview"), MODES, ids=IDS)
+def test_one_entry_per_main_home_with_the_same_config(fleet, dns, preview):
+    graph = _graph(fleet, dns, preview)
+    entries = sorted(r.name for r in graph.of_type(ENTRY))
+    assert entries == sorted(entry_names(fleet)), f"{fleet}: entries {entries}"
+    configs = []
+    for name, home in zip(entry_names(fleet), homes(fleet), strict=True):
+        provider = graph.kubernetes_provider(home)
+        children = graph.descendants(graph.named(name, ENTRY))
+        assert children, f"{name} declares nothing"
+        for child in children:
+            assert child.provider_urn == provider.urn, (
+                f"{child.name} of entry {name} must be on {home} ({provider.name}), "
+                f"not {child.provider_urn}"
+            )
+        service = graph.named(f"{name}-service", SERVICE)
+        assert service.inputs["spec"]["type"] == "LoadBalancer", service
+        assert not service.inputs["spec"].get("loadBalancerSourceRanges"), (
+            f"{service.name} is a public entry: open to everyone"
+        )
+        # Stats and metrics: the exporter's headless Service on every entry.
+        metrics = graph.named(f"{name}-metrics-service", SERVICE).inputs["spec"]
+        assert metrics["clusterIP"] == "None", f"{name}'s exporter must stay in-cluster"
+        configs.append(graph.named(f"{name}-config", CONFIG_MAP).inputs["data"]["haproxy.cfg"])
+    if preview:
+        return
+    apps = sorted(graph.stack_outputs["clusters"])
+    for name, text in zip(entry_names(fleet), configs, strict=True):
+        for app in apps:
+            assert f"server {app} " in text, f"{name} must health-check app cluster {app}"
+        # The health URI fails with no backend up; the exporter serves the stats as metrics.
+        assert (
+            f"if {{ path {_haproxy.ENTRY_HEALTH_PATH} }} {{ nbsrv({_haproxy.BACKEND}) lt 1 }}"
+            in (text)
+        ), f"{name}'s health URI must fail once no app cluster is up"
+        assert "use-service prometheus-exporter" in text, f"{name} must export its metrics"
+    assert all(text == configs[0] for text in configs), (
+        f"{fleet}: the entries' HAProxy configs differ"
+    )
+
+
+@pytest.mark.parametrize(("fleet", "dns", "preview"), MODES, ids=IDS)
+def test_entry_urls_are_exported_with_a_second_home_only(fleet, dns, preview):
+    graph = _graph(fleet, dns, preview)
+    outputs = graph.stack_outputs
+    assert "url" in outputs, f"{fleet}: `url` stays the main entry's address"
+    if second_home(fleet) is None:
+        assert "entryUrls" not in outputs, f"{fleet}: entryUrls only with hub.standby"
+        return
+    urls = outputs["entryUrls"]
+    assert len(urls) == 2, f"{fleet}: entryUrls {urls}"
+    if not preview:
+        assert urls[0] == outputs["url"], "entryUrls starts with the main cluster's entry"
+        assert urls[1] != urls[0] and host(urls[1]), f"{fleet}: entryUrls {urls}"
+
+
+DNS_MODES = [m for m in MODES if m[1] != "none"]
+DNS_IDS = [i for m, i in zip(MODES, IDS, strict=True) if m[1] != "none"]
+
+
+@pytest.mark.parametrize(("fleet", "dns", "preview"), DNS_MODES, ids=DNS_IDS)
+def test_the_name_health_checks_the_health_uri_of_every_entry(fleet, dns, preview):
+    graph = _graph(fleet, dns, preview)
+    services = [graph.named(f"{name}-service", SERVICE) for name in entry_names(fleet)]
+    ports = [p["port"] for s in services for p in s.inputs["spec"]["ports"]]
+    urls = graph.stack_outputs.get("entryUrls") or [graph.stack_outputs["url"]]
+    if dns == "trafficManager":
+        (profile,) = graph.of_type(TM_PROFILE)
+        monitor = profile.inputs["monitorConfig"]
+        assert monitor["path"] == _haproxy.ENTRY_HEALTH_PATH, f"{profile.name} probes {monitor}"
+        assert monitor["protocol"] == "HTTP" and {monitor["port"]} == set(ports), monitor
+        endpoints = profile.inputs["endpoints"]
+        assert [e["priority"] for e in endpoints] == list(range(1, len(services) + 1)), endpoints
+        for service in services:
+            assert graph.depends_on(profile, service), f"{profile.name} must target {service.name}"
+        if not preview:
+            assert [e["target"] for e in endpoints] == [host(u) for u in urls], endpoints
+        return
+    checks = sorted(graph.of_type(HEALTH_CHECK), key=lambda r: r.name)
+    records = sorted(graph.of_type(RECORD), key=lambda r: r.name)
+    assert len(checks) == len(records) == len(services), (
+        f"{fleet}: one health check and one record per entry, got "
+        f"{[r.name for r in checks + records]}"
+    )
+    roles = [r.inputs["failoverRoutingPolicies"] for r in records]
+    assert roles == [[{"type": "PRIMARY"}], [{"type": "SECONDARY"}]][: len(services)], roles
+    for check, record, service in zip(checks, records, services, strict=True):
+        assert check.inputs["resourcePath"] == _haproxy.ENTRY_HEALTH_PATH, check.inputs
+        assert check.inputs["type"] == "HTTP", check.inputs
+        assert [check.inputs["port"]] == [p["port"] for p in service.inputs["spec"]["ports"]]
+        assert graph.depends_on(check, service), f"{check.name} must probe {service.name}"
+        assert graph.depends_on(record, check), f"{record.name} must carry {check.name}'s id"
+    if not preview:
+        for check, record, url in zip(checks, records, urls, strict=True):
+            probed = check.inputs.get("ipAddress") or check.inputs.get("fqdn")
+            assert probed == host(url), f"{check.name} probes {probed}, the entry is {url}"
+            assert record.inputs["records"] == [host(url)], record.inputs
+
+
+@pytest.mark.parametrize(("fleet", "dns", "preview"), MODES, ids=IDS)
+def test_the_edges_admit_exactly_the_egress_of_every_entry(fleet, dns, preview):
+    graph = _graph(fleet, dns, preview)
+    for app in sorted(graph.stack_outputs["clusters"]):
+        edge = graph.named(f"{app}-app-edge", SERVICE)
+        policy = graph.named(f"{app}-app-network-policy-router-from-main-cluster", NETWORK_POLICY)
+        for home in homes(fleet):
+            for egress in graph.egress_resources(home):
+                for res in (edge, policy):
+                    assert graph.depends_on(res, egress), (
+                        f"{res.name}'s allowlist must come from {home}'s egress ({egress.name})"
+                    )
+        ranges = edge.inputs["spec"]["loadBalancerSourceRanges"]
+        if preview:
+            assert is_unknown(ranges) or isinstance(ranges, list), ranges
+            continue
+        expected = entry_egress(graph)
+        assert ranges == expected, f"{edge.name} admits {ranges}, the entries leave from {expected}"
+        ((rule,),) = [policy.inputs["spec"]["ingress"]]
+        peers = [p["ipBlock"]["cidr"] for p in rule["from"]]
+        assert peers == expected, f"{policy.name} admits {peers}, expected {expected}"
+
+
+@pytest.mark.parametrize(("fleet", "dns", "preview"), MODES, ids=IDS)
+def test_destroy_removes_the_name_then_each_entry_then_its_cluster(fleet, dns, preview):
+    graph = _graph(fleet, dns, preview)
+    dns_resources = [r for r in graph.resources if r.type in DNS_TYPES]
+    assert bool(dns_resources) == (dns != "none"), f"{fleet}/{dns}: {dns_resources}"
+    for name, home in zip(entry_names(fleet), homes(fleet), strict=True):
+        service = graph.named(f"{name}-service", SERVICE)
+        for res in dns_resources:
+            assert graph.depends_on(res, service), (
+                f"{res.name} must depend on {service.name}: destroy removes the name first"
+            )
+        cluster = graph.control_plane(home)
+        for child in graph.descendants(graph.named(name, ENTRY)):
+            assert graph.depends_on(child, cluster), (
+                f"{child.name} must depend on {cluster.name}: destroy removes it before {home}"
+            )
+        assert not graph.depends_on(cluster, service), f"{home} must not wait for {name}"
+
+
+DOC = ROOT / "docs" / "public-entry.md"
+PREVIEW_BLOCK = re.compile(
+    r"<!-- second-entry-preview -->\n```text\n(.*?)```\n<!-- /second-entry-preview -->", re.S
+)
+
+
+def test_docs_show_what_the_mocked_preview_registers_for_the_second_entry():
+    """docs/public-entry.md quotes the resources a preview of dev-standby with Route 53 adds
+    for the second entry and the name; the quote is the program's, line for line."""
+    found = PREVIEW_BLOCK.search(DOC.read_text())
+    assert found, f"{DOC.name}: no second-entry-preview block"
+    quoted = [tuple(line.split()) for line in found.group(1).splitlines() if line.strip()]
+    graph = _graph("dev-standby", "route53", True)
+    entry = graph.named("second-entry", ENTRY)
+    name = graph.named("public-name", "ocm-fleet:index:PublicName")
+    registered = []
+    for component in (entry, name):
+        registered.append((component.type, component.name))
+        children = graph.descendants(component)
+        # The component's explicit providers first, then its resources, as the doc lists them.
+        providers = [r for r in children if r.type.startswith("pulumi:providers:")]
+        others = [r for r in children if not r.type.startswith("pulumi:providers:")]
+        registered += [(r.type, r.name) for r in providers]
+        registered += sorted((r.type, r.name) for r in others)
+    assert quoted == registered, f"{DOC.name} quotes {quoted}, the preview registers {registered}"
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+@pytest.mark.parametrize("fleet", list(STANDBY_FLEETS))
+def test_a_retiring_cluster_leaves_both_entries(fleet, preview):
+    config = copy.deepcopy(FLEETS[fleet]())
+    clusters = config["ocm-fleet:clusters"]
+    retiring, staying = clusters[0]["name"], [c["name"] for c in clusters[1:]]
+    clusters[0]["retire"] = True
+    graph = run_program(config, preview=preview)
+    retired = {r.urn for r in graph.resources if r.name.startswith(f"{retiring}-")}
+    for name in entry_names(fleet):
+        config_map = graph.named(f"{name}-config", CONFIG_MAP)
+        used = set(config_map.property_dependencies.get("data", []))
+        assert not used & retired, f"{config_map.name} is still computed from retiring {retiring}"
+        for app in staying:
+            assert any(graph.by_urn[u].name.startswith(f"{app}-") for u in used), (
+                f"{config_map.name} must be computed from {app}'s edge"
+            )
+        if not preview:
+            text = config_map.inputs["data"]["haproxy.cfg"]
+            assert f"server {retiring} " not in text, f"{name} still sends users to {retiring}"
+            for app in staying:
+                assert f"server {app} " in text, f"{name} lost {app}"
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+@pytest.mark.parametrize("fleet", sorted(STANDBY_FLEETS))
+def test_an_entry_on_eks_asks_for_a_network_load_balancer(fleet, preview):
+    """EKS makes a Classic Load Balancer for a Service unless it asks for an NLB; an entry on
+    any other cloud carries no AWS annotation."""
+    graph = _graph(fleet, "none", preview)
+    hub = FLEETS[fleet]()["ocm-fleet:hub"]
+    clouds = {hub["name"]: hub["cloud"], hub["standby"]["name"]: hub["standby"]["cloud"]}
+    assert "aws" in clouds.values() or fleet.startswith("local"), clouds
+    for name, home in zip(entry_names(fleet), homes(fleet), strict=True):
+        annotations = (
+            graph.named(f"{name}-service", SERVICE).inputs["metadata"].get("annotations", {})
+        )
+        wanted = (
+            {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
+            if clouds[home] == "aws"
+            else {}
+        )
+        assert annotations == wanted, f"{name} on {home} ({clouds[home]}): {annotations}"
