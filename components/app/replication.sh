@@ -298,12 +298,22 @@ role_steps() {
   esac
 }
 
-# When the server started, in seconds since the epoch (bounded: a client can hang on a server
-# that is shutting down).
+# When the server started (seconds since the epoch) and this connection's id, which grows
+# through a server's life and starts again from 1 at each start: together they tell a restart
+# even one within a second of the last (bounded: a client can hang on a server shutting down).
 server_started() {
   timeout 10 mariadb --defaults-extra-file="$LOCAL_DEFAULTS" --batch --skip-column-names \
-    --connect-timeout=5 --execute="SELECT UNIX_TIMESTAMP() - VARIABLE_VALUE
+    --connect-timeout=5 --execute="SELECT UNIX_TIMESTAMP() - VARIABLE_VALUE, CONNECTION_ID()
       FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'" 2>/dev/null
+}
+
+# True while `server_started` output $2 is the same server as $1's.
+same_server() {
+  local then_start then_id now_start now_id
+  read -r then_start then_id <<<"$1"
+  read -r now_start now_id <<<"$2"
+  [ -n "$now_start" ] && [ $((now_start - then_start)) -le 1 ] &&
+    [ $((then_start - now_start)) -le 1 ] && [ "$now_id" -gt "$then_id" ]
 }
 
 serve() {
@@ -339,10 +349,10 @@ serve() {
         ;;
     esac
     # The server restarts without this container: every start is read-only, so the steps run
-    # again once it reports another start time (a second either way is rounding), or stops
-    # answering.
-    while now=$(server_started) && [ -n "$now" ] && [ $((now - started)) -le 1 ] &&
-      [ $((started - now)) -le 1 ]; do
+    # again once it reports another start or a connection id lower than the last one's, or
+    # stops answering.
+    while now=$(server_started) && same_server "$started" "$now"; do
+      started=$now
       sleep "$WATCH_SECONDS"
     done
     say "the server restarted: taking the role $role again"
