@@ -14,8 +14,12 @@ from components.app.delivery import (
 from components.app.rollout import AppRollout, AppRolloutArgs
 from components.clusters import build_cluster, kind_load_balancer
 from components.clusters.existing import read_kubeconfigs
-from components.edge.dns import PublicName, PublicNameArgs
-from components.edge.public_load_balancer import PublicLoadBalancer, PublicLoadBalancerArgs
+from components.edge.dns import EntryTarget, PublicName, PublicNameArgs
+from components.edge.public_load_balancer import (
+    PublicLoadBalancer,
+    PublicLoadBalancerArgs,
+    azure_dns_label_prefix,
+)
 from components.lifecycle.previous_run import (
     PreviousRun,
     default_database_storage,
@@ -24,7 +28,7 @@ from components.lifecycle.previous_run import (
 from components.observability.agent import MetricsAgent, MetricsAgentArgs
 from components.observability.hub import FleetMonitoring, FleetMonitoringArgs
 from components.ocm.hub import OcmHub, OcmHubArgs
-from components.ocm.managed_cluster import OcmManagedCluster, OcmManagedClusterArgs
+from components.ocm.managed_cluster import OcmManagedCluster, OcmManagedClusterArgs, StandbyHub
 from components.ocm.placement import FleetPlacement, FleetPlacementArgs
 from components.pulumi_config import load_fleet_config
 
@@ -63,6 +67,8 @@ hub = build_cluster(
 )
 # The second home (hub.standby): built like the main cluster, its API open to the operators
 # only. The replica that will live on it reaches the primary from its egress addresses.
+# With the standby OCM hub on it (hub.standby.ocmHub), the klusterlets call its API too, from
+# the same addresses as the main hub's.
 second_home = (
     build_cluster(
         fleet.hub_standby,
@@ -70,6 +76,7 @@ second_home = (
         local_kubeconfigs,
         local_load_balancer=local_lb,
         previous_run=previous_run,
+        **({"extra_api_cidrs": hub_api_egress} if fleet.standby_ocm_hub else {}),
     )
     if fleet.hub_standby is not None
     else None
@@ -81,7 +88,26 @@ ocm = OcmHub(
         hub_cluster=hub,
         ocm_version=fleet.ocm_version,
         chart_path=fleet.chart_paths.get("cluster-manager"),
+        multiple_hubs=fleet.standby_ocm_hub,
     ),
+)
+# The standby OCM hub (hub.standby.ocmHub): the same cluster-manager on the second home, which
+# every agent moves to by itself when the main cluster is lost (docs/standby-hub.md).
+standby_ocm = (
+    OcmHub(
+        "ocm-standby-hub",
+        OcmHubArgs(
+            hub_cluster=second_home,
+            ocm_version=fleet.ocm_version,
+            chart_path=fleet.chart_paths.get("cluster-manager"),
+            multiple_hubs=True,
+        ),
+    )
+    if fleet.standby_ocm_hub and second_home is not None
+    else None
+)
+standby_hub = (
+    StandbyHub(hub_cluster=second_home, ocm_hub=standby_ocm) if standby_ocm is not None else None
 )
 database = Database(
     "database",
@@ -127,6 +153,7 @@ database_primary = (
     else hub.name
 )
 deliveries, managed_clusters, agents = {}, [], []
+standby_managed_clusters, standby_agents = [], []
 for name, cluster in apps.items():
     membership = OcmManagedCluster(
         f"{name}-ocm",
@@ -136,10 +163,14 @@ for name, cluster in apps.items():
             ocm_hub=ocm,
             ocm_version=fleet.ocm_version,
             chart_path=fleet.chart_paths.get("klusterlet"),
+            standby_hub=standby_hub,
         ),
     )
     managed_clusters.append(membership.managed_cluster)
     agents += [membership.managed_cluster, membership.klusterlet]
+    if membership.standby_managed_cluster is not None:
+        standby_managed_clusters.append(membership.standby_managed_cluster)
+        standby_agents += [membership.standby_managed_cluster, membership.klusterlet]
     deliveries[name] = AppDelivery(
         f"{name}-app",
         AppDeliveryArgs(
@@ -163,6 +194,12 @@ fleet_placement = FleetPlacement(
     "fleet-placement",
     FleetPlacementArgs(hub_provider=hub.provider, ocm_hub=ocm, managed_clusters=managed_clusters),
 )
+app_manifests = workload_manifests(
+    manifests,
+    image_tags=fleet.app.image_tags,
+    password_generation=fleet.database_password_rotation,
+    database_host=DATABASE_SERVICE if database_homes is not None else None,
+)
 rollout = AppRollout(
     "app-rollout",
     AppRolloutArgs(
@@ -174,12 +211,7 @@ rollout = AppRollout(
         standby=[name for name, c in apps.items() if c.spec.standby],
         memberships=agents,
         cluster_parts=[part for d in deliveries.values() for part in d.work_needs],
-        manifests=workload_manifests(
-            manifests,
-            image_tags=fleet.app.image_tags,
-            password_generation=fleet.database_password_rotation,
-            database_host=DATABASE_SERVICE if database_homes is not None else None,
-        ),
+        manifests=app_manifests,
         rollout=fleet.rollout,
         hub_kubeconfig=hub.kubeconfig,
         hub_context=fleet.hub.context,
@@ -188,9 +220,55 @@ rollout = AppRollout(
         last_strategy=previous_run.last_strategy(),
     ),
 )
+# The same Placement and replica set on the standby hub, so that whichever hub an agent is on
+# delivers the same objects; rolled out All there (rollout.STANDBY_HUB_DELIVERY).
+if standby_ocm is not None:
+    standby_placement = FleetPlacement(
+        "standby-fleet-placement",
+        FleetPlacementArgs(
+            hub_provider=second_home.provider,
+            ocm_hub=standby_ocm,
+            managed_clusters=standby_managed_clusters,
+        ),
+    )
+    AppRollout(
+        "standby-app-rollout",
+        AppRolloutArgs(
+            hub_provider=second_home.provider,
+            ocm_hub=standby_ocm,
+            namespace=standby_placement.namespace,
+            binding=standby_placement.binding,
+            serving=[name for name, c in apps.items() if not c.spec.standby],
+            standby=[name for name, c in apps.items() if c.spec.standby],
+            memberships=standby_agents,
+            cluster_parts=[part for d in deliveries.values() for part in d.work_needs],
+            # The main hub's template, object for object: byte-identical ManifestWorks.
+            manifests=app_manifests,
+            rollout=fleet.rollout,
+            hub_kubeconfig=second_home.kubeconfig,
+            hub_context=fleet.hub_standby.context,
+            ready_after=database.ready,
+            on_standby_hub=True,
+        ),
+    )
+
 upstreams = {name: d.edge_address for name, d in deliveries.items()}
+
+
+def entry_dns_label(spec):
+    # A name in front of two entries points at both by DNS names when it can; an AKS entry's
+    # public IP gets one from a DNS label (components/edge/dns.py, _choose_form).
+    if fleet.entry.dns == "none" or second_home is None or spec.cloud != "azure":
+        return {}
+    prefix = azure_dns_label_prefix(pulumi.get_project(), pulumi.get_stack(), spec.name)
+    return {"cloud": spec.cloud, "dns_label_prefix": prefix, "region": spec.region}
+
+
 entry = PublicLoadBalancer(
-    "public-lb", PublicLoadBalancerArgs(hub_provider=hub.provider, upstreams=upstreams)
+    "public-lb",
+    PublicLoadBalancerArgs(
+        hub_provider=hub.provider, upstreams=upstreams, **entry_dns_label(fleet.hub)
+    ),
 )
 # The second home's entry: the same HAProxy in front of the same app clusters, so that users
 # still reach them when the main cluster is lost (docs/public-entry.md).
@@ -198,7 +276,10 @@ second_entry = (
     PublicLoadBalancer(
         f"{second_home.name}-entry",
         PublicLoadBalancerArgs(
-            hub_provider=second_home.provider, upstreams=upstreams, cloud=second_home.cloud
+            hub_provider=second_home.provider,
+            upstreams=upstreams,
+            cloud=second_home.cloud,
+            **entry_dns_label(fleet.hub_standby),
         ),
     )
     if second_home is not None
@@ -208,12 +289,20 @@ second_entry = (
 # The entries a health-checked name fronts, first preferred.
 entry_components = [entry, *filter(None, [second_entry])]
 entries = [e.url for e in entry_components]
+entry_targets = [
+    EntryTarget(name=name, url=component.url, cloud=spec.cloud, dns_name=component.dns_name)
+    for name, component, spec in [
+        ("public-lb", entry, fleet.hub),
+        *([(f"{second_home.name}-entry", second_entry, fleet.hub_standby)] if second_entry else []),
+    ]
+]
+
 public_name = (
     PublicName(
         "public-name",
         PublicNameArgs(
             spec=fleet.entry,
-            entries=entries,
+            entries=entry_targets,
             stack=pulumi.get_stack(),
             # Removed before the entries it points at: DNS never answers with a deleted address.
             entry_resources=entry_components,
@@ -269,6 +358,11 @@ pulumi.export(
 if second_home is not None:
     # Keyed by name like `clusters`, so later runs check the cluster as they check those.
     pulumi.export("hubStandby", {second_home.name: describe(second_home)})
+if standby_ocm is not None:
+    # What the main-lost drill reads: the hub the agents move to, and where to reach it.
+    pulumi.export(
+        "standbyHub", {"name": second_home.name, "apiServerUrl": second_home.api_server_url}
+    )
 pulumi.export("retiringClusters", {name: describe(c) for name, c in retiring.items()})
 pulumi.export("databaseHost", database.endpoint.host)
 if second_home is not None:

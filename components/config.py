@@ -266,6 +266,17 @@ EKS_HUB_REASON = (
 )
 
 
+EKS_STANDBY_HUB_REASON = (
+    "an OCM hub on EKS cannot admit agents in OCM 1.3.1: the csr registration driver needs "
+    "client-auth CSRs signed, which EKS does not do (aws/containers-roadmap#1856); a Klusterlet "
+    "has one registration driver, and with MultipleHubs on the agent Deployment mounts no grpc "
+    "bootstrap config (manifests/klusterlet/management/klusterlet-agent-deployment.yaml); aws_irsa "
+    "names one hub cluster ARN. Put the second home on azure (another region), or on an "
+    "existing cluster that signs CSRs, or leave ocmHub false"
+)
+"""Why `hub.standby.ocmHub` is refused on an aws second home (docs/standby-hub.md)."""
+
+
 class FleetConfigError(Exception):
     """Raised with every configuration problem at once, before any resource is registered."""
 
@@ -425,6 +436,22 @@ class FleetConfig:
     database_primary: str = "main"
     """`database.primary`: `main` (the hub's database takes the writes) or `standby` (the second
     home's, promoted); `standby` only with hub.standby."""
+    standby_ocm_hub: bool = False
+    """`hub.standby.ocmHub`: a second OCM hub (cluster-manager) on the second home, which every
+    klusterlet can move to by itself when the main cluster is lost (MultipleHubs).
+
+    Off by default: it changes every klusterlet (two bootstrap kubeconfigs, the MultipleHubs
+    gate) and doubles the hub-side objects. Refused when the second home is on aws: EKS signs no
+    client-auth CSRs (aws/containers-roadmap#1856), and in OCM 1.3.1 the other registration
+    drivers do not help. A Klusterlet has exactly one `registrationConfiguration.registrationDriver`
+    (an object, not a list: the Klusterlet CRD of the 1.3.1 chart). With MultipleHubs on, the agent
+    Deployment mounts only the `kubeConfigSecrets` and not `/spoke/bootstrap`, where the grpc
+    driver reads `--grpc-bootstrap-config=/spoke/bootstrap/config.yaml`
+    (manifests/klusterlet/management/klusterlet-agent-deployment.yaml, the `{{if .MultipleHubs}}`
+    blocks). And `aws_irsa` takes a single `--hub-cluster-arn`, which names one EKS hub (same
+    template). So the standby hub must sign CSRs: AKS in another Azure region (it survives a
+    region outage, not an Azure-wide one), kind for the local rehearsal, or an existing cluster
+    that signs CSRs. docs/standby-hub.md."""
     entry: EntrySpec = field(default_factory=EntrySpec)
     """The health-checked DNS name in front of the public entries; default none."""
     app: AppSpec = field(default_factory=AppSpec)
@@ -1061,6 +1088,8 @@ def _parse_hub_standby(
     key = f"{NAMESPACE}:hub.standby"
     raw = dict(hub_raw["standby"])
     refused = False
+    # Not a cluster key: parsed by standby_ocm_hub_setting.
+    raw.pop("ocmHub", None)
     for opt, why in STANDBY_REFUSED_KEYS.items():
         if opt in raw:
             problems.append(f"{key}.{opt}: {_fmt(raw.pop(opt))} is not valid here: {why}")
@@ -1080,6 +1109,26 @@ def _parse_hub_standby(
         )
         return None
     return None if refused else spec
+
+
+def standby_ocm_hub_setting(hub_raw: Any, problems: list[str]) -> bool:
+    """`hub.standby.ocmHub`: true puts a second OCM hub on the second home. Refused on an aws
+    second home (EKS_STANDBY_HUB_REASON)."""
+    if not isinstance(hub_raw, Mapping) or not isinstance(hub_raw.get("standby"), Mapping):
+        return False
+    raw = hub_raw["standby"]
+    key = f"{NAMESPACE}:hub.standby.ocmHub"
+    value = raw.get("ocmHub", False)
+    if not isinstance(value, bool):
+        problems.append(_wrong(key, value, "must be", "true or false"))
+        return False
+    if value and raw.get("cloud") == "aws":
+        problems.append(
+            f"{key}: true is not valid with {NAMESPACE}:hub.standby.cloud: 'aws'; "
+            f"{EKS_STANDBY_HUB_REASON}"
+        )
+        return False
+    return value
 
 
 def _parse_admin_principals(
@@ -1301,6 +1350,7 @@ def parse_fleet_config(
         )
 
     hub_standby = _parse_hub_standby(hub_raw, problems, stack=stack, extra_regions=extra_regions)
+    standby_ocm_hub = standby_ocm_hub_setting(hub_raw, problems)
 
     clusters: list[ClusterSpec] = []
     clusters_raw = raw.get("clusters")
@@ -1444,6 +1494,7 @@ def parse_fleet_config(
         database_password_rotation=rotation,
         hub_standby=hub_standby,
         database_primary=database_primary,
+        standby_ocm_hub=standby_ocm_hub,
         entry=entry,
         app=app,
         rollout=rollout,

@@ -145,19 +145,39 @@ def _is_public_entry(props: Mapping[str, Any]) -> bool:
     return isinstance(labels, Mapping) and _get(labels, PUBLIC_ENTRY_LABEL) == "true"
 
 
+PUBLIC_LOAD_BALANCER = "ocm-fleet:index:PublicLoadBalancer"
+"""The component that owns a public entry (components/edge/public_load_balancer.py)."""
+
+
 def loadbalancer_violations(
-    services: Iterable[tuple[str, Mapping[str, Any], str]],
+    services: Iterable[tuple[str, Mapping[str, Any], str, str]],
 ) -> list[StackViolation]:
-    """(message, urn) for every LoadBalancer Service open to the world, and for public entries
-    beyond one per cluster or beyond the two main homes. `services` holds (urn, props) or (urn,
-    props, cluster) of every Service in the stack; the cluster is the URN of the Kubernetes
-    provider the Service is created with ("" for the default one)."""
+    """(message, urn) for every LoadBalancer Service open to the world, for a public entry that
+    is not a PublicLoadBalancer's own Service, and for public entries beyond one per cluster or
+    beyond the two main homes. `services` holds (urn, props, cluster, parent type) of every
+    Service in the stack: the cluster is the URN of the Kubernetes provider the Service is
+    created with ("" for the default one), the parent type that of the component it belongs to
+    ("" for none)."""
     violations: list[StackViolation] = []
     public_entries: dict[str, list[str]] = {}
-    for urn, props, cluster in services:
+    for urn, props, cluster, parent_type in services:
         if _get(props, "spec", "type") != "LoadBalancer":
             continue
         if _is_public_entry(props):
+            if parent_type != PUBLIC_LOAD_BALANCER:
+                # The label alone would let any Service through: an entry is the one Service
+                # a PublicLoadBalancer makes, one per main home.
+                violations.append(
+                    (
+                        f"LoadBalancer Service {urn} is labelled {PUBLIC_ENTRY_LABEL}: "
+                        f'"true" but is not the Service of a {PUBLIC_LOAD_BALANCER} (its parent '
+                        f"is {parent_type or 'none'}). Only the public load balancer of a main "
+                        "home is open to everyone: remove the label and give this Service "
+                        "spec.loadBalancerSourceRanges.",
+                        urn,
+                    )
+                )
+                continue
             public_entries.setdefault(cluster, []).append(urn)
             continue
         ranges = _items(_get(props, "spec", "loadBalancerSourceRanges"))
@@ -217,7 +237,12 @@ def loadbalancer_violations(
 
 def _validate_loadbalancers(args: StackValidationArgs, report: ReportViolation) -> None:
     services = [
-        (r.urn, r.props, r.provider.urn if r.provider is not None else "")
+        (
+            r.urn,
+            r.props,
+            r.provider.urn if r.provider is not None else "",
+            r.parent.resource_type if r.parent is not None else "",
+        )
         for r in args.resources
         if r.resource_type == SERVICE
     ]

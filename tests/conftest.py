@@ -104,6 +104,14 @@ def dev_standby_config() -> dict[str, Any]:
     return with_admin_principals(config)
 
 
+def dev_standby_hub_config() -> dict[str, Any]:
+    """Pulumi.dev-standby-hub.yaml (the dev fleet with a second home on AKS in another region,
+    running the standby OCM hub), plus what deploy.sh fills in on a first run, as for dev."""
+    config = load_stack_config(ROOT / "Pulumi.dev-standby-hub.yaml")
+    config.setdefault("ocm-fleet:apiAllowedCidrs", FIRST_RUN_API_CIDRS)
+    return with_admin_principals(config)
+
+
 def local_standby_config() -> dict[str, Any]:
     """Pulumi.local-standby.yaml (the local fleet with a second home on kind), as it is."""
     return load_stack_config(ROOT / "Pulumi.local-standby.yaml")
@@ -114,6 +122,7 @@ FLEETS = {
     "large": large_config,
     "local": local_config,
     "dev-standby": dev_standby_config,
+    "dev-standby-hub": dev_standby_hub_config,
     "local-standby": local_standby_config,
 }
 STANDBY_FLEETS = {"dev-standby": "dev", "local-standby": "local"}

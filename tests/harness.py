@@ -362,6 +362,11 @@ class FleetMocks(Mocks):
             state["data"] = c({"token": token, "ca.crt": FAKE_CA.decode()})
         elif t == "random:index/randomPassword:RandomPassword":
             state.update(result=c(f"generated-password-{n:04d}"))
+        elif t == "random:index/randomString:RandomString":
+            # Lowercase letters and digits, as many as asked (upper and special off).
+            alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+            length = int(state.get("length") or 6)
+            state.update(result=c("".join(alphabet[(n >> i) % 36] for i in range(length))))
         elif t == "tls:index/privateKey:PrivateKey":
             state.update(
                 privateKeyPem=c(

@@ -46,6 +46,11 @@ def hub_name(fleet: str) -> str:
     return parse_fleet_config(raw).hub.name
 
 
+def has_standby_hub(fleet: str) -> bool:
+    raw = {k.split(":", 1)[1]: v for k, v in FLEETS[fleet]().items()}
+    return parse_fleet_config(raw).standby_ocm_hub
+
+
 def per_cluster(graph: Graph, cluster: str) -> dict[str, Registered]:
     """The OCM chain of one app cluster; "work" is the replica set that stamps its ManifestWork."""
     return {
@@ -73,11 +78,19 @@ def fleet_cases():
 def test_destroy_order_of_each_app_cluster_is_encoded_as_dependencies(fleet, preview, cluster):
     graph = fleet_graph(fleet, preview)
     r = per_cluster(graph, cluster)
-    chain = ["work", "managed_cluster", "klusterlet", "chart", "cluster"]
-    for before, after in itertools.pairwise(chain):
-        assert graph.depends_on(r[before], r[after]), (
-            f"{r[before]} of {cluster} must depend on {r[after]}, so that destroy deletes it first"
-        )
+    # With a standby OCM hub the agent may create ManagedClusters, so they come before it
+    # (managed_cluster.py): destroy removes the agent, then its ManagedClusters.
+    chains = (
+        [["work", "klusterlet", "managed_cluster"], ["klusterlet", "chart", "cluster"]]
+        if has_standby_hub(fleet)
+        else [["work", "managed_cluster", "klusterlet", "chart", "cluster"]]
+    )
+    for chain in chains:
+        for before, after in itertools.pairwise(chain):
+            assert graph.depends_on(r[before], r[after]), (
+                f"{r[before]} of {cluster} must depend on {r[after]}, so that destroy deletes "
+                "it first"
+            )
     assert graph.depends_on(r["work"], r["klusterlet"]), (
         f"{r['work']} must be deleted while the Klusterlet CR of {cluster} (its agent) exists"
     )
@@ -107,11 +120,16 @@ def test_hub_destroy_order(fleet, preview):
     hub = graph.control_plane(hub_name(fleet))
     assert graph.depends_on(cr, chart), "ClusterManager CR must depend on the cluster-manager chart"
     assert graph.depends_on(chart, hub), "cluster-manager chart must depend on the hub cluster"
+    # Each hub's objects wait for, and are deleted before, the ClusterManager of their cluster
+    # (a standby OCM hub has its own).
+    managers = {m.provider_urn: m for m in graph.of_type(CLUSTER_MANAGER)}
+    assert len(managers) == (2 if has_standby_hub(fleet) else 1), f"{fleet}: {managers}"
     for res in graph.resources:
         if res.type.startswith(OCM_GROUPS[:2]):
-            assert graph.depends_on(res, cr), (
-                f"{res} needs an OCM CRD that exists only once the ClusterManager is Applied: "
-                "it must depend on the ClusterManager CR"
+            own = managers.get(res.provider_urn)
+            assert own is not None and graph.depends_on(res, own), (
+                f"{res} needs an OCM CRD that exists only once its hub's ClusterManager is "
+                "Applied: it must depend on that ClusterManager CR"
             )
 
 
@@ -242,8 +260,9 @@ def test_managed_clusters_are_labelled_into_the_cluster_set(fleet):
         assert labels["ocm-fleet.io/region"] == spec.region, res
         assert labels[_ocm.CLUSTER_NAME_LABEL] == spec.name, res
         assert labels["ocm-fleet.io/standby"] == ("true" if spec.standby else "false"), res
-    assert len(graph.of_type(MANAGED_CLUSTER)) == len(specs)
-    assert len(graph.of_type(REPLICA_SET)) == 1
+    hubs = 2 if has_standby_hub(fleet) else 1  # a ManagedCluster and replica set on each hub
+    assert len(graph.of_type(MANAGED_CLUSTER)) == hubs * len(specs)
+    assert len(graph.of_type(REPLICA_SET)) == hubs
     app_works = [
         w for w in graph.of_type(MANIFEST_WORK) if w.inputs["metadata"]["name"] == "bookstore"
     ]
@@ -308,16 +327,35 @@ def test_bootstrap_kubeconfig_and_token_stay_secret(fleet, preview):
     for res in ocm_releases(graph):
         if res.inputs["chart"] != "klusterlet":
             continue
-        value = wire_get(res.wire_inputs, "values", "bootstrapHubKubeConfig")
-        assert is_secret(value), f"{res}: the bootstrap kubeconfig must be a Pulumi secret"
+        # One hub: `bootstrapHubKubeConfig`; with a standby OCM hub, one entry per hub.
+        multi = "multiHubBootstrapHubKubeConfigs" in res.inputs["values"]
+        assert multi == has_standby_hub(fleet), res
+        if multi:
+            wires = [
+                wire_get(entry, "kubeConfig") if not is_secret(entry) else entry
+                for entry in wire_get(res.wire_inputs, "values", "multiHubBootstrapHubKubeConfigs")
+            ]
+            texts = [
+                e["kubeConfig"] for e in res.inputs["values"]["multiHubBootstrapHubKubeConfigs"]
+            ]
+            servers = [
+                graph.stack_outputs["hub"]["apiServerUrl"],
+                graph.stack_outputs.get("standbyHub", {}).get("apiServerUrl"),
+            ]
+        else:
+            wires = [wire_get(res.wire_inputs, "values", "bootstrapHubKubeConfig")]
+            texts = [res.inputs["values"]["bootstrapHubKubeConfig"]]
+            servers = [graph.stack_outputs["hub"]["apiServerUrl"]]
+        for value in wires:
+            assert is_secret(value), f"{res}: the bootstrap kubeconfig must be a Pulumi secret"
         if not preview:
-            kubeconfig = yaml.safe_load(res.inputs["values"]["bootstrapHubKubeConfig"])
-            user = kubeconfig["users"][0]["user"]
-            assert set(user) == {"token"}, "no exec plugin or client cert in the bootstrap"
-            assert user["token"].startswith("sa-token-"), "the bootstrap token comes from the SA"
-            server = kubeconfig["clusters"][0]["cluster"]["server"]
-            assert server == graph.stack_outputs["hub"]["apiServerUrl"]
-            assert kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]
+            for text, server in zip(texts, servers, strict=True):
+                kubeconfig = yaml.safe_load(text)
+                user = kubeconfig["users"][0]["user"]
+                assert set(user) == {"token"}, "no exec plugin or client cert in the bootstrap"
+                assert user["token"].startswith("sa-token-"), "the token comes from the SA"
+                assert kubeconfig["clusters"][0]["cluster"]["server"] == server, res
+                assert kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]
 
 
 @pytest.mark.parametrize("fleet", list(FLEETS))

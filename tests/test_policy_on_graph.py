@@ -731,5 +731,17 @@ def test_a_second_entry_on_the_main_cluster_is_refused(preview):
     database.wire_inputs["metadata"].setdefault("labels", {})[pol.PUBLIC_ENTRY_LABEL] = "true"
 
     found = [v for v in run_pack(graph).mandatory() if v.policy == "no-open-loadbalancer"]
-    assert sorted(v.urn for v in found) == sorted([main_entry.urn, database.urn]), _listing(found)
-    assert all("exactly one public entry" in v.message for v in found), _listing(found)
+    # The database is no PublicLoadBalancer's Service: it is refused, the real entry is not.
+    assert [v.urn for v in found] == [database.urn], _listing(found)
+    assert "is not the Service of a ocm-fleet:index:PublicLoadBalancer" in found[0].message
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+def test_a_labelled_edge_on_a_fleet_with_one_home_is_refused(preview):
+    """Without a second home, the label on an app cluster's edge is not a second entry."""
+    graph = copy.deepcopy(fleet_graph("dev", preview))
+    edge = next(s for s in graph.of_type(pol.SERVICE) if s.name == "app-aws-app-edge")
+    edge.wire_inputs["metadata"].setdefault("labels", {})[pol.PUBLIC_ENTRY_LABEL] = "true"
+    found = [v for v in run_pack(graph).mandatory() if v.policy == "no-open-loadbalancer"]
+    assert [v.urn for v in found] == [edge.urn], _listing(found)
+    assert "is not the Service of a ocm-fleet:index:PublicLoadBalancer" in found[0].message

@@ -215,6 +215,12 @@ def test_each_home_service_reaches_that_homes_address(fleet):
                     f"{cluster}/{name}: its one endpoint must be {address}"
                 )
             assert [p["port"] for p in endpoints["ports"]] == [p["port"] for p in spec["ports"]]
+            # No Endpoints object ever exists for a Service without a selector: the provider
+            # must not wait for one (pulumi-kubernetes provider/pkg/await/service.go).
+            annotations = named_object(graph, cluster, SERVICE, name).inputs["metadata"]
+            assert annotations.get("annotations", {}).get("pulumi.com/skipAwait") == "true", (
+                f"{cluster}/{name}: the provider would wait for Endpoints nothing makes"
+            )
 
 
 @pytest.mark.parametrize("fleet", list(STANDBY_FLEETS))

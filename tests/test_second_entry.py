@@ -4,15 +4,17 @@ both entries, for each `entry.dns`, in update and preview, with and without the 
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 from functools import cache
 from urllib.parse import urlparse
 
 import pytest
-from conftest import FLEETS, STANDBY_FLEETS, entry_egress
-from harness import ROOT, Graph, is_unknown, load_stack_config, run_program
+from conftest import FLEETS, STANDBY_FLEETS, entry_egress, existing_kubeconfig
+from harness import ROOT, Graph, failure_of, is_unknown, load_stack_config, run_program
 
 from components.edge import _haproxy
+from components.edge.public_load_balancer import DNS_LABEL_SUFFIX_LENGTH, azure_dns_label_prefix
 
 ENTRY = "ocm-fleet:index:PublicLoadBalancer"
 SERVICE = "kubernetes:core/v1:Service"
@@ -22,6 +24,7 @@ TM_PROFILE = "azure-native:trafficmanager:Profile"
 HEALTH_CHECK = "aws:route53/healthCheck:HealthCheck"
 RECORD = "aws:route53/record:Record"
 DNS_TYPES = {TM_PROFILE, HEALTH_CHECK, RECORD}
+AZURE_DNS_LABEL = "service.beta.kubernetes.io/azure-dns-label-name"
 
 DNS = {
     "none": {"dns": "none"},
@@ -69,6 +72,42 @@ def host(url: str) -> str:
     return urlparse(url).hostname or ""
 
 
+def is_ipv4(address: str) -> bool:
+    try:
+        ipaddress.IPv4Address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def home_specs(fleet: str) -> list[dict]:
+    """The main homes' config entries, main first."""
+    hub = load_stack_config(ROOT / f"Pulumi.{fleet}.yaml")["ocm-fleet:hub"]
+    return [hub, *filter(None, [hub.get("standby")])]
+
+
+def dns_label(graph: Graph, entry: str) -> str | None:
+    annotations = graph.named(f"{entry}-service", SERVICE).inputs["metadata"].get("annotations")
+    return (annotations or {}).get(AZURE_DNS_LABEL)
+
+
+def expected_targets(graph: Graph, fleet: str) -> list[str]:
+    """What the name must point at, per entry: an entry with a DNS label by the name Azure
+    gives its public IP when the other entry has a DNS name too, else the entry's address."""
+    urls = graph.stack_outputs.get("entryUrls") or [graph.stack_outputs["url"]]
+    addresses = [host(u) for u in urls]
+    names = [
+        f"{label}.{spec['region']}.cloudapp.azure.com" if label else None
+        for label, spec in (
+            (dns_label(graph, e), s)
+            for e, s in zip(entry_names(fleet), home_specs(fleet), strict=True)
+        )
+    ]
+    if all(n or not is_ipv4(a) for n, a in zip(names, addresses, strict=True)):
+        return [n or a for n, a in zip(names, addresses, strict=True)]
+    return addresses
+
+
 @pytest.mark.parametrize(("fleet", "dns", "preview"), MODES, ids=IDS)
 def test_one_entry_per_main_home_with_the_same_config(fleet, dns, preview):
     graph = _graph(fleet, dns, preview)
@@ -79,7 +118,8 @@ def test_one_entry_per_main_home_with_the_same_config(fleet, dns, preview):
         provider = graph.kubernetes_provider(home)
         children = graph.descendants(graph.named(name, ENTRY))
         assert children, f"{name} declares nothing"
-        for child in children:
+        # The DNS label's random suffix (random:index) is the only child with no cluster.
+        for child in (c for c in children if not c.type.startswith("random:")):
             assert child.provider_urn == provider.urn, (
                 f"{child.name} of entry {name} must be on {home} ({provider.name}), "
                 f"not {child.provider_urn}"
@@ -134,7 +174,6 @@ def test_the_name_health_checks_the_health_uri_of_every_entry(fleet, dns, previe
     graph = _graph(fleet, dns, preview)
     services = [graph.named(f"{name}-service", SERVICE) for name in entry_names(fleet)]
     ports = [p["port"] for s in services for p in s.inputs["spec"]["ports"]]
-    urls = graph.stack_outputs.get("entryUrls") or [graph.stack_outputs["url"]]
     if dns == "trafficManager":
         (profile,) = graph.of_type(TM_PROFILE)
         monitor = profile.inputs["monitorConfig"]
@@ -145,7 +184,8 @@ def test_the_name_health_checks_the_health_uri_of_every_entry(fleet, dns, previe
         for service in services:
             assert graph.depends_on(profile, service), f"{profile.name} must target {service.name}"
         if not preview:
-            assert [e["target"] for e in endpoints] == [host(u) for u in urls], endpoints
+            targets = [e["target"] for e in endpoints]
+            assert targets == expected_targets(graph, fleet), endpoints
         return
     checks = sorted(graph.of_type(HEALTH_CHECK), key=lambda r: r.name)
     records = sorted(graph.of_type(RECORD), key=lambda r: r.name)
@@ -162,10 +202,11 @@ def test_the_name_health_checks_the_health_uri_of_every_entry(fleet, dns, previe
         assert graph.depends_on(check, service), f"{check.name} must probe {service.name}"
         assert graph.depends_on(record, check), f"{record.name} must carry {check.name}'s id"
     if not preview:
-        for check, record, url in zip(checks, records, urls, strict=True):
+        targets = expected_targets(graph, fleet)
+        for check, record, target in zip(checks, records, targets, strict=True):
             probed = check.inputs.get("ipAddress") or check.inputs.get("fqdn")
-            assert probed == host(url), f"{check.name} probes {probed}, the entry is {url}"
-            assert record.inputs["records"] == [host(url)], record.inputs
+            assert probed == target, f"{check.name} probes {probed}, the entry is at {target}"
+            assert record.inputs["records"] == [target], record.inputs
 
 
 @pytest.mark.parametrize(("fleet", "dns", "preview"), MODES, ids=IDS)
@@ -204,6 +245,8 @@ def test_destroy_removes_the_name_then_each_entry_then_its_cluster(fleet, dns, p
             )
         cluster = graph.control_plane(home)
         for child in graph.descendants(graph.named(name, ENTRY)):
+            if child.type.startswith("random:"):
+                continue  # the DNS label's suffix lives in state only
             assert graph.depends_on(child, cluster), (
                 f"{child.name} must depend on {cluster.name}: destroy removes it before {home}"
             )
@@ -280,3 +323,140 @@ def test_an_entry_on_eks_asks_for_a_network_load_balancer(fleet, preview):
             else {}
         )
         assert annotations == wanted, f"{name} on {home} ({clouds[home]}): {annotations}"
+
+
+def clouds_of(fleet: str) -> dict[str, str]:
+    """Entry component name -> the cloud of the home it runs on."""
+    return {e: s["cloud"] for e, s in zip(entry_names(fleet), home_specs(fleet), strict=True)}
+
+
+@pytest.mark.parametrize(("fleet", "dns", "preview"), DNS_MODES, ids=DNS_IDS)
+def test_every_record_of_the_name_has_one_type_and_every_endpoint_one_kind_of_target(
+    fleet, dns, preview
+):
+    """Route 53 refuses a CNAME beside a record of another type at one name, and Traffic
+    Manager external endpoints whose targets are IP addresses beside domain names: the name
+    points at every entry in one form."""
+    graph = _graph(fleet, dns, preview)
+    two = len(entry_names(fleet)) == 2
+    # With two entries the clouds say the form before deploy: names when a home is on a
+    # cloud (an EKS entry has nothing else), IP addresses on kind.
+    on_cloud = any(c in ("aws", "azure") for c in clouds_of(fleet).values())
+    if dns == "route53":
+        records = graph.of_type(RECORD)
+        types = [r.inputs["type"] for r in records]
+        if two:
+            wanted = "CNAME" if on_cloud else "A"
+            assert types == [wanted, wanted], f"{fleet}: the name's records are of types {types}"
+        if preview:
+            return
+        assert len(set(types)) == 1, f"{fleet}: the name's records are of types {types}"
+        for record in records:
+            (value,) = record.inputs["records"]
+            assert (record.inputs["type"] == "A") == is_ipv4(value), (
+                f"{record.name} is a {record.inputs['type']} record for {value}"
+            )
+        return
+    if preview:
+        return
+    (profile,) = graph.of_type(TM_PROFILE)
+    targets = [e["target"] for e in profile.inputs["endpoints"]]
+    kinds = {is_ipv4(t) for t in targets}
+    assert len(kinds) == 1, f"{profile.name} mixes IP and domain-name targets: {targets}"
+    if two:
+        assert kinds == {not on_cloud}, f"{fleet}: {profile.name} targets {targets}"
+
+
+AZURE_LABEL = re.compile(r"^[a-z][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+@pytest.mark.parametrize(("fleet", "dns", "preview"), MODES, ids=IDS)
+def test_an_azure_entry_carries_a_dns_label_only_with_a_second_home_and_a_name(fleet, dns, preview):
+    graph = _graph(fleet, dns, preview)
+    for entry, cloud in clouds_of(fleet).items():
+        label = dns_label(graph, entry)
+        wanted = cloud == "azure" and second_home(fleet) is not None and dns != "none"
+        assert (label is not None) == wanted, (
+            f"{entry} on {cloud} ({fleet}, dns {dns}): DNS label {label!r}, wanted one: {wanted}"
+        )
+        if label is None or preview:
+            continue
+        assert AZURE_LABEL.match(label), f"{entry}'s DNS label {label!r} is not a valid label"
+        prefix = azure_dns_label_prefix("ocm-fleet", "dev", main_home(fleet))
+        assert label.startswith(f"{prefix}-"), f"{entry}'s DNS label {label!r}"
+
+
+@pytest.mark.parametrize(
+    ("project", "stack", "home"),
+    [
+        ("ocm-fleet", "dev", "main"),
+        ("9lives", "Prod_EU", "main"),
+        ("p" * 40, "s" * 40, "h" * 40),
+        ("ocm-fleet", "x" * 49, "m"),
+    ],
+)
+def test_the_dns_label_prefix_leaves_a_valid_label_with_its_suffix(project, stack, home):
+    prefix = azure_dns_label_prefix(project, stack, home)
+    label = f"{prefix}-{'z' * DNS_LABEL_SUFFIX_LENGTH}"
+    assert AZURE_LABEL.match(label), f"{project}/{stack}/{home}: label {label!r}"
+    assert home[0] in prefix or len(prefix) == 63 - 1 - DNS_LABEL_SUFFIX_LENGTH, prefix
+
+
+def existing_home(**extra) -> dict:
+    return {
+        "cloud": "existing",
+        "kubeconfig": existing_kubeconfig(),
+        "context": "c",
+        "egressIps": ["192.0.2.10/32"],
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("dns", ["trafficManager", "route53"])
+def test_an_existing_home_whose_address_mixes_with_the_other_entry_fails_naming_both(dns):
+    """An existing main cluster's entry at an IP address (its mock load balancer's) and an
+    EKS second home's at a DNS name: no one form reaches both, and the deploy says so."""
+    code = f"""
+import copy
+from conftest import dev_standby_config
+from test_second_entry import DNS, existing_home
+from harness import run_program
+config = copy.deepcopy(dev_standby_config())
+standby = config["ocm-fleet:hub"]["standby"]
+config["ocm-fleet:hub"] = {{
+    "name": "main", **existing_home(apiServerUrl="https://lab.example.test:6443"),
+    "standby": standby,
+}}
+config["ocm-fleet:entry"] = DNS[{dns!r}]
+graph = run_program(config)
+print("url", graph.stack_outputs["entryUrls"])
+"""
+    failure = failure_of(code)
+    assert failure is not None, f"dns {dns}: an IP entry and a DNS-name entry were accepted"
+    assert "public-lb is at " in failure and "(an IP address)" in failure, failure
+    assert "second-entry is at " in failure and "(a DNS name)" in failure, failure
+    assert "entry.dns: none" in failure and "entryUrls" in failure, failure
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+@pytest.mark.parametrize(("standby", "form"), [("second", "name"), ("home0", "ip")])
+def test_an_azure_main_cluster_beside_an_existing_home_takes_the_form_of_its_address(
+    standby, form, preview
+):
+    """The existing home's entry decides at deploy: a DNS name (`second-entry`'s mock load
+    balancer) and the AKS entry is pointed at by its DNS label's name; an IP address
+    (`home0-entry`'s) and by its IP address."""
+    config = copy.deepcopy(FLEETS["dev-standby"]())
+    config["ocm-fleet:hub"]["standby"] = {"name": standby, **existing_home()}
+    config["ocm-fleet:entry"] = DNS["route53"]
+    graph = run_program(config, preview=preview)
+    records = sorted(graph.of_type(RECORD), key=lambda r: r.name)
+    assert len(records) == 2, records
+    if preview:
+        return
+    types = [r.inputs["type"] for r in records]
+    assert types == [{"name": "CNAME", "ip": "A"}[form]] * 2, types
+    label = dns_label(graph, "public-lb")
+    urls = [host(u) for u in graph.stack_outputs["entryUrls"]]
+    wanted = [f"{label}.westeurope.cloudapp.azure.com", urls[1]] if form == "name" else urls
+    assert [r.inputs["records"] for r in records] == [[w] for w in wanted], records

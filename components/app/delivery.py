@@ -258,7 +258,17 @@ class AppDelivery(pulumi.ComponentResource):
             # keeps for its life; in preview the address, and so the spec, is unknown.
             service = k8s.core.v1.Service(
                 f"{name}-database-{home}",
-                metadata={"name": service_name, "namespace": namespace, "labels": labels},
+                metadata={
+                    "name": service_name,
+                    "namespace": namespace,
+                    "labels": labels,
+                    # pulumi-kubernetes waits for an Endpoints object with addresses for any
+                    # Service but an ExternalName or headless one (provider/pkg/await/
+                    # service.go, shouldWaitForPods); nothing makes one for a Service without
+                    # a selector (the mirroring controller copies Endpoints into slices, never
+                    # back), so that wait would time out. The EndpointSlice is the target.
+                    "annotations": {"pulumi.com/skipAwait": "true"},
+                },
                 spec=address.apply(lambda a: home_service_spec(a, port)),
                 opts=on_app,
             )

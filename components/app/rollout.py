@@ -22,7 +22,10 @@ from components.app.rollout_status import (
 from components.config import RolloutSpec
 from components.ocm import _charts as _ocm
 from components.ocm.hub import OcmHub
-from components.ocm.managed_cluster import LEASE_DURATION_SECONDS
+from components.ocm.managed_cluster import (
+    HUB_CONNECTION_TIMEOUT_SECONDS,
+    LEASE_DURATION_SECONDS,
+)
 
 APP_ROLLOUT_TYPE = "ocm-fleet:index:AppRollout"
 
@@ -55,6 +58,54 @@ TAKEOVER_BUDGET_SECONDS = {
     "public LB rise (2 checks x 2 s)": 4,
 }
 """The expected takeover time of a standby, part by part (docs/rollout-and-failover.md)."""
+
+# How an agent that moves to the standby OCM hub gets the app there, and why well inside the
+# work agent's appliedManifestWorkEvictionGracePeriod (60 minutes, managed_cluster.py). The
+# standby hub declares the same Placement and the same ManifestWork template as the main hub;
+# only the rollout differs (`All`, AppRolloutArgs.on_standby_hub):
+# - Before any move, every standby ManagedCluster is tainted unreachable from the start (no
+#   Available condition: registration/hub/taint/controller.go (sync), `cond == nil`), the
+#   toleration has expired, and the Placement chooses nobody. No agent has seen the standby's
+#   ManifestWorks, so they carry no finalizer (the work agent adds it:
+#   work/spoke/controllers/finalizercontroller/add_finalizer_controller.go) and go at once.
+# - An agent that arrives registers, its cluster turns Available and the taint is removed
+#   (taint controller, `cond.Status == True`). The scheduler reschedules on that update
+#   (placement/controllers/scheduling/cluster_event_handler.go (OnUpdate)) and picks the
+#   available candidates as the main hub did: same spec, Exact with no prioritizer, so by name,
+#   serving first. Lost clusters stay tainted and filtered, canaries or not.
+# - `All` hands every decided cluster its ManifestWork at once: getRolloutAllClusters runs
+#   progressivePerCluster with the rollout size set to every cluster and no minSuccessTime
+#   (sdk-go/pkg/apis/cluster/v1alpha1/rollout.go). Progressive would roll the decided canaries
+#   first and give no other cluster its work until they had succeeded and soaked
+#   minSuccessTime, then step maxConcurrency at a time with the same soak
+#   (getProgressiveClusters): steps x (ready + minSuccessTime) per move, and a canary arriving
+#   late halts the clusters arriving after it. Lost canaries do not block it, though: they stay
+#   tainted, are not decided, and the mandatory group holds only decided clusters
+#   (pdTracker.ExistingClusterGroups).
+# - The work agent applies objects byte-identical to those running: they gain the standby's
+#   AppliedManifestWork as a second owner and nothing restarts. The old hub's one is evicted
+#   after the grace period whether or not the new hub has the work
+#   (unmanaged_appliedmanifestwork_controller.go (sync): "manifestwork exists but hub
+#   changed"), and evicting it only removes its owner reference where another
+#   AppliedManifestWork owns the object (work/helper/helpers.go (DeleteAppliedResources)).
+# The arithmetic, from the lost main cluster to the app delivered (docs/standby-hub.md):
+STANDBY_HUB_MOVE_SECONDS = {
+    "lease on the main hub stale (hubConnectionTimeoutSeconds) + one check (60 s)": (
+        HUB_CONNECTION_TIMEOUT_SECONDS + 60
+    ),
+    "agent container restarted (kubelet back-off)": 10,
+    "main hub's bootstrap kubeconfig tried twice (client-go dial 30 s + TLS 10 s)": 2 * (30 + 10),
+    "bootstrap on the standby hub (CSR auto-approved, hub kubeconfig written)": 30,
+}
+"""Upper bound of one agent's move, part by part (modeled: the first from the source, the rest
+from client-go's transport defaults and a CSR round trip)."""
+STANDBY_HUB_DELIVERY_SECONDS = {
+    "cluster Available, taint removed, placement, replica set All, work agent apply": 10,
+}
+"""From the agent's arrival to its ManifestWork applied (modeled, as in TAKEOVER_BUDGET_SECONDS):
+the time that counts against the eviction grace period, which starts when the work agent first
+runs against the standby hub."""
+
 
 # A Deployment is still progressing until the controller has seen its latest spec and every
 # replica is updated and available with no old pod left. The rule is on every Deployment and the
@@ -113,6 +164,10 @@ class AppRolloutArgs:
     last_strategy: pulumi.Input[str | None] = None
     """The rollout type the last run used (PreviousRun.last_strategy), kept while nothing is to
     be delivered so that a run that changes nothing shows no diff."""
+    on_standby_hub: bool = False
+    """This is the standby OCM hub's copy (`hub.standby.ocmHub`): rolled out `All`, and not
+    waited for, since no agent is on that hub until the main cluster is lost (see
+    `STANDBY_HUB_DELIVERY`)."""
 
 
 class AppRollout(pulumi.ComponentResource):
@@ -148,8 +203,9 @@ class AppRollout(pulumi.ComponentResource):
     """Digest of the ManifestWork template; each work carries it as REVISION_LABEL."""
     images: dict[str, str]
     """Container name -> image of the template: what the revision runs."""
-    status: RolloutStatus
-    """The rollout's outcome; `status.clusters` has each chosen cluster's revision and state."""
+    status: RolloutStatus | None
+    """The rollout's outcome; `status.clusters` has each chosen cluster's revision and state.
+    None on the standby hub."""
     strategy_type: pulumi.Output[str]
     """`All` or `Progressive`: how this run rolls the template out (see `rollout_type`)."""
 
@@ -173,15 +229,16 @@ class AppRollout(pulumi.ComponentResource):
         template = manifest_work_template(args.manifests)
         self.revision = template_revision(template)
         serving, revision = list(args.serving), self.revision
-        self.strategy_type = (
-            pulumi.Output.all(args.delivered, args.last_strategy).apply(
+        if args.on_standby_hub:
+            self.strategy_type = pulumi.Output.from_input(ALL)
+        elif args.delivered is not None:
+            self.strategy_type = pulumi.Output.all(args.delivered, args.last_strategy).apply(
                 lambda v: rollout_type(
                     delivered=v[0], last=v[1], serving=serving, revision=revision
                 )
             )
-            if args.delivered is not None
-            else pulumi.Output.from_input(PROGRESSIVE)
-        )
+        else:
+            self.strategy_type = pulumi.Output.from_input(PROGRESSIVE)
         self.replica_set = k8s.apiextensions.CustomResource(
             f"{name}-replica-set",
             api_version=f"{_ocm.WORK_API}/v1alpha1",
@@ -213,6 +270,11 @@ class AppRollout(pulumi.ComponentResource):
         )
         self.images = template_images(args.manifests)
         rollout = args.rollout
+        if args.on_standby_hub:
+            # Nothing runs from this hub until agents move to it: there is no outcome to wait for.
+            self.status = None
+            self.register_outputs({"revision": self.revision, "strategy": self.strategy_type})
+            return
         self.status = RolloutStatus(
             f"{name}-status",
             RolloutStatusArgs(

@@ -37,12 +37,103 @@ def _is_ipv4(address: str) -> bool:
     return True
 
 
+ENTRY_ADDRESS_FORMS = {
+    "aws": frozenset({"name"}),
+    "azure": frozenset({"ip", "name"}),
+    "kind": frozenset({"ip"}),
+}
+"""How a name can point at a public entry, by its cluster's cloud: EKS gives the entry's
+Service a load balancer's DNS name, kind (cloud-provider-kind) an IP address, AKS an IP address
+that also has a DNS name once the Service carries a DNS label
+(components/edge/public_load_balancer.py). Every pair the config admits has a form in common:
+kind is never mixed with another cloud (components/config.py, parse_fleet_config), and EKS and AKS
+entries share `name`. `existing` is absent: its address is known only once its Service has
+one, so that pair is checked at deploy."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntryTarget:
+    """One public entry as the name sees it."""
+
+    name: str
+    """The entry's component name (`public-lb`, `<second home>-entry`), for messages."""
+    url: pulumi.Output[str]
+    """Its address (IP or DNS name, or its http:// URL), from its Service's status."""
+    cloud: str
+    """The cloud of the cluster it runs on: tells, before deploy, what the address will be
+    (ENTRY_ADDRESS_FORMS); `existing` tells nothing."""
+    dns_name: pulumi.Output[str] | None = None
+    """The DNS name its IP address also answers at (an AKS entry's DNS label), if any."""
+
+
+def _choose_form(forms: Sequence[frozenset[str]]) -> str | None:
+    """`name` or `ip`: the one form every entry can be pointed at by, names first; None when
+    there is none.
+
+    A Route 53 name cannot hold records of two types when one is a CNAME ("RRSet of type
+    CNAME ... is not permitted as it conflicts with other records with the same DNS name",
+    InvalidChangeBatch), so its failover records are all A or all CNAME; and a Traffic
+    Manager profile "can't mix external endpoints that have targets of different types
+    (domain name, IP address)" (learn.microsoft.com, azure/traffic-manager/
+    traffic-manager-endpoint-types). Names come first because an AWS entry has nothing
+    else: the NLB publishes a DNS name, not addresses to keep. Route 53 alias A records to
+    the NLB (its zone from `aws.lb.get_hosted_zone_id(load_balancer_type="network",
+    region=...)`) would reach the zone apex, but exist in Route 53 only, and not for an
+    existing cluster's load balancer outside AWS: one rule for both services is simpler.
+    """
+    if all("name" in f for f in forms):
+        return "name"
+    if all("ip" in f for f in forms):
+        return "ip"
+    return None
+
+
+def _known_forms(entry: EntryTarget) -> frozenset[str] | None:
+    """Before deploy, from the entry's cloud: how it can be pointed at; None for existing."""
+    forms = ENTRY_ADDRESS_FORMS.get(entry.cloud)
+    if forms is None or entry.dns_name is not None:
+        return forms
+    # An AKS entry has a DNS name only once its Service carries a DNS label.
+    return forms - {"name"} if "ip" in forms else forms
+
+
+def _address_forms(host: str, dns_name: str | None) -> frozenset[str]:
+    if not _is_ipv4(host):
+        return frozenset({"name"})
+    return frozenset({"ip", "name"}) if dns_name else frozenset({"ip"})
+
+
+def _resolve(names: Sequence[str], values: Sequence[str | None]) -> list[str]:
+    """At deploy: the targets, all of one form, from each entry's host and DNS name."""
+    hosts, dns_names = values[: len(names)], values[len(names) :]
+    forms = [_address_forms(str(h), d) for h, d in zip(hosts, dns_names, strict=True)]
+    form = _choose_form(forms)
+    if form is None:
+        described = ", ".join(
+            f"{name} is at {host} ({'an IP address' if 'ip' in f else 'a DNS name'})"
+            for name, host, f in zip(names, hosts, forms, strict=True)
+        )
+        raise pulumi.RunError(
+            f"entry.dns cannot front these entries: {described}. One name cannot point at "
+            "an IP address and a DNS name at once (Route 53 refuses an A and a CNAME record "
+            "at one name; Traffic Manager refuses IP and domain-name endpoints in one "
+            "profile). Give the entry at an IP address a DNS name (a load balancer that "
+            "publishes one), or set entry.dns: none and point names of your own at the "
+            "stack output entryUrls."
+        )
+    if form == "ip":
+        return [str(h) for h in hosts]
+    return [
+        str(d) if d and _is_ipv4(str(h)) else str(h) for h, d in zip(hosts, dns_names, strict=True)
+    ]
+
+
 @dataclass(frozen=True, kw_only=True)
 class PublicNameArgs:
     spec: EntrySpec
     """Which service and its settings (validated in components/config.py)."""
-    entries: Sequence[pulumi.Output[str]]
-    """The entries' addresses (IP or DNS name, or their http:// URL), first preferred."""
+    entries: Sequence[EntryTarget]
+    """The entries, first preferred."""
     stack: str
     """Names the Route 53 health checks, so two stacks in one account tell theirs apart."""
     entry_resources: Sequence[pulumi.Resource] = ()
@@ -62,8 +153,12 @@ class PublicName(pulumi.ComponentResource):
 
     - an explicit AWS provider in us-east-1;
     - per entry, a Route 53 HTTP health check of its health URI on port 80 and a failover record
-      (`PRIMARY` for the first entry, `SECONDARY` for the second) in the user's hosted zone; an A
-      record for an IP address, a CNAME for a load balancer's DNS name.
+      (`PRIMARY` for the first entry, `SECONDARY` for the second) in the user's hosted zone; A
+      records for IP addresses, CNAMEs for DNS names, never both (see `_choose_form`).
+
+    With two entries an AKS entry is pointed at by its DNS label's name unless the other entry
+    has an IP address only; a pair with no form in common (possible only with an existing
+    cluster, whose address is known at deploy) fails the deploy with both entries named.
 
     With one entry the single record or endpoint still carries its health check, so a second
     entry slots in as `SECONDARY` or priority 2 without replacing the first.
@@ -82,13 +177,34 @@ class PublicName(pulumi.ComponentResource):
                 f"PublicName takes one or two entries, got {len(args.entries)} "
                 "(Route 53 failover has a PRIMARY and a SECONDARY only)"
             )
-        hosts = [entry.apply(_host) for entry in args.entries]
+        hosts, form = self._targets(args.entries)
         self._entry_resources = list(args.entry_resources)
         if spec.dns == "trafficManager":
             self.name = self._traffic_manager(name, spec, hosts)
         else:
-            self.name = self._route53(name, spec, hosts, args.stack)
+            self.name = self._route53(name, spec, hosts, args.stack, form)
         self.register_outputs({"name": self.name})
+
+    @staticmethod
+    def _targets(entries: Sequence[EntryTarget]) -> tuple[list[pulumi.Output[str]], str | None]:
+        """What the name points at, per entry, and their one form when the clouds already
+        tell it (two entries, no existing cluster); otherwise it is found at deploy."""
+        hosts = [entry.url.apply(_host) for entry in entries]
+        forms = [_known_forms(entry) for entry in entries]
+        if len(entries) == 2 and all(f is not None for f in forms):
+            form = _choose_form(forms)
+            if form is None:
+                # Not reached: components/config.py (parse_fleet_config) mixes kind with none.
+                raise ValueError(f"no one form reaches both entries: {forms}")
+            return [
+                entry.dns_name if form == "name" and entry.dns_name is not None else host
+                for entry, host in zip(entries, hosts, strict=True)
+            ], form
+        names = [entry.name for entry in entries]
+        resolved = pulumi.Output.all(*hosts, *[entry.dns_name for entry in entries]).apply(
+            lambda values: _resolve(names, values)
+        )
+        return [resolved.apply(lambda targets, i=i: targets[i]) for i in range(len(entries))], None
 
     def _traffic_manager(
         self, name: str, spec: EntrySpec, hosts: list[pulumi.Output[str]]
@@ -139,7 +255,12 @@ class PublicName(pulumi.ComponentResource):
         return profile.dns_config.apply(lambda dns: dns.fqdn if dns else "")
 
     def _route53(
-        self, name: str, spec: EntrySpec, hosts: list[pulumi.Output[str]], stack: str
+        self,
+        name: str,
+        spec: EntrySpec,
+        hosts: list[pulumi.Output[str]],
+        stack: str,
+        form: str | None,
     ) -> pulumi.Output[str]:
         provider = aws.Provider(
             f"{name}-aws", region=ROUTE53_REGION, opts=pulumi.ResourceOptions(parent=self)
@@ -155,8 +276,12 @@ class PublicName(pulumi.ComponentResource):
                 type="HTTP",
                 port=ENTRY_PORT,
                 resource_path=_haproxy.ENTRY_HEALTH_PATH,
-                ip_address=host.apply(lambda h: h if _is_ipv4(h) else None),
-                fqdn=host.apply(lambda h: None if _is_ipv4(h) else h),
+                ip_address=host.apply(lambda h: h if _is_ipv4(h) else None)
+                if form is None
+                else (host if form == "ip" else None),
+                fqdn=host.apply(lambda h: None if _is_ipv4(h) else h)
+                if form is None
+                else (host if form == "name" else None),
                 request_interval=spec.probe_interval_s,
                 failure_threshold=spec.failure_threshold,
                 tags={"Name": f"{stack}-entry-{i + 1}"},
@@ -166,7 +291,10 @@ class PublicName(pulumi.ComponentResource):
                 f"{name}-record-{i + 1}",
                 zone_id=spec.hosted_zone_id,
                 name=record_name,
-                type=host.apply(lambda h: "A" if _is_ipv4(h) else "CNAME"),
+                # Known before deploy when the clouds tell: a preview shows the type.
+                type=host.apply(lambda h: "A" if _is_ipv4(h) else "CNAME")
+                if form is None
+                else {"ip": "A", "name": "CNAME"}[form],
                 ttl=spec.ttl_s,
                 records=[host],
                 set_identifier=f"entry-{i + 1}",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from components import images
 from components._k8s import load_balancer_address
@@ -28,6 +30,23 @@ METRICS_SERVICE = "public-lb-metrics"
 """Headless Service of HAProxy's exporter: the main cluster's Prometheus finds the pods by its
 DNS name; nothing outside the cluster can reach it."""
 LABELS = {"app.kubernetes.io/name": "public-lb", "app.kubernetes.io/part-of": "ocm-fleet"}
+AZURE_DNS_LABEL_ANNOTATION = "service.beta.kubernetes.io/azure-dns-label-name"
+"""AKS gives the Service's public IP the name `<label>.<region>.cloudapp.azure.com`
+(learn.microsoft.com, azure/aks/static-ip, "Apply a DNS label to the service")."""
+AZURE_DNS_LABEL_MAX = 63
+DNS_LABEL_SUFFIX_LENGTH = 6
+"""Random characters after the label's readable part: a label must be unique in its Azure
+region, across every subscription, so project, stack and home are not enough alone."""
+
+
+def azure_dns_label_prefix(project: str, stack: str, home: str) -> str:
+    """The readable part of an AKS entry's DNS label: lowercase letters, digits and '-',
+    starting with a letter, short enough that `-` and the random suffix keep the label
+    within 63 characters (a DNS label's limit, and the public IP's)."""
+    text = re.sub(r"[^a-z0-9]+", "-", f"{project}-{stack}-{home}".lower()).strip("-")
+    if not text[:1].isalpha():
+        text = f"entry-{text}".rstrip("-")
+    return text[: AZURE_DNS_LABEL_MAX - 1 - DNS_LABEL_SUFFIX_LENGTH].rstrip("-")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +60,11 @@ class PublicLoadBalancerArgs:
     Balancer, as the app clusters' edges do (components/app/delivery.py)."""
     replicas: int = 2
     """HAProxy pods, spread over zones and nodes; two keep the entry up through a node loss."""
+    dns_label_prefix: str | None = None
+    """On `azure`: give the Service's public IP a DNS label starting with this
+    (`azure_dns_label_prefix`), so a name can point at the entry by a DNS name; None: none."""
+    region: str = ""
+    """The cluster's region: the `<region>` of the DNS label's name."""
 
 
 class PublicLoadBalancer(pulumi.ComponentResource):
@@ -53,6 +77,8 @@ class PublicLoadBalancer(pulumi.ComponentResource):
     - the cluster's one LoadBalancer Service without source ranges, labelled as the public entry,
       created with the namespace and complete once the HAProxy pods serve; it publishes port 80
       only;
+    - with `dns_label_prefix`, a random suffix kept in state and the Service's DNS label
+      annotation, so its public IP also answers at `dns_name`;
     - a headless Service over the exporter's port, for in-cluster scraping. Only the main
       cluster's Prometheus scrapes it (components/observability/_prometheus.py,
       `public_entry_scrape_job`); the second home runs no Prometheus and its exporter is not
@@ -64,6 +90,8 @@ class PublicLoadBalancer(pulumi.ComponentResource):
     """http:// address of the bookstore."""
     config: pulumi.Output[str]
     """The rendered haproxy.cfg."""
+    dns_name: pulumi.Output[str] | None
+    """`<label>.<region>.cloudapp.azure.com` with `dns_label_prefix`, else None."""
 
     def __init__(
         self, name: str, args: PublicLoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
@@ -102,20 +130,31 @@ class PublicLoadBalancer(pulumi.ComponentResource):
             spec={"minAvailable": 1, "selector": {"matchLabels": LABELS}},
             opts=on_hub,
         )
+        annotations: dict[str, pulumi.Input[str]] = {}
+        if args.cloud == "aws":
+            # EKS's built-in controller makes a Classic Load Balancer unless asked for an
+            # NLB, which passes the client's address through and costs less
+            # (kubernetes/cloud-provider-aws pkg/providers/v1/aws_loadbalancer.go, isNLB).
+            annotations["service.beta.kubernetes.io/aws-load-balancer-type"] = "nlb"
+        self.dns_name = None
+        if args.dns_label_prefix is not None and args.cloud == "azure":
+            suffix = random.RandomString(
+                f"{name}-dns-label",
+                length=DNS_LABEL_SUFFIX_LENGTH,
+                upper=False,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            label = suffix.result.apply(lambda s: f"{args.dns_label_prefix}-{s}")
+            annotations[AZURE_DNS_LABEL_ANNOTATION] = label
+            self.dns_name = label.apply(lambda text: f"{text}.{args.region}.cloudapp.azure.com")
         service = k8s.core.v1.Service(
             f"{name}-service",
             metadata={
                 "name": "public-lb",
                 "namespace": namespace.metadata.name,
                 "labels": {**LABELS, PUBLIC_ENTRY_LABEL: "true"},
-                # EKS's built-in controller makes a Classic Load Balancer unless asked for an
-                # NLB, which passes the client's address through and costs less
-                # (kubernetes/cloud-provider-aws pkg/providers/v1/aws_loadbalancer.go, isNLB).
-                **(
-                    {"annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}}
-                    if args.cloud == "aws"
-                    else {}
-                ),
+                **({"annotations": annotations} if annotations else {}),
             },
             spec={
                 "type": "LoadBalancer",

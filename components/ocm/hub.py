@@ -23,6 +23,9 @@ class OcmHubArgs:
     """OCM release; the cluster-manager chart version and the image tag of every hub component."""
     chart_path: str | None = None
     """A local cluster-manager chart (directory or .tgz) instead of the chart repository's."""
+    multiple_hubs: bool = False
+    """The fleet has a standby OCM hub and its klusterlets run with MultipleHubs: the bootstrap
+    identity may then also `create` ManagedClusters (see `bootstrap_rules`)."""
 
 
 class OcmHub(pulumi.ComponentResource):
@@ -74,7 +77,7 @@ class OcmHub(pulumi.ComponentResource):
             ),
         )
 
-        token = self._bootstrap_identity(name, namespace, on_hub)
+        token = self._bootstrap_identity(name, namespace, on_hub, args.multiple_hubs)
         self.bootstrap_kubeconfig = pulumi.Output.secret(
             pulumi.Output.all(
                 server=args.hub_cluster.api_server_url, ca=args.hub_cluster.ca_data, token=token
@@ -100,7 +103,11 @@ class OcmHub(pulumi.ComponentResource):
         )
 
     def _bootstrap_identity(
-        self, name: str, namespace: k8s.core.v1.Namespace, on_hub: pulumi.ResourceOptions
+        self,
+        name: str,
+        namespace: k8s.core.v1.Namespace,
+        on_hub: pulumi.ResourceOptions,
+        multiple_hubs: bool,
     ) -> pulumi.Output[str]:
         """The identity klusterlets register with; returns its token (secret).
 
@@ -113,32 +120,10 @@ class OcmHub(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=on_hub,
         )
-        # What a registration agent does with the bootstrap identity: file its CSR, read its
-        # ManagedCluster and join the cluster set it is labelled with. Not `create` on
-        # managedclusters: the program declares each ManagedCluster itself, and an agent that
-        # could create one would race it (and re-register a cluster being destroyed). The agent
-        # skips the create when it is forbidden and waits for the object to exist.
         role = k8s.rbac.v1.ClusterRole(
             f"{name}-bootstrap-role",
             metadata={"name": "ocm-fleet:bootstrap"},
-            rules=[
-                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
-                {
-                    "apiGroups": ["certificates.k8s.io"],
-                    "resources": ["certificatesigningrequests"],
-                    "verbs": ["create", "get", "list", "watch"],
-                },
-                {
-                    "apiGroups": [_ocm.CLUSTER_API],
-                    "resources": ["managedclusters"],
-                    "verbs": ["get", "list", "watch"],
-                },
-                {
-                    "apiGroups": [_ocm.CLUSTER_API],
-                    "resources": ["managedclustersets/join"],
-                    "verbs": ["create"],
-                },
-            ],
+            rules=bootstrap_rules(multiple_hubs),
             opts=on_hub,
         )
         binding = k8s.rbac.v1.ClusterRoleBinding(
@@ -184,6 +169,45 @@ class OcmHub(pulumi.ComponentResource):
                 lambda a: base64.b64decode((a[0] or {}).get("token", "")).decode()
             )
         )
+
+
+def bootstrap_rules(multiple_hubs: bool = False) -> list[dict]:
+    """What a registration agent does with the bootstrap identity: file its CSR, read its
+    ManagedCluster and join the cluster set it is labelled with.
+
+    Not `create` on managedclusters, with one hub: the program declares each ManagedCluster
+    itself, and an agent that could create one would race it (and re-register a cluster being
+    destroyed). The agent skips the create when it is forbidden and waits for the object.
+
+    With MultipleHubs the agent picks a hub only if its bootstrap identity passes the
+    SelfSubjectAccessReviews of GetBootstrapSSARs, which include `create` on managedclusters
+    (pkg/common/helpers/ssar.go (GetBootstrapSSARs), checked by
+    pkg/registration/spoke/bootstrapkubeconfigs.go (checkBootstrapKubeConfigValid)): without
+    it neither hub is valid and the agent exits ("failed to select a bootstrap kubeconfig",
+    pkg/registration/spoke/spokeagent.go (RunSpokeAgentWithSpokeInformers)). The race is then
+    closed by order instead: each ManagedCluster is declared before the Klusterlet CR
+    (managed_cluster.py), so the agent finds it and never creates it.
+    """
+    return [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+        {
+            "apiGroups": ["certificates.k8s.io"],
+            "resources": ["certificatesigningrequests"],
+            "verbs": ["create", "get", "list", "watch"],
+        },
+        {
+            "apiGroups": [_ocm.CLUSTER_API],
+            "resources": ["managedclusters"],
+            "verbs": ["create", "get", "list", "watch"]
+            if multiple_hubs
+            else ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": [_ocm.CLUSTER_API],
+            "resources": ["managedclustersets/join"],
+            "verbs": ["create"],
+        },
+    ]
 
 
 def cluster_manager_spec(version: str) -> dict:

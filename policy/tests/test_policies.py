@@ -124,6 +124,7 @@ def _service(
     public: bool = False,
     type_: str = "LoadBalancer",
     cluster: str | None = None,
+    parent: str | None = None,
 ):
     raw = {"metadata": {"name": name, "labels": {}}, "spec": {"type": type_}}
     if public:
@@ -131,6 +132,10 @@ def _service(
     if ranges is not None:
         raw["spec"]["loadBalancerSourceRanges"] = ranges
     service = _resource(pol.SERVICE, name, raw)
+    # A public entry is its PublicLoadBalancer's Service unless a test says otherwise.
+    parent_type = parent if parent is not None else (pol.PUBLIC_LOAD_BALANCER if public else "")
+    if parent_type:
+        service.parent = _resource(parent_type, f"{name}-owner", {})
     if cluster is not None:
         provider_type = "pulumi:providers:kubernetes"
         service.provider = PolicyProviderResource(
@@ -189,6 +194,17 @@ def test_public_entries_beyond_the_two_main_homes_are_refused():
     reported = _validate_stack(pol.no_open_loadbalancer, entries)
     assert sorted(urn for _, urn in reported) == sorted(e.urn for e in entries), reported
     assert all("at most 2" in message for message, _ in reported), reported
+
+
+@pytest.mark.parametrize("parent", ["", "ocm-fleet:index:AppDelivery"], ids=["no-parent", "edge"])
+def test_a_labelled_service_that_is_not_an_entrys_is_refused(parent):
+    """With one entry, a second labelled Service on another cluster is not a second home's
+    entry: only a PublicLoadBalancer's Service may be open to everyone."""
+    entry = _service("public-lb", public=True, cluster="main")
+    edge = _service("edge-app-aws", public=True, cluster="app", parent=parent)
+    reported = _validate_stack(pol.no_open_loadbalancer, [entry, edge])
+    assert [urn for _, urn in reported] == [edge.urn], reported
+    assert f"is not the Service of a {pol.PUBLIC_LOAD_BALANCER}" in reported[0][0]
 
 
 def test_allowlist_unknown_in_preview_is_not_reported():
