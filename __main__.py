@@ -37,7 +37,7 @@ prepare_evaluation()
 fleet = load_fleet_config()
 local_kubeconfigs = read_kubeconfigs(fleet.all_clusters)
 manifests = load_manifests()
-for warning in fleet.elastic_ip_warnings() + fleet.second_home_warnings():
+for warning in fleet.elastic_ip_warnings():
     pulumi.log.warn(warning)
 
 local_lb = kind_load_balancer(fleet)
@@ -118,6 +118,9 @@ database = Database(
         password_rotation=fleet.database_password_rotation,
         storage=default_database_storage(fleet.hub),
         storage_checked=previous_run.database_storage(),
+        # With a second home: a replica there, and the primary where database.primary says.
+        standby_home=second_home,
+        primary=fleet.database_primary,
     ),
 )
 # The receiver admits the same app clusters, from the same addresses, as everything else.
@@ -362,6 +365,9 @@ if standby_ocm is not None:
     )
 pulumi.export("retiringClusters", {name: describe(c) for name, c in retiring.items()})
 pulumi.export("databaseHost", database.endpoint.host)
+if second_home is not None:
+    # Both homes' database addresses; `databaseHost` is the primary's.
+    pulumi.export("databaseHosts", database.addresses)
 pulumi.export("grafana", monitoring.grafana_access)
 pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
 pulumi.export("metricsReceiver", monitoring.receiver_address)

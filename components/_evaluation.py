@@ -70,6 +70,9 @@ KUBERNETES_SDK_ALIASES: dict[str, frozenset[str]] = {
     "kubernetes:storage.k8s.io/v1:StorageClass": frozenset(
         {"kubernetes:storage.k8s.io/v1beta1:StorageClass"}
     ),
+    "kubernetes:discovery.k8s.io/v1:EndpointSlice": frozenset(
+        {"kubernetes:discovery.k8s.io/v1beta1:EndpointSlice"}
+    ),
 }
 """Per built-in Kubernetes kind the program declares, the aliases pulumi-kubernetes adds to it:
 the kind under the API versions it had before (tests/test_evaluation.py checks each entry

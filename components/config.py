@@ -86,6 +86,7 @@ TOP_LEVEL_KEYS = frozenset(
         "extraRegions",
         "charts",
         "entry",
+        "database",
     }
 )
 
@@ -113,10 +114,12 @@ _TM_RELATIVE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 DATABASE_PRIMARIES = ("main", "standby")
 """`database.primary`: which home's MariaDB takes the app's writes (docs/data.md)."""
+DATABASE_KEYS = frozenset({"primary"})
 STANDBY_REFUSED_KEYS = {
     "standby": "the second home is itself the standby",
     "retire": "remove hub.standby to retire the second home",
-    "databaseStorage": "the replica's disk is the cluster's default class",
+    "databaseStorage": "the replica's disk is the program's choice (EBS gp3 on aws, zone-redundant "
+    "on azure where the region has zones)",
 }
 """Cluster keys a `hub.standby` entry cannot take, and why."""
 CHART_KEYS = {
@@ -425,6 +428,9 @@ class FleetConfig:
     hub_standby: ClusterSpec | None = None
     """The second home (`hub.standby`): a standby main cluster on another cloud or region than
     the hub, holding the database's replica; None: the fleet has one home."""
+    database_primary: str = "main"
+    """`database.primary`: `main` (the hub's database takes the writes) or `standby` (the second
+    home's, promoted); `standby` only with hub.standby."""
     standby_ocm_hub: bool = False
     """`hub.standby.ocmHub`: a second OCM hub (cluster-manager) on the second home, which every
     klusterlet can move to by itself when the main cluster is lost (MultipleHubs).
@@ -491,17 +497,6 @@ class FleetConfig:
             if c.cloud == "aws":
                 counts[c.region] = counts.get(c.region, 0) + ELASTIC_IPS[c.nat_gateways]
         return dict(sorted(counts.items()))
-
-    def second_home_warnings(self) -> list[str]:
-        """What the second home does not do yet, said at every run that declares it: its
-        cluster is built, but the database replica and the promotion are not in the graph."""
-        if self.hub_standby is None:
-            return []
-        return [
-            f"{NAMESPACE}:hub.standby: the second home {self.hub_standby.name!r} is built as a "
-            "cluster, but this version puts no database replica on it; the data has one copy "
-            '(docs/data.md, "Declaring the second home")'
-        ]
 
     def elastic_ip_warnings(self) -> list[str]:
         """One message per region whose EKS clusters need more Elastic IPs than AWS grants by
@@ -1190,6 +1185,37 @@ def _parse_extra_regions(raw: Any, problems: list[str]) -> frozenset[str]:
     return frozenset(regions)
 
 
+def _parse_database(
+    raw: Any, hub_standby: ClusterSpec | None, standby_raw: Any, problems: list[str]
+) -> str:
+    """`database`: which home holds the primary (`primary`, main or standby)."""
+    key = f"{NAMESPACE}:database"
+    if raw is None:
+        return "main"
+    if not isinstance(raw, Mapping):
+        problems.append(_wrong(key, raw, "must be", "a mapping such as {primary: main}"))
+        return "main"
+    for unknown in sorted(set(raw) - DATABASE_KEYS, key=_key_text):
+        problems.append(
+            _unknown_key(f"{key}.{_key_text(unknown)}", _key_text(unknown), DATABASE_KEYS)
+        )
+    primary = raw.get("primary", "main")
+    if primary not in DATABASE_PRIMARIES:
+        problems.append(
+            _wrong(f"{key}.primary", primary, "is not", "one of " + ", ".join(DATABASE_PRIMARIES))
+        )
+        return "main"
+    # A standby entry with problems of its own is reported at its keys; only its absence is
+    # this key's problem.
+    if primary == "standby" and hub_standby is None and standby_raw is None:
+        problems.append(
+            f"{key}.primary: 'standby' needs a second home: set {NAMESPACE}:hub.standby "
+            "(the standby main cluster that holds the replica)"
+        )
+        return "main"
+    return primary
+
+
 def _parse_entry(raw: Any, hub: ClusterSpec | None, problems: list[str]) -> EntrySpec:
     """`entry`: which health-checked DNS name, if any, fronts the public entries."""
     key = f"{NAMESPACE}:entry"
@@ -1441,6 +1467,7 @@ def parse_fleet_config(
         name = standby_raw.get("name")
         aws_clusters.insert(0, name if isinstance(name, str) else f"{NAMESPACE}:hub.standby")
     entry = _parse_entry(raw.get("entry"), hub, problems)
+    database_primary = _parse_database(raw.get("database"), hub_standby, standby_raw, problems)
     admins = _parse_admin_principals(raw.get("eksAdminPrincipals"), aws_clusters, problems)
     chart_paths = _parse_charts(raw.get("charts"), problems)
 
@@ -1455,6 +1482,7 @@ def parse_fleet_config(
         protect_data=protect_data,
         database_password_rotation=rotation,
         hub_standby=hub_standby,
+        database_primary=database_primary,
         standby_ocm_hub=standby_ocm_hub,
         entry=entry,
         app=app,
@@ -1529,6 +1557,7 @@ def _parse_charts(raw: Any, problems: list[str]) -> dict[str, str]:
 STRUCTURED_KEYS = (
     "hub",
     "entry",
+    "database",
     "clusters",
     "apiAllowedCidrs",
     "eksAdminPrincipals",

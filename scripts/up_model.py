@@ -419,6 +419,7 @@ def rollout_waiters(nodes: Sequence[Node]) -> set[str]:
     }
 
 
+CERT_REQUEST = "tls:index/certRequest:CertRequest"
 IMPOSED_TYPES: dict[str, str] = {
     "aws:eks/cluster:Cluster": "a control plane",
     "azure-native:containerservice:ManagedCluster": "a control plane with its node pool",
@@ -443,7 +444,11 @@ name and, in reverse, must still resolve it while destroy waits for them to remo
 ManifestWorks applied (components/clusters/eks.py, _nodes_and_addons); and a ManifestWork waits
 for its cluster's namespace, credentials and permissions (AppDelivery.work_needs). Neither waits
 for a load balancer or for the EBS CSI add-on's rollout: the add-on is deleted with its cluster,
-so destroy still removes every object on the cluster first."""
+so destroy still removes every object on the cluster first.
+
+One load balancer's wait is imposed too: one whose address a certificate request names (the
+database's on each home of a fleet with a second home, whose replica checks the primary's
+certificate against the address it connects to)."""
 
 
 def _imposed(node: Node, node_addons: set[str]) -> bool:
@@ -546,8 +551,21 @@ def schedule(nodes: Sequence[Node]) -> Schedule:
     }
     node_addons = {u for u in node_addons if by_urn[u].type == "aws:eks/addon:Addon"}
 
+    # A load balancer whose address a server certificate must name (the database's, which its
+    # replica verifies by the address it connects to): its certificate, and the server that
+    # holds it, cannot come before the address does.
+    named_by_certificates = {
+        d
+        for n in nodes
+        if n.type == CERT_REQUEST
+        for d in preds.get(n.urn, ())
+        if _is_load_balancer(by_urn[d])
+    }
+
     def imposed(node: Node) -> float:
-        return full(node) if _imposed(node, node_addons) else 0.0
+        return (
+            full(node) if _imposed(node, node_addons) or node.urn in named_by_certificates else 0.0
+        )
 
     def imposed_and_balancers(node: Node) -> float:
         return full(node) if _is_load_balancer(node) else imposed(node)

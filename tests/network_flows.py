@@ -110,6 +110,9 @@ def network_of(graph: Graph, chart_pods: list[Endpoint] | None = None) -> Networ
         egress[name] = list(cluster["egressIps"])
         load_balancers[(name, "bookstore", "bookstore-edge")] = cluster["edgeAddress"]
     load_balancers[(hub, "bookstore-data", "mariadb-public")] = outputs["databaseHost"]
+    # With a second home, each home has its database load balancer (databaseHosts).
+    for name, address in (outputs.get("databaseHosts") or {}).items():
+        load_balancers[(name, "bookstore-data", "mariadb-public")] = address
     load_balancers[(hub, "ocm-fleet-ingress", "public-lb")] = urlparse(outputs["url"]).hostname
     # With a second home, `entryUrls` lists the main cluster's entry, then that home's.
     for name, url in zip(sorted(second_homes), (outputs.get("entryUrls") or [])[1:], strict=True):
@@ -515,6 +518,28 @@ def needed_flows(network: Network) -> set[tuple[str, str, str]]:
         flows.add((agent, ksm, "TCP/8080"))
         flows.add((agent, f"{app}/monitoring-host/node-exporter", "TCP/9100"))
         flows |= {(ksm, f"{app}/default/kube-apiserver", p) for p in api}
+    # With a second home, each home's MariaDB replicates from the other's, through its load
+    # balancer (by name on AWS, hence DNS): either may be the primary.
+    for home in network.second_homes:
+        replica = f"{home}/bookstore-data/mariadb"
+        flows |= {(db, replica, "TCP/3306"), (replica, db, "TCP/3306")}
+        # Each home runs the database Jobs (only the primary's act), and the app may reach
+        # whichever home is primary.
+        home_jobs = [
+            w.obj["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+            for w in network.objects
+            if w.kind == "Job" and w.cluster == home
+        ]
+        for job in home_jobs:
+            flows.add((f"{home}/bookstore-data/{job}", replica, "TCP/3306"))
+            flows |= {
+                (f"{home}/bookstore-data/{job}", f"{home}/kube-system/kube-dns", p) for p in dns
+            }
+        flows |= {(f"{app}/bookstore/shopapi", replica, "TCP/3306") for app in apps}
+        flows |= {(db, f"{hub}/kube-system/kube-dns", p) for p in dns}
+        flows |= {(replica, f"{home}/kube-system/kube-dns", p) for p in dns}
+        if home in network.proxied:
+            flows.add((INTERNET, replica, "TCP/3306"))
     # On kind a load balancer is a proxy that hides its client, so the pods behind it admit
     # whoever reaches it; the kind network is the host's own (docs/how-it-works.md, "Clusters on
     # kind").

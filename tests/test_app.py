@@ -33,7 +33,11 @@ from test_ocm import REPLICA_SET, app_cluster_names, hub_name
 
 from components.app._manifests import WORK_KINDS, load_manifests
 from components.app.database import DB_USERS
-from components.app.delivery import PASSWORD_GENERATION_ANNOTATION, workload_manifests
+from components.app.delivery import (
+    DATABASE_SERVICE,
+    PASSWORD_GENERATION_ANNOTATION,
+    workload_manifests,
+)
 from components.clusters.node_pool_changes import CONTROL_PLANE_REPLACING_INPUTS
 from components.edge import _haproxy
 from components.edge.public_load_balancer import PUBLIC_ENTRY_LABEL
@@ -104,7 +108,13 @@ def test_nothing_is_owned_both_by_pulumi_and_by_a_manifest_work(fleet):
 
 
 def load_balancers(graph: Graph):
-    return [r for r in graph.of_type(SERVICE) if r.inputs["spec"].get("type") == "LoadBalancer"]
+    # A spec unknown as a whole in preview is an app cluster's Service for a database home,
+    # made from that home's address (AppDelivery): never a load balancer.
+    return [
+        r
+        for r in graph.of_type(SERVICE)
+        if not is_unknown(r.inputs["spec"]) and r.inputs["spec"].get("type") == "LoadBalancer"
+    ]
 
 
 def test_manifest_work_template_matches_golden():
@@ -123,13 +133,16 @@ def test_template_is_manifests_and_per_cluster_data_goes_to_each_cluster(fleet, 
     """One template for all; the database ConfigMap, which names its cluster, is created on each
     cluster with that cluster's provider and the graph's database address."""
     graph = fleet_graph(fleet, preview)
-    assert template_objects(graph) == workload_manifests(load_manifests())
+    # With a second home the app reaches the database by the stable name a promotion
+    # re-points (tests/test_promotion.py), in the template and in each cluster's ConfigMap.
+    stable = DATABASE_SERVICE if "databaseHosts" in graph.stack_outputs else None
+    assert template_objects(graph) == workload_manifests(load_manifests(), database_host=stable)
     assert "ConfigMap" not in {
         o["kind"]
         for o in template_objects(graph)
         if o["metadata"]["name"] == "bookstore-database-endpoint"
     }, "the per-cluster database ConfigMap must not be in the shared template"
-    host = graph.stack_outputs["databaseHost"]
+    host = stable or graph.stack_outputs["databaseHost"]
     for cluster in app_cluster_names(fleet):
         config = graph.named(f"{cluster}-app-database-config")
         assert config.provider_urn == graph.kubernetes_provider(cluster).urn, config
@@ -294,6 +307,12 @@ def test_database_allowlist_equals_app_cluster_egress_ips(fleet):
         {ip for c in graph.stack_outputs["clusters"].values() for ip in c["egressIps"]}
     )
     assert expected, "app clusters must have egress IPs"
+    # With a second home, its replica reaches the primary from its own egress addresses
+    # (tests/test_database_replica.py).
+    second_home = {
+        ip for c in graph.stack_outputs.get("hubStandby", {}).values() for ip in c["egressIps"]
+    }
+    expected = sorted(set(expected) | second_home)
     assert database.inputs["spec"]["loadBalancerSourceRanges"] == expected
     for cidr in expected:
         assert ipaddress.ip_network(cidr).prefixlen == 32, cidr

@@ -777,3 +777,229 @@ def test_the_async_alert_fires_on_a_primary_only(tmp_path):
         ["promtool", "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True, text=True
     )
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+# --- serve: the role a home's sidecar takes at each start of its server ---------------------
+
+
+class Serving:
+    """`replication.sh serve ROLE` running beside a server, as the pod's sidecar runs it."""
+
+    def __init__(self, server: Server, role: str, peer: Server):
+        password = server.home / "replication-password"
+        password.write_text(server.replication_password)
+        self.log = server.home / f"serve-{role}.log"
+        environment = {
+            "PATH": os.environ["PATH"],
+            "LOCAL_DEFAULTS": str(server.defaults),
+            "REPLICATION_USER": replication.REPLICATION_USER,
+            "REPLICATION_PASSWORD_FILE": str(password),
+            "DATABASES": database.DB_NAME,
+            "PEER_HOST": "127.0.0.1",
+            "PEER_PORT": str(peer.port),
+            "TLS_CA": str(server.tls_ca()),
+            "WAIT_SECONDS": "30",
+            "RETRY_SECONDS": "1",
+            "WATCH_SECONDS": "1",
+        }
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                ["bash", str(replication.SCRIPT), "serve", role],
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def said(self) -> str:
+        return self.log.read_text()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def serving() -> Iterator[list[Serving]]:
+    started: list[Serving] = []
+    try:
+        yield started
+    finally:
+        for one in started:
+            if one.proc.poll() is None:
+                one.stop()
+
+
+def until(what: str, check, serving: list[Serving], timeout: float = 60) -> None:
+    """wait_until, and what every `serve` said when it times out."""
+    try:
+        wait_until(what, check, timeout=timeout)
+    except AssertionError as failed:
+        said = "\n".join(f"--- {one.log}:\n{one.said()[-2000:]}" for one in serving)
+        raise AssertionError(f"{failed}\n{said}") from None
+
+
+def writable(server: Server) -> bool:
+    return server.root("SELECT @@read_only") == "0"
+
+
+def follows(replica: Server, primary: Server) -> bool:
+    # Vertical, with the field names (root() leaves them out).
+    status = subprocess.run(
+        [
+            binary("mariadb"),
+            f"--defaults-extra-file={replica.defaults}",
+            "-e",
+            "SHOW SLAVE STATUS\\G",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
+    return (
+        f"Master_Port: {primary.port}" in status
+        and "Slave_IO_Running: Yes" in status
+        and "Slave_SQL_Running: Yes" in status
+    )
+
+
+def caught_up(replica: Server, primary: Server) -> None:
+    position = primary.root("SELECT @@gtid_binlog_pos")
+    assert replica.root(f"SELECT MASTER_GTID_WAIT('{position}', 30)") == "0", (
+        f"{replica.name} must apply {primary.name}'s commits up to {position}"
+    )
+
+
+def restart(server: Server) -> None:
+    server.stop()
+    server.start()
+
+
+def test_serve_takes_each_role_at_every_start_and_moves_the_primary_both_ways(pair, serving):
+    """The roles the graph gives the homes (database.primary: main, then standby, then main
+    again), through `serve` only: seed and hold on a first start, hold again after a restart,
+    a planned promotion of the second home with the main home rejoining, promote again when
+    the promoted server restarts, and the way back."""
+    main = pair.server("main", 1)
+    second = pair.server("second", 2)
+    # primary: main. The replica's home is updated first (its StatefulSet comes first).
+    serving.append(Serving(second, "replica", main))
+    serving.append(Serving(main, "primary", second))
+    until("the second home follows main", lambda: follows(second, main), serving)
+    until("main holds and turns writable", lambda: writable(main), serving)
+    assert not writable(second), "the replica stays read-only"
+    made = main.app("CREATE TABLE ledger (id INT PRIMARY KEY, payload VARCHAR(64));")
+    assert made.returncode == 0, made.stderr
+    assert main.app("INSERT INTO ledger VALUES (1, 'on main');").returncode == 0
+    caught_up(second, main)
+    assert second.ids() == {1}
+
+    restart(main)
+    until("main, restarted, holds again", lambda: writable(main), serving)
+    assert "the server restarted" in serving[1].said(), serving[1].said()
+    assert main.app("INSERT INTO ledger VALUES (2, 'after a restart');").returncode == 0
+
+    # primary: standby. Pods restart with their new role, the replica's home first.
+    for one in serving:
+        one.stop()
+    restart(main)
+    serving.append(Serving(main, "replica", second))
+    restart(second)
+    serving.append(Serving(second, "promoted", main))
+    until("the second home is promoted", lambda: writable(second), serving)
+    until("main rejoins as its replica", lambda: follows(main, second), serving)
+    assert not writable(main), "the former primary is fenced: read-only"
+    refused = main.app("INSERT INTO ledger VALUES (99, 'on the former primary');")
+    assert refused.returncode != 0 and "read-only" in refused.stderr, refused.stderr
+    assert second.app("INSERT INTO ledger VALUES (3, 'on the second home');").returncode == 0
+    caught_up(main, second)
+
+    restart(second)
+    until("the promoted server is writable again", lambda: writable(second), serving)
+    assert "replication serve" in serving[-1].said()
+    assert second.app("INSERT INTO ledger VALUES (4, 'after its restart');").returncode == 0
+    until("main follows again", lambda: follows(main, second), serving)
+
+    # primary: main again: the same one step, the other way.
+    for one in serving[-2:]:
+        one.stop()
+    restart(second)
+    serving.append(Serving(second, "replica", main))
+    restart(main)
+    serving.append(Serving(main, "primary", second))
+    until("main is primary again", lambda: writable(main), serving)
+    until("the second home rejoins main", lambda: follows(second, main), serving)
+    assert not writable(second)
+    assert main.app("INSERT INTO ledger VALUES (5, 'back on main');").returncode == 0
+    caught_up(second, main)
+    assert main.ids() == second.ids() == {1, 2, 3, 4, 5}
+
+
+def test_serve_says_a_diverged_former_primary_needs_a_reclone_and_stays_fenced(pair, serving):
+    main = pair.server("main", 1)
+    main.must("promote")
+    main.root(
+        f"SET SESSION sql_log_bin = 0; CREATE TABLE {database.DB_NAME}.ledger "
+        "(id INT PRIMARY KEY, payload VARCHAR(64));"
+    )
+    second = pair.server("second", 2)
+    follow(second, main)
+    # A commit only main has: semi-sync off, the replica not receiving (an async stretch).
+    second.root("STOP SLAVE IO_THREAD;")
+    main.root("SET GLOBAL rpl_semi_sync_master_enabled = OFF;")
+    assert main.app("INSERT INTO ledger VALUES (8, 'only on main');").returncode == 0
+    # A clean stop keeps that commit (a SIGKILL this soon after it may truncate it at restart,
+    # init_rpl_role): the former primary holds a commit the new one lacks.
+    main.stop()
+    second.must("promote")
+    main.start()
+    serving.append(Serving(main, "replica", second))
+    until(
+        "serve says a re-clone is needed",
+        lambda: "must be re-cloned" in serving[0].said(),
+        serving,
+    )
+    assert "replication.sh reclone" in serving[0].said()
+    assert not writable(main), "a diverged former primary stays read-only"
+    assert serving[0].proc.poll() is None, "serve keeps watching; it never re-clones by itself"
+
+
+def test_the_jobs_guard_tells_the_primary_from_the_replica(pair, tmp_path):
+    """The first step of each home's schema Job (database.WAIT_FOR_ROLE, as the app user over
+    TCP) and of a rotation (database.home_guard, as root): `primary` on a writable server,
+    `replica` on one whose replication threads run, and a wait on a fenced one."""
+    primary = make_primary(pair)
+    replica = pair.server("replica", 2)
+    follow(replica, primary)
+    password = tmp_path / "DB_PASSWORD"
+    password.write_text(APP_PASSWORD)
+
+    def schema_guard(server: Server, timeout: float = 20) -> str:
+        role_file = tmp_path / f"role-{server.name}"
+        subprocess.run(
+            ["sh", "-c", database.WAIT_FOR_ROLE],
+            env={
+                "PATH": os.environ["PATH"],
+                "DB_HOST": "127.0.0.1",
+                "DB_PORT": str(server.port),
+                "DB_USER": database.DB_USER,
+                "DB_PASSWORD_FILE": str(password),
+                "HOME_ROLE_FILE": str(role_file),
+            },
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return role_file.read_text()
+
+    assert schema_guard(primary) == "primary"
+    assert schema_guard(replica) == "replica"
+    as_root = subprocess.run(
+        ["sh", "-c", database.home_guard(f"--defaults-extra-file={replica.defaults}", "rotation")],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert as_root.stdout.strip() == "replica", as_root.stderr
+    # Fenced: read-only and following no one. The guard waits rather than guess.
+    replica.root("STOP SLAVE;")
+    with pytest.raises(subprocess.TimeoutExpired):
+        schema_guard(replica, timeout=7)

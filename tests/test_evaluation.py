@@ -111,6 +111,7 @@ REQUIRED_ARGS = {
     "StorageClass": {"provisioner": "disk.csi.azure.com"},
     "Deployment": {"spec": {}},
     "StatefulSet": {"spec": {}},
+    "EndpointSlice": {"address_type": "IPv4", "endpoints": []},
     "ClusterRoleBinding": {
         "role_ref": {"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "x"}
     },

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,10 +11,17 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+import pulumi_tls as tls
 
 from components import images
+from components.app import replication
 from components.clusters._base import FleetCluster
-from components.lifecycle.previous_run import CLUSTER_DEFAULT, ZONE_REDUNDANT
+from components.lifecycle.previous_run import (
+    CLUSTER_DEFAULT,
+    ZONE_REDUNDANT,
+    default_database_storage,
+    union_of_egress,
+)
 from components.security import network_policies as netpol
 from components.security import pod_security
 
@@ -42,6 +51,8 @@ ZONE_REDUNDANT_CLASS = "ocm-fleet-zone-redundant"
 # in its own zone (AKS docs, "Use the Azure Disk CSI driver", zone-redundant storage).
 # WaitForFirstConsumer: the disk is made once the pod is scheduled, as the built-in classes do.
 ZONE_REDUNDANT_SKU = "StandardSSD_ZRS"
+GP3_CLASS = "ocm-fleet-gp3"
+"""The storage class of the data on an EKS home (hub.standby on aws)."""
 SEED_GUARD = Path(__file__).with_name("seed_guard.sh")
 """Shell and SQL that decide whether the database may be seeded; the Job's init container runs
 this file's text, and tests/test_seed_guard.py runs the same text against a real MariaDB."""
@@ -68,6 +79,123 @@ ROTATION_JOB_LABELS = {
     "app.kubernetes.io/name": "mariadb-password-rotation",
     "app.kubernetes.io/part-of": "bookstore",
 }
+HOMES = ("main", "standby")
+"""The database's homes with a second home: the main cluster, and `hub.standby`."""
+SERVER_IDS = {"main": 1, "standby": 2}
+"""server_id per home: GTIDs name the server that wrote them, so each home has its own."""
+REPLICATION_PASSWORD_KEY = "REPLICATION_PASSWORD"
+SCRIPTS_DIR = "/etc/mysql/replication"
+"""Where the sidecar finds replication.sh (the ConfigMap)."""
+SERVER_OPTIONS_PATH = "/etc/mysql/conf.d/replication.cnf"
+"""The image's my.cnf includes /etc/mysql/conf.d/: replication.cnf is read from there."""
+TLS_DIR = "/etc/mysql/tls"
+TLS_CA, TLS_CERT, TLS_KEY = "ca.pem", "server-cert.pem", "server-key.pem"
+REPLICATION_CREDENTIALS_DIR = "/run/secrets/replication"
+HOLD_SECONDS = 30
+"""How long one `hold` waits before `serve` tries again: bounded, so the sidecar stops on
+SIGTERM within the pod's grace period rather than waiting in a step."""
+HOME_ROLE_FILE = f"{SEED_DECISION_DIR}/home"
+"""Where the schema Job's first step writes `primary` or `replica` for the steps after it."""
+
+
+def home_guard(login: str, what: str) -> str:
+    """Shell that waits until the home's server is the primary (writable: prints `primary`) or
+    a replica (its replication threads run: prints `replica`). `login` is the client options.
+
+    With a second home every home runs the Jobs, and only the primary's act: their inputs do
+    not depend on `database.primary`, so a promotion creates, deletes or re-runs no Job, on the
+    main cluster least of all; and a replica's Job, which would write a transaction of its own
+    and split its history from the primary's, does nothing.
+    """
+    query = (
+        "SELECT @@global.read_only, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+        "WHERE VARIABLE_NAME = 'SLAVE_RUNNING'"
+    )
+    return (
+        "while :; do "
+        f'state=$(mariadb {login} --batch --skip-column-names --execute="{query}") || state=; '
+        'case "$state" in '
+        "0*) echo primary; break ;; "
+        "*ON) echo replica; break ;; "
+        "esac; "
+        f'echo "{what}: waiting for this home to be the primary (writable) or a replica" >&2; '
+        "sleep 5; done"
+    )
+
+
+APP_LOGIN = '--host="$DB_HOST" --port="$DB_PORT" --user="$DB_USER"'
+WAIT_FOR_ROLE = (
+    'MYSQL_PWD="$(cat "$DB_PASSWORD_FILE")" && export MYSQL_PWD && '
+    f'role=$({home_guard(APP_LOGIN, "schema")}) && printf %s "$role" > "$HOME_ROLE_FILE"'
+)
+"""The schema Job's first step with a second home: the primary starts read-only and turns
+writable only once the replica follows it (replication.sh `hold`), or once promoted."""
+SCHEMA_ON_A_HOME = (
+    'if [ "$(cat "$HOME_ROLE_FILE")" = replica ]; then '
+    'echo "schema: this home replicates the primary, whose Job migrates"; exit 0; fi && '
+    + SCHEMA_COMMAND
+)
+
+
+def home_roles(primary: str) -> dict[str, str]:
+    """The `replication.sh serve` role of each home (see replication.py, "Roles in the graph")."""
+    if primary == "main":
+        return {"main": "primary", "standby": "replica"}
+    return {"main": "replica", "standby": "promoted"}
+
+
+IN_CLUSTER_NAMES = [
+    "mariadb",
+    f"mariadb.{NAMESPACE}",
+    f"mariadb.{NAMESPACE}.svc",
+    f"mariadb.{NAMESPACE}.svc.cluster.local",
+]
+"""Names the server certificate carries besides its load balancer's address."""
+REPLICATION_FILES = {
+    "replication.cnf": replication.SERVER_OPTIONS.read_text(),
+    "replication.sh": replication.SCRIPT.read_text(),
+}
+"""The ConfigMap on each home: the server options and the steps, as tests run them."""
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _Volume:
+    claim: k8s.core.v1.PersistentVolumeClaim
+    storage: pulumi.Output[str]
+
+    @property
+    def metadata(self):
+        return self.claim.metadata
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplicationPod:
+    """What one home's MariaDB pod needs to take its part in replication."""
+
+    role: str
+    """`replication.sh serve` role: primary, promoted or replica (home_roles)."""
+    server_id: int
+    peer_host: pulumi.Input[str]
+    """The other home's database load balancer address: the primary, for a replica."""
+    tls_secret: pulumi.Input[str]
+    config_map: pulumi.Input[str]
+    certificate: pulumi.Input[str]
+    """The server certificate (PEM, public): its digest restarts the pod when it is renewed."""
+    password: pulumi.Input[str]
+    """The replication password (secret): only its digest reaches the pod template, so a
+    rotation restarts the pod and `grant` sets the new one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,6 +232,11 @@ class DatabaseArgs:
     storage_checked: pulumi.Input[str] | None = None
     """`storage` once checked against the stack's history
     (`lifecycle.previous_run.checked_database_storage`); the volume and its class wait for it."""
+    standby_home: FleetCluster | None = None
+    """The second home (`hub.standby`): a MariaDB there replicates from the primary, and either
+    may be the primary. None: one database, on the main cluster, as before."""
+    primary: str = "main"
+    """`database.primary`: `main` or `standby`, the home whose MariaDB takes the writes."""
 
 
 class Database(pulumi.ComponentResource):
@@ -129,9 +262,16 @@ class Database(pulumi.ComponentResource):
     """Completes once the schema exists; the app's ManifestWorks wait for it."""
     ready: list[pulumi.Resource]
     """Everything the app must wait for: schema, and the password set on the database."""
+    addresses: dict[str, pulumi.Output[str]]
+    """Each home's database LoadBalancer address (IP or DNS name), keyed by cluster name: the
+    main cluster's, and with a second home its own too. `endpoint.host` is the primary's."""
 
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(DATABASE_TYPE, name, None, opts)
+        if args.standby_home is not None:
+            self._two_homes(name, args, args.standby_home)
+            self.register_outputs({"host": self.endpoint.host, "addresses": self.addresses})
+            return
         on_hub = pulumi.ResourceOptions(parent=self, provider=args.hub_cluster.provider)
 
         def after(*deps: pulumi.Resource, **extra) -> pulumi.ResourceOptions:
@@ -313,7 +453,390 @@ class Database(pulumi.ComponentResource):
             password=pulumi.Output.secret(app_password.result),
             password_generation=args.password_rotation,
         )
+        self.addresses = {args.hub_cluster.name: public_address}
         self.register_outputs({"host": self.endpoint.host})
+
+    def _two_homes(self, name: str, args: DatabaseArgs, standby: FleetCluster) -> None:
+        """The database on both homes, each able to be the primary (replication.py says how
+        the roles are assigned). Every object of a home is made with that home's provider;
+        the Secrets go to each cluster directly, never through OCM."""
+        clusters = {"main": args.hub_cluster, "standby": standby}
+        other = {"main": "standby", "standby": "main"}
+        # The main home's objects keep the names they have without a second home.
+        prefixes = {"main": name, "standby": f"{name}-{standby.name}"}
+        roles = home_roles(args.primary)
+        child = pulumi.ResourceOptions(parent=self)
+        on = {
+            home: pulumi.ResourceOptions(parent=self, provider=cluster.provider)
+            for home, cluster in clusters.items()
+        }
+
+        def after(home: str, *deps: pulumi.Resource, **extra) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions.merge(
+                on[home], pulumi.ResourceOptions(depends_on=list(deps), **extra)
+            )
+
+        root_password = random.RandomPassword(
+            f"{name}-root-password", length=32, special=False, opts=child
+        )
+        app_password = random.RandomPassword(
+            f"{name}-app-password",
+            length=32,
+            special=False,
+            keepers={"rotation": str(args.password_rotation)},
+            opts=child,
+        )
+        # Letters and digits (replication.sh checks): it goes inside SQL string literals. It
+        # rotates with the app's password; each home's `grant` sets the new one at its next
+        # start, which the changed Secret's pod-template digest brings about.
+        replication_password = random.RandomPassword(
+            f"{name}-replication-password",
+            length=32,
+            special=False,
+            keepers={"rotation": str(args.password_rotation)},
+            opts=child,
+        )
+        ca_key = tls.PrivateKey(
+            f"{name}-replication-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child
+        )
+        ca = tls.SelfSignedCert(
+            f"{name}-replication-ca",
+            private_key_pem=ca_key.private_key_pem,
+            is_ca_certificate=True,
+            subject={"common_name": "ocm-fleet database CA", "organization": "ocm-fleet"},
+            validity_period_hours=10 * 365 * 24,
+            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+            opts=child,
+        )
+        # Who may connect to each home: the app clusters, and the other home, whose replica
+        # reaches this one from its egress addresses when this one is the primary.
+        allowed = {
+            home: union_of_egress(args.allowed_cidrs, clusters[other[home]].egress_cidrs)
+            for home in HOMES
+        }
+        namespaces, credentials, volumes, services, policies, publics, addresses = (
+            {} for _ in range(7)
+        )
+        for home in HOMES:
+            prefix, cluster = prefixes[home], clusters[home]
+            namespace = k8s.core.v1.Namespace(
+                f"{prefix}-namespace",
+                metadata=pod_security.namespace_metadata(NAMESPACE, pod_security.DATABASE, LABELS),
+                opts=on[home],
+            )
+            namespaces[home] = namespace
+            ns = namespace.metadata.name
+            credentials[home] = k8s.core.v1.Secret(
+                f"{prefix}-credentials",
+                metadata={"name": "mariadb-credentials", "namespace": ns, "labels": LABELS},
+                type="Opaque",
+                string_data={
+                    "MARIADB_ROOT_PASSWORD": root_password.result,
+                    "MARIADB_PASSWORD": app_password.result,
+                    "DB_PASSWORD": app_password.result,
+                    ROOT_CLIENT_CONFIG: root_password.result.apply(
+                        lambda password: f"[client]\nuser=root\npassword={password}\n"
+                    ),
+                    REPLICATION_PASSWORD_KEY: replication_password.result,
+                },
+                opts=on[home],
+            )
+            volumes[home] = self._home_volume(prefix, home, cluster, namespace, args, on[home])
+            services[home] = k8s.core.v1.Service(
+                f"{prefix}-service",
+                metadata={"name": "mariadb", "namespace": ns, "labels": LABELS},
+                spec={
+                    "clusterIP": "None",
+                    "selector": LABELS,
+                    "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql"}],
+                },
+                opts=on[home],
+            )
+            policies[home] = netpol.declare(prefix, database_policies(ns, allowed[home]), on[home])
+            annotations = {
+                # Made before MariaDB, whose certificate names this address: wait for the
+                # cloud load balancer's address only, not for pods that do not exist yet.
+                "pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress[0]}",
+            }
+            if cluster.cloud == "aws":
+                # A Network Load Balancer passes the client address through, so the source
+                # ranges and the NetworkPolicy see the clients' egress addresses.
+                annotations["service.beta.kubernetes.io/aws-load-balancer-type"] = "nlb"
+            publics[home] = k8s.core.v1.Service(
+                f"{prefix}-public",
+                metadata={
+                    "name": "mariadb-public",
+                    "namespace": ns,
+                    "labels": LABELS,
+                    "annotations": annotations,
+                },
+                spec={
+                    "type": "LoadBalancer",
+                    "selector": LABELS,
+                    "externalTrafficPolicy": "Local",
+                    "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql"}],
+                    "loadBalancerSourceRanges": allowed[home],
+                },
+                opts=after(home, namespace),
+            )
+            addresses[home] = cluster.load_balancer_address(publics[home])
+
+        statefulsets: dict[str, k8s.apps.v1.StatefulSet] = {}
+        proxied: list[pulumi.Resource] = []
+        # The replica's home first: on a change of primary, the home giving up the primary
+        # restarts read-only (every start is) before the other is promoted, so the two are
+        # never writable at once; and the primary's StatefulSet is deleted first on destroy.
+        for home in sorted(HOMES, key=lambda h: roles[h] != "replica"):
+            prefix, cluster = prefixes[home], clusters[home]
+            ns = namespaces[home].metadata.name
+            server_pem, key_pem = self._server_certificate(prefix, addresses[home], ca_key, ca)
+            tls_secret = k8s.core.v1.Secret(
+                f"{prefix}-tls",
+                metadata={"name": "mariadb-tls", "namespace": ns, "labels": LABELS},
+                type="Opaque",
+                string_data={TLS_CA: ca.cert_pem, TLS_CERT: server_pem, TLS_KEY: key_pem},
+                opts=on[home],
+            )
+            options = k8s.core.v1.ConfigMap(
+                f"{prefix}-replication",
+                metadata={"name": "mariadb-replication", "namespace": ns, "labels": LABELS},
+                data=REPLICATION_FILES,
+                opts=on[home],
+            )
+            peer = addresses[other[home]]
+            # The replica connects out to the primary's load balancer, by name on AWS.
+            outbound = netpol.declare(
+                prefix,
+                [
+                    netpol.policy(
+                        "mariadb-replication",
+                        ns,
+                        {"matchLabels": LABELS},
+                        egress=[
+                            {"to": peer.apply(netpol.address_peers), "ports": netpol.tcp(PORT)},
+                            netpol.dns_rule(),
+                        ],
+                    )
+                ],
+                on[home],
+            )
+            policies[home] = [*policies[home], *outbound]
+            replicas = [s for h, s in statefulsets.items() if roles[h] == "replica"]
+            statefulsets[home] = k8s.apps.v1.StatefulSet(
+                f"{prefix}-mariadb",
+                metadata={"name": "mariadb", "namespace": ns, "labels": LABELS},
+                spec=replicated_mariadb_spec(
+                    volumes[home].metadata.name,
+                    credentials[home].metadata.name,
+                    ReplicationPod(
+                        role=roles[home],
+                        server_id=SERVER_IDS[home],
+                        peer_host=peer,
+                        tls_secret=tls_secret.metadata.name,
+                        config_map=options.metadata.name,
+                        certificate=server_pem,
+                        password=replication_password.result,
+                    ),
+                ),
+                opts=after(
+                    home,
+                    services[home],
+                    volumes[home].claim,
+                    credentials[home],
+                    tls_secret,
+                    options,
+                    publics[home],
+                    publics[other[home]],
+                    *policies[home],
+                    *replicas,
+                ),
+            )
+            if cluster.load_balancers_proxy:
+                # MariaDB sees its load balancer's own address (FleetCluster.load_balancers_proxy).
+                proxied += netpol.declare(
+                    prefix,
+                    [
+                        netpol.policy(
+                            "mariadb-from-load-balancer",
+                            ns,
+                            {"matchLabels": LABELS},
+                            ingress=[
+                                {
+                                    "from": addresses[home].apply(netpol.load_balancer_peers),
+                                    "ports": netpol.tcp(PORT),
+                                }
+                            ],
+                        )
+                    ],
+                    on[home],
+                )
+
+        user = app_user(args.password_rotation)
+        # The Jobs run on both homes, after both servers exist, and act on the primary only
+        # (home_guard): the primary turns writable once the replica follows it (hold).
+        rotation: list[pulumi.Resource] = []
+        schema_jobs = {}
+        for home in HOMES:
+            prefix, ns = prefixes[home], namespaces[home].metadata.name
+            in_cluster_host = pulumi.Output.concat("mariadb.", ns, ".svc.cluster.local")
+            rotated = []
+            if args.password_rotation > 0:
+                rotated = [
+                    k8s.batch.v1.Job(
+                        f"{prefix}-password-rotation-{args.password_rotation}",
+                        metadata={
+                            "name": f"mariadb-password-rotation-{args.password_rotation}",
+                            "namespace": ns,
+                            "labels": LABELS,
+                        },
+                        spec=rotation_job_spec(
+                            in_cluster_host, credentials[home].metadata.name, user, on_a_home=True
+                        ),
+                        opts=after(
+                            home, *statefulsets.values(), credentials[home], *policies[home]
+                        ),
+                    )
+                ]
+            rotation += rotated
+            schema_jobs[home] = k8s.batch.v1.Job(
+                f"{prefix}-schema",
+                metadata={"name": "bookstore-schema", "namespace": ns, "labels": LABELS},
+                spec=schema_job_spec(
+                    in_cluster_host, credentials[home].metadata.name, user, on_a_home=True
+                ),
+                opts=after(
+                    home,
+                    *statefulsets.values(),
+                    *policies[home],
+                    *rotated,
+                    custom_timeouts=pulumi.CustomTimeouts(create="20m"),
+                ),
+            )
+        primary = args.primary
+        self.schema_job = schema_jobs[primary]
+        self.schema_jobs = schema_jobs
+        """Each home's schema Job, by home (main, standby): the primary's migrates."""
+        self.ready = [*schema_jobs.values(), *rotation, *proxied]
+        self.storage = volumes["main"].storage
+        self.addresses = {clusters[home].name: addresses[home] for home in HOMES}
+        self.endpoint = DatabaseEndpoint(
+            host=addresses[primary],
+            port=PORT,
+            name=DB_NAME,
+            user=user,
+            password=pulumi.Output.secret(app_password.result),
+            password_generation=args.password_rotation,
+        )
+
+    def _home_volume(
+        self,
+        prefix: str,
+        home: str,
+        cluster: FleetCluster,
+        namespace: k8s.core.v1.Namespace,
+        args: DatabaseArgs,
+        opts: pulumi.ResourceOptions,
+    ) -> _Volume:
+        """The data claim of one home. The main home's is the one it has without a second home
+        (its disk kind checked against the stack's history); the second home's is on its
+        program's choice for its cloud: EBS gp3 on EKS, zone-redundant on AKS where the
+        region has zones, else the cluster's default class. Both honour protectData."""
+        if home == "main":
+            storage = args.storage
+            checked = pulumi.Output.from_input(
+                args.storage_checked if args.storage_checked is not None else args.storage
+            )
+        else:
+            # A new home of the data, with no history to check: zone-redundant on AKS where the
+            # region has zones, as for the hub.
+            storage = default_database_storage(cluster.spec)
+            checked = pulumi.Output.from_input(storage)
+        storage_class = (
+            self._zone_redundant_class(prefix, opts, checked) if storage == ZONE_REDUNDANT else None
+        )
+        if storage_class is None and cluster.cloud == "aws":
+            storage_class = self._gp3_class(prefix, opts)
+        claim = CLAIM[storage]
+        volume = k8s.core.v1.PersistentVolumeClaim(
+            f"{prefix}-data",
+            metadata={
+                "name": checked.apply(lambda _: claim),
+                "namespace": namespace.metadata.name,
+                "labels": LABELS,
+                "annotations": {"pulumi.com/skipAwait": "true"},
+            },
+            spec={
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": f"{args.storage_gb}Gi"}},
+                **(
+                    {"storageClassName": storage_class.metadata.name}
+                    if storage_class is not None
+                    else {}
+                ),
+            },
+            opts=pulumi.ResourceOptions.merge(
+                opts,
+                pulumi.ResourceOptions(
+                    protect=args.protect_data,
+                    depends_on=[
+                        namespace,
+                        *cluster.storage_dependencies,
+                        *([storage_class] if storage_class else []),
+                    ],
+                ),
+            ),
+        )
+        return _Volume(claim=volume, storage=checked)
+
+    def _server_certificate(
+        self,
+        prefix: str,
+        address: pulumi.Output[str],
+        ca_key: tls.PrivateKey,
+        ca: tls.SelfSignedCert,
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        """A home's server certificate (PEM) and its key (PEM, secret). The replica checks the
+        primary's certificate against the name it connects to (MASTER_SSL_VERIFY_SERVER_CERT),
+        the primary's load balancer address: an IP or a DNS name, named as such. The in-cluster
+        names serve the Jobs. Renewed by the `pulumi up` that runs in its last 30 days; the
+        pod restarts on the new one (its digest is in the pod template)."""
+        child = pulumi.ResourceOptions(parent=self)
+        key = tls.PrivateKey(
+            f"{prefix}-server-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child
+        )
+        request = tls.CertRequest(
+            f"{prefix}-server-csr",
+            private_key_pem=key.private_key_pem,
+            subject={"common_name": "mariadb", "organization": "ocm-fleet"},
+            dns_names=address.apply(lambda a: [*IN_CLUSTER_NAMES, *([] if _is_ip(a) else [a])]),
+            ip_addresses=address.apply(lambda a: [a] if _is_ip(a) else []),
+            opts=child,
+        )
+        cert = tls.LocallySignedCert(
+            f"{prefix}-server-cert",
+            cert_request_pem=request.cert_request_pem,
+            ca_private_key_pem=ca_key.private_key_pem,
+            ca_cert_pem=ca.cert_pem,
+            validity_period_hours=365 * 24,
+            early_renewal_hours=30 * 24,
+            allowed_uses=["server_auth", "digital_signature", "key_encipherment"],
+            opts=child,
+        )
+        return cert.cert_pem, pulumi.Output.secret(key.private_key_pem)
+
+    def _gp3_class(self, prefix: str, opts: pulumi.ResourceOptions) -> k8s.storage.v1.StorageClass:
+        """EBS gp3 through the EBS CSI driver, for MariaDB on an EKS home: EKS marks no storage
+        class as the default on clusters from 1.30, so a claim without one stays Pending."""
+        return k8s.storage.v1.StorageClass(
+            f"{prefix}-gp3",
+            metadata={"name": GP3_CLASS, "labels": LABELS},
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true"},
+            volume_binding_mode="WaitForFirstConsumer",
+            reclaim_policy="Delete",
+            allow_volume_expansion=True,
+            opts=opts,
+        )
 
     def _zone_redundant_class(
         self, name: str, on_hub: pulumi.ResourceOptions, checked: pulumi.Output[str]
@@ -473,6 +996,114 @@ def mariadb_spec(claim: pulumi.Input[str], credentials: pulumi.Input[str]) -> di
     }
 
 
+def replicated_mariadb_spec(
+    claim: pulumi.Input[str], credentials: pulumi.Input[str], pod: ReplicationPod
+) -> dict:
+    """mariadb_spec on a home of a fleet with a second home: the server with replication.cnf,
+    its server_id and its TLS files, and a sidecar that runs `replication.sh serve ROLE`.
+
+    The mechanism: every server starts read-only (replication.cnf); the sidecar waits for
+    its server, takes the role's steps (grant, then hold, promote, seed and replicate, or
+    rejoin), and watches the server's start time, taking them again after every restart of
+    the server, since a container restart does not restart the pod. It never re-clones: a
+    rejoin that finds a diverged history (exit 4) is said in its log and leaves the server
+    read-only, for the operator (docs/data.md).
+    """
+    spec = mariadb_spec(claim, credentials)
+    template = spec["template"]
+    template["metadata"] = {
+        "labels": LABELS,
+        # A new certificate, password, role script or option file restarts the pod: the
+        # server reads them only at start, and the sidecar takes its role at each start.
+        "annotations": {
+            "ocm-fleet/replication-files": _digest("".join(sorted(REPLICATION_FILES.values()))),
+            "ocm-fleet/server-certificate": pulumi.Output.from_input(pod.certificate).apply(
+                _digest
+            ),
+            "ocm-fleet/replication-password": pulumi.Output.from_input(pod.password).apply(_digest),
+        },
+    }
+    pod_spec = template["spec"]
+    server = pod_spec["containers"][0]
+    server["args"] = [
+        "mariadbd",
+        f"--server-id={pod.server_id}",
+        f"--ssl-ca={TLS_DIR}/{TLS_CA}",
+        f"--ssl-cert={TLS_DIR}/{TLS_CERT}",
+        f"--ssl-key={TLS_DIR}/{TLS_KEY}",
+    ]
+    server["volumeMounts"] += [
+        {
+            "name": "replication",
+            "mountPath": SERVER_OPTIONS_PATH,
+            "subPath": "replication.cnf",
+            "readOnly": True,
+        },
+        {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
+    ]
+    sidecar = {
+        "name": "replication",
+        "image": images.pinned(MARIADB_IMAGE),
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["bash", f"{SCRIPTS_DIR}/replication.sh", "serve", pod.role],
+        "env": [
+            {
+                "name": "LOCAL_DEFAULTS",
+                "value": f"{REPLICATION_CREDENTIALS_DIR}/{ROOT_CLIENT_CONFIG}",
+            },
+            {"name": "PEER_HOST", "value": pod.peer_host},
+            {"name": "PEER_PORT", "value": str(PORT)},
+            {"name": "TLS_CA", "value": f"{TLS_DIR}/{TLS_CA}"},
+            {"name": "REPLICATION_USER", "value": replication.REPLICATION_USER},
+            {
+                "name": "REPLICATION_PASSWORD_FILE",
+                "value": f"{REPLICATION_CREDENTIALS_DIR}/{REPLICATION_PASSWORD_KEY}",
+            },
+            {"name": "DATABASES", "value": DB_NAME},
+            {"name": "HOLD_SECONDS", "value": str(HOLD_SECONDS)},
+        ],
+        "resources": {
+            "requests": {"cpu": "20m", "memory": "32Mi"},
+            "limits": {"memory": "256Mi"},
+        },
+        "securityContext": pod_security.restricted_container(MARIADB_UID),
+        "volumeMounts": [
+            {"name": "run", "mountPath": "/run/mysqld"},
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "replication", "mountPath": SCRIPTS_DIR, "readOnly": True},
+            {"name": "tls-ca", "mountPath": TLS_DIR, "readOnly": True},
+            {
+                "name": "replication-credentials",
+                "mountPath": REPLICATION_CREDENTIALS_DIR,
+                "readOnly": True,
+            },
+        ],
+    }
+    pod_spec["containers"].append(sidecar)
+    pod_spec["volumes"] += [
+        {"name": "replication", "configMap": {"name": pod.config_map, "defaultMode": 0o444}},
+        {
+            "name": "tls",
+            "secret": {
+                "secretName": pod.tls_secret,
+                "items": [{"key": k, "path": k} for k in (TLS_CA, TLS_CERT, TLS_KEY)],
+                "defaultMode": 0o440,
+            },
+        },
+        {
+            "name": "tls-ca",
+            "secret": {
+                "secretName": pod.tls_secret,
+                "items": [{"key": TLS_CA, "path": TLS_CA}],
+                "defaultMode": 0o440,
+            },
+        },
+        _credentials_volume(credentials, [ROOT_CLIENT_CONFIG, REPLICATION_PASSWORD_KEY])
+        | {"name": "replication-credentials"},
+    ]
+    return spec
+
+
 def shopapi_job_spec(
     db_host: pulumi.Input[str],
     credentials: pulumi.Input[str],
@@ -543,7 +1174,11 @@ def shopapi_job_spec(
 
 
 def schema_job_spec(
-    db_host: pulumi.Input[str], credentials: pulumi.Input[str], user: str = DB_USER
+    db_host: pulumi.Input[str],
+    credentials: pulumi.Input[str],
+    user: str = DB_USER,
+    *,
+    on_a_home: bool = False,
 ) -> dict:
     """The schema Job: `rails db:migrate`, and `rails db:seed` only on a database without books.
 
@@ -555,7 +1190,8 @@ def schema_job_spec(
     # The Secret holds the password of the current generation only, so both containers log in
     # as that generation's user. A rotation that changes the user changes this spec, and the
     # Job runs again: safe, because the guard keeps every book.
-    spec = shopapi_job_spec(db_host, credentials, ["sh", "-c", SCHEMA_COMMAND], user)
+    command = SCHEMA_ON_A_HOME if on_a_home else SCHEMA_COMMAND
+    spec = shopapi_job_spec(db_host, credentials, ["sh", "-c", command], user)
     pod = spec["template"]["spec"]
     schema = pod["containers"][0]
     decision_mount = {"name": "seed-decision", "mountPath": SEED_DECISION_DIR}
@@ -586,6 +1222,22 @@ def schema_job_spec(
             ],
         }
     ]
+    if on_a_home:
+        guard = pod["initContainers"][0]
+        home_env = {"name": "HOME_ROLE_FILE", "value": HOME_ROLE_FILE}
+        pod["initContainers"].insert(
+            0,
+            {
+                **guard,
+                "name": "home-role",
+                "command": ["sh", "-c", WAIT_FOR_ROLE],
+                "env": [
+                    *(e for e in guard["env"] if e["name"] != "SEED_DECISION_FILE"),
+                    home_env,
+                ],
+            },
+        )
+        schema["env"].append(home_env)
     pod["volumes"] += [
         {"name": "seed-decision", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
         {
@@ -605,7 +1257,11 @@ def schema_job_spec(
 
 
 def rotation_job_spec(
-    db_host: pulumi.Input[str], credentials: pulumi.Input[str], user: str = DB_USER
+    db_host: pulumi.Input[str],
+    credentials: pulumi.Input[str],
+    user: str = DB_USER,
+    *,
+    on_a_home: bool = False,
 ) -> dict:
     """Gives `user` the current generated password, as root, creating the user (with the app's
     privileges) if this is its first turn.
@@ -620,6 +1276,19 @@ def rotation_job_spec(
         f"GRANT ALL PRIVILEGES ON {DB_NAME}.* TO '{user}'@'%%';\\n"
     )
     login = f'--defaults-extra-file="$CREDENTIALS_DIR/{ROOT_CLIENT_CONFIG}"'
+    rotate = (
+        'password="$(cat "$CREDENTIALS_DIR/MARIADB_PASSWORD")" && '
+        f'printf "{sql}" "$password" "$password" | '
+        f'mariadb {login} -h "$DB_HOST"'
+    )
+    if on_a_home:
+        # Root may write on a read-only server: only the primary's Job may (home_guard).
+        guard = home_guard(f'{login} -h "$DB_HOST"', "rotation")
+        rotate = (
+            f'role=$({guard}) && if [ "$role" = replica ]; then '
+            'echo "rotation: this home replicates the primary, whose Job sets it"; exit 0; fi && '
+            + rotate
+        )
     return {
         "backoffLimit": 6,
         "template": {
@@ -633,13 +1302,7 @@ def rotation_job_spec(
                         "name": "rotate",
                         "image": images.pinned(MARIADB_IMAGE),
                         "imagePullPolicy": "IfNotPresent",
-                        "command": [
-                            "sh",
-                            "-c",
-                            'password="$(cat "$CREDENTIALS_DIR/MARIADB_PASSWORD")" && '
-                            f'printf "{sql}" "$password" "$password" | '
-                            f'mariadb {login} -h "$DB_HOST"',
-                        ],
+                        "command": ["sh", "-c", rotate],
                         "env": [
                             {"name": "DB_HOST", "value": db_host},
                             {"name": "CREDENTIALS_DIR", "value": CREDENTIALS_DIR},

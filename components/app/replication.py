@@ -65,6 +65,43 @@ replica acknowledged in the instant before the engine committed it is then cut o
 and the replica holds one commit more than its primary: not a lost write (its client never had
 an answer), but the replica is then the one to promote. This case is reasoned, not tested.
 
+**Roles in the graph** (components/app/database.py, ``home_roles``). With ``hub.standby`` both
+homes run the same MariaDB StatefulSet with this file's options, a ``server_id`` of their own
+(main 1, second home 2), a server certificate from one CA of the graph naming the home's
+database load balancer address, and a sidecar running ``replication.sh serve ROLE``. The
+sidecar takes the role's steps whenever its server starts (it watches the server's start time,
+since the server's container restarts alone), and only the role comes from the config:
+
+- ``database.primary: main``: the main home serves ``primary`` (``grant``, then ``hold``; or
+  ``promote`` if it still follows the second home, which is how the primary moves back) and the
+  second home ``replica``.
+- ``database.primary: standby``: the second home serves ``promoted`` (``grant``, ``promote``,
+  at every start: this is the operator's decision, taken while the main home may be gone, and a
+  promoted primary that restarted must not wait for a replica that may never return) and the
+  main home ``replica``.
+- ``replica`` decides from the server itself: one that follows keeps its position
+  (``replicate``); one with an empty binlog is seeded first (``seed``); one with a history and no
+  replication was a primary and ``rejoin``s, or, on exit 4, says in its log that
+  ``replication.sh reclone`` is needed and stays read-only. The sidecar never re-clones.
+
+The fencing asymmetry is deliberate: a main home that returns after a promotion made while it
+was unreachable still has ``primary`` in its stale StatefulSet, and ``hold`` keeps it read-only
+because no replica follows it. A second home that was primary and returns after the primary
+was moved back while it was unreachable runs ``promote`` from its stale StatefulSet and is
+writable, but the app clusters point at the main home by then, so it takes no app writes; the
+next ``pulumi up`` that reaches it makes it a replica (``rejoin``, or a re-clone if it took any).
+
+Order: the replica home's StatefulSet comes first and the primary's depends on it, so a change
+of primary restarts the home giving it up (read-only from its start) before the other is
+promoted, and the two are never writable at once. Each home's ``mariadb-public`` load balancer
+is made before its StatefulSet (its address is in the certificate) and admits the app
+clusters' egress and the other home's. The schema and rotation Jobs are on both homes, with
+the same inputs whichever home is primary, after both StatefulSets: each first waits for its
+server to be either writable (the primary: it goes on) or replicating (a replica: it stops,
+done; root could write on a read-only server and split the histories). So a promotion
+creates, deletes and re-runs no Job, which an unreachable main cluster could not take, and
+only the primary's Jobs write (database.py, ``home_guard``).
+
 **10.11 and 11.4.** The tests run Debian's 10.11; the program's image is 11.4. What differs
 and matters: 11.4 clients and replicas verify the server certificate by default, and an 11.4
 server generates a self-signed certificate when none is configured; replication.sh sets

@@ -9,6 +9,8 @@
 #   hold       on a primary that (re)starts: writable only once its replica follows it
 #   rejoin     on a former primary: follow the new primary; exit 4 when its history diverged
 #   reclone    on a former primary that diverged: drop its data and binlog, seed, replicate
+#   serve ROLE for the life of a pod, beside its server: the steps of ROLE (primary, promoted
+#              or replica) at each start of the server; never reclone (it drops data)
 #
 # Exit status: 0 done; 1 a failure (nothing was decided); 2 usage; 3 `hold` gave up, still
 # read-only (fenced); 4 `rejoin` found a history the new primary lacks: run `reclone`.
@@ -22,11 +24,17 @@
 #   DATABASES                  the databases a seed copies (space-separated), e.g. bookstore
 #   WAIT_SECONDS               how long promote and rejoin wait for the server (default 60)
 #   HOLD_SECONDS               how long hold waits for its replica; 0 waits forever (default 0)
+#   RETRY_SECONDS              serve: pause before a failed step is tried again (default 10)
+#   WATCH_SECONDS              serve: how often it checks whether the server restarted (default 5)
 set -euo pipefail
+
+DIVERGED=4
 
 command=${1:-}
 WAIT_SECONDS=${WAIT_SECONDS:-60}
 HOLD_SECONDS=${HOLD_SECONDS:-0}
+RETRY_SECONDS=${RETRY_SECONDS:-10}
+WATCH_SECONDS=${WATCH_SECONDS:-5}
 
 say() { echo "replication $command: $*" >&2; }
 fail() {
@@ -196,15 +204,18 @@ promote() {
 }
 
 hold() {
-  local waited=0
+  local waited=0 io clients
   # A server is only writable while the replica of the other home follows it: a former
   # primary that returns after a promotion has none (its successor replicates from no one),
   # so it stays read-only, whatever its home's configuration still says.
   while [ "$HOLD_SECONDS" = 0 ] || [ "$waited" -lt "$HOLD_SECONDS" ]; do
-    if [ "$(slave_field Slave_IO_Running)" = Yes ]; then
+    # Assignments, so that a server gone away ends the wait (errexit) instead of spinning.
+    io=$(slave_field Slave_IO_Running)
+    if [ "$io" = Yes ]; then
       fail "this server replicates from another: it is not the primary" 3
     fi
-    if [ "$(semi_sync_clients)" -ge 1 ]; then
+    clients=$(semi_sync_clients)
+    if [ "${clients:-0}" -ge 1 ]; then
       local_sql --execute="SET GLOBAL read_only = OFF;"
       say "a replica follows this server: writable"
       return 0
@@ -249,13 +260,116 @@ reclone() {
   replicate
 }
 
+# A server that follows another: its replication configuration survives restarts (master.info).
+is_replica() {
+  [ -n "$(slave_field Master_Host)" ]
+}
+
+# Nothing in its binlog: it never committed a logged transaction, its own or replayed, so it
+# holds nothing to keep (a fresh server, or one whose seed stopped half-way: the load is unlogged).
+has_no_history() {
+  [ -z "$(local_sql --execute='SELECT @@gtid_binlog_pos')" ]
+}
+
+# The steps for this server's role, decided from the role and what the server is now:
+#   primary   the main home's when it holds the primary: writable once its replica follows
+#             (hold); a server that still follows the other home is being promoted (promote).
+#   promoted  the second home's when it holds the primary: the operator's decision, taken while
+#             the main home may be gone, so it is writable at every start (promote again).
+#   replica   follows the primary: a server that already follows keeps its position
+#             (replicate); one without history is seeded first; one with a history and no
+#             replication was a primary and rejoins, or stops with exit 4 when it must be
+#             re-cloned.
+role_steps() {
+  grant
+  case "$role" in
+    primary) if is_replica; then promote; else hold; fi ;;
+    promoted) promote ;;
+    replica)
+      if is_replica; then
+        replicate
+      elif has_no_history; then
+        seed
+        replicate
+      else
+        rejoin
+      fi
+      ;;
+  esac
+}
+
+# When the server started (seconds since the epoch) and this connection's id, which grows
+# through a server's life and starts again from 1 at each start: together they tell a restart
+# even one within a second of the last (bounded: a client can hang on a server shutting down).
+server_started() {
+  timeout 10 mariadb --defaults-extra-file="$LOCAL_DEFAULTS" --batch --skip-column-names \
+    --connect-timeout=5 --execute="SELECT UNIX_TIMESTAMP() - VARIABLE_VALUE, CONNECTION_ID()
+      FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'" 2>/dev/null
+}
+
+# True while `server_started` output $2 is the same server as $1's.
+same_server() {
+  local then_start then_id now_start now_id
+  read -r then_start then_id <<<"$1"
+  read -r now_start now_id <<<"$2"
+  [ -n "$now_start" ] && [ $((now_start - then_start)) -le 1 ] &&
+    [ $((then_start - now_start)) -le 1 ] && [ "$now_id" -gt "$then_id" ]
+}
+
+serve() {
+  role=${1:-}
+  case "$role" in
+    primary | promoted | replica) ;;
+    *) fail "the role must be primary, promoted or replica, not '$role'" 2 ;;
+  esac
+  local status started now
+  while true; do
+    until started=$(server_started) && [ -n "$started" ]; do sleep 1; done
+    # A subshell of its own, so that a failing step ends the steps and not this loop; errexit
+    # is off around it, since a subshell tested by `if` or `||` would run without it.
+    set +e
+    (
+      set -e
+      role_steps
+    )
+    status=$?
+    set -e
+    case "$status" in
+      0)
+        say "role $role in place"
+        ;;
+      "$DIVERGED")
+        say "this server must be re-cloned from the primary: replication.sh reclone (it drops" \
+          "this server's data and binlog); it stays read-only until then"
+        ;;
+      *)
+        say "role $role not in place (exit $status); trying again in ${RETRY_SECONDS}s"
+        sleep "$RETRY_SECONDS"
+        continue
+        ;;
+    esac
+    # The server restarts without this container: every start is read-only, so the steps run
+    # again once it reports another start or a connection id lower than the last one's, or
+    # stops answering.
+    while now=$(server_started) && same_server "$started" "$now"; do
+      started=$now
+      sleep "$WATCH_SECONDS"
+    done
+    say "the server restarted: taking the role $role again"
+  done
+}
+
 case "$command" in
+  serve)
+    : "${LOCAL_DEFAULTS:?}"
+    serve "${2:-}"
+    ;;
   grant | seed | replicate | promote | hold | rejoin | reclone)
     : "${LOCAL_DEFAULTS:?}"
     "$command"
     ;;
   *)
-    echo "usage: replication.sh grant|seed|replicate|promote|hold|rejoin|reclone" >&2
+    echo "usage: replication.sh grant|seed|replicate|promote|hold|rejoin|reclone|serve ROLE" >&2
     exit 2
     ;;
 esac
