@@ -226,9 +226,47 @@ hold() {
   fail "no replica followed within ${HOLD_SECONDS}s: still read-only (fenced)" 3
 }
 
+# 0 when the peer's binlog holds this server's whole history: for the last GTID of each
+# domain here (@@gtid_binlog_pos, domain-server-seq), the peer's @@gtid_binlog_state has the
+# same domain and server at that sequence number or later. Under gtid_strict_mode a domain's
+# sequence numbers only grow, so a later one from that server means this one came before it.
+# 1 when it does not (this server committed what the peer never received); 2 when the peer
+# cannot be asked. Decided before replicating: a refused connection (error 1236) arrives only
+# after the IO thread has shown itself running, which a check of the threads alone can miss.
+peer_holds_history() {
+  local mine theirs secret
+  mine=$(local_sql --execute='SELECT @@gtid_binlog_pos')
+  [ -n "$mine" ] || return 0
+  peer_options
+  secret=$(password)
+  theirs=$(MYSQL_PWD=$secret mariadb "${peer_tls[@]}" --batch --skip-column-names \
+    --execute='SELECT @@gtid_binlog_state') || return 2
+  awk -v mine="$mine" -v theirs="$theirs" 'BEGIN {
+    gsub(/[ \t\r\n]/, "", mine); gsub(/[ \t\r\n]/, "", theirs)
+    n = split(theirs, held, ",")
+    for (i = 1; i <= n; i++) {
+      split(held[i], g, "-"); key = g[1] "-" g[2]
+      if (!(key in top) || g[3] + 0 > top[key]) top[key] = g[3] + 0
+    }
+    m = split(mine, last, ",")
+    for (i = 1; i <= m; i++) {
+      split(last[i], g, "-"); key = g[1] "-" g[2]
+      if (!(key in top) || top[key] < g[3] + 0) exit 1
+    }
+    exit 0
+  }'
+}
+
 rejoin() {
-  local error
+  local error held=0
   local_sql --execute="$as_replica"
+  peer_holds_history || held=$?
+  case "$held" in
+    0) ;;
+    1) fail "this server's history diverged from $PEER_HOST:$PEER_PORT (it holds GTIDs $(local_sql \
+      --execute='SELECT @@gtid_binlog_pos') the other lacks): run reclone" 4 ;;
+    *) fail "cannot read the GTID history of $PEER_HOST:$PEER_PORT: not rejoining" ;;
+  esac
   # Its own history, truncated at restart to what the replica acknowledged, is where it
   # starts following the new primary from.
   local_sql --execute="SET GLOBAL gtid_slave_pos = @@gtid_binlog_pos;"
