@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from conftest import FLEETS, STANDBY_FLEETS, fleet_graph
 from haproxy_live import haproxy_binary, live_fleet
 from harness import (
+    ROOT,
     Graph,
     GraphChanges,
     graph_changes,
@@ -535,11 +537,6 @@ def test_the_app_side_of_a_promotion_needs_nothing_from_the_main_cluster(fleet, 
         )
 
 
-@pytest.mark.skipif(
-    not HAS_PRIMARY_KEY,
-    reason="the config key ocm-fleet:database.primary comes with the database's replica "
-    "(FleetConfig.database_primary); this test runs the real key once it exists",
-)
 @pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
 @pytest.mark.parametrize("fleet", list(STANDBY_FLEETS))
 def test_a_promotion_is_one_config_change_and_one_up(fleet, preview):
@@ -607,3 +604,30 @@ def test_without_a_database_the_entry_answers_503_for_every_page_until_it_is_bac
             took = proxy.wait_for_event(name, "UP", promoted_at, STATE_CHANGE_LIMIT)
             assert took is not None, f"{name} must come back once the database answers"
         assert proxy.get("/")[0] == 200 and proxy.get("/api/books")[0] == 200
+
+
+PROMOTION_PREVIEW = re.compile(r"<!-- promotion-preview -->\n```text\n(.*?)```", re.S)
+
+
+def test_docs_show_what_the_mocked_preview_of_a_promotion_updates():
+    """docs/data.md quotes what a preview of dev-standby's promotion changes, line for line."""
+    doc = ROOT / "docs" / "data.md"
+    found = PROMOTION_PREVIEW.search(doc.read_text())
+    assert found, f"{doc.name}: no promotion-preview block"
+    quoted = sorted(tuple(line.split()) for line in found.group(1).splitlines() if line.strip())
+    config = FLEETS["dev-standby"]()
+    before = run_program(with_primary(config, "main"), preview=True)
+    after = run_program(with_primary(config, "standby"), preview=True)
+    changes = graph_changes(before, after)
+    shown = []
+    for kind, urns, graph in (
+        ("create", changes.added, after),
+        ("delete", changes.removed, before),
+        ("update", changes.changed, after),
+    ):
+        for urn in urns:
+            res = graph.by_urn[urn]
+            shown.append((kind, res.type, res.name, graph.by_urn[res.provider_urn].name))
+    assert quoted == sorted(shown), (
+        f"{doc.name} quotes {quoted}, the preview changes {sorted(shown)}"
+    )
