@@ -115,6 +115,13 @@ def test_each_home_runs_mariadb_with_the_shipped_options_its_own_server_id_and_t
         assert options.inputs["data"]["replication.sh"] == replication.SCRIPT.read_text(), (
             "the sidecar runs the replication.sh the real-server tests run"
         )
+        # The image runs /docker-entrypoint-initdb.d/*.sql on an empty data directory only:
+        # the binlog starts empty, so a fresh replica is seeded, not taken for a former primary.
+        assert mounts[database.FIRST_START_PATH]["subPath"] == "first-start.sql", (
+            f"{sts.name}: the image's first start must run first-start.sql"
+        )
+        assert options.inputs["data"]["first-start.sql"] == database.FIRST_START_SQL.read_text()
+        assert "RESET MASTER" in database.FIRST_START_SQL.read_text()
         tls = home_db(graph, fleet, home, "tls", SECRET)
         assert tls.provider_urn == provider_of(graph, fleet, home)
         assert is_secret(wire_get(tls.wire_inputs, "stringData", database.TLS_KEY)), (

@@ -302,14 +302,21 @@ class Pair:
         server = Server(name, server_id, home, (files or self.tls) if tls else None, list(extra))
         self.servers.append(server)
         server.start()
-        # What the image's entrypoint does on each home: the app's database and user, unlogged,
-        # with the same generated password; then the replication user, as `grant` sets it.
+        # What the image's entrypoint does on each home's first start: the app's database and
+        # user, binlogged (docker_setup_db restores sql_log_bin before creating them), then
+        # the init files, the shipped first-start.sql among them; then the replication user,
+        # as `grant` sets it.
+        # (Semi-sync is paused around them only to spare each start the 5 s its first commit
+        # waits for a replica that is not there yet, as it does in the image.)
         server.root(
-            "SET SESSION sql_log_bin = 0;"
+            "SET GLOBAL rpl_semi_sync_master_enabled = OFF;"
             f"CREATE DATABASE {database.DB_NAME};"
             f"CREATE USER '{database.DB_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}';"
             f"GRANT ALL ON {database.DB_NAME}.* TO '{database.DB_USER}'@'%';"
+            "SET GLOBAL rpl_semi_sync_master_enabled = ON;"
         )
+        server.root(database.FIRST_START_SQL.read_text())
+        assert server.root("SELECT @@gtid_binlog_pos") == "", f"{name}: first start left a history"
         server.must("grant")
         return server
 

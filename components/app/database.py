@@ -151,9 +151,13 @@ IN_CLUSTER_NAMES = [
     f"mariadb.{NAMESPACE}.svc.cluster.local",
 ]
 """Names the server certificate carries besides its load balancer's address."""
+FIRST_START_SQL = Path(__file__).with_name("first_start.sql")
+"""Run by the image's entrypoint on an empty data directory only: starts the binlog empty."""
+FIRST_START_PATH = "/docker-entrypoint-initdb.d/first-start.sql"
 REPLICATION_FILES = {
     "replication.cnf": replication.SERVER_OPTIONS.read_text(),
     "replication.sh": replication.SCRIPT.read_text(),
+    "first-start.sql": FIRST_START_SQL.read_text(),
 }
 """The ConfigMap on each home: the server options and the steps, as tests run them."""
 
@@ -1037,6 +1041,12 @@ def replicated_mariadb_spec(
             "name": "replication",
             "mountPath": SERVER_OPTIONS_PATH,
             "subPath": "replication.cnf",
+            "readOnly": True,
+        },
+        {
+            "name": "replication",
+            "mountPath": FIRST_START_PATH,
+            "subPath": "first-start.sql",
             "readOnly": True,
         },
         {"name": "tls", "mountPath": TLS_DIR, "readOnly": True},

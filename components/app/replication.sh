@@ -339,10 +339,14 @@ role_steps() {
 # When the server started (seconds since the epoch) and this connection's id, which grows
 # through a server's life and starts again from 1 at each start: together they tell a restart
 # even one within a second of the last (bounded: a client can hang on a server shutting down).
+# Nothing while the server that answers is the image's temporary one: its entrypoint runs
+# that server with --skip-networking on the same socket while it creates the users and runs
+# first-start.sql (docker-entrypoint.sh, docker_temp_server_start), and no step may act on it.
 server_started() {
   timeout 10 mariadb --defaults-extra-file="$LOCAL_DEFAULTS" --batch --skip-column-names \
     --connect-timeout=5 --execute="SELECT UNIX_TIMESTAMP() - VARIABLE_VALUE, CONNECTION_ID()
-      FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'" 2>/dev/null
+      FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'
+      AND @@skip_networking = 0" 2>/dev/null
 }
 
 # True while `server_started` output $2 is the same server as $1's.
