@@ -121,7 +121,7 @@ on "$standby" get managedclusters -o name >/dev/null 2>&1 ||
 undo="./scripts/deploy.sh $stack -- --refresh (the re-arm: hubAcceptsClient true on the standby hub $standby, as declared)"
 
 # --- 1. the main hub up to date ----------------------------------------------------------------
-step "1/5 the main hub's replica set and placement up to date: $DEPLOY $stack ${deploy_args[*]:-}-- --refresh"
+step "1/5 the main hub's replica set and placement up to date: $DEPLOY $stack ${deploy_args[*]:+${deploy_args[*]} }-- --refresh"
 "$DEPLOY" "$stack" ${deploy_args[@]+"${deploy_args[@]}"} -- --refresh ||
   fail "step 1 failed ($DEPLOY $stack -- --refresh): no agent was sent back; fix what it names and run again"
 # The refresh may have renewed a credential.
@@ -145,7 +145,12 @@ tries=$(((WAIT_SECONDS + POLL_INTERVAL - 1) / (POLL_INTERVAL > 0 ? POLL_INTERVAL
 step "3/5 waiting (up to ${WAIT_SECONDS}s) until every app cluster is Available on the main hub $main"
 # missing: the app clusters whose ManagedCluster on the main hub is not Available=True.
 missing() {
-  on "$main" get managedclusters -o json | python3 -c '
+  local json
+  json=$(on "$main" get managedclusters -o json 2>/dev/null) || {
+    echo "(the main hub $main did not answer)"
+    return 0
+  }
+  printf '%s\n' "$json" | python3 -c '
 import json, sys
 available = {
     item["metadata"]["name"]
@@ -158,7 +163,7 @@ print(" ".join(name for name in sys.argv[1:] if name not in available))
 }
 last=""
 for ((i = 1; ; i++)); do
-  waiting=$(missing) || waiting="(the main hub did not answer)"
+  waiting=$(missing) || waiting="(the main hub $main answered no list of ManagedClusters)"
   [ -n "$waiting" ] || break
   [ "$waiting" = "$last" ] || echo "    not yet Available on $main: $waiting"
   last=$waiting
@@ -173,7 +178,9 @@ step "4/5 the standby hub's ManifestWorks of the replica set ($WORKS_LABEL): fin
 # works: "deleting NAMESPACE NAME" or "kept NAMESPACE NAME" per labelled ManifestWork. The label
 # is checked here too, so that nothing else loses its finalizer whatever the selector returns.
 works() {
-  on "$standby" get manifestworks -A -l "$WORKS_LABEL" -o json | python3 -c '
+  local json
+  json=$(on "$standby" get manifestworks -A -l "$WORKS_LABEL" -o json) || return 1
+  printf '%s\n' "$json" | python3 -c '
 import json, sys
 key, _, value = sys.argv[1].partition("=")
 for item in json.load(sys.stdin).get("items") or []:
@@ -210,7 +217,7 @@ done
 step "no ManifestWork of the replica set left on $standby"
 
 # --- 5. the standby hub re-armed ---------------------------------------------------------------
-step "5/5 the standby hub re-armed: $DEPLOY $stack ${deploy_args[*]:-}-- --refresh"
+step "5/5 the standby hub re-armed: $DEPLOY $stack ${deploy_args[*]:+${deploy_args[*]} }-- --refresh"
 "$DEPLOY" "$stack" ${deploy_args[@]+"${deploy_args[@]}"} -- --refresh ||
   fail "step 5 failed: every agent is on the main hub $main, but the standby hub $standby does not accept them yet; run $undo"
 step "every agent is on the main hub $main; the standby hub $standby is armed again"
