@@ -932,8 +932,8 @@ AFTER_MAIN_LOST = """drill: left as the drill found it after the loss, not as be
     read-only: rejoin it (docs/data.md, "Losing the main cluster: the data") before moving the
     primary back with `pulumi config set --path database.primary main` and
     `./scripts/deploy.sh <stack> -- --refresh`;
-  - with the standby hub, the agents stay on it: bring the main hub's replica set up to date
-    (`./scripts/deploy.sh <stack> -- --refresh`), then take the return step
+  - with the standby hub, the agents stay on it: `./scripts/return_to_main_hub.sh <stack>`
+    brings the main hub's replica set up to date, then sends them back
     (docs/standby-hub.md, "Going back to the main hub")."""
 
 
