@@ -6,6 +6,7 @@ import base64
 import contextvars
 import hashlib
 import json
+import pickle
 import runpy
 import subprocess
 import sys
@@ -665,7 +666,15 @@ def run_program(
         body = program or (lambda: runpy.run_path(str(MAIN), run_name="__main__"))
         _sync_await(run_in_stack(body))
 
-    contextvars.Context().run(_run)
+    # pulumi.dynamic's serialize_provider (pulumi/dynamic/dynamic.py) wraps
+    # pickle._Pickler._batch_setitems in a sorting wrapper on every dynamic resource and never
+    # unwraps it: one `pulumi up` runs the program once, but the thousands of runs in one test
+    # process would nest the wrappers past the recursion limit. Each run starts from the same.
+    saved = (pickle._Pickler._batch_setitems, pickle._Pickler.save_dict)
+    try:
+        contextvars.Context().run(_run)
+    finally:
+        pickle._Pickler._batch_setitems, pickle._Pickler.save_dict = saved
     return graph
 
 
