@@ -3,11 +3,9 @@ hub, and the providers that let the `up` run while the main cluster's API is unr
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pulumi
@@ -24,7 +22,6 @@ from harness import (
 )
 from schemas import kubernetes_errors
 
-import components.app.database as database_module
 from components.app.delivery import (
     APP_NAMESPACE,
     DATABASE_CONFIG,
@@ -33,7 +30,7 @@ from components.app.delivery import (
     database_home_service,
     database_peers,
 )
-from components.config import FleetConfig, parse_fleet_config
+from components.config import parse_fleet_config
 from components.edge import _haproxy
 from components.security import network_policies as netpol
 
@@ -42,15 +39,8 @@ SERVICE = "kubernetes:core/v1:Service"
 ENDPOINT_SLICE = "kubernetes:discovery.k8s.io/v1:EndpointSlice"
 CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
 DATABASE_TYPE = "ocm-fleet:index:Database"
-SECOND_HOME_ADDRESS = {
-    # What the second home's database load balancer reports, by the home's cloud: an AWS load
-    # balancer a DNS name, cloud-provider-kind an IP.
-    "dev-standby": "a1b2c3-second-db.elb.eu-west-1.amazonaws.com",
-    "local-standby": "172.18.0.240",
-}
 DATABASE_PRIMARY_KEY = "ocm-fleet:database"
 """`database.primary`, as `pulumi config set --path database.primary standby` stores it."""
-HAS_PRIMARY_KEY = hasattr(FleetConfig, "database_primary")
 ANY = netpol.ANYWHERE
 STATE_CHANGE_LIMIT = 30.0
 """Far above the ~8 s the entry's checks are tuned for: bounds the live test, does not time it."""
@@ -61,56 +51,9 @@ def homes_of(config: dict[str, Any]) -> tuple[str, str]:
     return hub["name"], hub["standby"]["name"]
 
 
-@contextlib.contextmanager
-def database_with_homes(second: str, second_address: str) -> Iterator[None]:
-    """The program's Database, with `addresses` by home where it does not have them yet: the
-    main home's address and `second_address` for the second home's (unknown in preview, as
-    the load balancer's address it stands for). A Database that has them is left as it is."""
-    real = database_module.Database
-
-    class WithHomes(real):  # type: ignore[misc, valid-type]
-        def __init__(self, name, args, opts=None):
-            super().__init__(name, args, opts)
-            if not hasattr(self, "addresses"):
-                self.addresses = {
-                    args.hub_cluster.name: self.endpoint.host,
-                    second: self.endpoint.host.apply(lambda _: second_address),
-                }
-
-    database_module.Database = WithHomes
-    try:
-        yield
-    finally:
-        database_module.Database = real
-
-
-@contextlib.contextmanager
-def primary_is(primary: str) -> Iterator[None]:
-    """The fleet's database primary set to `primary` (main | standby), where the config has no
-    key for it yet; with the key, the config says it (`with_primary`)."""
-    import components.pulumi_config as pulumi_config
-
-    if HAS_PRIMARY_KEY:
-        yield
-        return
-    real = pulumi_config.load_fleet_config
-
-    def load() -> FleetConfig:
-        fleet = real()
-        object.__setattr__(fleet, "database_primary", primary)
-        return fleet
-
-    pulumi_config.load_fleet_config = load
-    try:
-        yield
-    finally:
-        pulumi_config.load_fleet_config = real
-
-
 def with_primary(config: dict[str, Any], primary: str) -> dict[str, Any]:
     out = copy.deepcopy(config)
-    if HAS_PRIMARY_KEY:
-        out[DATABASE_PRIMARY_KEY] = {"primary": primary}
+    out[DATABASE_PRIMARY_KEY] = {"primary": primary}
     return out
 
 
@@ -122,10 +65,7 @@ def graph_with_homes(fleet: str, primary: str, preview: bool) -> Graph:
     `primary` taking the writes."""
     key = (fleet, primary, preview)
     if key not in _HOMES:
-        config = FLEETS[fleet]()
-        _, second = homes_of(config)
-        with database_with_homes(second, SECOND_HOME_ADDRESS[fleet]), primary_is(primary):
-            _HOMES[key] = run_program(with_primary(config, primary), preview=preview)
+        _HOMES[key] = run_program(with_primary(FLEETS[fleet](), primary), preview=preview)
     return _HOMES[key]
 
 
@@ -153,11 +93,9 @@ def main_database_address(graph: Graph) -> Any:
 
 
 def second_home_address(graph: Graph, fleet: str) -> Any:
-    """The second home's database address: the replica's load balancer's (`databaseHosts`),
-    or the stand-in's where the Database has no replica."""
+    """The second home's database address: the replica's load balancer's (`databaseHosts`)."""
     _, second = homes_of(FLEETS[fleet]())
-    hosts = graph.stack_outputs.get("databaseHosts")
-    return hosts[second] if hosts else SECOND_HOME_ADDRESS[fleet]
+    return graph.stack_outputs["databaseHosts"][second]
 
 
 # --- the stable name on every app cluster --------------------------------------------------
