@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ import pulumi_random as random
 import pulumi_tls as tls
 
 from components import images
+from components._addresses import is_ip
 from components.app import replication
 from components.clusters._base import FleetCluster
 from components.lifecycle.previous_run import (
@@ -160,14 +160,6 @@ REPLICATION_FILES = {
     "first-start.sql": FIRST_START_SQL.read_text(),
 }
 """The ConfigMap on each home: the server options and the steps, as tests run them."""
-
-
-def _is_ip(address: str) -> bool:
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return True
 
 
 def _digest(text: str) -> str:
@@ -812,8 +804,8 @@ class Database(pulumi.ComponentResource):
             f"{prefix}-server-csr",
             private_key_pem=key.private_key_pem,
             subject={"common_name": "mariadb", "organization": "ocm-fleet"},
-            dns_names=address.apply(lambda a: [*IN_CLUSTER_NAMES, *([] if _is_ip(a) else [a])]),
-            ip_addresses=address.apply(lambda a: [a] if _is_ip(a) else []),
+            dns_names=address.apply(lambda a: [*IN_CLUSTER_NAMES, *([] if is_ip(a) else [a])]),
+            ip_addresses=address.apply(lambda a: [a] if is_ip(a) else []),
             opts=child,
         )
         cert = tls.LocallySignedCert(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
+
+from components._addresses import is_ipv4
 
 # An app cluster's name becomes an HAProxy server name and a Kubernetes resource name.
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -21,6 +22,7 @@ EDGE_PORT = 80
 METRICS_PORT = 8405
 """Port of HAProxy's built-in Prometheus exporter inside the pod: a frontend of its own, scraped
 from inside the main cluster and never published by the public Service."""
+
 
 METRICS_PATH = "/metrics"
 
@@ -69,19 +71,11 @@ def _validate_upstreams(upstreams: Mapping[str, str]) -> None:
             raise ValueError(
                 f"edge address {address!r} of app cluster {name!r} is empty or contains whitespace"
             )
-        if not _is_ipv4(address) and not _is_hostname(address):
+        if not is_ipv4(address) and not _is_hostname(address):
             raise ValueError(
                 f"edge address {address!r} of app cluster {name!r} is neither an IPv4 address "
                 f"nor a DNS hostname (give the address alone: the port is always {EDGE_PORT})"
             )
-
-
-def _is_ipv4(address: str) -> bool:
-    try:
-        ipaddress.IPv4Address(address)
-    except ValueError:
-        return False
-    return True
 
 
 def _is_hostname(address: str) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_azure_native as azure_native
 
+from components._addresses import is_ipv4
 from components.config import EntrySpec
 from components.edge import _haproxy
 
@@ -27,14 +27,6 @@ FAILOVER_ROLES = ("PRIMARY", "SECONDARY")
 
 def _host(url_or_address: str) -> str:
     return url_or_address.removeprefix("http://").split("/", 1)[0].split(":", 1)[0]
-
-
-def _is_ipv4(address: str) -> bool:
-    try:
-        ipaddress.IPv4Address(address)
-    except ValueError:
-        return False
-    return True
 
 
 ENTRY_ADDRESS_FORMS = {
@@ -98,7 +90,7 @@ def _known_forms(entry: EntryTarget) -> frozenset[str] | None:
 
 
 def _address_forms(host: str, dns_name: str | None) -> frozenset[str]:
-    if not _is_ipv4(host):
+    if not is_ipv4(host):
         return frozenset({"name"})
     return frozenset({"ip", "name"}) if dns_name else frozenset({"ip"})
 
@@ -124,7 +116,7 @@ def _resolve(names: Sequence[str], values: Sequence[str | None]) -> list[str]:
     if form == "ip":
         return [str(h) for h in hosts]
     return [
-        str(d) if d and _is_ipv4(str(h)) else str(h) for h, d in zip(hosts, dns_names, strict=True)
+        str(d) if d and is_ipv4(str(h)) else str(h) for h, d in zip(hosts, dns_names, strict=True)
     ]
 
 
@@ -276,10 +268,10 @@ class PublicName(pulumi.ComponentResource):
                 type="HTTP",
                 port=ENTRY_PORT,
                 resource_path=_haproxy.ENTRY_HEALTH_PATH,
-                ip_address=host.apply(lambda h: h if _is_ipv4(h) else None)
+                ip_address=host.apply(lambda h: h if is_ipv4(h) else None)
                 if form is None
                 else (host if form == "ip" else None),
-                fqdn=host.apply(lambda h: None if _is_ipv4(h) else h)
+                fqdn=host.apply(lambda h: None if is_ipv4(h) else h)
                 if form is None
                 else (host if form == "name" else None),
                 request_interval=spec.probe_interval_s,
@@ -292,7 +284,7 @@ class PublicName(pulumi.ComponentResource):
                 zone_id=spec.hosted_zone_id,
                 name=record_name,
                 # Known before deploy when the clouds tell: a preview shows the type.
-                type=host.apply(lambda h: "A" if _is_ipv4(h) else "CNAME")
+                type=host.apply(lambda h: "A" if is_ipv4(h) else "CNAME")
                 if form is None
                 else {"ip": "A", "name": "CNAME"}[form],
                 ttl=spec.ttl_s,
