@@ -193,8 +193,10 @@ class OcmManagedCluster(pulumi.ComponentResource):
                 "name": cluster.name,
                 "labels": managed_cluster_labels(cluster),
                 "annotations": {
-                    # The hub accepts a declared cluster by itself (HubAcceptedManagedCluster
-                    # needs no agent), so this holds on the standby hub too.
+                    # The hub accepts a declared cluster by itself: with hubAcceptsClient true
+                    # its ManagedClusterController sets HubAcceptedManagedCluster, no agent
+                    # involved (pkg/registration/hub/managedcluster/controller.go (sync), OCM
+                    # v1.3.1), so this holds on the standby hub too.
                     **_ocm.wait_for("condition=HubAcceptedManagedCluster"),
                     # The registered agent updates its ManagedCluster (client configs, claims);
                     # keep ownership of the fields declared here when they overlap.
