@@ -320,39 +320,15 @@ class Database(pulumi.ComponentResource):
             if args.storage == ZONE_REDUNDANT
             else None
         )
-        claim = CLAIM[args.storage]
-        volume = k8s.core.v1.PersistentVolumeClaim(
+        volume = _data_claim(
             f"{name}-data",
-            metadata={
-                # Through the check: no claim is made or replaced before it passes.
-                "name": checked.apply(lambda _: claim),
-                "namespace": ns,
-                "labels": LABELS,
-                # Storage classes that bind on first use leave the claim Pending until the
-                # StatefulSet's pod exists; the StatefulSet's own readiness covers the volume.
-                "annotations": {"pulumi.com/skipAwait": "true"},
-            },
-            spec={
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": f"{args.storage_gb}Gi"}},
-                # Left out for the cluster's default class, as claims made before had it.
-                **(
-                    {"storageClassName": storage_class.metadata.name}
-                    if storage_class is not None
-                    else {}
-                ),
-            },
-            opts=pulumi.ResourceOptions.merge(
-                on_hub,
-                pulumi.ResourceOptions(
-                    protect=args.protect_data,
-                    depends_on=[
-                        namespace,
-                        *args.hub_cluster.storage_dependencies,
-                        *([storage_class] if storage_class else []),
-                    ],
-                ),
-            ),
+            namespace,
+            CLAIM[args.storage],
+            checked,
+            storage_class,
+            args,
+            args.hub_cluster,
+            on_hub,
         )
         # Headless: the StatefulSet's governing Service, and the one Pulumi does not wait on
         # for endpoints (a selector Service would wait for pods the StatefulSet has yet to make).
@@ -752,35 +728,8 @@ class Database(pulumi.ComponentResource):
         )
         if storage_class is None and cluster.cloud == "aws":
             storage_class = self._gp3_class(prefix, opts)
-        claim = CLAIM[storage]
-        volume = k8s.core.v1.PersistentVolumeClaim(
-            f"{prefix}-data",
-            metadata={
-                "name": checked.apply(lambda _: claim),
-                "namespace": namespace.metadata.name,
-                "labels": LABELS,
-                "annotations": {"pulumi.com/skipAwait": "true"},
-            },
-            spec={
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": f"{args.storage_gb}Gi"}},
-                **(
-                    {"storageClassName": storage_class.metadata.name}
-                    if storage_class is not None
-                    else {}
-                ),
-            },
-            opts=pulumi.ResourceOptions.merge(
-                opts,
-                pulumi.ResourceOptions(
-                    protect=args.protect_data,
-                    depends_on=[
-                        namespace,
-                        *cluster.storage_dependencies,
-                        *([storage_class] if storage_class else []),
-                    ],
-                ),
-            ),
+        volume = _data_claim(
+            f"{prefix}-data", namespace, CLAIM[storage], checked, storage_class, args, cluster, opts
         )
         return _Volume(claim=volume, storage=checked)
 
@@ -848,6 +797,52 @@ class Database(pulumi.ComponentResource):
             allow_volume_expansion=True,
             opts=on_hub,
         )
+
+
+def _data_claim(
+    resource_name: str,
+    namespace: k8s.core.v1.Namespace,
+    claim: str,
+    checked: pulumi.Output[str],
+    storage_class: k8s.storage.v1.StorageClass | None,
+    args: DatabaseArgs,
+    cluster: FleetCluster,
+    opts: pulumi.ResourceOptions,
+) -> k8s.core.v1.PersistentVolumeClaim:
+    """A home's data claim, Pulumi-owned so that `protectData` protects it."""
+    return k8s.core.v1.PersistentVolumeClaim(
+        resource_name,
+        metadata={
+            # Through the check: no claim is made or replaced before it passes.
+            "name": checked.apply(lambda _: claim),
+            "namespace": namespace.metadata.name,
+            "labels": LABELS,
+            # Storage classes that bind on first use leave the claim Pending until the
+            # StatefulSet's pod exists; the StatefulSet's own readiness covers the volume.
+            "annotations": {"pulumi.com/skipAwait": "true"},
+        },
+        spec={
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": f"{args.storage_gb}Gi"}},
+            # Left out for the cluster's default class, as claims made before had it.
+            **(
+                {"storageClassName": storage_class.metadata.name}
+                if storage_class is not None
+                else {}
+            ),
+        },
+        opts=pulumi.ResourceOptions.merge(
+            opts,
+            pulumi.ResourceOptions(
+                protect=args.protect_data,
+                depends_on=[
+                    namespace,
+                    *cluster.storage_dependencies,
+                    *([storage_class] if storage_class else []),
+                ],
+            ),
+        ),
+    )
 
 
 def app_user(password_generation: int) -> str:
