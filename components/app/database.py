@@ -24,6 +24,7 @@ from components.lifecycle.previous_run import (
 )
 from components.security import network_policies as netpol
 from components.security import pod_security
+from components.security.certificates import signed_server_certificate
 
 DATABASE_TYPE = "ocm-fleet:index:Database"
 
@@ -745,27 +746,14 @@ class Database(pulumi.ComponentResource):
         the primary's load balancer address: an IP or a DNS name, named as such. The in-cluster
         names serve the Jobs. Renewed by the `pulumi up` that runs in its last 30 days; the
         pod restarts on the new one (its digest is in the pod template)."""
-        child = pulumi.ResourceOptions(parent=self)
-        key = tls.PrivateKey(
-            f"{prefix}-server-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child
-        )
-        request = tls.CertRequest(
-            f"{prefix}-server-csr",
-            private_key_pem=key.private_key_pem,
-            subject={"common_name": "mariadb", "organization": "ocm-fleet"},
-            dns_names=address.apply(lambda a: [*IN_CLUSTER_NAMES, *([] if is_ip(a) else [a])]),
+        cert, key = signed_server_certificate(
+            f"{prefix}-server",
+            ca_key,
+            ca,
+            {"common_name": "mariadb", "organization": "ocm-fleet"},
+            address.apply(lambda a: [*IN_CLUSTER_NAMES, *([] if is_ip(a) else [a])]),
+            pulumi.ResourceOptions(parent=self),
             ip_addresses=address.apply(lambda a: [a] if is_ip(a) else []),
-            opts=child,
-        )
-        cert = tls.LocallySignedCert(
-            f"{prefix}-server-cert",
-            cert_request_pem=request.cert_request_pem,
-            ca_private_key_pem=ca_key.private_key_pem,
-            ca_cert_pem=ca.cert_pem,
-            validity_period_hours=365 * 24,
-            early_renewal_hours=30 * 24,
-            allowed_uses=["server_auth", "digital_signature", "key_encipherment"],
-            opts=child,
         )
         return cert.cert_pem, pulumi.Output.secret(key.private_key_pem)
 

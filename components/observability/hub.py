@@ -19,6 +19,7 @@ from components.edge import _haproxy, public_load_balancer
 from components.observability import _chart_images, _dashboard, _names, _prometheus, _receiver
 from components.ocm import _charts as _ocm
 from components.security import network_policies as netpol
+from components.security.certificates import signed_server_certificate
 from components.security.pod_security import locked_down_container, namespace_metadata
 
 FLEET_MONITORING_TYPE = "ocm-fleet:index:FleetMonitoring"
@@ -276,25 +277,13 @@ class FleetMonitoring(pulumi.ComponentResource):
             allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
             opts=child,
         )
-        key = tls.PrivateKey(
-            f"{name}-receiver-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child
-        )
-        request = tls.CertRequest(
-            f"{name}-receiver-csr",
-            private_key_pem=key.private_key_pem,
-            subject={"common_name": _prometheus.RECEIVER_SERVER_NAME},
-            dns_names=[_prometheus.RECEIVER_SERVER_NAME],
-            opts=child,
-        )
-        cert = tls.LocallySignedCert(
-            f"{name}-receiver-cert",
-            cert_request_pem=request.cert_request_pem,
-            ca_private_key_pem=ca_key.private_key_pem,
-            ca_cert_pem=ca.cert_pem,
-            validity_period_hours=365 * 24,
-            early_renewal_hours=30 * 24,
-            allowed_uses=["server_auth", "digital_signature", "key_encipherment"],
-            opts=child,
+        cert, key = signed_server_certificate(
+            f"{name}-receiver",
+            ca_key,
+            ca,
+            {"common_name": _prometheus.RECEIVER_SERVER_NAME},
+            [_prometheus.RECEIVER_SERVER_NAME],
+            child,
         )
         server_pem = pulumi.Output.secret(pulumi.Output.concat(cert.cert_pem, key.private_key_pem))
         return ca.cert_pem, server_pem
